@@ -1,0 +1,204 @@
+"""The self-contained model bundle: write it (training side) and load it (serve, bench).
+
+A bundle is a folder::
+
+    model.ts        TorchScript module; forward(x) -> (logits, relevance)
+                      x: float32 (B, 1, T, H, W) as produced by the bundle's eval transform
+                      logits: float32 (B,) uncalibrated log-odds of "detachment"
+                      relevance: float32 (B, T) temporal relevance, one value per input frame
+                    its extra file ``labral/spec.json`` carries the spec below
+    metadata.json   the same spec plus the SHA-256 of model.ts (MONAI-bundle spirit)
+    README.md       a short model card
+    model.onnx      optional, same forward, for ONNX Runtime
+
+The spec is a JSON dict with at least ``SPEC_REQUIRED_KEYS``. ``serve`` and ``bench`` take the
+eval transform, input spec, temperature and threshold from here and never redeclare them.
+No labral model code is needed to run a bundle: only torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from labral.errors import IncompatibleBundleError
+
+BUNDLE_SCHEMA_VERSION = 1
+SPEC_EXTRA_FILE = "labral/spec.json"
+SPEC_REQUIRED_KEYS = (
+    "schema_version",
+    "model_name",
+    "class_names",
+    "eval_transform",
+    "input_spec",
+    "temperature",
+    "threshold",
+)
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_spec(spec: dict[str, Any], where: str) -> None:
+    missing = [key for key in SPEC_REQUIRED_KEYS if key not in spec]
+    if missing:
+        raise IncompatibleBundleError(
+            f"{where}: bundle spec lacks {missing}; re-export the model with `labral export`"
+        )
+    if spec["schema_version"] != BUNDLE_SCHEMA_VERSION:
+        raise IncompatibleBundleError(
+            f"{where}: bundle schema_version {spec['schema_version']} but this labral reads "
+            f"version {BUNDLE_SCHEMA_VERSION}; re-export the model with this labral version"
+        )
+
+
+def write_bundle(
+    out_dir: str | Path,
+    scripted: torch.jit.ScriptModule,
+    spec: dict[str, Any],
+    model_card: str = "",
+) -> Path:
+    """Save a scripted model and its spec as a bundle folder; returns the folder.
+
+    Args:
+        out_dir: folder to create (parents too); existing files in it are replaced.
+        scripted: TorchScript module with forward(x (B,1,T,H,W)) -> (logits (B,), relevance (B,T)).
+        spec: the bundle spec; ``schema_version`` is filled in if absent.
+        model_card: Markdown written to README.md (a default stub is written if empty).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    spec = {"schema_version": BUNDLE_SCHEMA_VERSION, **spec}
+    _check_spec(spec, str(out))
+    model_path = out / "model.ts"
+    tmp = out / "model.ts.tmp"
+    torch.jit.save(scripted, str(tmp), _extra_files={SPEC_EXTRA_FILE: json.dumps(spec)})
+    tmp.replace(model_path)
+    metadata = {**spec, "files": {"model.ts": {"sha256": sha256_file(model_path)}}}
+    onnx_path = out / "model.onnx"
+    if onnx_path.exists():
+        metadata["files"]["model.onnx"] = {"sha256": sha256_file(onnx_path)}
+    (out / "metadata.json").write_text(json.dumps(metadata, indent=2, default=str))
+    (out / "README.md").write_text(model_card or f"# {spec['model_name']}\n")
+    return out
+
+
+@dataclass
+class Bundle:
+    """A loaded bundle: the TorchScript module, its spec and the SHA-256 of model.ts."""
+
+    path: Path
+    module: torch.jit.ScriptModule
+    spec: dict[str, Any]
+    sha256: str
+
+    @property
+    def temperature(self) -> float:
+        return float(self.spec["temperature"])
+
+    @property
+    def threshold(self) -> float:
+        return float(self.spec["threshold"])
+
+    @property
+    def name(self) -> str:
+        return str(self.spec["model_name"])
+
+    def identity(self) -> dict[str, Any]:
+        """Model name, version and SHA-256, for responses and reports."""
+        return {
+            "name": self.name,
+            "version": self.spec.get("model_version", self.spec.get("labral_version", "")),
+            "sha256": self.sha256,
+        }
+
+    @torch.inference_mode()
+    def predict(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Score a batch.
+
+        Args:
+            x: float32 (B, 1, T, H, W), the bundle's eval transform output.
+
+        Returns:
+            ``logits`` (B,), ``probability`` (B,) calibrated with the bundle's temperature,
+            ``decision`` (B,) bool at the bundle's threshold, ``relevance`` (B, T) in [0, 1]
+            (per clip, scaled so its maximum is 1).
+        """
+        logits, relevance = self.module(x)
+        probability = torch.sigmoid(logits.float() / self.temperature)
+        rel = relevance.float()
+        rel = rel - rel.amin(dim=1, keepdim=True)
+        rel = rel / rel.amax(dim=1, keepdim=True).clamp_min(1e-12)
+        return {
+            "logits": logits.float(),
+            "probability": probability,
+            "decision": probability >= self.threshold,
+            "relevance": rel,
+        }
+
+
+def read_bundle_spec(path: str | Path) -> dict[str, Any]:
+    """Read a bundle's spec from metadata.json without loading the model (cheap checks)."""
+    folder = Path(path)
+    meta = folder / "metadata.json"
+    if not meta.is_file():
+        raise IncompatibleBundleError(
+            f"{folder}: no metadata.json; point at a bundle folder written by `labral export`"
+        )
+    try:
+        spec = json.loads(meta.read_text())
+    except json.JSONDecodeError as exc:
+        raise IncompatibleBundleError(f"{meta}: not valid JSON ({exc})") from exc
+    _check_spec(spec, str(folder))
+    return spec
+
+
+def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> Bundle:
+    """Load a bundle folder (or its model.ts) and check it is one this labral can run.
+
+    Raises:
+        IncompatibleBundleError: missing files, bad spec, other schema version, or a
+            model.ts whose SHA-256 differs from metadata.json.
+    """
+    folder = Path(path)
+    if folder.is_file():
+        folder = folder.parent
+    model_path = folder / "model.ts"
+    if not model_path.is_file():
+        raise IncompatibleBundleError(
+            f"{folder}: no model.ts; point at a bundle folder written by `labral export`"
+        )
+    extra = {SPEC_EXTRA_FILE: ""}
+    try:
+        module = torch.jit.load(str(model_path), map_location=device, _extra_files=extra)
+    except Exception as exc:  # torch raises RuntimeError subclasses of many kinds
+        raise IncompatibleBundleError(f"{model_path}: cannot be loaded by torch ({exc})") from exc
+    if not extra[SPEC_EXTRA_FILE]:
+        raise IncompatibleBundleError(f"{model_path}: has no {SPEC_EXTRA_FILE}; not a labral bundle")
+    spec = json.loads(extra[SPEC_EXTRA_FILE])
+    _check_spec(spec, str(folder))
+    digest = sha256_file(model_path)
+    meta = folder / "metadata.json"
+    if meta.is_file():
+        recorded = json.loads(meta.read_text()).get("files", {}).get("model.ts", {}).get("sha256")
+        if recorded and recorded != digest:
+            raise IncompatibleBundleError(
+                f"{model_path}: SHA-256 {digest[:12]}... differs from metadata.json "
+                f"({recorded[:12]}...); the bundle was modified after export"
+            )
+    if not (math.isfinite(float(spec["temperature"])) and float(spec["temperature"]) > 0):
+        raise IncompatibleBundleError(f"{folder}: temperature must be a positive number")
+    module.eval()
+    return Bundle(path=folder, module=module, spec=spec, sha256=digest)
