@@ -186,7 +186,9 @@ def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> Bundle:
     except Exception as exc:  # torch raises RuntimeError subclasses of many kinds
         raise IncompatibleBundleError(f"{model_path}: cannot be loaded by torch ({exc})") from exc
     if not extra[SPEC_EXTRA_FILE]:
-        raise IncompatibleBundleError(f"{model_path}: has no {SPEC_EXTRA_FILE}; not a labral bundle")
+        raise IncompatibleBundleError(
+            f"{model_path}: has no {SPEC_EXTRA_FILE}; not a labral bundle"
+        )
     spec = json.loads(extra[SPEC_EXTRA_FILE])
     _check_spec(spec, str(folder))
     digest = sha256_file(model_path)

@@ -67,9 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     module_name, function_name, _ = COMMANDS[name]
     task = getattr(importlib.import_module(module_name), function_name)
-    app = hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name=name)(
-        _guarded(task)
-    )
+    app = hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name=name)(_guarded(task))
     sys.argv = [f"labral-{name}", *rest]
     app()
     return 0

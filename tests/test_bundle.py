@@ -1,0 +1,83 @@
+"""The bundle format: write, load, verify integrity, calibrated predictions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from labral.bundle import BUNDLE_SCHEMA_VERSION, load_bundle, read_bundle_spec, write_bundle
+from labral.errors import IncompatibleBundleError
+
+
+class _MeanModel(torch.nn.Module):
+    """logit = 10 * (mean intensity - 0.5); relevance = per-frame mean."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        per_frame = x.mean(dim=(1, 3, 4))
+        return 10.0 * (per_frame.mean(dim=1) - 0.5), per_frame
+
+
+def _spec(**changes: object) -> dict:
+    spec = {
+        "model_name": "mean-test",
+        "model_version": "0.0.1",
+        "class_names": ["intact", "detachment"],
+        "eval_transform": {"frames": 4, "fps": 10.0, "size": [8, 8], "windows": 1},
+        "input_spec": {"frames": 4, "fps": 10.0, "size": [8, 8], "channels": 1},
+        "temperature": 2.0,
+        "threshold": 0.5,
+    }
+    spec.update(changes)
+    return spec
+
+
+@pytest.fixture
+def bundle_dir(tmp_path: Path) -> Path:
+    return write_bundle(tmp_path / "b", torch.jit.script(_MeanModel()), _spec(), "# card\n")
+
+
+def test_round_trip_and_calibration(bundle_dir: Path) -> None:
+    bundle = load_bundle(bundle_dir)
+    assert bundle.spec["schema_version"] == BUNDLE_SCHEMA_VERSION
+    assert (
+        bundle.identity()["sha256"]
+        == json.loads((bundle_dir / "metadata.json").read_text())["files"]["model.ts"]["sha256"]
+    )
+    x = torch.zeros(2, 1, 4, 8, 8)
+    x[0] += 0.7  # logit 2 -> calibrated sigmoid(2 / 2) = 0.731
+    x[1] += 0.4  # logit -1 -> sigmoid(-0.5) = 0.378
+    x[0, :, 2] = 0.9  # frame 2 of clip 0 is the brightest
+    out = bundle.predict(x)
+    expected_logit0 = 10 * ((0.7 * 3 + 0.9) / 4 - 0.5)
+    assert out["logits"][0].item() == pytest.approx(expected_logit0, abs=1e-5)
+    assert out["probability"][1].item() == pytest.approx(torch.sigmoid(torch.tensor(-0.5)).item())
+    assert out["decision"].tolist() == [True, False]
+    assert out["relevance"].shape == (2, 4)
+    assert out["relevance"][0].argmax().item() == 2
+    assert out["relevance"].max().item() == pytest.approx(1.0)
+    assert (bundle_dir / "README.md").read_text() == "# card\n"
+
+
+def test_tampered_model_is_refused(bundle_dir: Path) -> None:
+    with open(bundle_dir / "model.ts", "ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(IncompatibleBundleError, match="SHA-256"):
+        load_bundle(bundle_dir)
+
+
+def test_other_schema_version_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(IncompatibleBundleError, match="schema_version"):
+        write_bundle(tmp_path / "old", torch.jit.script(_MeanModel()), _spec(schema_version=99))
+
+
+def test_missing_pieces_are_named(tmp_path: Path, bundle_dir: Path) -> None:
+    with pytest.raises(IncompatibleBundleError, match="no model.ts"):
+        load_bundle(tmp_path)
+    meta = json.loads((bundle_dir / "metadata.json").read_text())
+    del meta["threshold"]
+    (bundle_dir / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(IncompatibleBundleError, match="threshold"):
+        read_bundle_spec(bundle_dir)

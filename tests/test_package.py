@@ -1,0 +1,86 @@
+"""The package layout: one `labral` namespace over the repository folders, guarded."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import labral
+import labral.errors as errors
+from labral.cli import COMMANDS, main
+
+REPO = Path(__file__).resolve().parents[1]
+SUBPACKAGES = {
+    "labral.datasets": "datasets",
+    "labral.models": "models",
+    "labral.train": "train",
+    "labral.serve": "serve",
+    "labral.bench": "bench",
+    "labral.configs": "configs",
+}
+
+
+def _python(code: str, *, safe_path: bool) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONSAFEPATH"}
+    if safe_path:
+        env["PYTHONSAFEPATH"] = "1"
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True
+    )
+
+
+@pytest.mark.parametrize("name,folder", sorted(SUBPACKAGES.items()))
+def test_namespace_maps_each_folder(name: str, folder: str) -> None:
+    module = __import__(name, fromlist=["_"])
+    assert Path(module.__file__).resolve().parent == REPO / folder
+
+
+@pytest.mark.parametrize("folder", ["datasets", "models", "train", "serve", "bench"])
+def test_bare_folder_import_is_refused_by_the_guard(folder: str) -> None:
+    # Without PYTHONSAFEPATH the repo root is on sys.path, so the folder is found by its
+    # bare name: its __init__ must refuse to load.
+    result = _python(f"import {folder}", safe_path=False)
+    assert result.returncode != 0
+    assert f"labral.{folder}" in result.stderr
+    assert "ImportError" in result.stderr
+
+
+def test_safe_path_keeps_the_repo_root_off_sys_path() -> None:
+    result = _python(
+        "import sys, os; print(os.getcwd() in sys.path or '' in sys.path)", safe_path=True
+    )
+    assert result.stdout.strip() == "False"
+
+
+def test_version_is_set() -> None:
+    assert labral.__version__.count(".") == 2
+
+
+def test_error_codes_are_unique_and_statuses_are_http_errors() -> None:
+    classes = [
+        obj
+        for obj in vars(errors).values()
+        if isinstance(obj, type) and issubclass(obj, errors.LabralError)
+    ]
+    codes = [cls.code for cls in classes]
+    assert len(classes) >= 10
+    assert len(codes) == len(set(codes))
+    assert all(400 <= cls.http_status < 600 for cls in classes)
+    err = errors.OverLimitError("too many frames")
+    assert err.to_dict() == {"code": "over_limit", "message": "too many frames"}
+
+
+def test_cli_usage_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for name in COMMANDS:
+        assert name in out
+
+
+def test_cli_unknown_command_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["frobnicate"]) == 2
+    assert "unknown command" in capsys.readouterr().err
