@@ -1,0 +1,463 @@
+"""MONAI dictionary transforms from a decoded cine clip to the model's input tensor.
+
+The data dictionary that flows through these transforms:
+
+- ``"clip"``: a :class:`~labral.datasets.clip.Clip` (set by :class:`LoadCined` from a path,
+  ``bytes`` or a uint8 array; a ``Clip`` passes through unchanged).
+- ``"frames"``: uint8 (T, H, W) working frames; (N, T, H, W) after evaluation sampling.
+- ``"frame_index"``: int64, same leading shape as ``"frames"``: the source-frame index of
+  every working frame (so relevance can be mapped back onto the original clip).
+- ``"fps"``: frame rate of the working frames; ``"num_source_frames"``: T of the original clip.
+- ``"image"``: float32 tensor (1, T, H, W) for training or (N, 1, T, H, W) for evaluation,
+  values in [0, 1] (set by :class:`ToClipTensord`, which removes ``"frames"``).
+
+The pipeline is built in ONE place from the JSON spec ``{"frames", "fps", "size", "windows"}``
+carried inside the exported bundle (optional ``"crop"``: fractions ``[top, bottom, left,
+right]`` removed before resizing). Its deterministic head (load, resample, resize; see
+:func:`build_preprocess_transform`) is what :mod:`labral.datasets.cache` caches.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from labral.datasets.clip import Clip
+from monai.transforms import Compose, MapTransform, Randomizable, Transform
+
+from labral.errors import BadConfigError
+
+KeysLike = Hashable | Sequence[Hashable]
+Reader = Callable[[Any], Clip]
+
+SPEC_KEYS = ("frames", "fps", "size", "windows")
+
+
+def check_spec(spec: Mapping[str, Any], where: str = "eval_transform") -> dict[str, Any]:
+    """Validate an eval spec and return a normalised plain copy.
+
+    Args:
+        spec: ``{"frames": int >= 1, "fps": float > 0, "size": [H, W] ints >= 8,
+            "windows": int >= 1}``, optional ``"crop": [top, bottom, left, right]`` fractions.
+        where: prefix used to name the setting in error messages.
+
+    Returns:
+        dict with ``frames`` int, ``fps`` float, ``size`` [int, int], ``windows`` int and
+        ``crop`` (list of 4 floats or None).
+
+    Raises:
+        BadConfigError: a key is missing or a value is out of range (the message names it).
+    """
+    missing = [key for key in SPEC_KEYS if key not in spec]
+    if missing:
+        raise BadConfigError(f"{where}: missing {missing}; expected keys {list(SPEC_KEYS)}")
+    try:
+        frames, fps, windows = int(spec["frames"]), float(spec["fps"]), int(spec["windows"])
+        size = [int(v) for v in spec["size"]]
+        crop = spec.get("crop")
+        crop = None if crop is None else [float(v) for v in crop]
+    except (TypeError, ValueError) as exc:
+        raise BadConfigError(f"{where}: non-numeric value in {dict(spec)} ({exc})") from exc
+    if frames < 1:
+        raise BadConfigError(f"{where}.frames must be >= 1, got {frames}")
+    if not (fps > 0 and math.isfinite(fps)):
+        raise BadConfigError(f"{where}.fps must be a positive number, got {fps}")
+    if len(size) != 2 or min(size) < 8:
+        raise BadConfigError(f"{where}.size must be [H, W] with both >= 8, got {size}")
+    if windows < 1:
+        raise BadConfigError(f"{where}.windows must be >= 1, got {windows}")
+    if crop is not None and (
+        len(crop) != 4 or min(crop) < 0 or crop[0] + crop[1] >= 1 or crop[2] + crop[3] >= 1
+    ):
+        raise BadConfigError(
+            f"{where}.crop must be [top, bottom, left, right] fractions >= 0 that leave part of "
+            f"the image (top + bottom < 1, left + right < 1), got {crop}"
+        )
+    return {"frames": frames, "fps": fps, "size": size, "windows": windows, "crop": crop}
+
+
+def resample_indices(num_frames: int, source_fps: float, target_fps: float) -> np.ndarray:
+    """Nearest source frame for every output time ``k / target_fps`` within the clip.
+
+    Args:
+        num_frames: T of the source clip (>= 1).
+        source_fps: source frame rate (> 0).
+        target_fps: wanted frame rate (> 0).
+
+    Returns:
+        int64 (T_out,) non-decreasing source indices, ``T_out = ceil(T * target / source)``.
+    """
+    ratio = source_fps / target_fps
+    count = max(1, math.ceil(num_frames / ratio - 1e-9))
+    index = np.floor(np.arange(count) * ratio + 0.5).astype(np.int64)
+    return np.minimum(index, num_frames - 1)
+
+
+def window_indices(num_frames: int, length: int, starts: Sequence[int]) -> np.ndarray:
+    """Indices of fixed-length windows; a clip shorter than ``length`` repeats its last frame.
+
+    Args:
+        num_frames: frames available (>= 1).
+        length: frames per window.
+        starts: first index of each window.
+
+    Returns:
+        int64 (len(starts), length) indices into the available frames.
+    """
+    offsets = np.arange(length, dtype=np.int64)
+    rows = [np.minimum(int(start) + offsets, num_frames - 1) for start in starts]
+    return np.stack(rows).astype(np.int64)
+
+
+def evenly_spaced_starts(num_frames: int, length: int, windows: int) -> list[int]:
+    """Starts of ``windows`` evenly spaced windows; one window is centred."""
+    span = max(0, num_frames - length)
+    if windows == 1:
+        return [span // 2]
+    return [int(round(v)) for v in np.linspace(0, span, windows)]
+
+
+class ResampleFPS(Transform):
+    """Array transform: frames (T, H, W) at ``fps`` -> (T_out, H, W) at ``target_fps``."""
+
+    def __init__(self, target_fps: float) -> None:
+        self.target_fps = float(target_fps)
+
+    def __call__(self, frames: np.ndarray, fps: float) -> tuple[np.ndarray, np.ndarray]:
+        """Returns the selected frames and their int64 (T_out,) source indices."""
+        index = resample_indices(frames.shape[0], fps, self.target_fps)
+        return frames[index], index
+
+
+class ResizeClip(Transform):
+    """Array transform: uint8 (..., H, W) -> uint8 (..., h, w), antialiased bilinear.
+
+    The same resize is applied to every frame. ``crop`` ([top, bottom, left, right] fractions)
+    is removed first.
+    """
+
+    def __init__(self, size: Sequence[int], crop: Sequence[float] | None = None) -> None:
+        self.size = (int(size[0]), int(size[1]))
+        self.crop = None if crop is None else tuple(float(v) for v in crop)
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        """Args: frames uint8 (..., H, W). Returns: uint8 (..., h, w)."""
+        if self.crop is not None:
+            height, width = frames.shape[-2:]
+            top, bottom, left, right = self.crop
+            r0, r1 = int(round(top * height)), height - int(round(bottom * height))
+            c0, c1 = int(round(left * width)), width - int(round(right * width))
+            frames = frames[..., r0 : max(r1, r0 + 1), c0 : max(c1, c0 + 1)]
+        return resize_frames(frames, self.size)
+
+
+def resize_frames(frames: np.ndarray, size: Sequence[int]) -> np.ndarray:
+    """Resize uint8 or float32 frames (..., H, W) to (..., h, w); dtype is kept.
+
+    Antialiased bilinear (torch), so downscaling averages like an area filter.
+    """
+    lead, (height, width) = frames.shape[:-2], frames.shape[-2:]
+    if (height, width) == tuple(size):
+        return frames
+    tensor = torch.from_numpy(np.ascontiguousarray(frames)).reshape(-1, 1, height, width)
+    out = F.interpolate(
+        tensor.float(), size=tuple(size), mode="bilinear", antialias=True, align_corners=False
+    )
+    out = out.reshape(*lead, *size).numpy()
+    if frames.dtype == np.uint8:
+        return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    return out.astype(frames.dtype, copy=False)
+
+
+class ScaleUint8(Transform):
+    """Array transform: uint8 [0, 255] -> float32 [0, 1] (fixed scale, not per-clip min-max).
+
+    A fixed scale keeps gain differences between clips visible to the model.
+    """
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        """Args: frames uint8 (...). Returns: float32 (...) in [0, 1]."""
+        if frames.dtype == np.uint8:
+            return frames.astype(np.float32) * np.float32(1 / 255)
+        return np.clip(frames, 0.0, 1.0).astype(np.float32, copy=False)
+
+
+class LoadCined(MapTransform):
+    """Read ``data[key]`` (path, bytes or uint8 array) into a Clip and start the working frames.
+
+    Sets ``"clip"`` (Clip), ``"frames"`` uint8 (T, H, W), ``"frame_index"`` int64 (T,),
+    ``"fps"`` and ``"num_source_frames"``.
+
+    Raises:
+        LabralError: whatever the reader raises for a bad file (not DICOM, corrupt, ...).
+    """
+
+    def __init__(self, keys: KeysLike = "clip", reader: Reader | None = None) -> None:
+        super().__init__(keys)
+        self.reader = reader
+
+    def _read(self, source: Any) -> Clip:
+        if isinstance(source, Clip):
+            return source
+        if self.reader is not None:
+            return self.reader(source)
+        from labral.datasets.reader import read_cine  # imported late: the reader is optional
+
+        return read_cine(source)
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            clip = self._read(d[key])
+            d[key] = clip
+            d["frames"] = clip.frames
+            d["frame_index"] = np.arange(clip.num_frames, dtype=np.int64)
+            d["fps"] = float(clip.fps)
+            d["num_source_frames"] = clip.num_frames
+        return d
+
+
+class ResampleFPSd(MapTransform):
+    """Nearest-frame resampling of ``keys`` (T, H, W) from ``data["fps"]`` to ``target_fps``.
+
+    ``"frame_index"`` is indexed the same way, so it keeps naming source frames.
+    """
+
+    def __init__(self, keys: KeysLike = "frames", target_fps: float = 10.0) -> None:
+        super().__init__(keys)
+        self.target_fps = float(target_fps)
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        keys = list(self.key_iterator(d))
+        index = resample_indices(d[keys[0]].shape[0], d["fps"], self.target_fps)
+        for key in keys:
+            d[key] = d[key][index]
+        d["frame_index"] = np.asarray(d["frame_index"])[index]
+        d["fps"] = self.target_fps
+        return d
+
+
+class ResizeClipd(MapTransform):
+    """Dictionary version of :class:`ResizeClip`: every key (..., H, W) -> (..., h, w)."""
+
+    def __init__(
+        self, keys: KeysLike = "frames", size: Sequence[int] = (96, 96), crop=None
+    ) -> None:
+        super().__init__(keys)
+        self.resizer = ResizeClip(size, crop)
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = self.resizer(d[key])
+        return d
+
+
+class SampleFramesd(Randomizable, MapTransform):
+    """Pick a fixed number of frames from ``keys`` (T, H, W); ``"frame_index"`` follows.
+
+    Modes:
+        ``"random"`` (training): one window at a random start -> (length, H, W).
+        ``"windows"`` (evaluation): ``windows`` evenly spaced windows (one = the centre
+        window) -> (N, length, H, W); ``"frame_index"`` becomes (N, length).
+    A clip shorter than ``length`` repeats its last frame.
+    """
+
+    def __init__(
+        self, keys: KeysLike = "frames", length: int = 16, mode: str = "windows", windows: int = 1
+    ) -> None:
+        MapTransform.__init__(self, keys)
+        if mode not in ("random", "windows"):
+            raise BadConfigError(f"SampleFramesd.mode must be 'random' or 'windows', got {mode}")
+        self.length, self.mode, self.windows = int(length), mode, int(windows)
+        self._start = 0
+
+    def randomize(self, data: int) -> None:
+        """Draw the window start for a clip of ``data`` frames (training mode)."""
+        self._start = int(self.R.randint(0, max(0, data - self.length) + 1))
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        keys = list(self.key_iterator(d))
+        num = d[keys[0]].shape[0]
+        if self.mode == "random":
+            self.randomize(num)
+            index = window_indices(num, self.length, [self._start])[0]
+        else:
+            index = window_indices(
+                num, self.length, evenly_spaced_starts(num, self.length, self.windows)
+            )
+        for key in keys:
+            d[key] = d[key][index]
+        d["frame_index"] = np.asarray(d["frame_index"])[index]
+        return d
+
+
+class ScaleUint8d(MapTransform):
+    """Dictionary version of :class:`ScaleUint8`: uint8 -> float32 in [0, 1]."""
+
+    def __init__(self, keys: KeysLike = "frames") -> None:
+        super().__init__(keys)
+        self.scaler = ScaleUint8()
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = self.scaler(d[key])
+        return d
+
+
+class ToClipTensord(MapTransform):
+    """``"frames"`` (T, H, W) or (N, T, H, W) -> ``"image"`` float32 (1, T, H, W) / (N, 1, T, H, W).
+
+    Also turns ``"frame_index"`` into an int64 tensor. ``"frames"`` is removed.
+    """
+
+    def __init__(self, keys: KeysLike = "frames", output_key: str = "image") -> None:
+        super().__init__(keys)
+        self.output_key = output_key
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            frames = np.clip(np.asarray(d.pop(key), dtype=np.float32), 0.0, 1.0)
+            d[self.output_key] = torch.from_numpy(np.expand_dims(frames, axis=-4).copy())
+        d["frame_index"] = torch.as_tensor(np.asarray(d["frame_index"]), dtype=torch.int64)
+        return d
+
+
+def build_preprocess_transform(spec: Mapping[str, Any], reader: Reader | None = None) -> Compose:
+    """The deterministic, cacheable head: load -> resample to spec fps -> resize to spec size.
+
+    Args:
+        spec: the eval spec (see :func:`check_spec`).
+        reader: ``source -> Clip``; default :func:`labral.datasets.reader.read_cine`.
+
+    Returns:
+        Compose mapping ``{"clip": source}`` to a dict with uint8 ``"frames"`` (T', h, w),
+        int64 ``"frame_index"`` (T',), ``"fps"`` and ``"num_source_frames"``.
+    """
+    spec = check_spec(spec)
+    return Compose(
+        [
+            LoadCined("clip", reader=reader),
+            ResampleFPSd("frames", target_fps=spec["fps"]),
+            ResizeClipd("frames", size=spec["size"], crop=spec["crop"]),
+        ]
+    )
+
+
+def build_eval_sampling(spec: Mapping[str, Any]) -> Compose:
+    """The evaluation tail: N evenly spaced windows -> float32 (N, 1, T, H, W) ``"image"``."""
+    spec = check_spec(spec)
+    return Compose(
+        [
+            SampleFramesd("frames", length=spec["frames"], mode="windows", windows=spec["windows"]),
+            ScaleUint8d("frames"),
+            ToClipTensord("frames"),
+        ]
+    )
+
+
+def build_train_sampling(
+    spec: Mapping[str, Any], augment: Mapping[str, Any] | None, seed: int | None = None
+) -> Compose:
+    """The training tail: random window + ultrasound augmentation -> float32 (1, T, H, W)."""
+    from labral.datasets.augment import build_augmentations
+
+    spec = check_spec(spec)
+    tail = Compose(
+        [
+            SampleFramesd("frames", length=spec["frames"], mode="random"),
+            *build_augmentations(augment or {}, keys="frames"),
+            ToClipTensord("frames"),
+        ]
+    )
+    if seed is not None:
+        tail.set_random_state(seed=seed)
+    return tail
+
+
+def build_eval_transform(spec: Mapping[str, Any], reader: Reader | None = None) -> Compose:
+    """The evaluation transform, deterministic; the bundle stores ``spec``, not code.
+
+    Args:
+        spec: ``{"frames", "fps", "size", "windows"}`` (see :func:`check_spec`).
+        reader: ``source -> Clip``; default :func:`labral.datasets.reader.read_cine`.
+
+    Returns:
+        Callable mapping ``{"clip": Clip | path | bytes | array, ...}`` to the same dict plus
+        ``"image"`` float32 tensor (N, 1, T, H, W) in [0, 1] and ``"frame_index"`` int64
+        tensor (N, T) of source-frame indices (N = ``spec["windows"]``).
+
+    Raises:
+        BadConfigError: an invalid spec (the message names the key).
+    """
+    head = build_preprocess_transform(spec, reader)
+    return Compose([*head.transforms, *build_eval_sampling(spec).transforms])
+
+
+def build_train_transform(
+    spec: Mapping[str, Any],
+    augment: Mapping[str, Any] | None,
+    seed: int | None = None,
+    reader: Reader | None = None,
+) -> Compose:
+    """The training transform: the eval geometry (same fps and size) plus augmentation.
+
+    Args:
+        spec: the eval spec; ``windows`` is ignored (one random window).
+        augment: the ``augment`` config mapping (see ``configs/transforms/default.yaml``).
+        seed: seeds every random transform (``Compose.set_random_state``) when given.
+        reader: ``source -> Clip``; default :func:`labral.datasets.reader.read_cine`.
+
+    Returns:
+        Callable adding ``"image"`` float32 tensor (1, T, H, W) in [0, 1] and
+        ``"frame_index"`` int64 tensor (T,).
+
+    Raises:
+        BadConfigError: an invalid spec or augmentation setting (named in the message).
+    """
+    head = build_preprocess_transform(spec, reader)
+    return Compose([*head.transforms, *build_train_sampling(spec, augment, seed).transforms])
+
+
+def relevance_to_source_frames(
+    relevance: np.ndarray | torch.Tensor,
+    frame_index: np.ndarray | torch.Tensor,
+    num_source_frames: int,
+) -> np.ndarray:
+    """Map model-frame relevance back onto the frames of the original clip.
+
+    Args:
+        relevance: float (N, T) (or (T,)) relevance of every model frame.
+        frame_index: int (N, T) (or (T,)) source-frame index of every model frame.
+        num_source_frames: T of the original clip.
+
+    Returns:
+        float32 (num_source_frames,): the max over windows (and repeats) where a source frame
+        was sampled; elsewhere the value of the nearest sampled frame (ties: the earlier one).
+
+    Raises:
+        ValueError: shapes differ, or an index is outside [0, num_source_frames).
+    """
+    rel = np.asarray(torch.as_tensor(relevance).detach().cpu(), dtype=np.float32).reshape(-1)
+    idx = np.asarray(torch.as_tensor(frame_index).cpu(), dtype=np.int64).reshape(-1)
+    if rel.shape != idx.shape:
+        raise ValueError(f"relevance {rel.shape} and frame_index {idx.shape} differ in size")
+    if idx.size == 0 or idx.min() < 0 or idx.max() >= num_source_frames:
+        raise ValueError(f"frame_index must lie in [0, {num_source_frames}); got {idx}")
+    best = np.full(num_source_frames, -np.inf, dtype=np.float32)
+    np.maximum.at(best, idx, rel)
+    sampled = np.flatnonzero(np.isfinite(best))
+    pos = np.searchsorted(sampled, np.arange(num_source_frames))
+    left = sampled[np.clip(pos - 1, 0, len(sampled) - 1)]
+    right = sampled[np.clip(pos, 0, len(sampled) - 1)]
+    frames = np.arange(num_source_frames)
+    nearest = np.where(np.abs(frames - left) <= np.abs(right - frames), left, right)
+    return best[nearest]
