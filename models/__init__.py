@@ -1,4 +1,14 @@
-"""The `labral.models` package of labral."""
+"""labral's networks, one file per architecture, all built by Hydra ``_target_``.
+
+Every network maps float32 (B, 1, T, H, W) to logits (B,) and has
+``forward_with_relevance(x) -> (logits (B,), relevance (B, T))`` with
+``logits == relevance.mean(dim=1)``; all are TorchScript-able.
+
+- ``labral.models.compact.CompactVideoNet``: the default (2+1)D CNN for CPU work.
+- ``labral.models.video_resnet.VideoResNet``: torchvision r2plus1d_18 / r3d_18 / mc3_18.
+- ``labral.models.still_frame.StillFrameNet``: per-frame 2-D CNN, blind to motion.
+- ``labral.models.describe.describe_model``: parameters and FLOPs per clip.
+"""
 
 if __name__ != "labral.models":  # guard: this folder must never be importable under a bare name
     raise ImportError(
