@@ -1,0 +1,364 @@
+"""Generate a synthetic cine data set: patients, hips, clips -> DICOM files + a manifest.
+
+The plan (who, which hip, which clip type, which split, which seed) is drawn up front from
+the data set seed alone, so every clip is an independent job whose pixels depend only on
+its own seeds: the result is the same for any worker count. Jobs stream through a process
+pool (``imap``, chunked, in order); each worker writes its files and returns one small
+manifest row, so memory stays bounded however many clips are made.
+
+Output under ``out``::
+
+    manifest.jsonl        one row per clip (path relative to the manifest)
+    dataset.json          counts by split/type/label, seed, settings, content fingerprint
+    clips/P0007/P0007_R_c01.dcm  (+ .mp4 beside it with formats.mp4=true)
+    preview/              contact sheet + one GIF per type (see preview.py)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing as mp
+import time
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from labral.datasets.synth.dicom_writer import write_cine_dicom
+from labral.datasets.synth.settings import SPLIT_NAMES, SynthSettings
+from labral.datasets.synth.types import NEGATIVE_TYPES, POSITIVE_TYPE, SynthClip
+from labral.datasets.synth.video_writer import write_mp4
+from omegaconf import DictConfig
+from tqdm.auto import tqdm
+
+MANIFEST_NAME = "manifest.jsonl"
+SUMMARY_NAME = "dataset.json"
+
+
+@dataclass(frozen=True)
+class ClipJob:
+    """Everything needed to make one clip, independent of any other job.
+
+    Attributes:
+        index: position in the manifest (0-based).
+        patient: synthetic patient id, e.g. ``"P0007"``.
+        patient_seed: seed passed to ``draw_patient`` (same for all clips of a patient).
+        side: ``"R"`` or ``"L"``.
+        clip: clip number within the hip (0-based).
+        clip_type: ``"positive"`` or one of ``NEGATIVE_TYPES``.
+        seed: seed passed to ``generate_clip``.
+        fps: frame rate of the clip.
+        split: ``"train"``, ``"val"`` or ``"test"`` (by patient).
+        syntax: DICOM transfer syntax key (``"jpeg"`` or ``"explicit"``).
+        relpath: DICOM path relative to the output folder.
+    """
+
+    index: int
+    patient: str
+    patient_seed: int
+    side: str
+    clip: int
+    clip_type: str
+    seed: int
+    fps: float
+    split: str
+    syntax: str
+    relpath: str
+
+
+def _child_seed(*key: int) -> int:
+    """A 32-bit seed derived from integer key parts (stable across runs and platforms)."""
+    return int(np.random.SeedSequence(list(key)).generate_state(1)[0])
+
+
+def allocate_counts(total: int, weights: Mapping[str, float]) -> dict[str, int]:
+    """Split ``total`` into integer counts proportional to ``weights`` (largest remainder).
+
+    Args:
+        total: number of items to share out, >= 0.
+        weights: non-negative weight per name (zero-weight names get 0).
+
+    Returns:
+        name -> count, summing to ``total`` (all zeros if every weight is 0).
+    """
+    names = [n for n, w in weights.items() if w > 0]
+    if total <= 0 or not names:
+        return dict.fromkeys(weights, 0)
+    wsum = sum(weights[n] for n in names)
+    exact = {n: total * weights[n] / wsum for n in names}
+    counts = {n: int(np.floor(v)) for n, v in exact.items()}
+    by_remainder = sorted(names, key=lambda n: (-(exact[n] - counts[n]), names.index(n)))
+    for name in by_remainder[: total - sum(counts.values())]:
+        counts[name] += 1
+    return {n: counts.get(n, 0) for n in weights}
+
+
+def assign_splits(
+    n_patients: int, fractions: Mapping[str, float], rng: np.random.Generator
+) -> list[str]:
+    """Assign each patient to one split, every split with a fraction > 0 non-empty if possible.
+
+    Args:
+        n_patients: number of patients.
+        fractions: split name -> fraction (summing to 1).
+        rng: random generator used to shuffle patients.
+
+    Returns:
+        Split name per patient index.
+    """
+    wanted = [s for s in SPLIT_NAMES if fractions.get(s, 0.0) > 0]
+    counts = allocate_counts(n_patients, {s: fractions.get(s, 0.0) for s in wanted})
+    if n_patients >= len(wanted):  # take one from the largest split for each empty one
+        for split in wanted:
+            if counts[split] == 0:
+                donor = max(wanted, key=lambda s: counts[s])
+                counts[donor] -= 1
+                counts[split] += 1
+    labels = [s for s in wanted for _ in range(counts[s])]
+    order = rng.permutation(n_patients)
+    result = [""] * n_patients
+    for slot, patient in enumerate(order):
+        result[int(patient)] = labels[slot]
+    return result
+
+
+def plan_dataset(settings: SynthSettings) -> list[ClipJob]:
+    """Draw the whole data set's structure (no pixels) from ``settings.seed``.
+
+    Patients get 1-2 hips and several clips per hip; clip types are shared out exactly by
+    ``prevalence`` and ``negative_mix`` (largest remainder) and shuffled; splits are by
+    patient.
+
+    Returns:
+        One job per clip, in manifest order.
+    """
+    rng = np.random.default_rng([settings.seed, 1])
+    hips: list[tuple[int, str, int]] = []  # (patient index, side, clips)
+    for p in range(settings.n_patients):
+        n_hips = int(rng.integers(settings.hips_per_patient[0], settings.hips_per_patient[1] + 1))
+        sides = ["R", "L"] if n_hips == 2 else [str(rng.choice(["R", "L"]))]
+        for side in sides:
+            lo, hi = settings.clips_per_hip
+            hips.append((p, side, int(rng.integers(lo, hi + 1))))
+    total = sum(n for _, _, n in hips)
+    n_pos = int(round(settings.prevalence * total))
+    negatives = allocate_counts(total - n_pos, settings.negative_mix)
+    types = [POSITIVE_TYPE] * n_pos
+    types += [t for t in NEGATIVE_TYPES for _ in range(negatives.get(t, 0))]
+    types = [types[i] for i in rng.permutation(total)]
+    splits = assign_splits(settings.n_patients, settings.splits, rng)
+    fps = rng.integers(settings.fps_range[0], settings.fps_range[1] + 1, size=total)
+
+    jobs: list[ClipJob] = []
+    for p, side, n_clips in hips:
+        patient = f"P{p:04d}"
+        for k in range(n_clips):
+            index = len(jobs)
+            syntax = settings.dicom_syntax
+            if syntax == "mixed":
+                syntax = "jpeg" if index % 2 == 0 else "explicit"
+            jobs.append(
+                ClipJob(
+                    index=index,
+                    patient=patient,
+                    patient_seed=_child_seed(settings.seed, p),
+                    side=side,
+                    clip=k,
+                    clip_type=types[index],
+                    seed=_child_seed(settings.seed, p, 1 if side == "R" else 2, k),
+                    fps=float(fps[index]),
+                    split=splits[p],
+                    syntax=syntax,
+                    relpath=f"clips/{patient}/{patient}_{side}_c{k:02d}.dcm",
+                )
+            )
+    return jobs
+
+
+@lru_cache(maxsize=8)
+def _anatomy(patient_seed: int) -> dict[str, Any]:
+    from labral.datasets.synth.generate import draw_patient
+
+    return draw_patient(patient_seed)
+
+
+def render_job(job: ClipJob, settings: SynthSettings) -> SynthClip:
+    """Generate the pixels and ground truth of one planned clip (no files written).
+
+    Returns:
+        The ``SynthClip`` (frames uint8 (T, H, W), extrusion mask bool (T, H, W), ...).
+    """
+    from labral.datasets.synth.generate import generate_clip
+
+    return generate_clip(
+        _anatomy(job.patient_seed),
+        job.clip_type,
+        job.seed,
+        frames=settings.frames,
+        height=settings.height,
+        width=settings.width,
+        fps=job.fps,
+        side=job.side,
+        overrides=dict(settings.overrides) or None,
+    )
+
+
+def _json_ready(value: Any) -> Any:
+    """Convert NumPy scalars/arrays and tuples inside ``value`` to plain JSON types."""
+    if isinstance(value, Mapping):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def make_clip_files(job: ClipJob, settings: SynthSettings) -> tuple[dict[str, Any], str]:
+    """Generate one clip, write its DICOM (and MP4), and return its manifest row.
+
+    Returns:
+        (row, SHA-256 hex of the written DICOM bytes).
+    """
+    clip = render_job(job, settings)
+    path = settings.out / job.relpath
+    identity = {"patient": job.patient, "side": job.side, "clip": job.clip}
+    identity["dataset_seed"] = settings.seed
+    write_cine_dicom(
+        clip,
+        path,
+        syntax=job.syntax,
+        jpeg_quality=settings.jpeg_quality,
+        burned_in_text=settings.burned_in_text,
+        patient=identity,
+    )
+    row: dict[str, Any] = {
+        "path": job.relpath,
+        "label": int(clip.label),
+        "patient": job.patient,
+        "side": job.side,
+        "clip": job.clip,
+        "clip_type": clip.clip_type,
+        "split": job.split,
+        "fps": float(clip.fps),
+        "frames": int(clip.frames.shape[0]),
+        "extrusion_frames": [int(i) for i in clip.extrusion_frames],
+        "seed": job.seed,
+        "params": _json_ready(clip.params),
+    }
+    if settings.mp4:
+        mp4_rel = str(Path(job.relpath).with_suffix(".mp4"))
+        write_mp4(clip.frames, clip.fps, settings.out / mp4_rel)
+        row["mp4"] = mp4_rel
+    return row, hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+_WORKER_SETTINGS: SynthSettings | None = None
+
+
+def _init_worker(settings: SynthSettings) -> None:
+    global _WORKER_SETTINGS
+    _WORKER_SETTINGS = settings
+
+
+def _worker(job: ClipJob) -> tuple[dict[str, Any], str]:
+    assert _WORKER_SETTINGS is not None, "worker used before _init_worker"
+    return make_clip_files(job, _WORKER_SETTINGS)
+
+
+def iter_clip_rows(
+    jobs: list[ClipJob], settings: SynthSettings
+) -> Iterator[tuple[dict[str, Any], str]]:
+    """Run the jobs (in this process for one worker, else a pool) and yield rows in order."""
+    workers = min(settings.resolved_workers, max(1, len(jobs)))
+    if workers == 1:
+        for job in jobs:
+            yield make_clip_files(job, settings)
+        return
+    methods = mp.get_all_start_methods()
+    context = mp.get_context("fork" if "fork" in methods else "spawn")
+    with context.Pool(workers, initializer=_init_worker, initargs=(settings,)) as pool:
+        yield from pool.imap(_worker, jobs, chunksize=settings.chunksize)
+
+
+def summarize(rows: list[dict[str, Any]], settings: SynthSettings, fingerprint: str) -> dict:
+    """The ``dataset.json`` content: counts by split, type and label, seed, settings."""
+    by_split: dict[str, dict[str, int]] = {}
+    for split in SPLIT_NAMES:
+        in_split = [r for r in rows if r["split"] == split]
+        by_split[split] = {
+            "clips": len(in_split),
+            "patients": len({r["patient"] for r in in_split}),
+            "positive": sum(r["label"] for r in in_split),
+            "negative": sum(1 - r["label"] for r in in_split),
+        }
+    return {
+        "name": "labral-synth",
+        "manifest": MANIFEST_NAME,
+        "seed": settings.seed,
+        "clips": len(rows),
+        "patients": len({r["patient"] for r in rows}),
+        "hips": len({(r["patient"], r["side"]) for r in rows}),
+        "by_split": by_split,
+        "by_type": dict(sorted(Counter(r["clip_type"] for r in rows).items())),
+        "by_label": {str(k): v for k, v in sorted(Counter(r["label"] for r in rows).items())},
+        "fingerprint": fingerprint,
+        "settings": settings.to_json(),
+    }
+
+
+def synthesize(cfg: DictConfig | Mapping[str, Any] | SynthSettings) -> Path:
+    """Generate a data set: DICOM clips, ``manifest.jsonl``, ``dataset.json``, a preview.
+
+    Args:
+        cfg: a ``synth`` config (``configs/synth.yaml``) or already-checked settings.
+
+    Returns:
+        Path of ``manifest.jsonl`` under ``out``.
+
+    Raises:
+        BadConfigError: a bad setting (named), before any clip is generated.
+    """
+    settings = cfg if isinstance(cfg, SynthSettings) else SynthSettings.from_config(cfg)
+    settings.out.mkdir(parents=True, exist_ok=True)
+    jobs = plan_dataset(settings)
+    manifest = settings.out / MANIFEST_NAME
+    partial = manifest.with_suffix(".jsonl.partial")
+    digest = hashlib.sha256()
+    rows: list[dict[str, Any]] = []  # small dicts only; pixels never stay in memory
+    started = time.perf_counter()
+    bar = tqdm(total=len(jobs), unit="clip", desc="labral synth", disable=not settings.progress)
+    with partial.open("w", encoding="utf-8") as handle, bar:
+        for row, file_hash in iter_clip_rows(jobs, settings):
+            line = json.dumps(row, sort_keys=True)
+            handle.write(line + "\n")
+            digest.update(line.encode() + file_hash.encode())
+            rows.append({k: row[k] for k in ("patient", "side", "split", "label", "clip_type")})
+            bar.update(1)
+    partial.replace(manifest)
+    summary = summarize(rows, settings, digest.hexdigest())
+    seconds = time.perf_counter() - started
+    # "run" is the only part of dataset.json that differs between identical runs.
+    summary["run"] = {
+        "seconds": round(seconds, 3),
+        "clips_per_s": round(len(rows) / max(seconds, 1e-9), 2),
+        "workers": min(settings.resolved_workers, max(1, len(jobs))),
+    }
+    if settings.preview:
+        from labral.datasets.synth.preview import write_preview
+
+        paths = write_preview(jobs, settings, settings.out / "preview")
+        summary["preview"] = [str(p.relative_to(settings.out)) for p in paths]
+    (settings.out / SUMMARY_NAME).write_text(json.dumps(summary, indent=2) + "\n")
+    return manifest
+
+
+def job_as_dict(job: ClipJob) -> dict[str, Any]:
+    """JSON-ready view of a job (used in logs and tests)."""
+    return asdict(job)

@@ -1,0 +1,271 @@
+"""Validated settings of ``labral synth``: every check runs at once, before any work.
+
+``SynthSettings.from_config(cfg)`` turns the Hydra config (``configs/synth.yaml``) into a
+frozen, typed object, or raises :class:`labral.errors.BadConfigError` whose message names
+the setting (``clip.frames=2: ...``) and says what would work.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from labral.datasets.synth.types import NEGATIVE_TYPES
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from labral.errors import BadConfigError
+
+SPLIT_NAMES = ("train", "val", "test")
+DICOM_SYNTAXES = ("jpeg", "explicit", "mixed")
+MIN_FRAMES, MIN_SIDE, MAX_SIDE = 4, 32, 1024
+
+
+def _bad(setting: str, value: Any, why: str) -> BadConfigError:
+    return BadConfigError(f"{setting}={value!r}: {why}")
+
+
+def _as_int(setting: str, value: Any, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
+        raise _bad(setting, value, "must be a whole number")
+    if value < low or (high is not None and value > high):
+        limits = f"between {low} and {high}" if high is not None else f">= {low}"
+        raise _bad(setting, value, f"must be {limits}")
+    return int(value)
+
+
+def _as_float(setting: str, value: Any, low: float, high: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _bad(setting, value, "must be a finite number")
+    if value < low or (high is not None and value > high):
+        limits = f"in [{low}, {high}]" if high is not None else f">= {low}"
+        raise _bad(setting, value, f"must be {limits}")
+    return float(value)
+
+
+def _as_range(setting: str, value: Any, low: int, high: int) -> tuple[int, int]:
+    """An inclusive ``[lo, hi]`` pair of whole numbers (a single number means ``[n, n]``)."""
+    pair = list(value) if isinstance(value, list | tuple) else [value, value]
+    if len(pair) != 2:
+        raise _bad(setting, value, "must be a number or an inclusive [low, high] pair")
+    lo = _as_int(f"{setting}[0]", pair[0], low, high)
+    hi = _as_int(f"{setting}[1]", pair[1], low, high)
+    if lo > hi:
+        raise _bad(setting, value, "low must not exceed high")
+    return lo, hi
+
+
+def _as_bool(setting: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _bad(setting, value, "must be true or false")
+    return value
+
+
+def check_writable(setting: str, folder: Path) -> Path:
+    """Create ``folder`` if needed and prove a file can be written there.
+
+    Raises:
+        BadConfigError: the folder cannot be created or written (names ``setting``).
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as error:
+        raise _bad(
+            setting,
+            str(folder),
+            f"output folder is not writable ({error.strerror or error}); "
+            "choose a folder you can write to",
+        ) from error
+    return folder
+
+
+#: Top-level keys of configs/synth.yaml that this command reads (``paths``/``hydra`` are not).
+CONFIG_KEYS = (
+    "out",
+    "seed",
+    "n_patients",
+    "hips_per_patient",
+    "clips_per_hip",
+    "prevalence",
+    "negative_mix",
+    "splits",
+    "clip",
+    "overrides",
+    "formats",
+    "preview",
+    "workers",
+    "chunksize",
+    "progress",
+)
+
+
+def _own_settings(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
+    """Plain, resolved values of :data:`CONFIG_KEYS` (other keys are left unresolved)."""
+    raw: dict[str, Any] = {}
+    for key in CONFIG_KEYS:
+        if key not in cfg:
+            continue
+        value = cfg[key]
+        if isinstance(value, DictConfig | ListConfig):
+            value = OmegaConf.to_container(value, resolve=True)
+        raw[key] = value
+    return raw
+
+
+@dataclass(frozen=True)
+class SynthSettings:
+    """Everything ``synthesize`` needs, checked. Field names follow ``configs/synth.yaml``."""
+
+    out: Path
+    seed: int = 1234
+    n_patients: int = 120
+    hips_per_patient: tuple[int, int] = (1, 2)
+    clips_per_hip: tuple[int, int] = (2, 4)
+    prevalence: float = 0.5
+    negative_mix: dict[str, float] = field(
+        default_factory=lambda: dict.fromkeys(NEGATIVE_TYPES, 1.0)
+    )
+    splits: dict[str, float] = field(
+        default_factory=lambda: {"train": 0.7, "val": 0.15, "test": 0.15}
+    )
+    frames: int = 32
+    height: int = 128
+    width: int = 128
+    fps_range: tuple[int, int] = (15, 30)
+    overrides: dict[str, Any] = field(default_factory=dict)
+    dicom_syntax: str = "jpeg"
+    jpeg_quality: int = 90
+    burned_in_text: bool = True
+    mp4: bool = False
+    preview: bool = True
+    workers: int = 0
+    chunksize: int = 8
+    progress: bool = True
+
+    @property
+    def resolved_workers(self) -> int:
+        """Worker processes to use (``workers=0`` means every available core)."""
+        if self.workers > 0:
+            return self.workers
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # not Linux
+            return max(1, os.cpu_count() or 1)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready copy (recorded in ``dataset.json``)."""
+        return {
+            "out": str(self.out),
+            "seed": self.seed,
+            "n_patients": self.n_patients,
+            "hips_per_patient": list(self.hips_per_patient),
+            "clips_per_hip": list(self.clips_per_hip),
+            "prevalence": self.prevalence,
+            "negative_mix": dict(self.negative_mix),
+            "splits": dict(self.splits),
+            "clip": {
+                "frames": self.frames,
+                "height": self.height,
+                "width": self.width,
+                "fps": list(self.fps_range),
+            },
+            "overrides": dict(self.overrides),
+            "formats": {
+                "dicom_syntax": self.dicom_syntax,
+                "jpeg_quality": self.jpeg_quality,
+                "burned_in_text": self.burned_in_text,
+                "mp4": self.mp4,
+            },
+        }
+
+    @classmethod
+    def from_config(
+        cls, cfg: DictConfig | Mapping[str, Any], *, check_out: bool = True
+    ) -> SynthSettings:
+        """Validate a ``synth`` config and build the settings.
+
+        Args:
+            cfg: the composed Hydra config (or a plain mapping with the same keys).
+            check_out: also create ``out`` and prove it is writable.
+
+        Returns:
+            The checked settings.
+
+        Raises:
+            BadConfigError: the first bad setting, named in the message.
+        """
+        raw = _own_settings(cfg)
+        out_value = raw.get("out")
+        clip = raw.get("clip") or {}
+        formats = raw.get("formats") or {}
+
+        prevalence = _as_float("prevalence", raw.get("prevalence", 0.5), 0.0, 1.0)
+        mix_raw = raw.get("negative_mix", dict.fromkeys(NEGATIVE_TYPES, 1.0))
+        if not isinstance(mix_raw, Mapping):
+            raise _bad("negative_mix", mix_raw, "must map negative types to weights")
+        mix: dict[str, float] = {}
+        for name, weight in mix_raw.items():
+            if name not in NEGATIVE_TYPES:
+                raise _bad(f"negative_mix.{name}", weight, f"unknown type; use {NEGATIVE_TYPES}")
+            mix[name] = _as_float(f"negative_mix.{name}", weight, 0.0)
+        if prevalence < 1.0 and sum(mix.values()) <= 0:
+            raise _bad("negative_mix", mix_raw, "needs a positive weight when prevalence < 1")
+
+        splits_raw = raw.get("splits", {"train": 0.7, "val": 0.15, "test": 0.15})
+        if not isinstance(splits_raw, Mapping) or set(splits_raw) - set(SPLIT_NAMES):
+            raise _bad("splits", splits_raw, f"keys must be among {SPLIT_NAMES}")
+        splits = {
+            s: _as_float(f"splits.{s}", splits_raw.get(s, 0.0), 0.0, 1.0) for s in SPLIT_NAMES
+        }
+        if abs(sum(splits.values()) - 1.0) > 1e-6:
+            raise _bad("splits", splits_raw, "fractions must add up to 1")
+        if splits["train"] <= 0:
+            raise _bad("splits.train", splits["train"], "must be > 0")
+
+        fps_raw = clip.get("fps", [15, 30])
+        fps_range = _as_range("clip.fps", fps_raw, 1, 240)
+
+        syntax = formats.get("dicom_syntax", "jpeg")
+        if syntax not in DICOM_SYNTAXES:
+            raise _bad("formats.dicom_syntax", syntax, f"use one of {DICOM_SYNTAXES}")
+        overrides = raw.get("overrides") or {}
+        if not isinstance(overrides, Mapping):
+            raise _bad("overrides", overrides, "must map generator parameter names to values")
+
+        if out_value is None or str(out_value).strip() == "":
+            raise _bad("out", out_value, "name the folder the data set goes to")
+        out = Path(str(out_value)).expanduser()
+        settings = cls(
+            out=out,
+            seed=_as_int("seed", raw.get("seed", 1234), 0),
+            n_patients=_as_int("n_patients", raw.get("n_patients", 120), 1),
+            hips_per_patient=_as_range(
+                "hips_per_patient", raw.get("hips_per_patient", [1, 2]), 1, 2
+            ),
+            clips_per_hip=_as_range("clips_per_hip", raw.get("clips_per_hip", [2, 4]), 1, 1000),
+            prevalence=prevalence,
+            negative_mix=mix,
+            splits=splits,
+            frames=_as_int("clip.frames", clip.get("frames", 32), MIN_FRAMES, 4096),
+            height=_as_int("clip.height", clip.get("height", 128), MIN_SIDE, MAX_SIDE),
+            width=_as_int("clip.width", clip.get("width", 128), MIN_SIDE, MAX_SIDE),
+            fps_range=fps_range,
+            overrides=dict(overrides),
+            dicom_syntax=syntax,
+            jpeg_quality=_as_int("formats.jpeg_quality", formats.get("jpeg_quality", 90), 1, 95),
+            burned_in_text=_as_bool("formats.burned_in_text", formats.get("burned_in_text", True)),
+            mp4=_as_bool("formats.mp4", formats.get("mp4", False)),
+            preview=_as_bool("preview", raw.get("preview", True)),
+            workers=_as_int("workers", raw.get("workers", 0), 0, 512),
+            chunksize=_as_int("chunksize", raw.get("chunksize", 8), 1, 10_000),
+            progress=_as_bool("progress", raw.get("progress", True)),
+        )
+        if check_out:
+            check_writable("out", settings.out)
+        return settings
