@@ -16,9 +16,8 @@ any temporal subsampling. About 0.8 GFLOPs (FlopCounterMode, multiply-add = 2) p
 from __future__ import annotations
 
 import torch
-from torch import nn
-
 from labral.models.layers import TemporalCamHead, check_widths, make_act, make_norm
+from torch import nn
 
 
 class Conv2Plus1d(nn.Sequential):

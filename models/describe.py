@@ -53,7 +53,11 @@ def describe_model(model: nn.Module, input_shape: Sequence[int]) -> dict[str, An
 
 
 def format_description(description: dict[str, Any]) -> str:
-    """One line for logs: ``CompactVideoNet: 0.43 M params, 0.81 GFLOPs per (1, 16, 96, 96) clip``."""
+    """One log line, e.g. ``CompactVideoNet: 0.43 M params, 0.81 GFLOPs per (1, 16, 96, 96) clip``.
+
+    Args:
+        description: the dict from ``describe_model``.
+    """
     shape = ", ".join(str(s) for s in description["input_shape"])
     return (
         f"{description['name']}: {description['params'] / 1e6:.2f} M params, "

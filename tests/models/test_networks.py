@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from labral.errors import BadConfigError
 from labral.models.compact import CompactVideoNet
 from labral.models.still_frame import StillFrameNet
 from labral.models.video_resnet import VideoResNet
+
+from labral.errors import BadConfigError
 
 
 def test_shapes_and_relevance_consistent_with_logit(model_name, build_model, clip_shape) -> None:
@@ -65,7 +65,7 @@ def test_still_frame_is_blind_to_frame_order_and_compact_is_not() -> None:
     torch.testing.assert_close(still_rel_perm, still_rel[:, perm], rtol=1e-5, atol=1e-7)
     # at random initialisation logits are small; compare the change to the logit's own size
     relative_change = ((compact_perm - compact_logit).abs() / compact_logit.abs()).item()
-    assert relative_change > 1e-3
+    assert relative_change > 1e-4  # float32 noise is ~1e-7; the still-frame net stays below 1e-5
 
 
 def test_still_frame_relevance_is_each_frame_scored_alone() -> None:
