@@ -1,0 +1,322 @@
+"""Read an ultrasound cine DICOM object into a :class:`~labral.datasets.clip.Clip`.
+
+Order of work, so a hostile file fails before it costs memory: parse the header only
+(``stop_before_pixels``), check modality, frame count and :class:`ReadLimits`, check that a
+decoder for the transfer syntax is installed, then read and decode the pixels, convert to
+grey, pick the timing and crop to the tissue region.
+
+Colour to grey: when the decoder hands back YCbCr (``YBR_FULL``/``YBR_FULL_422``, usual for
+JPEG) the luma plane Y is taken directly (it *is* BT.601 luma); RGB and PALETTE COLOR
+(after its lookup table) are converted with the BT.601 luma formula
+``Y = 0.299 R + 0.587 G + 0.114 B``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import Any, BinaryIO
+
+import numpy as np
+import pydicom
+from labral.datasets.clip import Clip
+from labral.datasets.limits import ReadLimits
+from labral.datasets.regions import locate_tissue_region, regions_from_dataset
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.pixels import apply_color_lut, get_decoder
+from pydicom.pixels.utils import get_expected_length
+from pydicom.uid import UID
+
+from labral.errors import (
+    CorruptPixelDataError,
+    LabralError,
+    NotACineError,
+    NotDicomError,
+    NotUltrasoundError,
+    UnsupportedTransferSyntaxError,
+)
+
+US_MULTIFRAME = "1.2.840.10008.5.1.4.1.1.3.1"
+US_MULTIFRAME_RETIRED = "1.2.840.10008.5.1.4.1.1.3"
+US_SINGLE_FRAME = ("1.2.840.10008.5.1.4.1.1.6.1", "1.2.840.10008.5.1.4.1.1.6")
+
+#: What to ``pip install`` for each compressed transfer syntax family.
+_PLUGIN_HINTS = {
+    "1.2.840.10008.1.2.4.50": "pylibjpeg pylibjpeg-libjpeg (or pillow)",
+    "1.2.840.10008.1.2.4.51": "pylibjpeg pylibjpeg-libjpeg (or pillow)",
+    "1.2.840.10008.1.2.4.57": "pylibjpeg pylibjpeg-libjpeg",
+    "1.2.840.10008.1.2.4.70": "pylibjpeg pylibjpeg-libjpeg",
+    "1.2.840.10008.1.2.4.80": "pyjpegls (or pylibjpeg pylibjpeg-libjpeg)",
+    "1.2.840.10008.1.2.4.81": "pyjpegls (or pylibjpeg pylibjpeg-libjpeg)",
+    "1.2.840.10008.1.2.4.90": "pylibjpeg pylibjpeg-openjpeg (or pillow)",
+    "1.2.840.10008.1.2.4.91": "pylibjpeg pylibjpeg-openjpeg (or pillow)",
+    "1.2.840.10008.1.2.4.201": "pylibjpeg pylibjpeg-openjpeg",
+    "1.2.840.10008.1.2.4.202": "pylibjpeg pylibjpeg-openjpeg",
+    "1.2.840.10008.1.2.4.203": "pylibjpeg pylibjpeg-openjpeg",
+}
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def instance_hash(sop_instance_uid: str | None) -> str | None:
+    """SHA-256 hex digest of the SOP Instance UID (a stable, non-identifying key)."""
+    if not sop_instance_uid:
+        return None
+    return hashlib.sha256(str(sop_instance_uid).encode("ascii", "replace")).hexdigest()
+
+
+def _read_dataset(fileobj: BinaryIO, *, header_only: bool) -> Dataset:
+    fileobj.seek(0)
+    try:
+        return pydicom.dcmread(fileobj, stop_before_pixels=header_only, force=True)
+    except (InvalidDicomError, EOFError, ValueError, KeyError, OSError, TypeError) as error:
+        raise NotDicomError(
+            f"the data could not be parsed as DICOM ({type(error).__name__}); send an "
+            "ultrasound cine as a DICOM Part 10 file, an MP4/AVI/MOV export or a .npy array"
+        ) from error
+
+
+def _transfer_syntax(ds: Dataset) -> UID:
+    meta = getattr(ds, "file_meta", None)
+    uid = meta.get("TransferSyntaxUID") if meta is not None else None
+    if uid:
+        return UID(str(uid))
+    implicit, little = getattr(ds, "original_encoding", (True, True))
+    if implicit:
+        return UID("1.2.840.10008.1.2")
+    return UID("1.2.840.10008.1.2.1" if little else "1.2.840.10008.1.2.2")
+
+
+def _check_is_us_cine(ds: Dataset) -> int:
+    """Return the declared frame count after checking modality and multi-frame-ness."""
+    sop_class = str(ds.get("SOPClassUID", ""))
+    modality = str(ds.get("Modality", "") or "").upper()
+    is_us_class = sop_class in (US_MULTIFRAME, US_MULTIFRAME_RETIRED, *US_SINGLE_FRAME)
+    if modality != "US" and not (modality == "" and is_us_class):
+        name = modality or "missing"
+        raise NotUltrasoundError(
+            f"the DICOM object's Modality is {name!r}, not 'US'; labral reads ultrasound "
+            "cine clips only (export the hip ultrasound cine from the scanner or PACS)"
+        )
+    try:
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+    except (TypeError, ValueError) as error:
+        raise CorruptPixelDataError("Number of Frames (0028,0008) is not a number") from error
+    if sop_class in US_SINGLE_FRAME or frames <= 1:
+        raise NotACineError(
+            f"the ultrasound object holds a single frame ({frames} declared); the dynamic "
+            "sign needs a cine clip: export the Ultrasound Multi-frame (cine) object instead"
+        )
+    return frames
+
+
+def _check_decoder(syntax: UID) -> None:
+    hint = _PLUGIN_HINTS.get(str(syntax), "")
+    try:
+        decoder = get_decoder(syntax)
+    except NotImplementedError as error:
+        raise UnsupportedTransferSyntaxError(
+            f"no decoder exists in pydicom for transfer syntax {syntax} ({syntax.name}); "
+            "re-export the cine uncompressed or as JPEG (e.g. with dcmtk's dcmconv/dcmcjpeg), "
+            "or as an MP4 file"
+        ) from error
+    if not decoder.is_available:
+        package = hint or ", ".join(getattr(decoder, "missing_dependencies", [])) or "a plugin"
+        raise UnsupportedTransferSyntaxError(
+            f"no installed decoder handles transfer syntax {syntax} ({syntax.name}); "
+            f"install one with: pip install {package}"
+        )
+
+
+def _check_pixel_length(ds: Dataset, syntax: UID, frames: int) -> None:
+    if "PixelData" not in ds:
+        raise CorruptPixelDataError("the DICOM object has no Pixel Data (7FE0,0010)")
+    data = ds.PixelData
+    if data is None or len(data) == 0:
+        raise CorruptPixelDataError("the Pixel Data element is empty; the file is truncated")
+    if syntax.is_encapsulated:
+        try:
+            found = sum(1 for _ in pydicom.encaps.generate_frames(data, number_of_frames=frames))
+        except (ValueError, KeyError, EOFError) as error:
+            raise CorruptPixelDataError(
+                f"the encapsulated Pixel Data is malformed ({error}); the file is truncated "
+                "or corrupt: export it again"
+            ) from error
+        if found < frames:
+            raise CorruptPixelDataError(
+                f"the Pixel Data holds {found} compressed frames but {frames} are declared; "
+                "the file is truncated: export it again"
+            )
+        return
+    expected = get_expected_length(ds, unit="bytes")
+    if len(data) < expected:
+        raise CorruptPixelDataError(
+            f"the Pixel Data has {len(data)} bytes but the header declares {expected} "
+            "(frames x rows x columns x samples); the file is truncated: export it again"
+        )
+
+
+def _to_gray(arr: np.ndarray, photometric: str, ds: Dataset) -> np.ndarray:
+    """One decoded frame (H, W) or (H, W, 3) -> grey (H, W), uint8 or float32 for >8-bit."""
+    if photometric == "PALETTE COLOR":
+        rgb = apply_color_lut(arr, ds)
+        gray = rgb.astype(np.float32) @ _LUMA
+        return gray / 257.0 if rgb.dtype != np.uint8 else gray
+    if arr.ndim == 2:
+        return arr
+    if photometric.startswith("YBR_FULL"):
+        return arr[..., 0]
+    if photometric.startswith("YBR_PARTIAL"):
+        return np.clip((arr[..., 0].astype(np.float32) - 16.0) * (255.0 / 219.0), 0, 255)
+    return arr.astype(np.float32) @ _LUMA
+
+
+def _to_uint8(gray: np.ndarray, bits_stored: int) -> np.ndarray:
+    """Grey (T, H, W) of any numeric dtype -> uint8; >8-bit data is stretched clip-wide."""
+    if gray.dtype == np.uint8:
+        return gray
+    if bits_stored <= 8 and gray.min() >= 0 and gray.max() <= 255:
+        return np.rint(gray).astype(np.uint8)
+    lo, hi = float(gray.min()), float(gray.max())
+    scale = 255.0 / (hi - lo) if hi > lo else 0.0
+    return np.rint((gray.astype(np.float32) - lo) * scale).astype(np.uint8)
+
+
+def _decode_gray(ds: Dataset, syntax: UID, frames: int) -> tuple[np.ndarray, str]:
+    """Decode every frame to grey uint8 (T, H, W); colour frames one at a time to save memory."""
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    stored_pi = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
+    bits_stored = int(ds.get("BitsStored", ds.get("BitsAllocated", 8)))
+    decoder = get_decoder(syntax)
+    try:
+        if int(ds.get("SamplesPerPixel", 1)) == 1 and stored_pi != "PALETTE COLOR":
+            arr, meta = decoder.as_array(ds, as_rgb=False)
+            gray = arr.reshape(frames, rows, cols)
+        else:
+            eight_bit = int(ds.get("BitsAllocated", 8)) <= 8
+            gray = np.empty((frames, rows, cols), np.uint8 if eight_bit else np.float32)
+            meta = {}
+            for index, (arr, meta) in enumerate(decoder.iter_array(ds, as_rgb=False)):
+                frame = _to_gray(arr, str(meta.get("photometric_interpretation", stored_pi)), ds)
+                gray[index] = np.clip(frame, 0, 255) if eight_bit else frame
+    except LabralError:
+        raise
+    except Exception as error:  # decoders raise many types on damaged data
+        raise CorruptPixelDataError(
+            f"decoding the {syntax.name} pixel data failed ({type(error).__name__}: {error}); "
+            "the file is corrupt or truncated: export it again"
+        ) from error
+    gray8 = _to_uint8(gray, bits_stored)
+    if stored_pi == "MONOCHROME1":
+        gray8 = 255 - gray8
+    return gray8, str(meta.get("photometric_interpretation", stored_pi))
+
+
+def _positive(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) and number > 0 else None
+
+
+def frame_rate(ds: Dataset, default_fps: float) -> tuple[float, str, list[str]]:
+    """Frames per second from the header, in order of trust.
+
+    Frame Time (0018,1063) ms; Frame Time Vector (0018,1065), mean of the increments after a
+    leading 0; Cine Rate (0018,0040); Recommended Display Frame Rate (0008,2144).
+
+    Returns:
+        ``(fps, tag_name_used, warnings)``; ``default_fps`` with a warning when none is valid.
+    """
+    warnings: list[str] = []
+    frame_time = _positive(ds.get("FrameTime"))
+    if frame_time:
+        return 1000.0 / frame_time, "FrameTime", warnings
+    vector = ds.get("FrameTimeVector")
+    if vector is not None:
+        values = [float(v) for v in (vector if isinstance(vector, list | tuple) else [vector])]
+        values = [v for v in values if math.isfinite(v)]
+        if values and values[0] == 0:
+            values = values[1:]
+        mean = _positive(np.mean(values)) if values else None
+        if mean:
+            return 1000.0 / mean, "FrameTimeVector", warnings
+        warnings.append("Frame Time Vector has no positive increments; ignored")
+    for keyword in ("CineRate", "RecommendedDisplayFrameRate"):
+        fps = _positive(ds.get(keyword))
+        if fps:
+            return fps, keyword, warnings
+    warnings.append(
+        f"no frame timing in the header (Frame Time, Frame Time Vector, Cine Rate, Recommended "
+        f"Display Frame Rate); assumed {default_fps} frames/s"
+    )
+    return float(default_fps), "default", warnings
+
+
+def read_dicom(fileobj: BinaryIO, *, limits: ReadLimits, default_fps: float) -> Clip:
+    """Read a DICOM ultrasound cine from a seekable binary file object.
+
+    Args:
+        fileobj: seekable binary stream positioned anywhere (it is rewound).
+        limits: checked from the header before any pixel data is read.
+        default_fps: frame rate used (with a warning) when the header has no timing.
+
+    Returns:
+        A Clip: uint8 (T, H, W) grey frames cropped to the tissue region.
+
+    Raises:
+        NotDicomError, NotUltrasoundError, NotACineError, OverLimitError,
+        UnsupportedTransferSyntaxError, CorruptPixelDataError.
+    """
+    header = _read_dataset(fileobj, header_only=True)
+    if not any(k in header for k in ("SOPClassUID", "Modality", "Rows")):
+        raise NotDicomError(
+            "the data parsed as DICOM holds no SOP Class, Modality or image attributes; "
+            "send an ultrasound cine DICOM file"
+        )
+    frames = _check_is_us_cine(header)
+    try:
+        rows, cols = int(header.Rows), int(header.Columns)
+        samples = int(header.get("SamplesPerPixel", 1))
+        bits = int(header.get("BitsAllocated", 8))
+    except (AttributeError, TypeError, ValueError) as error:
+        raise CorruptPixelDataError(
+            "Rows, Columns or Bits Allocated is missing or not a number in the header"
+        ) from error
+    limits.check_shape(frames, rows, cols, samples, max(1, bits // 8))
+    syntax = _transfer_syntax(header)
+    _check_decoder(syntax)
+
+    ds = _read_dataset(fileobj, header_only=False)
+    if not getattr(ds, "file_meta", None) or "TransferSyntaxUID" not in ds.file_meta:
+        ds.file_meta = getattr(ds, "file_meta", None) or pydicom.dataset.FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = syntax
+    _check_pixel_length(ds, syntax, frames)
+    gray, decoded_pi = _decode_gray(ds, syntax, frames)
+
+    fps, fps_source, warnings = frame_rate(ds, default_fps)
+    box, spacing, region, region_warnings = locate_tissue_region(gray, regions_from_dataset(ds))
+    y0, y1, x0, x1 = box
+    source = {
+        "format": "dicom",
+        "modality": str(ds.get("Modality", "US")),
+        "sop_class_uid": str(ds.get("SOPClassUID", "")),
+        "transfer_syntax_uid": str(syntax),
+        "photometric": str(ds.get("PhotometricInterpretation", "")),
+        "decoded_photometric": decoded_pi,
+        "bits_allocated": bits,
+        "manufacturer": str(ds.get("Manufacturer", "") or ""),
+        "model": str(ds.get("ManufacturerModelName", "") or ""),
+        "original": [frames, rows, cols],
+        "instance_hash": instance_hash(ds.get("SOPInstanceUID")),
+        "fps_source": fps_source,
+        "region": region,
+    }
+    return Clip(
+        frames=np.ascontiguousarray(gray[:, y0:y1, x0:x1]),
+        fps=float(fps),
+        spacing_mm=spacing,
+        source=source,
+        warnings=warnings + region_warnings,
+    )
