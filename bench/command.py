@@ -1,0 +1,255 @@
+"""``labral bench model=<bundle>[,...] suite=<name or manifest>``: metrics, report and a gate.
+
+Order of work: check the config, load every bundle, resolve (and if needed generate) the
+suite, check the robustness sweep - every user error surfaces before the first clip is scored.
+Then one clean pass (all bundles), the robustness passes, a latency probe, and the outputs:
+``results.json``, ``predictions.csv``, ``report.html`` under ``out`` (or Hydra's run dir),
+a terminal summary, and finally the ``fail_under`` gate.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import time
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from labral.bench import evaluate, metrics, perturb, report, scoring
+from labral.bench.gate import check_gate, validate_gate
+from labral.bench.suites import resolve_suite
+from labral.bench.summary import print_summary
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from tqdm import tqdm
+
+from labral.bundle import Bundle, load_bundle
+from labral.errors import BadConfigError
+
+RESULTS_SCHEMA_VERSION = 1
+VERSIONED_PACKAGES = ("labral", "torch", "numpy", "scikit-learn", "monai", "pydicom", "scipy")
+
+
+def hardware() -> dict[str, Any]:
+    """CPU model, core count, torch threads and platform/torch versions of this machine."""
+    cpu = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {
+        "cpu_model": cpu,
+        "cpu_count": os.cpu_count(),
+        "affinity_cores": len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else None,
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def versions() -> dict[str, str]:
+    """Installed versions of the packages that shape the numbers."""
+    out = {}
+    for package in VERSIONED_PACKAGES:
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            out[package] = "not installed"
+    return out
+
+
+def _model_paths(cfg: DictConfig) -> list[str]:
+    value = cfg.get("model")
+    if value is None or value == "" or (isinstance(value, ListConfig) and len(value) == 0):
+        raise BadConfigError("model: give a bundle folder (model=path) or a list (model=[a,b])")
+    return [str(v) for v in value] if isinstance(value, ListConfig | list) else [str(value)]
+
+
+def _unique_names(bundles: list[Bundle]) -> list[str]:
+    names: list[str] = []
+    for bundle in bundles:
+        name, k = bundle.name, 2
+        while name in names:
+            name, k = f"{bundle.name}#{k}", k + 1
+        names.append(name)
+    return names
+
+
+def _setting(cfg: DictConfig, key: str, minimum: int) -> int:
+    value = OmegaConf.select(cfg, key)
+    if not isinstance(value, int) or value < minimum:
+        raise BadConfigError(f"{key}={value!r}: must be an integer >= {minimum}")
+    return value
+
+
+def _write_predictions(
+    path: Path, records: list[dict], names: list[str], passes: scoring.PassResult
+) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            ["path", "patient", "label", "clip_type", "shift", *[f"p_{n}" for n in names]]
+        )
+        for i, r in enumerate(records):
+            probs = [f"{s.probability[i]:.6f}" for s in passes.scores]
+            writer.writerow(
+                [
+                    r["path"],
+                    r["patient"],
+                    r["label"],
+                    r.get("clip_type", ""),
+                    r.get("shift", ""),
+                    *probs,
+                ]
+            )
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Benchmark the bundle(s) in ``cfg.model`` on ``cfg.suite``; returns the results dict.
+
+    Raises:
+        BadConfigError: bad settings or an unknown suite name (lists the known suites).
+        BadManifestError: a manifest suite with invalid rows or missing files (all listed).
+        IncompatibleBundleError: a bundle this labral cannot run.
+        GateFailedError: a ``fail_under`` threshold is not met (after all outputs are written).
+    """
+    paths = _model_paths(cfg)
+    batch_size = _setting(cfg, "batch_size", 1)
+    workers = _setting(cfg, "workers", 0)
+    boot_n = _setting(cfg, "bootstrap.n", 1)
+    tolerance = _setting(cfg, "localisation_tolerance", 0)
+    ece_bins = _setting(cfg, "ece_bins", 1)
+    gate = validate_gate(OmegaConf.to_container(cfg.get("fail_under") or {}, resolve=True))
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
+    bundles = [load_bundle(path) for path in paths]
+    names = _unique_names(bundles)
+    overrides = OmegaConf.to_container(cfg.get("suite_overrides") or {}, resolve=True)
+    suite = resolve_suite(str(cfg.suite), cfg.cache_dir, overrides, bool(cfg.get("progress", True)))
+    perturb.check_sweep(suite.perturbations)
+    out = Path(cfg.out) if cfg.get("out") else Path(cfg.paths.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    transforms = scoring.eval_transforms(bundles)
+    source = scoring.ClipSource([r["path"] for r in suite.records], keep=bool(suite.perturbations))
+    n_passes = 1 + sum(len(p["levels"]) for p in suite.perturbations)
+    show = bool(cfg.get("progress", True))
+    with tqdm(total=len(source) * n_passes, desc="scoring", unit="clip", disable=not show) as bar:
+        clean = scoring.score_pass(
+            source, bundles, transforms, batch_size=batch_size, workers=workers, progress=bar.update
+        )
+        sweep_passes = {}
+        for item in suite.perturbations:
+            for level in item["levels"]:
+                sweep_passes[(item["name"], level)] = scoring.score_pass(
+                    source,
+                    bundles,
+                    transforms,
+                    batch_size=batch_size,
+                    workers=workers,
+                    perturbation=(item["name"], float(level), int(cfg.bootstrap.seed)),
+                    progress=bar.update,
+                )
+
+    level = float(cfg.bootstrap.get("level", 0.95))
+    plan = metrics.ClusterBootstrap(
+        [r["patient"] for r in suite.records], boot_n, int(cfg.bootstrap.seed)
+    )
+    per_model = {
+        name: evaluate.evaluate_model(
+            suite.records,
+            scores,
+            bundle.threshold,
+            plan,
+            ece_bins=ece_bins,
+            tolerance=tolerance,
+            level=level,
+        )
+        for name, bundle, scores in zip(names, bundles, clean.scores, strict=True)
+    }
+    robustness: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for (name, lvl), passed in sweep_passes.items():
+        for m, bundle, scores in zip(names, bundles, passed.scores, strict=True):
+            point = evaluate.evaluate_robustness_point(
+                suite.records, scores, bundle.threshold, plan, ece_bins=ece_bins, level=level
+            )
+            robustness.setdefault(name, {}).setdefault(m, []).append(
+                {"level": lvl, "metrics": point}
+            )
+    speed = {}
+    latency_clips = int(cfg.get("latency_clips", 8))
+    for name, bundle, transform in zip(names, bundles, transforms, strict=True):
+        lat = (
+            scoring.single_clip_latency(source, bundle, transform, latency_clips)
+            if latency_clips
+            else [np.nan]
+        )
+        speed[name] = {
+            "clips_per_s": len(source) / clean.seconds,
+            "pass_seconds_all_models": clean.seconds,
+            "latency_ms_median": float(np.median(lat) * 1000),
+            "latency_ms_p90": float(np.quantile(lat, 0.9) * 1000),
+            "latency_clips": len(lat),
+            "batch_size": batch_size,
+            "decode_workers": workers,
+        }
+    arrays = evaluate.suite_arrays(suite.records)
+    results: dict[str, Any] = {
+        "schema_version": RESULTS_SCHEMA_VERSION,
+        "suite": {
+            "name": suite.name,
+            "content_hash": suite.content_hash,
+            "manifest": str(suite.manifest),
+            "n_clips": len(suite.records),
+            "n_patients": int(np.unique(arrays["patient"]).size),
+            "definition": suite.definition,
+        },
+        "models": [
+            {
+                "name": n,
+                "path": str(b.path),
+                "sha256": b.sha256,
+                "threshold": b.threshold,
+                "temperature": b.temperature,
+                "eval_transform": b.spec["eval_transform"],
+            }
+            for n, b in zip(names, bundles, strict=True)
+        ],
+        "settings": {
+            "bootstrap_n": boot_n,
+            "bootstrap_seed": int(cfg.bootstrap.seed),
+            "ci_level": level,
+            "ece_bins": ece_bins,
+            "localisation_tolerance": tolerance,
+            "reweight_prevalences": list(metrics.REWEIGHT_PREVALENCES),
+        },
+        "versions": versions(),
+        "hardware": hardware(),
+        "results": per_model,
+        "robustness": robustness,
+        "comparisons": evaluate.compare_models(suite.records, names, clean.scores, plan, level),
+        "speed": speed,
+        "created_unix": time.time(),
+    }
+    results["gate"] = check_gate(gate, {n: per_model[n]["overall"] for n in names})
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=float))
+    _write_predictions(out / "predictions.csv", suite.records, names, clean)
+    probabilities = {n: s.probability for n, s in zip(names, clean.scores, strict=True)}
+    (out / "report.html").write_text(report.render_report(results, arrays["y"], probabilities))
+    print_summary(results, out)
+    if results["gate"]["failed"]:
+        from labral.bench.gate import GateFailedError
+
+        raise GateFailedError(results["gate"]["failed"])
+    return results

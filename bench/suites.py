@@ -1,0 +1,275 @@
+"""Benchmark suites: versioned definitions in ``configs/suites/*.yaml`` or a user manifest.
+
+A synthetic suite is generated deterministically (seeded) through the generator and the
+DICOM writer, so scoring exercises the same reader path as real files. The result lands in
+``<cache_dir>/<name>-<hash12>/`` where the hash covers the suite definition and the source
+of the generator and writer modules (the "generator code version"): changing either makes a
+new folder, never a silently stale one.
+
+Patients are disjoint from training data by seed range: suite ``seed`` values in the shipped
+definitions start at 7,000,000 while ``labral synth`` seeds patients from its ``seed`` (1234
+by default) upward through a few thousand.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import OmegaConf
+from tqdm import tqdm
+
+from labral.errors import BadConfigError, BadManifestError
+
+SUITES_DIR = Path(__file__).resolve().parent.parent / "configs" / "suites"
+#: Modules whose source defines what a synthetic clip looks like (hashed into the cache key).
+GENERATOR_MODULES = (
+    "labral.datasets.synth.types",
+    "labral.datasets.synth.anatomy",
+    "labral.datasets.synth.imaging",
+    "labral.datasets.synth.motion",
+    "labral.datasets.synth.scenarios",
+    "labral.datasets.synth.generate",
+    "labral.datasets.synth.dicom_writer",
+)
+COMPLETE_MARKER = ".complete"
+
+
+@dataclass
+class Suite:
+    """A resolved suite: its manifest records and identity.
+
+    Attributes:
+        name: suite name (or the manifest's file name).
+        content_hash: SHA-256 hex of the definition + generator code (or of the manifest bytes).
+        manifest: path of the JSONL/CSV manifest.
+        records: manifest rows with ``path`` made absolute.
+        definition: the suite definition (empty for user manifests).
+        perturbations: robustness sweep ``[{"name", "levels"}]`` (empty if none).
+    """
+
+    name: str
+    content_hash: str
+    manifest: Path
+    records: list[dict[str, Any]]
+    definition: dict[str, Any] = field(default_factory=dict)
+    perturbations: list[dict[str, Any]] = field(default_factory=list)
+
+
+def known_suites() -> list[str]:
+    """Names of the suites shipped in configs/suites/."""
+    return sorted(path.stem for path in SUITES_DIR.glob("*.yaml"))
+
+
+def load_definition(name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Read ``configs/suites/<name>.yaml`` and apply ``overrides`` (e.g. ``{"n_patients": 10}``).
+
+    Raises:
+        BadConfigError: unknown suite name (the message lists the known ones).
+    """
+    path = SUITES_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise BadConfigError(
+            f"suite={name!r}: unknown suite and not a manifest file; known suites: "
+            f"{', '.join(known_suites())}; or pass the path of a JSONL/CSV manifest"
+        )
+    definition = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    assert isinstance(definition, dict)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            definition[key] = value
+    return definition
+
+
+def generator_code_version() -> str:
+    """SHA-256 over the source of ``GENERATOR_MODULES`` that are installed (in order)."""
+    digest = hashlib.sha256()
+    for module in GENERATOR_MODULES:
+        spec = importlib.util.find_spec(module)
+        if spec is not None and spec.origin:
+            digest.update(module.encode())
+            digest.update(Path(spec.origin).read_bytes())
+    return digest.hexdigest()
+
+
+def definition_hash(definition: dict[str, Any]) -> str:
+    """Content hash of a suite: canonical JSON of the definition + generator code version."""
+    canonical = json.dumps(definition, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(f"{canonical}|{generator_code_version()}".encode()).hexdigest()
+
+
+def _clip_plan(definition: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every clip to generate, in order: patient, seeds, type, fps, frames, overrides, setting."""
+    prevalence = float(definition.get("prevalence", 0.5))
+    mix = dict(definition.get("negative_mix") or {"normal": 1.0})
+    types, weights = list(mix), np.array([float(w) for w in mix.values()])
+    base_clip = dict(definition.get("clip") or {})
+    settings = definition.get("settings") or [{"name": "default"}]
+    plan: list[dict[str, Any]] = []
+    for s_index, setting in enumerate(settings):
+        clip_cfg = {**base_clip, **(setting.get("clip") or {})}
+        n_patients = int(setting.get("n_patients", definition.get("n_patients", 10)))
+        for p_index in range(n_patients):
+            patient_seed = int(definition["seed"]) + s_index * 100_000 + p_index
+            rng = np.random.default_rng(patient_seed)
+            for c_index in range(int(definition.get("clips_per_patient", 2))):
+                positive = rng.random() < prevalence
+                clip_type = (
+                    "positive" if positive else str(rng.choice(types, p=weights / weights.sum()))
+                )
+                fps = clip_cfg.get("fps", 20.0)
+                fps = float(rng.uniform(*fps)) if isinstance(fps, list) else float(fps)
+                plan.append(
+                    {
+                        "patient": f"{definition['name']}-{setting['name']}-{p_index:05d}",
+                        "patient_seed": patient_seed,
+                        "clip_seed": patient_seed * 100 + c_index,
+                        "clip": c_index,
+                        "side": "R" if c_index % 2 == 0 else "L",
+                        "clip_type": clip_type,
+                        "label": int(positive),
+                        "fps": round(fps, 3),
+                        "frames": int(clip_cfg.get("frames", 32)),
+                        "height": int(clip_cfg.get("height", 128)),
+                        "width": int(clip_cfg.get("width", 128)),
+                        "overrides": dict(setting.get("overrides") or {}),
+                        "shift": str(setting["name"]),
+                    }
+                )
+    return plan
+
+
+def _generate_one(item: dict[str, Any], dicom: dict[str, Any], out: Path) -> dict[str, Any]:
+    from labral.datasets.synth.dicom_writer import write_cine_dicom
+    from labral.datasets.synth.generate import draw_patient, generate_clip
+
+    anatomy = draw_patient(item["patient_seed"])
+    clip = generate_clip(
+        anatomy,
+        item["clip_type"],
+        item["clip_seed"],
+        frames=item["frames"],
+        height=item["height"],
+        width=item["width"],
+        fps=item["fps"],
+        side=item["side"],
+        overrides=item["overrides"] or None,
+    )
+    rel = Path("clips") / f"{item['patient']}-{item['clip']}.dcm"
+    write_cine_dicom(
+        clip,
+        out / rel,
+        syntax=dicom.get("syntax", "jpeg"),
+        jpeg_quality=int(dicom.get("jpeg_quality", 90)),
+        burned_in_text=bool(dicom.get("burned_in_text", True)),
+        patient={"id": item["patient"], "seed": item["patient_seed"], "anatomy": anatomy},
+    )
+    return {
+        "path": rel.as_posix(),
+        "label": int(clip.label),
+        "patient": item["patient"],
+        "side": item["side"],
+        "clip": item["clip"],
+        "split": "test",
+        "clip_type": clip.clip_type,
+        "fps": float(clip.fps),
+        "extrusion_frames": [int(f) for f in clip.extrusion_frames],
+        "shift": item["shift"],
+        "params": {"overrides": item["overrides"], "clip_seed": item["clip_seed"]},
+    }
+
+
+def generate_suite(
+    definition: dict[str, Any], cache_dir: str | Path, show_progress: bool = True
+) -> Path:
+    """Generate (or reuse) a synthetic suite in the cache; returns its manifest path.
+
+    The folder is ``<cache_dir>/<name>-<hash12>``; a ``.complete`` marker makes reuse safe
+    after an interrupted run (an incomplete folder is regenerated).
+    """
+    content_hash = definition_hash(definition)
+    out = Path(cache_dir) / f"{definition['name']}-{content_hash[:12]}"
+    manifest = out / "manifest.jsonl"
+    if (out / COMPLETE_MARKER).is_file() and manifest.is_file():
+        return manifest
+    out.mkdir(parents=True, exist_ok=True)
+    dicom = dict(definition.get("dicom") or {})
+    plan = _clip_plan(definition)
+    rows = [
+        _generate_one(item, dicom, out)
+        for item in tqdm(
+            plan, desc=f"generating suite {definition['name']}", disable=not show_progress
+        )
+    ]
+    with open(manifest, "w") as handle:
+        for row in rows:
+            handle.write(json.dumps(row) + "\n")
+    (out / "suite.json").write_text(
+        json.dumps({"definition": definition, "hash": content_hash}, indent=2)
+    )
+    (out / COMPLETE_MARKER).write_text(content_hash)
+    return manifest
+
+
+def load_records(manifest: Path) -> list[dict[str, Any]]:
+    """Load a manifest through ``labral.datasets.manifest.load_manifest`` and check every file.
+
+    Raises:
+        BadManifestError: invalid manifest, or files missing (all missing paths are listed).
+    """
+    from labral.datasets.manifest import load_manifest
+
+    records = [dict(row) for row in load_manifest(manifest)]
+    missing = []
+    for row in records:
+        path = Path(row["path"])
+        if not path.is_absolute():
+            path = manifest.parent / path
+        row["path"] = str(path)
+        if not path.is_file():
+            missing.append(str(path))
+    if missing:
+        listed = "\n  ".join(missing)
+        raise BadManifestError(
+            f"{manifest}: {len(missing)} of {len(records)} listed files are missing; fix the "
+            f"paths (relative to the manifest's folder) or remove the rows:\n  {listed}"
+        )
+    if not records:
+        raise BadManifestError(f"{manifest}: no clips listed; a suite needs at least one clip")
+    return records
+
+
+def resolve_suite(
+    suite: str,
+    cache_dir: str | Path,
+    overrides: dict[str, Any] | None = None,
+    show_progress: bool = True,
+) -> Suite:
+    """A suite name from configs/suites/ or a manifest path -> a :class:`Suite` ready to score.
+
+    Raises:
+        BadConfigError: neither a known suite nor an existing manifest file.
+        BadManifestError: the manifest is invalid or lists missing files.
+    """
+    as_path = Path(suite).expanduser()
+    if as_path.suffix.lower() in (".jsonl", ".csv", ".json") or as_path.is_file():
+        if not as_path.is_file():
+            raise BadManifestError(f"suite={suite!r}: manifest file does not exist")
+        manifest = as_path.resolve()
+        digest = hashlib.sha256(manifest.read_bytes()).hexdigest()
+        return Suite(manifest.stem, digest, manifest, load_records(manifest))
+    definition = load_definition(suite, overrides)
+    manifest = generate_suite(definition, cache_dir, show_progress)
+    return Suite(
+        name=str(definition["name"]),
+        content_hash=definition_hash(definition),
+        manifest=manifest,
+        records=load_records(manifest),
+        definition=definition,
+        perturbations=list(definition.get("perturbations") or []),
+    )
