@@ -1,0 +1,144 @@
+"""Binary metrics, temperature scaling and operating-threshold rules (fitted on validation)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score
+
+from labral.errors import BadConfigError
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray, max_iter: int = 100) -> float:
+    """Fit one temperature T > 0 minimising the NLL of ``sigmoid(logits / T)``.
+
+    Args:
+        logits: float array (N,), uncalibrated log-odds.
+        labels: int array (N,) of 0/1.
+        max_iter: LBFGS iterations.
+
+    Returns:
+        The temperature (1.0 when fitting fails to improve on it).
+    """
+    x = torch.as_tensor(np.asarray(logits, dtype=np.float64))
+    y = torch.as_tensor(np.asarray(labels, dtype=np.float64))
+    log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([log_t], lr=0.1, max_iter=max_iter, line_search_fn="strong_wolfe")
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = loss_fn(x / log_t.exp(), y)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    temperature = float(log_t.detach().exp())
+    with torch.no_grad():
+        before = float(loss_fn(x, y))
+        after = float(loss_fn(x / temperature, y))
+    if not math.isfinite(temperature) or after > before:
+        return 1.0
+    return temperature
+
+
+def choose_threshold(probs: np.ndarray, labels: np.ndarray, rule: dict[str, Any]) -> float:
+    """Pick the operating threshold on validation probabilities (decision: prob >= threshold).
+
+    Rules:
+        ``{"name": "sensitivity", "target": 0.9}``: the largest threshold that keeps
+        sensitivity >= target. ``{"name": "youden"}``: maximise sensitivity + specificity - 1.
+        ``{"name": "fixed", "value": 0.5}``: a given threshold.
+
+    Args:
+        probs: float array (N,) calibrated probabilities.
+        labels: int array (N,) of 0/1.
+        rule: one of the dicts above.
+
+    Returns:
+        The threshold, a float in [0, 1].
+
+    Raises:
+        BadConfigError: unknown rule name or a target outside (0, 1].
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    labels = np.asarray(labels).astype(int)
+    name = rule.get("name")
+    if name == "fixed":
+        return float(rule["value"])
+    if name == "sensitivity":
+        target = float(rule.get("target", 0.9))
+        if not 0.0 < target <= 1.0:
+            raise BadConfigError(f"calibration.threshold_rule.target={target} must be in (0, 1]")
+        positives = np.sort(probs[labels == 1])[::-1]
+        if positives.size == 0:
+            return 0.5
+        needed = max(1, math.ceil(target * positives.size - 1e-9))
+        return float(positives[needed - 1])
+    if name == "youden":
+        candidates = np.unique(probs)
+        best, best_value = 0.5, -np.inf
+        for threshold in candidates:
+            decision = probs >= threshold
+            sens = decision[labels == 1].mean() if (labels == 1).any() else 0.0
+            spec = (~decision[labels == 0]).mean() if (labels == 0).any() else 0.0
+            if sens + spec - 1 > best_value:
+                best, best_value = float(threshold), sens + spec - 1
+        return best
+    raise BadConfigError(
+        f"calibration.threshold_rule.name={name!r} is unknown; use sensitivity, youden or fixed"
+    )
+
+
+def describe_rule(rule: dict[str, Any]) -> str:
+    """Human-readable rule, e.g. ``"sensitivity>=0.90"``."""
+    if rule.get("name") == "sensitivity":
+        return f"sensitivity>={float(rule.get('target', 0.9)):.2f}"
+    if rule.get("name") == "fixed":
+        return f"fixed={float(rule['value']):.4f}"
+    return str(rule.get("name"))
+
+
+def binary_metrics(
+    probs: np.ndarray, labels: np.ndarray, threshold: float = 0.5
+) -> dict[str, float | int | None]:
+    """AUROC (None when only one class is present), NLL, Brier and threshold metrics.
+
+    Args:
+        probs: float array (N,) probabilities of class 1.
+        labels: int array (N,) of 0/1.
+        threshold: decision is ``probs >= threshold``.
+
+    Returns:
+        ``auroc``, ``nll``, ``brier``, ``accuracy``, ``sensitivity``, ``specificity``,
+        ``ppv``, ``npv``, ``threshold``, ``n``, ``n_positive``.
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    labels = np.asarray(labels).astype(int)
+    both = labels.min(initial=1) == 0 and labels.max(initial=0) == 1
+    clipped = np.clip(probs, 1e-7, 1 - 1e-7)
+    decision = probs >= threshold
+    tp = int((decision & (labels == 1)).sum())
+    tn = int((~decision & (labels == 0)).sum())
+    fp = int((decision & (labels == 0)).sum())
+    fn = int((~decision & (labels == 1)).sum())
+
+    def ratio(a: int, b: int) -> float | None:
+        return a / b if b else None
+
+    return {
+        "auroc": float(roc_auc_score(labels, probs)) if both else None,
+        "nll": float(-np.mean(labels * np.log(clipped) + (1 - labels) * np.log(1 - clipped))),
+        "brier": float(np.mean((probs - labels) ** 2)),
+        "accuracy": float((decision == labels.astype(bool)).mean()) if labels.size else None,
+        "sensitivity": ratio(tp, tp + fn),
+        "specificity": ratio(tn, tn + fp),
+        "ppv": ratio(tp, tp + fp),
+        "npv": ratio(tn, tn + fn),
+        "threshold": float(threshold),
+        "n": int(labels.size),
+        "n_positive": int(labels.sum()),
+    }
