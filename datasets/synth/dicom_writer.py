@@ -14,6 +14,7 @@ clip always gives the same file bytes. Identities are synthetic and say so.
 from __future__ import annotations
 
 import io
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,6 @@ from pydicom.uid import (
     ExplicitVRLittleEndian,
     JPEGBaseline8Bit,
     UltrasoundMultiFrameImageStorage,
-    generate_uid,
 )
 
 from labral.errors import BadConfigError
@@ -45,11 +45,12 @@ HEADER_ROWS = 24
 MARGIN = 8
 
 _FRAME_TIME_TAG = Tag(0x0018, 0x1063)
+_UID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://labral.invalid/synth")
 
 
 def _uid(*parts: object) -> str:
-    """A deterministic 2.25.<int> UID from the given identity parts."""
-    return generate_uid(prefix=None, entropy_srcs=[str(p) for p in parts])
+    """A deterministic 2.25.<UUID as integer> UID (UUID v5 of the identity parts)."""
+    return f"2.25.{uuid.uuid5(_UID_NAMESPACE, '/'.join(str(p) for p in parts)).int}"
 
 
 def _canvas_geometry(height: int, width: int) -> tuple[int, int, int, int]:
