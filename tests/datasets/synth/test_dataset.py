@@ -1,0 +1,133 @@
+"""The data set builder: determinism, manifest integrity, splits by patient, files on disk."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from labral.datasets.synth.dataset import (
+    allocate_counts,
+    assign_splits,
+    plan_dataset,
+    render_job,
+    synthesize,
+)
+from labral.datasets.synth.settings import SynthSettings
+from labral.datasets.synth.types import NEGATIVE_TYPES, POSITIVE_TYPE
+
+
+def tiny(out: Path, **changes) -> SynthSettings:
+    """Small, fast settings (8-frame 32x32 clips, no preview, no progress bar)."""
+    base = dict(out=out, n_patients=6, frames=8, height=32, width=32, preview=False)
+    base.update(progress=False, workers=1)
+    base.update(changes)
+    return SynthSettings(**base)
+
+
+def rows_of(manifest: Path) -> list[dict]:
+    return [json.loads(line) for line in manifest.read_text().splitlines()]
+
+
+def test_allocate_counts_is_exact_and_proportional() -> None:
+    counts = allocate_counts(10, {"a": 1.0, "b": 1.0, "c": 2.0, "d": 0.0})
+    assert sum(counts.values()) == 10 and counts["d"] == 0
+    assert counts["c"] == 5 and sorted([counts["a"], counts["b"]]) == [2, 3]
+
+
+@pytest.mark.parametrize("n_patients", [3, 4, 10, 57])
+def test_every_split_non_empty_when_possible(n_patients: int) -> None:
+    fractions = {"train": 0.7, "val": 0.15, "test": 0.15}
+    splits = assign_splits(n_patients, fractions, np.random.default_rng(0))
+    counts = Counter(splits)
+    assert set(counts) == {"train", "val", "test"} and sum(counts.values()) == n_patients
+    assert counts["train"] >= counts["val"]
+
+
+def test_same_result_for_any_worker_count(tmp_path: Path) -> None:
+    one = synthesize(tiny(tmp_path / "w1", workers=1, dicom_syntax="mixed"))
+    two = synthesize(tiny(tmp_path / "w2", workers=2, chunksize=3, dicom_syntax="mixed"))
+    assert one.read_text() == two.read_text()
+    for row in rows_of(one):
+        assert (one.parent / row["path"]).read_bytes() == (two.parent / row["path"]).read_bytes()
+    s1, s2 = (json.loads((m.parent / "dataset.json").read_text()) for m in (one, two))
+    assert s1["fingerprint"] == s2["fingerprint"]
+    for summary in (s1, s2):  # only the timing and the output folder may differ
+        del summary["run"], summary["settings"]["out"]
+    assert s1 == s2
+
+
+def test_seed_changes_the_data(tmp_path: Path) -> None:
+    a = synthesize(tiny(tmp_path / "a", seed=1))
+    b = synthesize(tiny(tmp_path / "b", seed=2))
+    fa, fb = (json.loads((m.parent / "dataset.json").read_text())["fingerprint"] for m in (a, b))
+    assert fa != fb
+
+
+def test_manifest_integrity(tmp_path: Path) -> None:
+    settings = tiny(tmp_path / "m", n_patients=24, prevalence=0.4)
+    manifest = synthesize(settings)
+    rows = rows_of(manifest)
+    files = sorted(
+        p.relative_to(manifest.parent).as_posix() for p in manifest.parent.rglob("*.dcm")
+    )
+    assert sorted(r["path"] for r in rows) == files  # rows match files one to one
+    split_of: dict[str, set[str]] = {}
+    for row in rows:
+        split_of.setdefault(row["patient"], set()).add(row["split"])
+        assert row["label"] == int(row["clip_type"] == POSITIVE_TYPE)
+        assert row["frames"] == 8 and 15 <= row["fps"] <= 30
+        assert row["side"] in ("R", "L")
+        assert bool(row["extrusion_frames"]) == (row["label"] == 1)
+        assert all(0 <= i < row["frames"] for i in row["extrusion_frames"])
+    assert all(len(s) == 1 for s in split_of.values())  # no patient in two splits
+    assert {r["split"] for r in rows} == {"train", "val", "test"}
+    types = Counter(r["clip_type"] for r in rows)
+    assert set(types) == {POSITIVE_TYPE, *NEGATIVE_TYPES}  # every class and type present
+    assert types[POSITIVE_TYPE] == round(0.4 * len(rows))  # prevalence shared out exactly
+    hips = Counter((r["patient"], r["side"]) for r in rows)
+    assert all(2 <= n <= 4 for n in hips.values())
+    summary = json.loads((manifest.parent / "dataset.json").read_text())
+    assert summary["clips"] == len(rows) and summary["by_type"] == dict(sorted(types.items()))
+    assert sum(s["clips"] for s in summary["by_split"].values()) == len(rows)
+
+
+def test_patient_anatomy_is_shared_across_clips(tmp_path: Path) -> None:
+    jobs = plan_dataset(tiny(tmp_path, n_patients=5))
+    seeds: dict[str, set[int]] = {}
+    for job in jobs:
+        seeds.setdefault(job.patient, set()).add(job.patient_seed)
+    assert all(len(s) == 1 for s in seeds.values())
+    assert len({next(iter(s)) for s in seeds.values()}) == 5
+    assert len({job.seed for job in jobs}) == len(jobs)  # every clip has its own seed
+
+
+def test_dicom_pixels_are_the_generated_clip(tmp_path: Path) -> None:
+    settings = tiny(tmp_path / "px", n_patients=2, dicom_syntax="explicit")
+    manifest = synthesize(settings)
+    job = plan_dataset(settings)[0]
+    clip = render_job(job, settings)
+    ds = pydicom.dcmread(manifest.parent / job.relpath)
+    region = ds.SequenceOfUltrasoundRegions[0]
+    crop = ds.pixel_array[
+        :,
+        region.RegionLocationMinY0 : region.RegionLocationMaxY1 + 1,
+        region.RegionLocationMinX0 : region.RegionLocationMaxX1 + 1,
+    ]
+    np.testing.assert_array_equal(crop, clip.frames)
+    assert float(ds.FrameTime) == pytest.approx(1000.0 / job.fps, rel=1e-4)
+
+
+def test_mp4_and_preview_written(tmp_path: Path) -> None:
+    manifest = synthesize(tiny(tmp_path / "v", n_patients=8, mp4=True, preview=True))
+    rows = rows_of(manifest)
+    assert all((manifest.parent / r["mp4"]).stat().st_size > 0 for r in rows)
+    summary = json.loads((manifest.parent / "dataset.json").read_text())
+    previews = [manifest.parent / p for p in summary["preview"]]
+    assert previews[0].name == "contact_sheet.png"
+    present = {r["clip_type"] for r in rows}
+    assert {p.stem for p in previews[1:]} == present
+    assert all(p.stat().st_size > 0 for p in previews)
