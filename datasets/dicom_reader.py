@@ -24,6 +24,7 @@ from labral.datasets.limits import ReadLimits
 from labral.datasets.regions import locate_tissue_region, regions_from_dataset
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
 from pydicom.pixels import apply_color_lut, get_decoder
 from pydicom.pixels.utils import get_expected_length
 from pydicom.uid import UID
@@ -212,6 +213,14 @@ def _decode_gray(ds: Dataset, syntax: UID, frames: int) -> tuple[np.ndarray, str
     return gray8, str(meta.get("photometric_interpretation", stored_pi))
 
 
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _positive(value: Any) -> float | None:
     try:
         number = float(value)
@@ -235,8 +244,8 @@ def frame_rate(ds: Dataset, default_fps: float) -> tuple[float, str, list[str]]:
         return 1000.0 / frame_time, "FrameTime", warnings
     vector = ds.get("FrameTimeVector")
     if vector is not None:
-        values = [float(v) for v in (vector if isinstance(vector, list | tuple) else [vector])]
-        values = [v for v in values if math.isfinite(v)]
+        items = list(vector) if isinstance(vector, MultiValue | list | tuple) else [vector]
+        values = [v for v in (_number(item) for item in items) if v is not None]
         if values and values[0] == 0:
             values = values[1:]
         mean = _positive(np.mean(values)) if values else None
