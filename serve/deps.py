@@ -1,0 +1,41 @@
+"""FastAPI dependencies: settings, the scoring service, bearer-token auth."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Request
+from labral.serve.errors import UnauthorizedError
+from labral.serve.service import ScoringService
+from labral.serve.settings import ServeSettings
+
+
+def get_settings(request: Request) -> ServeSettings:
+    """The app's settings."""
+    return request.app.state.settings
+
+
+def get_service(request: Request) -> ScoringService:
+    """The app's scoring service (loaded in the lifespan)."""
+    return request.app.state.service
+
+
+def require_api_key(request: Request) -> None:
+    """Check ``Authorization: Bearer <api_key>`` whenever a key is configured.
+
+    Raises:
+        UnauthorizedError: missing or wrong token.
+    """
+    settings: ServeSettings = request.app.state.settings
+    if not settings.auth_required:
+        return
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise UnauthorizedError("missing bearer token; send 'Authorization: Bearer <api key>'")
+    if not hmac.compare_digest(token.strip().encode(), settings.api_key.encode()):
+        raise UnauthorizedError("wrong API key")
+
+
+ServiceDep = Annotated[ScoringService, Depends(get_service)]
+SettingsDep = Annotated[ServeSettings, Depends(get_settings)]

@@ -1,0 +1,118 @@
+"""HTTP errors of the service and the ONE place that maps every error to a JSON response.
+
+Every error leaves as ``{"error": {"code": <stable string>, "message": <what to do>}}`` with
+the status carried by the error class (``labral.errors`` for input problems, the classes
+below for HTTP-level ones).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from labral.errors import LabralError
+
+log = logging.getLogger("labral.serve")
+
+
+class PayloadTooLargeError(LabralError):
+    """The request body is larger than ``max_upload_bytes``."""
+
+    code = "payload_too_large"
+    http_status = 413
+
+
+class UnsupportedMediaTypeError(LabralError):
+    """The request's Content-Type is not one the endpoint accepts."""
+
+    code = "unsupported_media_type"
+    http_status = 415
+
+
+class UnauthorizedError(LabralError):
+    """Missing or wrong bearer token."""
+
+    code = "unauthorized"
+    http_status = 401
+
+
+class RequestTimeoutError(LabralError):
+    """The prediction took longer than ``request_timeout_s``."""
+
+    code = "timeout"
+    http_status = 503
+
+
+class MissingFileError(LabralError):
+    """A multipart request without a ``file`` part, or an empty body."""
+
+    code = "missing_file"
+    http_status = 400
+
+
+class NotReadyError(LabralError):
+    """The model is still loading or warming up."""
+
+    code = "not_ready"
+    http_status = 503
+
+
+class SrNeedsDicomError(LabralError):
+    """``format=sr`` was asked for a video upload."""
+
+    code = "sr_needs_dicom"
+    http_status = 422
+
+
+class InvalidRequestError(LabralError):
+    """Query or form parameters that do not validate."""
+
+    code = "invalid_request"
+    http_status = 422
+
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+def error_response(
+    code: str, message: str, status: int, headers: dict | None = None
+) -> JSONResponse:
+    """The one JSON shape of every error."""
+    return JSONResponse(
+        {"error": {"code": code, "message": message}}, status_code=status, headers=headers
+    )
+
+
+def response_for(error: LabralError) -> JSONResponse:
+    """Map a typed error to its response (status from the class, code stable)."""
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, UnauthorizedError) else None
+    if isinstance(error, RequestTimeoutError | NotReadyError):
+        headers = {"Retry-After": "5"}
+    return error_response(error.code, error.message, error.http_status, headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers; routes raise typed errors and never build error JSON."""
+
+    async def on_labral(request: Request, exc: LabralError) -> JSONResponse:
+        app.state.metrics.errors.labels(code=exc.code).inc()
+        return response_for(exc)
+
+    async def on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        error = InvalidRequestError(f"{where}: {first.get('msg', 'invalid request')}")
+        return await on_labral(request, error)
+
+    async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+        app.state.metrics.errors.labels(code=code).inc()
+        return error_response(code, str(exc.detail), exc.status_code)
+
+    app.add_exception_handler(LabralError, on_labral)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)

@@ -1,0 +1,58 @@
+"""Prometheus metrics of one app instance (its own registry, so tests can build many apps).
+
+With several uvicorn workers each process exposes its own numbers; scrape every replica
+(see serve/README.md) rather than relying on prometheus_client's multiprocess mode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+@dataclass
+class ServeMetrics:
+    """Counters and histograms exposed at /metrics."""
+
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        reg = self.registry
+        self.requests = Counter(
+            "labral_requests",
+            "HTTP requests by route and status",
+            ["route", "status"],
+            registry=reg,
+        )
+        self.latency = Histogram(
+            "labral_request_latency_seconds",
+            "End-to-end request latency",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.stage_latency = Histogram(
+            "labral_stage_latency_seconds",
+            "Prediction stage latency (decode, preprocess, model)",
+            ["stage"],
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.errors = Counter(
+            "labral_errors", "Error responses by stable error code", ["code"], registry=reg
+        )
+        self.batch_size = Histogram(
+            "labral_batch_size",
+            "Clips per model call",
+            buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32),
+            registry=reg,
+        )
+        self.model_load_seconds = Gauge(
+            "labral_model_load_seconds", "Time to load and warm the bundle", registry=reg
+        )
+        self.model_ready = Gauge(
+            "labral_model_ready", "1 once the model is loaded and warmed", registry=reg
+        )

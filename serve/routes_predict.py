@@ -1,0 +1,130 @@
+"""/v1/predictions and /v1/model."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from enum import StrEnum
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+from labral.serve.deps import ServiceDep, SettingsDep, require_api_key
+from labral.serve.errors import NotReadyError, RequestTimeoutError
+from labral.serve.preview import build_preview
+from labral.serve.schemas import ModelCard, Prediction
+from labral.serve.sr import build_sr, read_source_header, sr_bytes
+from labral.serve.upload import read_upload
+
+log = logging.getLogger("labral.serve")
+router = APIRouter(prefix="/v1", tags=["predictions"])
+UPLOAD_DOC = {
+    "requestBody": {
+        "description": "A DICOM cine (multipart field 'file' or application/dicom body) or an "
+        "MP4/AVI/MOV export; the format is sniffed from the bytes.",
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "required": ["file"],
+                }
+            },
+            "application/dicom": {"schema": {"type": "string", "format": "binary"}},
+            "video/mp4": {"schema": {"type": "string", "format": "binary"}},
+        },
+        "required": True,
+    }
+}
+
+
+class OutputFormat(StrEnum):
+    json = "json"
+    sr = "sr"
+
+
+@router.post(
+    "/predictions",
+    response_model=Prediction,
+    dependencies=[Depends(require_api_key)],
+    openapi_extra=UPLOAD_DOC,
+    responses={200: {"content": {"application/dicom": {}}}},
+)
+async def predict(
+    request: Request,
+    service: ServiceDep,
+    settings: SettingsDep,
+    format: Annotated[OutputFormat, Query(description="json, or sr for a DICOM SR")] = (
+        OutputFormat.json
+    ),
+    preview: Annotated[bool, Query(description="add base64 PNG frames for the web page")] = False,
+) -> Any:
+    """Score one cine clip: calibrated probability, decision, temporal relevance."""
+    if not service.ready.is_set():
+        raise NotReadyError("the model is still loading; retry when /readyz answers 200")
+    data = await read_upload(request, settings.max_upload_bytes)
+    try:
+        scored = await asyncio.wait_for(service.score(data), settings.request_timeout_s)
+    except TimeoutError as exc:
+        raise RequestTimeoutError(
+            f"scoring took longer than {settings.request_timeout_s:.0f} s (serve "
+            "request_timeout_s); retry later or send a shorter clip"
+        ) from exc
+    bundle = service.bundle
+    log.info(
+        "scored instance=%s p=%.3f frames=%d total_ms=%.1f",
+        str(scored.clip.source.get("instance_hash") or "video")[:16],
+        scored.probability,
+        scored.clip.num_frames,
+        scored.timing_ms["total"],
+    )
+    if format is OutputFormat.sr:
+        source = read_source_header(data)
+        dataset = build_sr(
+            source, scored.probability, scored.decision, bundle.threshold, bundle.identity()
+        )
+        return Response(sr_bytes(dataset), media_type="application/dicom")
+    body: dict[str, Any] = {
+        "probability": scored.probability,
+        "decision": bool(scored.decision),
+        "label": bundle.spec["class_names"][int(scored.decision)],
+        "threshold": bundle.threshold,
+        "model": bundle.identity(),
+        "clip": scored.clip.facts(),
+        "relevance": [round(float(v), 4) for v in scored.relevance],
+        "peak_frames": scored.peak_frames,
+        "warnings": scored.warnings,
+        "timing_ms": scored.timing_ms,
+        "disclaimer": "research tool, not a diagnosis",
+    }
+    if preview:
+        body["preview"] = build_preview(
+            scored.clip.frames,
+            scored.clip.fps,
+            scored.peak_frames,
+            max_frames=settings.preview_max_frames,
+            width=settings.preview_width,
+            key_width=settings.key_frame_width,
+        )
+    return body
+
+
+@router.get("/model", response_model=ModelCard, tags=["model"])
+async def model_card(service: ServiceDep) -> Any:
+    """The model card (bundle README), identity, input spec, threshold and eval transform."""
+    if service.bundle is None:
+        raise NotReadyError("the model is still loading; retry when /readyz answers 200")
+    spec = service.bundle.spec
+    readme = service.bundle.path / "README.md"
+    return {
+        **service.bundle.identity(),
+        "class_names": spec["class_names"],
+        "threshold": service.bundle.threshold,
+        "threshold_rule": spec.get("threshold_rule"),
+        "temperature": service.bundle.temperature,
+        "input_spec": spec["input_spec"],
+        "eval_transform": spec["eval_transform"],
+        "val_metrics": spec.get("val_metrics"),
+        "card": readme.read_text() if readme.is_file() else "",
+        "intended_use": "research tool, not a diagnosis",
+    }

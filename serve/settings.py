@@ -1,0 +1,99 @@
+"""Validated settings of the scoring service (built from ``configs/serve.yaml``)."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from labral.errors import BadConfigError
+
+LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
+
+
+def is_loopback(host: str) -> bool:
+    """True when ``host`` only accepts connections from this machine."""
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class ServeSettings(BaseModel):
+    """Everything ``create_app`` needs; every field has a safe default except ``bundle``.
+
+    Attributes:
+        bundle: folder of a model bundle written by ``labral export``.
+        host / port: where uvicorn binds; loopback by default.
+        api_key: bearer token for the prediction endpoints; required when ``host`` is not
+            loopback (the service refuses to start exposed without one).
+        max_upload_bytes: request bodies above this get 413 ``payload_too_large``.
+        max_frames / max_rows / max_cols: header-checked limits (ReadLimits) before decoding.
+        request_timeout_s: a prediction taking longer gets ``timeout``.
+        max_batch / batch_window_ms: micro-batching of concurrent requests.
+        decode_workers: threads decoding uploads in parallel; torch_threads: intra-op threads.
+        warmup_runs: model calls made before /readyz turns 200.
+        cors_origins: allowed origins (empty: CORS off).
+        samples_dir: a folder served read-only at /samples (demo and browser tests); off
+            by default.
+        min_fps / min_duration_s: below these a response carries a warning.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    bundle: Path
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    api_key: str | None = None
+    max_upload_bytes: int = Field(256 << 20, gt=0)
+    max_frames: int = Field(2000, gt=0)
+    max_rows: int = Field(2048, gt=0)
+    max_cols: int = Field(2048, gt=0)
+    request_timeout_s: float = Field(30.0, gt=0)
+    max_batch: int = Field(8, ge=1)
+    batch_window_ms: float = Field(5.0, ge=0)
+    decode_workers: int = Field(2, ge=1)
+    torch_threads: int = Field(1, ge=1)
+    warmup_runs: int = Field(2, ge=0)
+    cors_origins: list[str] = Field(default_factory=list)
+    samples_dir: Path | None = None
+    min_fps: float = Field(10.0, ge=0)
+    min_duration_s: float = Field(1.0, ge=0)
+    preview_max_frames: int = Field(48, ge=1)
+    preview_width: int = Field(192, ge=16)
+    key_frame_width: int = Field(320, ge=16)
+    log_level: str = "info"
+
+    @model_validator(mode="after")
+    def _exposed_needs_key(self) -> ServeSettings:
+        if not is_loopback(self.host) and not self.api_key:
+            raise ValueError(
+                f"host={self.host!r} exposes the service beyond this machine but api_key is "
+                "empty; set serve api_key=<secret> (or bind host=127.0.0.1)"
+            )
+        return self
+
+    @property
+    def auth_required(self) -> bool:
+        """Bearer auth is enforced whenever a key is configured (always when exposed)."""
+        return bool(self.api_key)
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any]) -> ServeSettings:
+        """Validate a plain mapping (e.g. a resolved Hydra config).
+
+        Raises:
+            BadConfigError: naming every setting that is wrong.
+        """
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"serve.{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+                for err in exc.errors()
+            )
+            raise BadConfigError(problems) from exc

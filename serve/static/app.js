@@ -1,0 +1,147 @@
+// labral clinician page: upload a clip, play it, show score, relevance strip and key frames.
+// Plain JS, no build step. `?sample=/samples/<name>` scores a sample served by this server
+// (used by the headless-browser test and for demos).
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+let playTimer = null;
+
+function setStatus(text, isError) {
+  const status = $("status");
+  status.textContent = text;
+  status.classList.toggle("error", Boolean(isError));
+}
+
+async function score(blob, name) {
+  const form = new FormData();
+  form.append("file", blob, name || "clip");
+  const headers = {};
+  const key = $("api-key").value.trim();
+  if (key) headers["Authorization"] = "Bearer " + key;
+  setStatus("Scoring " + (name || "clip") + " ...");
+  document.body.dataset.state = "scoring";
+  const response = await fetch("/v1/predictions?preview=true", {
+    method: "POST", body: form, headers,
+  });
+  const body = await response.json();
+  if (!response.ok) {
+    const err = body.error || { code: "http_" + response.status, message: response.statusText };
+    setStatus("Could not score: " + err.message + " [" + err.code + "]", true);
+    document.body.dataset.state = "error";
+    document.body.dataset.errorCode = err.code;
+    return;
+  }
+  render(body);
+  setStatus("Scored in " + body.timing_ms.total.toFixed(0) + " ms.");
+  document.body.dataset.state = "done";
+}
+
+function relevanceColor(value) {
+  const v = Math.max(0, Math.min(1, value));
+  return "rgb(" + Math.round(40 + 215 * v) + "," + Math.round(40 + 150 * v * v) + ",40)";
+}
+
+function drawTimeline(relevance, current) {
+  const canvas = $("timeline");
+  const ctx = canvas.getContext("2d");
+  const n = relevance.length;
+  const w = canvas.width / n;
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  relevance.forEach((value, i) => {
+    ctx.fillStyle = relevanceColor(value);
+    const h = canvas.height * (0.25 + 0.75 * value);
+    ctx.fillRect(i * w, canvas.height - h, Math.max(w - 0.5, 1), h);
+  });
+  if (current !== null) {
+    ctx.fillStyle = "#fff";
+    ctx.fillRect((current + 0.5) * w - 1, 0, 2, canvas.height);
+  }
+  canvas.dataset.bars = String(n);
+}
+
+function play(preview, relevance) {
+  if (playTimer) clearInterval(playTimer);
+  const canvas = $("player");
+  const ctx = canvas.getContext("2d");
+  const images = preview.frames.map((png) => {
+    const img = new Image();
+    img.src = "data:image/png;base64," + png;
+    return img;
+  });
+  let i = 0;
+  const draw = () => {
+    const img = images[i];
+    if (img.complete && img.naturalWidth) {
+      canvas.height = Math.round(canvas.width * img.naturalHeight / img.naturalWidth);
+      ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
+    }
+    drawTimeline(relevance, preview.frame_index[i]);
+    i = (i + 1) % images.length;
+  };
+  draw();
+  playTimer = setInterval(draw, 1000 / Math.max(1, Math.min(preview.fps, 60)));
+}
+
+function render(body) {
+  $("result").hidden = false;
+  $("probability").textContent = (100 * body.probability).toFixed(1) + " %";
+  $("threshold").textContent = (100 * body.threshold).toFixed(1) + " %";
+  const decision = $("decision");
+  decision.textContent = body.decision ? "detachment suggested" : "no detachment suggested";
+  decision.className = "decision " + (body.decision ? "positive" : "negative");
+  decision.dataset.decision = String(body.decision);
+
+  const facts = $("facts");
+  facts.replaceChildren();
+  const c = body.clip;
+  const rows = [["frames", c.frames], ["frame rate", c.fps + " fps"],
+    ["duration", c.duration_s + " s"], ["region", c.region_size.join(" x ") + " px"],
+    ["pixel spacing", c.spacing_mm ? c.spacing_mm.map((v) => v.toFixed(3)).join(" x ") + " mm"
+      : "unknown"]];
+  for (const [k, v] of rows) {
+    const dt = document.createElement("dt"); dt.textContent = k;
+    const dd = document.createElement("dd"); dd.textContent = String(v);
+    facts.append(dt, dd);
+  }
+  const warnings = $("warnings");
+  warnings.replaceChildren(...body.warnings.map((text) => {
+    const li = document.createElement("li"); li.textContent = text; return li;
+  }));
+  $("model").textContent = "Model " + body.model.name + " " + body.model.version +
+    " (SHA-256 " + body.model.sha256 + ")";
+
+  const keys = $("key-frames");
+  keys.replaceChildren();
+  if (body.preview) {
+    for (const kf of body.preview.key_frames) {
+      const fig = document.createElement("figure");
+      const img = document.createElement("img");
+      img.src = "data:image/png;base64," + kf.png;
+      img.alt = "key frame " + kf.frame;
+      const cap = document.createElement("figcaption");
+      const t = kf.frame / c.fps;
+      cap.textContent = "frame " + kf.frame + " (" + t.toFixed(2) + " s), relevance " +
+        body.relevance[kf.frame].toFixed(2);
+      fig.append(img, cap);
+      keys.append(fig);
+    }
+    play(body.preview, body.relevance);
+  } else {
+    drawTimeline(body.relevance, null);
+  }
+}
+
+$("upload-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const file = $("file").files[0];
+  if (!file) { setStatus("Choose a clip first.", true); return; }
+  score(file, file.name).catch((e) => setStatus("Request failed: " + e, true));
+});
+
+const sample = new URLSearchParams(location.search).get("sample");
+if (sample && sample.startsWith("/samples/")) {
+  fetch(sample)
+    .then((r) => { if (!r.ok) throw new Error("sample " + r.status); return r.blob(); })
+    .then((blob) => score(blob, sample.split("/").pop()))
+    .catch((e) => setStatus("Request failed: " + e, true));
+}

@@ -1,0 +1,245 @@
+"""Fixtures for the service tests: a tiny scripted bundle, small clips, apps and a live server."""
+
+from __future__ import annotations
+
+import io
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+import httpx
+import numpy as np
+import pydicom
+import pytest
+import torch
+from fastapi.testclient import TestClient
+from labral.datasets.synth.dicom_writer import write_cine_dicom
+from labral.datasets.synth.types import SynthClip
+from labral.serve.app import create_app
+from labral.serve.settings import ServeSettings
+from pydicom.dataset import FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from labral.bundle import write_bundle
+
+EVAL_SPEC = {"frames": 8, "fps": 10.0, "size": [32, 32], "windows": 1}
+US_MULTIFRAME = "1.2.840.10008.5.1.4.1.1.3.1"
+
+
+class MeanIntensityNet(torch.nn.Module):
+    """logit = 30 * (brightest frame's mean intensity - 0.25); relevance = per-frame mean."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        per_frame = x.mean(dim=(1, 3, 4))
+        return 30.0 * (per_frame.amax(dim=1) - 0.25), per_frame
+
+
+def make_bundle(folder: Path) -> Path:
+    """Write the tiny mean-intensity bundle into ``folder``."""
+    spec = {
+        "model_name": "mean-intensity-test",
+        "model_version": "0.0.1",
+        "class_names": ["intact", "detachment"],
+        "eval_transform": EVAL_SPEC,
+        "input_spec": {
+            "frames": 8,
+            "fps": 10.0,
+            "size": [32, 32],
+            "channels": 1,
+            "dtype": "float32",
+            "value_range": [0, 1],
+        },
+        "temperature": 1.0,
+        "threshold": 0.5,
+        "threshold_rule": "fixed 0.5 (test bundle)",
+    }
+    return write_bundle(folder, torch.jit.script(MeanIntensityNet()), spec, "# test bundle\n")
+
+
+def ramp_frames(
+    frames: int = 24, height: int = 48, width: int = 64, bright: bool = True
+) -> np.ndarray:
+    """uint8 (T, H, W) with a textured background and a bright blob peaking mid-clip."""
+    rng = np.random.default_rng(frames * 7 + height)
+    base = rng.integers(20, 60, (frames, height, width)).astype(np.float32)
+    level = 180.0 if bright else 0.0
+    bump = np.exp(-0.5 * ((np.arange(frames) - frames // 2) / 2.0) ** 2)
+    base[:, height // 4 : 3 * height // 4, width // 4 : 3 * width // 4] += level * bump[
+        :, None, None
+    ] + (60 if bright else 0)
+    return np.clip(base, 0, 255).astype(np.uint8)
+
+
+def synth_clip(frames: np.ndarray, fps: float = 20.0) -> SynthClip:
+    return SynthClip(
+        frames=frames,
+        label=1,
+        clip_type="positive",
+        fps=fps,
+        spacing_mm=(0.3, 0.3),
+        extrusion_mask=np.zeros(frames.shape, bool),
+        extrusion_frames=[],
+    )
+
+
+def write_dicom(
+    path: Path, frames: np.ndarray, fps: float = 20.0, syntax: str = "explicit"
+) -> Path:
+    return write_cine_dicom(synth_clip(frames, fps), path, syntax=syntax, burned_in_text=False)
+
+
+def write_mp4(frames: np.ndarray, fps: float, path: Path, codec: str = "mpeg4") -> Path:
+    """Encode uint8 (T, H, W) grey frames as an MP4 with PyAV (H, W even)."""
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(codec, rate=int(round(fps)))
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        for frame in frames:
+            rgb = np.repeat(frame[:, :, None], 3, axis=2)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def plain_dataset(
+    sop_class: str,
+    modality: str,
+    frames: int,
+    rows: int = 32,
+    cols: int = 32,
+    declared_frames: int | None = None,
+) -> bytes:
+    """A minimal uncompressed DICOM (for the bad-input corpus: CT, single frame, huge frames)."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = pydicom.Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = sop_class
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.Modality = modality
+    ds.PatientName, ds.PatientID = "Test^Bad", "BAD001"
+    ds.Rows, ds.Columns = rows, cols
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    if frames > 1 or declared_frames:
+        ds.NumberOfFrames = declared_frames or frames
+        ds.FrameTime = 50.0
+    ds.PixelData = np.zeros((frames, rows, cols), np.uint8).tobytes()
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_bundle(tmp_path_factory.mktemp("bundle"))
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Sample uploads: bright/dark DICOM cines, a JPEG DICOM, an MP4."""
+    folder = tmp_path_factory.mktemp("clips")
+    return {
+        "bright.dcm": write_dicom(folder / "bright.dcm", ramp_frames(bright=True)),
+        "dark.dcm": write_dicom(folder / "dark.dcm", ramp_frames(bright=False)),
+        "jpeg.dcm": write_dicom(folder / "jpeg.dcm", ramp_frames(), syntax="jpeg"),
+        "short.dcm": write_dicom(folder / "short.dcm", ramp_frames(frames=4), fps=5.0),
+        "bright.mp4": write_mp4(
+            ramp_frames(frames=20, height=64, width=64), 20.0, folder / "bright.mp4"
+        ),
+    }
+
+
+def wait_ready(client: TestClient | httpx.Client, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if client.get("/readyz").status_code == 200:
+            return
+        time.sleep(0.02)
+    raise AssertionError("service never became ready")
+
+
+@pytest.fixture
+def make_client(bundle_dir: Path) -> Iterator:
+    """Factory: a started TestClient (lifespan run, model ready) for given settings."""
+    opened: list[TestClient] = []
+
+    def factory(**overrides) -> TestClient:
+        settings = ServeSettings(bundle=bundle_dir, **overrides)
+        client = TestClient(create_app(settings))
+        client.__enter__()
+        opened.append(client)
+        wait_ready(client)
+        return client
+
+    yield factory
+    for client in opened:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client) -> TestClient:
+    return make_client()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def live_server(
+    tmp_path_factory: pytest.TempPathFactory, bundle_dir: Path, clips
+) -> Iterator[dict]:
+    """A real ``labral serve`` process (uvicorn) on a free loopback port."""
+    port = free_port()
+    samples = Path(next(iter(clips.values()))).parent
+    cmd = [
+        sys.executable,
+        "-m",
+        "labral.cli",
+        "serve",
+        f"bundle={bundle_dir}",
+        f"port={port}",
+        f"samples_dir={samples}",
+        "max_upload_bytes=4000000",
+        "log_level=warning",
+        f"paths.output_root={tmp_path_factory.mktemp('out')}",
+    ]
+    log_path = tmp_path_factory.mktemp("log") / "serve.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**__import__("os").environ, "PYTHONSAFEPATH": "1"},
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, log_path.read_text()
+            try:
+                if httpx.get(base + "/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        else:
+            raise AssertionError("live server never became ready:\n" + log_path.read_text())
+        yield {"url": base, "proc": proc, "log": log_path, "samples": samples}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
