@@ -15,3 +15,7 @@ if __name__ != "labral.models":  # guard: this folder must never be importable u
         f"'{__name__}' is labral's `labral.models` folder; import it as `labral.models` after "
         "`pip install -e .` (run `make test`), not from the repository root"
     )
+
+from labral.models.describe import describe_model, format_description  # noqa: E402
+
+__all__ = ["describe_model", "format_description"]

@@ -1,0 +1,478 @@
+"""``labral export``: a training run's best checkpoint -> a self-verified model bundle.
+
+    labral export run_dir=outputs/train/<stamp> out=bundles/compact
+    labral export ckpt=<run>/checkpoints/best.pt calibration=<run>/calibration.json out=...
+
+The model is rebuilt with ``hydra.utils.instantiate`` from the checkpoint's own config,
+wrapped so its forward returns ``(logits (B,), relevance (B, T))``, converted by each
+requested ``Exporter`` (TorchScript is the bundle's format; ONNX and ``torch.export`` can sit
+beside it), checked against eager outputs on synthetic clips, and written with
+``labral.bundle.write_bundle`` (which records the SHA-256) plus a model card.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from labral.datasets.synth.types import CLASS_NAMES
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+import labral
+from labral.bundle import load_bundle, sha256_file, write_bundle
+from labral.errors import BadConfigError, IncompatibleBundleError
+
+
+class ExportVerificationError(IncompatibleBundleError):
+    """An exported artifact does not reproduce the eager model's outputs."""
+
+    code = "export_verification_failed"
+    http_status = 500
+
+
+class RelevanceModule(nn.Module):
+    """Wraps a labral network so that ``forward(x)`` returns ``(logits (B,), relevance (B, T))``."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """float32 (B, 1, T, H, W) -> logits float32 (B,), relevance float32 (B, T)."""
+        return self.model.forward_with_relevance(x)
+
+
+class Exporter(Protocol):
+    """One export format: convert the wrapped model, run the result, save it into the bundle."""
+
+    name: str
+
+    def convert(self, module: nn.Module, example: torch.Tensor) -> Any:
+        """Convert ``module`` (a ``RelevanceModule`` in eval mode) given an example input."""
+
+    def run(self, artifact: Any, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Run the artifact on float32 (B, 1, T, H, W); returns logits (B,), relevance (B, T)."""
+
+    def save(self, artifact: Any, out_dir: Path) -> Path | None:
+        """Write the artifact into the bundle folder (None: ``write_bundle`` writes it)."""
+
+
+class TorchScriptExporter:
+    """The bundle's format: ``torch.jit.script`` (``trace`` only if scripting fails)."""
+
+    name = "torchscript"
+
+    def convert(self, module: nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # script/trace are marked deprecated
+            try:
+                return torch.jit.script(module)
+            except Exception as exc:  # noqa: BLE001 - any scripting failure falls back to trace
+                print(f"labral export: torch.jit.script failed ({exc}); tracing instead")
+                return torch.jit.trace(module, (example,))
+
+    def run(self, artifact: Any, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        with torch.inference_mode():
+            logits, relevance = artifact(x)
+        return logits.numpy(), relevance.numpy()
+
+    def save(self, artifact: Any, out_dir: Path) -> Path | None:
+        return None  # write_bundle saves model.ts with the spec as an extra file
+
+
+class OnnxExporter:
+    """``model.onnx`` beside model.ts (batch axis dynamic), checked with ONNX Runtime."""
+
+    name = "onnx"
+
+    def __init__(self, opset: int = 17) -> None:
+        self.opset = opset
+
+    def convert(self, module: nn.Module, example: torch.Tensor) -> bytes:
+        buffer = io.BytesIO()
+        axes = {"clip": {0: "batch"}, "logits": {0: "batch"}, "relevance": {0: "batch"}}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                module,
+                (example,),
+                buffer,
+                dynamo=False,  # the TorchScript-based exporter needs no onnxscript
+                input_names=["clip"],
+                output_names=["logits", "relevance"],
+                dynamic_axes=axes,
+                opset_version=self.opset,
+            )
+        return buffer.getvalue()
+
+    def run(self, artifact: Any, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = max(1, torch.get_num_threads())
+        session = onnxruntime.InferenceSession(
+            artifact, options, providers=["CPUExecutionProvider"]
+        )
+        logits, relevance = session.run(None, {"clip": x.numpy()})
+        return logits, relevance
+
+    def save(self, artifact: Any, out_dir: Path) -> Path | None:
+        path = out_dir / "model.onnx"
+        path.write_bytes(artifact)
+        return path
+
+
+class TorchExportExporter:
+    """A ``torch.export`` program saved as ``model.pt2`` (static shapes)."""
+
+    name = "torch_export"
+
+    def convert(self, module: nn.Module, example: torch.Tensor) -> Any:
+        return torch.export.export(module, (example,))
+
+    def run(self, artifact: Any, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        with torch.inference_mode():
+            logits, relevance = artifact.module()(x)
+        return logits.numpy(), relevance.numpy()
+
+    def save(self, artifact: Any, out_dir: Path) -> Path | None:
+        path = out_dir / "model.pt2"
+        torch.export.save(artifact, str(path))
+        return path
+
+
+def make_exporter(name: str, onnx_opset: int = 17) -> Exporter:
+    """The exporter for a format name (``torchscript`` | ``onnx`` | ``torch_export``).
+
+    Raises:
+        BadConfigError: unknown name (names the setting ``formats``).
+    """
+    if name == "torchscript":
+        return TorchScriptExporter()
+    if name == "onnx":
+        return OnnxExporter(onnx_opset)
+    if name == "torch_export":
+        return TorchExportExporter()
+    raise BadConfigError(f"formats: {name!r} is not known; use torchscript, onnx, torch_export")
+
+
+@dataclass
+class TrainingRun:
+    """What export needs from a training run."""
+
+    checkpoint: Path
+    state_dict: dict[str, torch.Tensor]
+    config: dict[str, Any]
+    epoch: int
+    calibration: dict[str, Any]
+
+
+def load_training_run(
+    ckpt: str | Path, calibration: str | Path | None, require_calibration: bool = True
+) -> TrainingRun:
+    """Read a checkpoint (``weights_only=True``) and the run's calibration.json.
+
+    Args:
+        ckpt: ``<run_dir>/checkpoints/best.pt`` (contract with ``labral train``).
+        calibration: ``<run_dir>/calibration.json``; None looks two folders above ``ckpt``.
+        require_calibration: without it, a missing calibration gives T = 1, threshold 0.5.
+
+    Raises:
+        BadConfigError: missing or unreadable files, or a checkpoint lacking model/config.
+    """
+    path = Path(ckpt)
+    if not path.is_file():
+        raise BadConfigError(
+            f"ckpt={path} does not exist; set run_dir=<a labral train run dir> or ckpt=<best.pt>"
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a bad file
+        raise BadConfigError(f"ckpt={path} is not a loadable checkpoint ({exc})") from exc
+    if not isinstance(state, dict) or not {"model", "config"} <= state.keys():
+        raise BadConfigError(
+            f"ckpt={path} lacks 'model' and 'config'; export takes checkpoints written by "
+            "`labral train` (checkpoints/best.pt)"
+        )
+    cal_path = Path(calibration) if calibration else path.parent.parent / "calibration.json"
+    if cal_path.is_file():
+        cal = json.loads(cal_path.read_text())
+    elif require_calibration:
+        raise BadConfigError(
+            f"calibration={cal_path} does not exist; point calibration= at the run's "
+            "calibration.json, or set require_calibration=false to export uncalibrated"
+        )
+    else:
+        cal = {"temperature": 1.0, "threshold": 0.5, "threshold_rule": "uncalibrated (0.5)"}
+    weights = {
+        key.removeprefix("_orig_mod.").removeprefix("module."): value
+        for key, value in state["model"].items()
+    }
+    return TrainingRun(path, weights, dict(state["config"]), int(state.get("epoch", -1)), cal)
+
+
+def build_model(run: TrainingRun) -> nn.Module:
+    """Instantiate ``config["model"]`` and load the weights; eval mode, CPU, float32.
+
+    Raises:
+        BadConfigError: no model config, a ``_target_`` that cannot be built, or weights that
+            do not fit the model.
+    """
+    model_cfg = run.config.get("model")
+    if not isinstance(model_cfg, dict) or "_target_" not in model_cfg:
+        raise BadConfigError(f"ckpt={run.checkpoint}: config['model'] has no _target_")
+    try:
+        model = instantiate(OmegaConf.create(model_cfg))
+    except Exception as exc:  # noqa: BLE001 - Hydra wraps import/constructor errors
+        raise BadConfigError(
+            f"model._target_={model_cfg['_target_']!r} cannot be built ({exc})"
+        ) from exc
+    try:
+        model.load_state_dict(run.state_dict)
+    except RuntimeError as exc:
+        raise BadConfigError(
+            f"ckpt={run.checkpoint}: weights do not fit model {model_cfg['_target_']} ({exc})"
+        ) from exc
+    return model.float().eval()
+
+
+def eval_spec_of(run: TrainingRun) -> dict[str, Any]:
+    """The eval transform spec ``{frames, fps, size, windows}`` from the run's config.
+
+    Raises:
+        BadConfigError: ``transforms.eval`` missing or without frames/fps/size.
+    """
+    spec = (run.config.get("transforms") or {}).get("eval")
+    if not isinstance(spec, dict) or not {"frames", "fps", "size"} <= spec.keys():
+        raise BadConfigError(
+            f"ckpt={run.checkpoint}: config transforms.eval must give frames, fps and size"
+        )
+    return {"windows": 1, **spec}
+
+
+def verification_clips(n: int, frames: int, size: list[int], seed: int = 0) -> torch.Tensor:
+    """Synthetic clips for checking an export: speckle plus a bright bar moving down.
+
+    Returns:
+        float32 (n, 1, frames, H, W) in [0, 1].
+    """
+    gen = torch.Generator().manual_seed(seed)
+    h, w = int(size[0]), int(size[1])
+    clips = torch.rand(n, 1, frames, h, w, generator=gen) * 0.5
+    for i in range(n):
+        for t in range(frames):
+            row = (t * h // max(frames, 1) + i * 7) % h
+            clips[i, 0, t, row : row + max(1, h // 12)] += 0.5
+    return clips.clamp(0.0, 1.0)
+
+
+def verify(
+    exporter: Exporter, artifact: Any, module: nn.Module, clips: torch.Tensor, atol: float
+) -> float:
+    """Largest absolute difference between the artifact and the eager module on ``clips``.
+
+    Raises:
+        ExportVerificationError: a difference above ``atol`` (logits or relevance).
+    """
+    with torch.inference_mode():
+        want_logits, want_rel = module(clips)
+    got_logits, got_rel = exporter.run(artifact, clips)
+    diff = max(
+        float(np.abs(np.asarray(got_logits) - want_logits.numpy()).max()),
+        float(np.abs(np.asarray(got_rel) - want_rel.numpy()).max()),
+    )
+    if not diff <= atol:
+        raise ExportVerificationError(
+            f"{exporter.name} export differs from the eager model by {diff:.3g} (> {atol:g}) "
+            "on synthetic clips; the model uses an operation this format cannot reproduce"
+        )
+    return diff
+
+
+def code_version() -> str:
+    """``git describe --always --dirty`` of the labral checkout, else the package version."""
+    try:
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=Path(labral.__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+        return out.stdout.strip() or labral.__version__
+    except (OSError, subprocess.SubprocessError):
+        return labral.__version__
+
+
+def default_model_name(model_cfg: dict[str, Any]) -> str:
+    """``labral-<arch>`` for video ResNets, else ``labral-<class name>``."""
+    if "arch" in model_cfg:
+        return f"labral-{model_cfg['arch']}"
+    return "labral-" + str(model_cfg["_target_"]).rsplit(".", 1)[-1].lower()
+
+
+def model_card(spec: dict[str, Any], verified: dict[str, float], description: str) -> str:
+    """Markdown model card (README.md of the bundle)."""
+    val = spec.get("val_metrics") or {}
+    metrics = "\n".join(f"| {k} | {v} |" for k, v in val.items() if not isinstance(v, dict))
+    checks = ", ".join(f"{k} max |diff| {v:.2e}" for k, v in verified.items())
+    return f"""# {spec["model_name"]} ({spec["model_version"]})
+
+Detects anterior hip labral detachment (fluid extruding through a chondrolabral cleft) in a
+dynamic ultrasound cine clip. Classes: {", ".join(spec["class_names"])}.
+
+## Intended use
+Research only. **Not a medical device and not a diagnosis.** Trained and validated on
+synthetic clips only; its scores say nothing about real patients.
+
+## Input
+`model.ts` takes float32 (B, 1, T, H, W), intensities in [0, 1], produced by the eval
+transform below; it returns `(logits (B,), relevance (B, T))`, where relevance is a class
+activation over time whose mean over frames equals the logit.
+- input spec: `{json.dumps(spec["input_spec"])}`
+- eval transform: `{json.dumps(spec["eval_transform"])}`
+- calibration: temperature {spec["temperature"]:.4g}; threshold {spec["threshold"]:.4g}
+  ({spec["threshold_rule"]}); probability = sigmoid(logit / temperature).
+- network: {description}
+
+## Data
+Synthetic cine clips (labral's generator), patient-disjoint splits; training-data
+fingerprint `{spec.get("data_fingerprint")}`.
+
+## Validation metrics (synthetic validation split)
+| metric | value |
+|---|---|
+{metrics or "| (none recorded) | |"}
+
+## Limitations
+- Synthetic data only; real probes, patients and artefacts differ.
+- Sees a fixed window of {spec["input_spec"]["frames"]} frames at {spec["input_spec"]["fps"]}
+  frames/s; motion faster or slower than that is resampled.
+- Relevance shows when the model's evidence occurs, not why; it is not a segmentation.
+
+## Provenance
+code {spec["code_version"]}, labral {spec["labral_version"]}; export checks: {checks}.
+"""
+
+
+def export_run(
+    run: TrainingRun,
+    out_dir: str | Path,
+    formats: list[str],
+    *,
+    model_name: str | None = None,
+    model_version: str | None = None,
+    verify_clips: int = 4,
+    atol: float = 1e-4,
+    seed: int = 0,
+    onnx_opset: int = 17,
+) -> Path:
+    """Export a loaded training run to a bundle folder; returns the folder.
+
+    Raises:
+        BadConfigError: no ``torchscript`` in formats, or a bad model/config.
+        ExportVerificationError: an artifact disagrees with the eager model beyond ``atol``.
+    """
+    if "torchscript" not in formats:
+        raise BadConfigError(f"formats={formats} must include torchscript (the bundle's format)")
+    from labral.models.describe import describe_model, format_description
+
+    model = build_model(run)
+    eval_spec = eval_spec_of(run)
+    frames, size = int(eval_spec["frames"]), [int(s) for s in eval_spec["size"]]
+    module = RelevanceModule(model).eval()
+    clips = verification_clips(max(2, verify_clips), frames, size, seed)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    artifacts: dict[str, Any] = {}
+    verified: dict[str, float] = {}
+    extra_files: list[Path] = []
+    for name in formats:
+        exporter = make_exporter(name, onnx_opset)
+        artifact = exporter.convert(module, clips[:1])
+        verified[name] = verify(exporter, artifact, module, clips, atol)
+        artifacts[name] = artifact
+        saved = exporter.save(artifact, out)
+        if saved is not None:
+            extra_files.append(saved)
+    cal = run.calibration
+    description = format_description(describe_model(model, (1, frames, *size)))
+    spec = {
+        "model_name": model_name or default_model_name(run.config["model"]),
+        "model_version": model_version or f"{labral.__version__}+epoch{run.epoch}",
+        "class_names": list(CLASS_NAMES),
+        "eval_transform": eval_spec,
+        "input_spec": {
+            "frames": frames,
+            "fps": float(eval_spec["fps"]),
+            "size": size,
+            "channels": 1,
+            "dtype": "float32",
+            "value_range": [0, 1],
+        },
+        "temperature": float(cal["temperature"]),
+        "threshold": float(cal["threshold"]),
+        "threshold_rule": str(cal.get("threshold_rule", "")),
+        "val_metrics": cal.get("val_metrics", {}),
+        "data_fingerprint": cal.get("data_fingerprint"),
+        "code_version": code_version(),
+        "labral_version": labral.__version__,
+        "config": run.config,
+        "export_checks": {"max_abs_diff": verified, "atol": atol, "clips": len(clips)},
+    }
+    write_bundle(out, artifacts["torchscript"], spec, model_card(spec, verified, description))
+    meta_path = out / "metadata.json"
+    metadata = json.loads(meta_path.read_text())
+    for path in extra_files:
+        metadata["files"][path.name] = {"sha256": sha256_file(path)}
+    meta_path.write_text(json.dumps(metadata, indent=2, default=str))
+    bundle = load_bundle(out)  # the written bundle must load and agree with the eager model
+    logits = bundle.predict(clips)["logits"]
+    with torch.inference_mode():
+        expected = module(clips)[0]
+    if not torch.allclose(logits, expected, rtol=0, atol=atol):
+        raise ExportVerificationError(f"{out}/model.ts reloaded does not match the eager model")
+    return out
+
+
+def run(cfg: DictConfig) -> Path:
+    """Hydra entry (``labral export``): see the module docstring and configs/export.yaml.
+
+    Returns:
+        The bundle folder (also printed).
+    """
+    run_dir = Path(cfg.run_dir) if cfg.get("run_dir") else None
+    if cfg.get("ckpt"):
+        ckpt = Path(cfg.ckpt)
+    elif run_dir is not None:
+        ckpt = run_dir / "checkpoints" / "best.pt"
+    else:
+        raise BadConfigError("set run_dir=<a labral train run dir> or ckpt=<checkpoints/best.pt>")
+    calibration = cfg.get("calibration") or (run_dir / "calibration.json" if run_dir else None)
+    training = load_training_run(ckpt, calibration, bool(cfg.get("require_calibration", True)))
+    out = Path(cfg.out) if cfg.get("out") else Path(cfg.paths.output_dir) / "bundle"
+    verify_cfg = cfg.get("verify") or {}
+    bundle_dir = export_run(
+        training,
+        out,
+        [str(f) for f in cfg.get("formats", ["torchscript"])],
+        model_name=cfg.get("model_name"),
+        model_version=cfg.get("model_version"),
+        verify_clips=int(verify_cfg.get("clips", 4)),
+        atol=float(verify_cfg.get("atol", 1e-4)),
+        seed=int(verify_cfg.get("seed", 0)),
+        onnx_opset=int(cfg.get("onnx_opset", 17)),
+    )
+    sha = json.loads((bundle_dir / "metadata.json").read_text())["files"]["model.ts"]["sha256"]
+    print(f"bundle written to {bundle_dir} (model.ts sha256 {sha})")
+    return bundle_dir
