@@ -14,7 +14,7 @@ from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from labral.datasets.synth.types import SynthClip
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 
 def make_fake_clip(
@@ -71,9 +71,7 @@ def synth_cfg(tmp_path: Path) -> DictConfig:
                 "preview=false",
             ],
         )
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(tmp_path / "run")
+    HydraConfig.instance().set_config(cfg)  # so ${hydra:...} in paths resolves
     GlobalHydra.instance().clear()
     return cfg
 
