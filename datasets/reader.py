@@ -136,7 +136,12 @@ def _read_npy(fileobj: BinaryIO, *, limits: ReadLimits, default_fps: float) -> C
     fileobj.seek(0)
     try:
         version = np.lib.format.read_magic(fileobj)
-        shape, _, dtype = np.lib.format._read_array_header(fileobj, version)  # header only
+        read_header = (
+            np.lib.format.read_array_header_1_0
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0  # 2.0 and 3.0 share the length field
+        )
+        shape, _, dtype = read_header(fileobj)  # header only: no array allocated yet
     except (ValueError, OSError, SyntaxError) as error:
         raise UnsupportedMediaError(f"the .npy header is unreadable ({error})") from error
     if len(shape) in (3, 4):

@@ -67,9 +67,11 @@ def read_video(
             )
         stream = container.streams.video[0]
         rows, cols = int(stream.codec_context.height), int(stream.codec_context.width)
-        limits.check_shape(int(stream.frames or 0), rows, cols)
-        fps = _stream_fps(stream, container)
+        declared = int(stream.frames or 0)
+        limits.check_shape(declared, rows, cols)
+        fps, fps_source = _stream_fps(stream, container), "stream"
         if fps is None:
+            fps_source = "default"
             fps = float(default_fps)
             warnings.append(f"the video states no frame rate; assumed {default_fps} frames/s")
         frames: list[np.ndarray] = []
@@ -92,6 +94,13 @@ def read_video(
         codec = stream.codec_context.name
     if not frames:
         raise CorruptPixelDataError(f"the {media} video decoded to no frames; export it again")
+    if declared and len(frames) < declared:
+        if len(frames) < 0.9 * declared - 1:
+            raise CorruptPixelDataError(
+                f"the {media} video declares {declared} frames but only {len(frames)} decoded; "
+                "the file is truncated or corrupt: export it again"
+            )
+        warnings.append(f"the video declares {declared} frames but {len(frames)} decoded")
     clip = np.stack(frames)
     y0, y1, x0, x1 = detect_image_area(clip)
     region = {"origin": "detected", "bounds_yx": [y0, y1, x0, x1]}
@@ -110,7 +119,7 @@ def read_video(
         "model": None,
         "original": [int(clip.shape[0]), rows, cols],
         "instance_hash": None,
-        "fps_source": "stream" if not warnings or "frame rate" not in warnings[0] else "default",
+        "fps_source": fps_source,
         "region": region,
     }
     return Clip(
