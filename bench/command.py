@@ -1,4 +1,6 @@
-"""``labral bench model=<bundle>[,...] suite=<name or manifest>``: metrics, report and a gate.
+"""``labral bench bundle=<bundle> suite=<name or manifest>``: metrics, report and a gate.
+
+``bundle=[a,b]`` compares several bundles (the first is the candidate).
 
 Order of work: check the config, load every bundle, resolve (and if needed generate) the
 suite, check the robustness sweep - every user error surfaces before the first clip is scored.
@@ -70,9 +72,9 @@ def versions() -> dict[str, str]:
 
 
 def _model_paths(cfg: DictConfig) -> list[str]:
-    value = cfg.get("model")
+    value = cfg.get("bundle")
     if value is None or value == "" or (isinstance(value, ListConfig) and len(value) == 0):
-        raise BadConfigError("model: give a bundle folder (model=path) or a list (model=[a,b])")
+        raise BadConfigError("bundle: give a bundle folder (bundle=path) or a list (bundle=[a,b])")
     return [str(v) for v in value] if isinstance(value, ListConfig | list) else [str(value)]
 
 
@@ -91,6 +93,13 @@ def _setting(cfg: DictConfig, key: str, minimum: int) -> int:
     if not isinstance(value, int) or value < minimum:
         raise BadConfigError(f"{key}={value!r}: must be an integer >= {minimum}")
     return value
+
+
+def _container(cfg: DictConfig, key: str) -> Any:
+    value = cfg.get(key)
+    return (
+        OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else (value or {})
+    )
 
 
 def _write_predictions(
@@ -116,7 +125,7 @@ def _write_predictions(
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
-    """Benchmark the bundle(s) in ``cfg.model`` on ``cfg.suite``; returns the results dict.
+    """Benchmark the bundle(s) in ``cfg.bundle`` on ``cfg.suite``; returns the results dict.
 
     Raises:
         BadConfigError: bad settings or an unknown suite name (lists the known suites).
@@ -130,12 +139,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     boot_n = _setting(cfg, "bootstrap.n", 1)
     tolerance = _setting(cfg, "localisation_tolerance", 0)
     ece_bins = _setting(cfg, "ece_bins", 1)
-    gate = validate_gate(OmegaConf.to_container(cfg.get("fail_under") or {}, resolve=True))
+    gate = validate_gate(_container(cfg, "fail_under"))
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     bundles = [load_bundle(path) for path in paths]
     names = _unique_names(bundles)
-    overrides = OmegaConf.to_container(cfg.get("suite_overrides") or {}, resolve=True)
+    overrides = _container(cfg, "suite_overrides")
     suite = resolve_suite(str(cfg.suite), cfg.cache_dir, overrides, bool(cfg.get("progress", True)))
     perturb.check_sweep(suite.perturbations)
     out = Path(cfg.out) if cfg.get("out") else Path(cfg.paths.output_dir)

@@ -6,9 +6,9 @@ DICOM writer, so scoring exercises the same reader path as real files. The resul
 of the generator and writer modules (the "generator code version"): changing either makes a
 new folder, never a silently stale one.
 
-Patients are disjoint from training data by seed range: suite ``seed`` values in the shipped
-definitions start at 7,000,000 while ``labral synth`` seeds patients from its ``seed`` (1234
-by default) upward through a few thousand.
+Patients are disjoint from training data by seed range: ``labral synth`` derives patient seeds
+as 32-bit hashes (< 2**32), while a suite's patient seeds are ``2**32 + seed + 100_000 *
+setting + patient``, which no 32-bit seed can equal; patient ids differ too.
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ GENERATOR_MODULES = (
     "labral.datasets.synth.dicom_writer",
 )
 COMPLETE_MARKER = ".complete"
+#: Suite patient seeds start here: above every 32-bit seed that ``labral synth`` can draw.
+SEED_OFFSET = 2**32
 
 
 @dataclass
@@ -115,7 +117,7 @@ def _clip_plan(definition: dict[str, Any]) -> list[dict[str, Any]]:
         clip_cfg = {**base_clip, **(setting.get("clip") or {})}
         n_patients = int(setting.get("n_patients", definition.get("n_patients", 10)))
         for p_index in range(n_patients):
-            patient_seed = int(definition["seed"]) + s_index * 100_000 + p_index
+            patient_seed = SEED_OFFSET + int(definition["seed"]) + s_index * 100_000 + p_index
             rng = np.random.default_rng(patient_seed)
             for c_index in range(int(definition.get("clips_per_patient", 2))):
                 positive = rng.random() < prevalence
@@ -123,17 +125,18 @@ def _clip_plan(definition: dict[str, Any]) -> list[dict[str, Any]]:
                     "positive" if positive else str(rng.choice(types, p=weights / weights.sum()))
                 )
                 fps = clip_cfg.get("fps", 20.0)
-                fps = float(rng.uniform(*fps)) if isinstance(fps, list) else float(fps)
+                if isinstance(fps, list):  # integer fps in the range, as labral synth draws
+                    fps = int(rng.integers(int(fps[0]), int(fps[1]) + 1))
                 plan.append(
                     {
                         "patient": f"{definition['name']}-{setting['name']}-{p_index:05d}",
                         "patient_seed": patient_seed,
-                        "clip_seed": patient_seed * 100 + c_index,
+                        "clip_seed": patient_seed * 100 + c_index + 1,
                         "clip": c_index,
                         "side": "R" if c_index % 2 == 0 else "L",
                         "clip_type": clip_type,
                         "label": int(positive),
-                        "fps": round(fps, 3),
+                        "fps": round(float(fps), 3),
                         "frames": int(clip_cfg.get("frames", 32)),
                         "height": int(clip_cfg.get("height", 128)),
                         "width": int(clip_cfg.get("width", 128)),
@@ -167,7 +170,7 @@ def _generate_one(item: dict[str, Any], dicom: dict[str, Any], out: Path) -> dic
         syntax=dicom.get("syntax", "jpeg"),
         jpeg_quality=int(dicom.get("jpeg_quality", 90)),
         burned_in_text=bool(dicom.get("burned_in_text", True)),
-        patient={"id": item["patient"], "seed": item["patient_seed"], "anatomy": anatomy},
+        patient={"patient": item["patient"], "side": item["side"], "clip": item["clip"]},
     )
     return {
         "path": rel.as_posix(),
