@@ -23,7 +23,13 @@ from labral.train.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
-from labral.train.data import build_datasets, check_datasets, data_fingerprint, positive_weight
+from labral.train.data import (
+    build_datasets,
+    check_datasets,
+    data_fingerprint,
+    dataset_rows,
+    positive_weight,
+)
 from labral.train.distributed import (
     DistInfo,
     EpochSampler,
@@ -162,7 +168,7 @@ def _train(
         datasets = build_datasets(cfg)
     else:
         check_datasets(datasets)
-    rows = [row for name in ("train", "val", "test") for row in getattr(datasets[name], "rows", [])]
+    rows = [row for name in ("train", "val", "test") for row in dataset_rows(datasets[name])]
     fingerprint = data_fingerprint(rows) if rows else None
 
     raw_model = build_model(cfg).to(device)

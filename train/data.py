@@ -8,87 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import Dataset
 
 from labral.errors import BadConfigError, BadManifestError
 
 SPLITS = ("train", "val", "test")
-
-
-class ManifestClipDataset(Dataset):
-    """Clips of one split, read with ``read_cine`` and transformed per item.
-
-    Random transforms are reseeded per item from (seed, epoch, index), so an item's
-    augmentation does not depend on worker count or on where a resumed run restarted.
-    Decoded uint8 clips are kept in memory after first use when ``cache_in_memory``.
-
-    Args:
-        rows: manifest rows (``path`` absolute or relative to ``root``, ``label`` 0/1).
-        root: the manifest's folder.
-        transform: callable on ``{"clip": Clip, "label": int}`` adding ``"image"``
-            float32 (1, T, H, W) or (N, 1, T, H, W).
-        seed: run seed.
-        cache_in_memory: keep decoded clips.
-
-    Items are ``{"image": float32 (1, T, H, W) or (N, 1, T, H, W), "label": int, "index": int}``.
-    """
-
-    def __init__(
-        self,
-        rows: Sequence[dict[str, Any]],
-        root: Path,
-        transform: Callable[[dict[str, Any]], dict[str, Any]],
-        seed: int = 0,
-        cache_in_memory: bool = True,
-    ) -> None:
-        self.rows = list(rows)
-        self.root = Path(root)
-        self.transform = transform
-        self.seed = int(seed)
-        self.epoch = 0
-        self.cache_in_memory = cache_in_memory
-        self._cache: dict[int, Any] = {}
-
-    @property
-    def labels(self) -> list[int]:
-        """The 0/1 label of every item."""
-        return [int(row["label"]) for row in self.rows]
-
-    def set_epoch(self, epoch: int) -> None:
-        """Epoch used to seed random transforms."""
-        self.epoch = int(epoch)
-
-    def _clip(self, index: int) -> Any:
-        if index in self._cache:
-            return self._cache[index]
-        from labral.datasets.reader import read_cine
-
-        path = Path(self.rows[index]["path"])
-        clip = read_cine(path if path.is_absolute() else self.root / path)
-        if self.cache_in_memory:
-            self._cache[index] = clip
-        return clip
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        if hasattr(self.transform, "set_random_state"):
-            item_seed = (self.seed * 1_000_003 + self.epoch * 10_007 + index) % (2**32)
-            self.transform.set_random_state(seed=item_seed)
-        label = int(self.rows[index]["label"])
-        out = self.transform({"clip": self._clip(index), "label": label})
-        image = torch.as_tensor(out["image"])
-        if image.ndim == 5 and image.shape[0] == 1:
-            image = image[0]
-        return {"image": image, "label": label, "index": index}
 
 
 def manifest_path(cfg: DictConfig) -> Path:
@@ -149,17 +79,27 @@ def split_rows(rows: Sequence[dict[str, Any]], where: str) -> dict[str, list[dic
 
 
 def load_rows(path: Path) -> list[dict[str, Any]]:
-    """Manifest rows through ``labral.datasets.manifest.load_manifest`` (it validates)."""
+    """Manifest rows through ``labral.datasets.manifest.load_manifest`` (it validates), checked
+    for patients shared between splits."""
     from labral.datasets.manifest import load_manifest
+    from labral.datasets.splits import check_no_leakage
 
-    return list(load_manifest(path))
+    rows = list(load_manifest(path))
+    check_no_leakage(rows)
+    return rows
 
 
 def data_fingerprint(rows: Sequence[dict[str, Any]]) -> str:
-    """SHA-256 over the identifying columns of the rows used (order-independent)."""
-    keys = ("path", "label", "patient", "split", "side", "clip")
+    """SHA-256 over the identifying columns of the rows used (order-independent; the file
+    name, not the folder, so the same data set moved elsewhere keeps its fingerprint)."""
+    keys = ("label", "patient", "split", "side", "clip")
     lines = sorted(
-        json.dumps({k: row.get(k) for k in keys}, sort_keys=True, default=str) for row in rows
+        json.dumps(
+            {"file": Path(str(row.get("path", ""))).name, **{k: row.get(k) for k in keys}},
+            sort_keys=True,
+            default=str,
+        )
+        for row in rows
     )
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
@@ -168,9 +108,9 @@ def build_datasets(cfg: DictConfig) -> dict[str, Dataset]:
     """The train/val/test datasets named by ``cfg.data`` and ``cfg.transforms``.
 
     Returns:
-        ``{"train", "val", "test"}`` datasets with ``labels`` and ``rows`` attributes; train
-        uses ``build_train_transform(transforms.eval, transforms.augment)``, val/test use
-        ``build_eval_transform(transforms.eval)``.
+        ``{"train", "val", "test"}`` :class:`labral.datasets.clip_dataset.ClipDataset`
+        objects (``labels`` and ``records`` attributes); train draws a random window plus
+        ``transforms.augment`` seeded by (seed, epoch, index), val/test use the eval spec.
 
     Raises:
         BadConfigError: missing manifest. BadManifestError: bad labels or splits.
@@ -178,23 +118,29 @@ def build_datasets(cfg: DictConfig) -> dict[str, Dataset]:
     path = manifest_path(cfg)
     rows = load_rows(path)
     splits = split_rows(rows, str(path))
-    from labral.datasets.transforms import build_eval_transform, build_train_transform
+    from labral.datasets.clip_dataset import ClipDataset
 
     spec = OmegaConf.to_container(cfg.transforms.eval, resolve=True)
     augment = OmegaConf.to_container(cfg.transforms.get("augment", {}) or {}, resolve=True)
-    cache = bool(cfg.data.get("cache_in_memory", True))
-    seed = int(cfg.seed)
-    return {
-        "train": ManifestClipDataset(
-            splits["train"], path.parent, build_train_transform(spec, augment), seed, cache
-        ),
-        "val": ManifestClipDataset(
-            splits["val"], path.parent, build_eval_transform(spec), seed, cache
-        ),
-        "test": ManifestClipDataset(
-            splits["test"], path.parent, build_eval_transform(spec), seed, cache
-        ),
+    cache_dir = cfg.data.get("cache_dir")
+    common = {"spec": spec, "cache_dir": cache_dir, "seed": int(cfg.seed)}
+    datasets = {
+        "train": ClipDataset(splits["train"], train=True, augment=augment, **common),
+        "val": ClipDataset(splits["val"], **common),
+        "test": ClipDataset(splits["test"], **common),
     }
+    kept = [
+        {"label": label, "split": name}
+        for name, dataset in datasets.items()
+        for label in dataset.labels
+    ]
+    split_rows(kept, f"{path} (after dropping unreadable clips)")
+    return datasets
+
+
+def dataset_rows(dataset: Dataset) -> list[dict[str, Any]]:
+    """The manifest rows behind a dataset (``records`` or ``rows`` attribute), else []."""
+    return list(getattr(dataset, "records", None) or getattr(dataset, "rows", None) or [])
 
 
 def check_datasets(datasets: dict[str, Dataset]) -> None:

@@ -132,12 +132,12 @@ class OnnxExporter:
 
 
 class TorchExportExporter:
-    """A ``torch.export`` program saved as ``model.pt2`` (static shapes)."""
+    """A ``torch.export`` program saved as ``model.pt2`` (batch size dynamic)."""
 
     name = "torch_export"
 
     def convert(self, module: nn.Module, example: torch.Tensor) -> Any:
-        return torch.export.export(module, (example,))
+        return torch.export.export(module, (example,), dynamic_shapes=({0: torch.export.Dim.AUTO},))
 
     def run(self, artifact: Any, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         with torch.inference_mode():
@@ -399,7 +399,7 @@ def export_run(
     extra_files: list[Path] = []
     for name in formats:
         exporter = make_exporter(name, onnx_opset)
-        artifact = exporter.convert(module, clips[:1])
+        artifact = exporter.convert(module, clips[:2])
         verified[name] = verify(exporter, artifact, module, clips, atol)
         artifacts[name] = artifact
         saved = exporter.save(artifact, out)

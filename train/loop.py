@@ -37,7 +37,7 @@ def to_device(
     image = batch["image"].to(device, non_blocking=True)
     if image.dtype == torch.uint8:
         image = image.float().div_(255.0)
-    if channels_last:
+    if channels_last and image.ndim == 5:
         image = image.contiguous(memory_format=torch.channels_last_3d)
     label = torch.as_tensor(batch["label"]).to(device, non_blocking=True).float()
     return image, label
@@ -151,7 +151,8 @@ def evaluate(
 
     Args:
         model: returns logits (B,) for images float32 (B, 1, T, H, W).
-        loader: yields ``{"image", "label"}`` batches in a fixed order.
+        loader: yields ``{"image", "label"}`` batches in a fixed order; images (B, 1, T, H, W)
+            or (B, N, 1, T, H, W) with N windows per clip (their logits are averaged).
         device: where the model lives.
         precision: ``"bf16"`` (autocast) or ``"32"``.
         channels_last: feed images in ``channels_last_3d``.
@@ -164,7 +165,10 @@ def evaluate(
     for batch in loader:
         image, label = to_device(batch, device, channels_last)
         with autocast_context(device, precision):
-            logits = model(image)
+            if image.ndim == 6:  # (B, N, 1, T, H, W): N eval windows per clip, mean logit
+                logits = model(image.flatten(0, 1)).float().view(image.shape[:2]).mean(1)
+            else:
+                logits = model(image)
         all_logits.append(logits.float().reshape(-1).cpu())
         all_labels.append(label.reshape(-1).cpu())
     if not all_logits:

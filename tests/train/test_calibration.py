@@ -1,0 +1,61 @@
+"""Temperature scaling, threshold rules and binary metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from labral.train.calibration import binary_metrics, choose_threshold, fit_temperature
+from labral.train.loop import sigmoid
+
+from labral.errors import BadConfigError
+
+
+def overconfident_sample(n: int = 2000, scale: float = 4.0, seed: int = 0):
+    """Labels drawn from sigmoid(z), logits reported as scale * z (overconfident)."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(0.0, 1.5, n)
+    labels = (rng.random(n) < sigmoid(z)).astype(int)
+    return scale * z, labels
+
+
+def test_temperature_scaling_recovers_scale_and_reduces_nll():
+    logits, labels = overconfident_sample()
+    temperature = fit_temperature(logits, labels)
+    assert temperature == pytest.approx(4.0, rel=0.15)
+    before = binary_metrics(sigmoid(logits), labels)["nll"]
+    after = binary_metrics(sigmoid(logits, temperature), labels)["nll"]
+    assert after < before - 0.1
+
+
+def test_temperature_of_calibrated_logits_stays_near_one():
+    logits, labels = overconfident_sample(scale=1.0, seed=1)
+    assert fit_temperature(logits, labels) == pytest.approx(1.0, abs=0.15)
+
+
+def test_sensitivity_rule_keeps_target_and_is_the_largest_such_threshold():
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, 301)
+    probs = np.clip(0.3 * labels + rng.random(301) * 0.7, 0, 1)
+    threshold = choose_threshold(probs, labels, {"name": "sensitivity", "target": 0.9})
+    metrics = binary_metrics(probs, labels, threshold)
+    assert metrics["sensitivity"] >= 0.9
+    above = np.nextafter(threshold, 1.0)
+    assert binary_metrics(probs, labels, above)["sensitivity"] < 0.9
+
+
+def test_youden_and_fixed_rules():
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    probs = np.array([0.1, 0.2, 0.6, 0.4, 0.7, 0.9])
+    assert choose_threshold(probs, labels, {"name": "youden"}) == pytest.approx(0.4)
+    assert choose_threshold(probs, labels, {"name": "fixed", "value": 0.3}) == 0.3
+    with pytest.raises(BadConfigError, match="threshold_rule.name"):
+        choose_threshold(probs, labels, {"name": "magic"})
+
+
+def test_binary_metrics_counts():
+    labels = np.array([0, 0, 1, 1])
+    probs = np.array([0.1, 0.8, 0.3, 0.9])
+    m = binary_metrics(probs, labels, 0.5)
+    assert m["auroc"] == pytest.approx(0.75)
+    assert (m["sensitivity"], m["specificity"], m["ppv"], m["npv"]) == (0.5, 0.5, 0.5, 0.5)
+    assert binary_metrics(probs[:2], labels[:2])["auroc"] is None

@@ -1,0 +1,101 @@
+"""Training through the real data path (manifest -> reader -> cached clips), and bad input
+that must fail before training starts with a message naming what to fix."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from labral.train.command import train
+from labral.train.data import data_fingerprint, split_rows
+
+from labral.errors import BadConfigError, BadManifestError
+
+from .conftest import tiny_clip  # noqa: TID252 - importlib mode: conftest is a sibling module
+
+
+def write_manifest(folder: Path, splits: dict[str, list[int]], label_override=None) -> Path:
+    """Write MP4 clips and a manifest.jsonl; one patient per clip."""
+    from labral.datasets.synth.video_writer import write_mp4
+
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for split, labels in splits.items():
+        for i, label in enumerate(labels):
+            name = f"{split}_{i}.mp4"
+            write_mp4(tiny_clip(label, seed=len(lines), frames=10), 10.0, folder / name)
+            row = {
+                "path": name,
+                "label": label,
+                "patient": f"{split}-{i}",
+                "split": split,
+                "fps": 10.0,
+            }
+            if label_override is not None and i == 0:
+                row["label"] = label_override
+            lines.append(json.dumps(row))
+    path = folder / "manifest.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+BALANCED = {"train": [0, 1] * 4, "val": [0, 1] * 2, "test": [0, 1] * 2}
+
+
+def test_train_through_manifest_and_clip_cache(train_cfg, tmp_path):
+    manifest = write_manifest(tmp_path / "data", BALANCED)
+    cfg = train_cfg(
+        f"data.manifest={manifest}", "trainer.max_epochs=1", f"data.cache_dir={tmp_path / 'cache'}"
+    )
+    result = train(cfg)
+    assert result["epochs_run"] == 1
+    assert result["test"]["n"] == 4
+    calibration = json.loads((Path(cfg.paths.output_dir) / "calibration.json").read_text())
+    assert calibration["data_fingerprint"] == data_fingerprint(
+        [json.loads(x) for x in manifest.read_text().splitlines()]
+    )
+    assert any((tmp_path / "cache").iterdir())
+
+
+def test_missing_data_set_says_run_synth(train_cfg, tmp_path):
+    cfg = train_cfg(f"data.manifest={tmp_path / 'nowhere' / 'manifest.jsonl'}")
+    with pytest.raises(BadConfigError, match=r"data\.manifest=.*labral synth"):
+        train(cfg)
+
+
+def test_unknown_model_names_the_setting(train_cfg, tiny_datasets):
+    cfg = train_cfg("model._target_=labral.models.nope.NoSuchNet")
+    with pytest.raises(BadConfigError, match=r"model\._target_=labral\.models\.nope\.NoSuchNet"):
+        train(cfg, datasets=tiny_datasets())
+    assert not (Path(cfg.paths.output_dir) / "checkpoints").exists()
+
+
+def test_labels_other_than_0_1_are_rejected(train_cfg, tmp_path):
+    manifest = write_manifest(tmp_path / "data", BALANCED, label_override=2)
+    with pytest.raises(BadManifestError, match="label"):
+        train(train_cfg(f"data.manifest={manifest}"))
+
+
+def test_empty_split_is_named(train_cfg, tmp_path):
+    manifest = write_manifest(tmp_path / "data", {"train": [0, 1] * 4, "val": [0, 1]})
+    with pytest.raises(BadManifestError, match="test split is empty"):
+        train(train_cfg(f"data.manifest={manifest}"))
+
+
+def test_one_class_validation_split_is_rejected(train_cfg, tiny_datasets):
+    datasets = tiny_datasets()
+    datasets["val"].labels = [0] * len(datasets["val"].labels)
+    with pytest.raises(BadManifestError, match="val split holds only label 0"):
+        train(train_cfg(), datasets=datasets)
+
+
+def test_split_rows_groups_and_checks():
+    rows = [{"label": y, "split": s} for s in ("train", "val") for y in (0, 1)]
+    rows.append({"label": 1, "split": "test"})
+    grouped = split_rows(rows, "m")
+    assert [len(grouped[s]) for s in ("train", "val", "test")] == [2, 2, 1]
+    with pytest.raises(BadManifestError, match="split None"):
+        split_rows([*rows, {"label": 0}], "m")
+    with pytest.raises(BadManifestError, match="label True"):
+        split_rows([*rows, {"label": True, "split": "train"}], "m")
