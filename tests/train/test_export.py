@@ -105,13 +105,16 @@ def test_export_writes_a_bundle_that_predicts_like_the_checkpoint(run_dir, tmp_p
     assert got["relevance"].shape == (3, 8)
 
 
-def test_onnx_file_matches_eager(run_dir, tmp_path) -> None:
+def test_onnx_and_torch_export_files_match_eager(run_dir, tmp_path) -> None:
     import onnxruntime
 
     out = export_mod.export_run(
         export_mod.load_training_run(run_dir / "checkpoints" / "best.pt", None),
-        tmp_path / "b", ["torchscript", "onnx"],
+        tmp_path / "b", ["torchscript", "onnx", "torch_export"],
     )  # fmt: skip
+    metadata = json.loads((out / "metadata.json").read_text())
+    assert metadata["files"]["model.pt2"]["sha256"] == sha256_file(out / "model.pt2")
+    assert set(metadata["export_checks"]["max_abs_diff"]) == {"torchscript", "onnx", "torch_export"}
     session = onnxruntime.InferenceSession(
         str(out / "model.onnx"), providers=["CPUExecutionProvider"]
     )
@@ -121,6 +124,10 @@ def test_onnx_file_matches_eager(run_dir, tmp_path) -> None:
         want_logits, want_rel = load_bundle(out).module(x)
     np.testing.assert_allclose(logits, want_logits.numpy(), atol=1e-4, rtol=0)
     np.testing.assert_allclose(relevance, want_rel.numpy(), atol=1e-4, rtol=0)
+    program = torch.export.load(str(out / "model.pt2"))
+    with torch.no_grad():
+        pt2_logits, _ = program.module()(x)
+    np.testing.assert_allclose(pt2_logits.numpy(), want_logits.numpy(), atol=1e-4, rtol=0)
 
 
 def test_verification_catches_a_mismatch(run_dir, tmp_path, monkeypatch) -> None:
