@@ -1,0 +1,89 @@
+"""Perturbations of decoded clips and suite definitions (hash, plan, seeds, errors)."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+from labral.bench import perturb, suites
+from labral.datasets.clip import Clip
+
+from labral.errors import BadConfigError
+
+
+@pytest.fixture
+def clip() -> Clip:
+    rng = np.random.default_rng(0)
+    return Clip(frames=rng.integers(40, 200, (20, 24, 24), dtype=np.uint8), fps=20.0)
+
+
+def test_perturbations_do_what_they_say(clip: Clip) -> None:
+    brighter = perturb.apply(clip, "gain", 6.0, 0)
+    assert brighter.frames.mean() == pytest.approx(min(255, clip.frames.mean() * 2), rel=0.15)
+    noisy = perturb.apply(clip, "noise", 10.0, 0)
+    assert 8 < np.std(noisy.frames.astype(float) - clip.frames) < 12
+    assert not np.array_equal(perturb.apply(clip, "jpeg_quality", 10, 0).frames, clip.frames)
+    half = perturb.apply(clip, "fps_resample", 0.5, 0)
+    assert half.num_frames == 10 and half.fps == 10.0
+    assert np.array_equal(half.frames, clip.frames[::2])
+    dropped = perturb.apply(clip, "frame_drop", 0.25, 0)
+    assert dropped.num_frames == 15 and dropped.fps == 20.0
+    short = perturb.apply(clip, "shorter", 0.5, 0)
+    assert np.array_equal(short.frames, clip.frames[5:15])
+    assert np.array_equal(
+        perturb.apply(clip, "noise", 10.0, 3).frames, perturb.apply(clip, "noise", 10.0, 3).frames
+    )
+    assert clip.frames.shape == (20, 24, 24)  # the input is never modified
+
+
+def test_sweep_check_names_the_setting() -> None:
+    with pytest.raises(BadConfigError, match=r"perturbations\[1\].name"):
+        perturb.check_sweep([{"name": "gain", "levels": [1]}, {"name": "blur", "levels": [1]}])
+    with pytest.raises(BadConfigError, match=r"perturbations\[0\].levels"):
+        perturb.check_sweep([{"name": "gain", "levels": []}])
+    perturb.check_sweep(suites.load_definition("robustness")["perturbations"])
+
+
+def test_shipped_suites_hash_and_plan() -> None:
+    assert {"synthetic-id", "synthetic-shift", "robustness"} <= set(suites.known_suites())
+    definition = suites.load_definition("synthetic-id")
+    changed = copy.deepcopy(definition)
+    changed["clip"]["frames"] = 24
+    assert suites.definition_hash(definition) == suites.definition_hash(copy.deepcopy(definition))
+    assert suites.definition_hash(definition) != suites.definition_hash(changed)
+    plan = suites._clip_plan(definition)
+    assert len(plan) == definition["n_patients"] * definition["clips_per_patient"]
+    assert plan == suites._clip_plan(definition)  # deterministic
+    assert min(item["patient_seed"] for item in plan) >= 2**32  # above every labral synth seed
+    labels = [item["label"] for item in plan]
+    assert 0.35 < np.mean(labels) < 0.65
+    shift = suites._clip_plan(suites.load_definition("synthetic-shift", {"n_patients": 2}))
+    tags = {item["shift"] for item in shift}
+    assert len(tags) == 10 and {"fps_8", "freq_4mhz"} <= tags
+    assert {item["fps"] for item in shift if item["shift"] == "fps_8"} == {8.0}
+    assert len({item["patient"] for item in shift}) == 20  # patients never shared across settings
+
+
+def test_unknown_suite_name() -> None:
+    with pytest.raises(BadConfigError, match="known suites: .*synthetic-id"):
+        suites.resolve_suite("no-such-suite", "/nonexistent")
+
+
+def test_generate_tiny_suite_through_generator_and_reader(tmp_path) -> None:
+    pytest.importorskip("labral.datasets.synth.generate", reason="generator (GEN) not landed yet")
+    overrides = {
+        "n_patients": 2,
+        "clips_per_patient": 2,
+        "clip": {"frames": 8, "height": 48, "width": 48, "fps": [15, 20]},
+    }
+    first = suites.resolve_suite("synthetic-id", tmp_path, overrides, show_progress=False)
+    assert len(first.records) == 4 and first.manifest.parent.name.startswith("synthetic-id-")
+    stamp = first.manifest.stat().st_mtime_ns
+    again = suites.resolve_suite("synthetic-id", tmp_path, overrides, show_progress=False)
+    assert again.content_hash == first.content_hash
+    assert again.manifest.stat().st_mtime_ns == stamp  # reused from the cache
+    from labral.datasets.reader import read_cine
+
+    decoded = read_cine(first.records[0]["path"])
+    assert decoded.num_frames == 8
