@@ -1,0 +1,139 @@
+"""Behaviour of the synthetic clip generator: determinism, classes, ground truth, errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from labral.datasets.synth.generate import draw_patient, generate_clip
+from labral.datasets.synth.scenarios import CLIP_TYPES
+from labral.datasets.synth.types import NEGATIVE_TYPES, POSITIVE_TYPE
+
+from labral.errors import BadConfigError
+
+SMALL = {"frames": 12, "height": 64, "width": 64}
+
+
+def test_same_seed_gives_identical_clip_and_params():
+    patient = draw_patient(11)
+    a = generate_clip(patient, "positive", 3, **SMALL)
+    b = generate_clip(draw_patient(11), "positive", 3, **SMALL)
+    np.testing.assert_array_equal(a.frames, b.frames)
+    np.testing.assert_array_equal(a.extrusion_mask, b.extrusion_mask)
+    assert json.dumps(a.params, sort_keys=True) == json.dumps(b.params, sort_keys=True)
+
+
+def test_different_seed_or_patient_differs():
+    patient = draw_patient(11)
+    a = generate_clip(patient, "normal", 3, **SMALL)
+    b = generate_clip(patient, "normal", 4, **SMALL)
+    c = generate_clip(draw_patient(12), "normal", 3, **SMALL)
+    assert np.mean(a.frames != b.frames) > 0.3
+    assert np.mean(a.frames != c.frames) > 0.3
+    assert draw_patient(11) != draw_patient(12)
+
+
+def test_same_patient_same_anatomy_across_clips_and_small_side_difference():
+    patient = draw_patient(5)
+    assert draw_patient(5) == patient
+    a = generate_clip(patient, "normal", 1, **SMALL)
+    b = generate_clip(patient, "sulcus", 2, **SMALL)
+    assert a.params["anatomy"] == b.params["anatomy"]
+    left = generate_clip(patient, "normal", 1, side="L", **SMALL).params["anatomy"]
+    right = a.params["anatomy"]
+    assert left != right
+    for key in ("labrum_thick_mm", "capsule_mm", "fat_mm"):
+        assert abs(left[key] / right[key] - 1.0) <= 0.085
+    assert left["head_radius_mm"] == right["head_radius_mm"]
+
+
+@pytest.mark.parametrize("clip_type", CLIP_TYPES)
+def test_every_type_has_right_label_shapes_and_dtypes(clip_type):
+    clip = generate_clip(draw_patient(2), clip_type, 9, frames=10, height=72, width=56)
+    assert clip.frames.dtype == np.uint8 and clip.frames.shape == (10, 72, 56)
+    assert clip.extrusion_mask.dtype == bool and clip.extrusion_mask.shape == (10, 72, 56)
+    assert clip.label == int(clip_type == POSITIVE_TYPE)
+    assert clip.clip_type == clip_type
+    assert clip.frames.std() > 20  # an image, not a flat field
+    json.dumps(clip.params)  # JSON-ready
+    if clip.label:
+        assert clip.extrusion_frames and clip.extrusion_mask.any()
+        assert clip.extrusion_frames == sorted(set(np.nonzero(clip.extrusion_mask.any((1, 2)))[0]))
+    else:
+        assert clip.extrusion_frames == [] and not clip.extrusion_mask.any()
+    assert set(NEGATIVE_TYPES) | {POSITIVE_TYPE} == set(CLIP_TYPES)
+
+
+def test_ground_truth_matches_pixels_only_positives_drop_in_extrusion_frames():
+    patient = draw_patient(21)
+    pos = generate_clip(patient, "positive", 1, frames=32)
+    r0, r1, c0, c1 = pos.params["cleft_roi_px"]
+    roi = pos.frames[:, r0:r1, c0:c1].astype(float).mean(axis=(1, 2))
+    ext = np.zeros(pos.frames.shape[0], bool)
+    ext[pos.extrusion_frames] = True
+    assert ext.any() and (~ext).any()
+    assert roi[~ext].mean() - roi[ext].mean() > 20
+    inside = pos.frames[pos.extrusion_mask].astype(float).mean()
+    assert inside < pos.frames[:, r0:r1, c0:c1].astype(float).mean() - 10
+    # negatives without a moving cleft shape: no comparable drop in those frames (the
+    # femur and gain still move the ROI mean by a few grey levels)
+    for neg_type in ("normal", "sulcus", "static_effusion", "frozen_twin"):
+        neg = generate_clip(patient, neg_type, 1, frames=32)
+        nroi = neg.frames[:, r0:r1, c0:c1].astype(float).mean(axis=(1, 2))
+        assert abs(nroi[~ext].mean() - nroi[ext].mean()) < 12, neg_type
+
+
+def test_overrides_take_effect():
+    patient = draw_patient(4)
+    base = generate_clip(patient, "normal", 1, **SMALL)
+    deep = generate_clip(patient, "normal", 1, overrides={"depth_mm": 70.0}, **SMALL)
+    assert deep.spacing_mm[0] == pytest.approx(70.0 / 64)
+    assert deep.params["anatomy"]["depth_mm"] == 70.0
+    low_f = generate_clip(patient, "normal", 1, overrides={"center_freq_mhz": 4.0}, **SMALL)
+    assert (
+        low_f.params["imaging"]["lateral_sigma_focus_mm"]
+        > 2
+        * base.params["imaging"]["lateral_sigma_focus_mm"]
+        * base.params["anatomy"]["center_freq_mhz"]
+        / 12.0
+    )
+    bright = generate_clip(patient, "normal", 1, overrides={"gain_db": 12.0}, **SMALL)
+    dark = generate_clip(patient, "normal", 1, overrides={"gain_db": -12.0}, **SMALL)
+    assert bright.frames.mean() > dark.frames.mean() + 20
+    narrow = generate_clip(patient, "normal", 1, overrides={"dynamic_range_db": 30.0}, **SMALL)
+    wide = generate_clip(patient, "normal", 1, overrides={"dynamic_range_db": 80.0}, **SMALL)
+    assert narrow.frames.std() > wide.frames.std()
+    noisy = generate_clip(patient, "normal", 1, overrides={"noise_level": 0.2}, **SMALL)
+    assert noisy.frames[:, -16:].mean() > base.frames[:, -16:].mean() + 20  # shadow filled
+    still = generate_clip(patient, "normal", 1, overrides={"probe_motion": 0.0}, **SMALL)
+    shaky = generate_clip(patient, "normal", 1, overrides={"probe_motion": 4.0}, **SMALL)
+    assert still.params["motion"]["rock_deg"] == 0.0
+    assert np.ptp(shaky.params["traces"]["probe_tilt_deg"]) > 5.0
+    clip = generate_clip(patient, "normal", 1, frames=7, fps=33.0, height=64, width=64)
+    assert clip.frames.shape[0] == 7 and clip.fps == 33.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"clip_type": "cyst"}, "clip_type"),
+        ({"frames": 3}, "frames"),
+        ({"height": 16}, "height"),
+        ({"width": 8}, "width"),
+        ({"fps": 0.0}, "fps"),
+        ({"side": "X"}, "side"),
+        ({"seed": -1}, "seed"),
+        ({"overrides": {"colour": 1.0}}, "colour"),
+        ({"overrides": {"depth_mm": 5.0}}, "depth_mm"),
+    ],
+)
+def test_bad_arguments_raise_bad_config_naming_the_argument(kwargs, name):
+    args = {"anatomy": draw_patient(1), "clip_type": "normal", "seed": 0, **SMALL, **kwargs}
+    with pytest.raises(BadConfigError, match=name):
+        generate_clip(**args)
+
+
+def test_bad_patient_seed_raises():
+    with pytest.raises(BadConfigError, match="seed"):
+        draw_patient(-3)
