@@ -323,11 +323,15 @@ def synthesize(cfg: DictConfig | Mapping[str, Any] | SynthSettings) -> Path:
         Path of ``manifest.jsonl`` under ``out``.
 
     Raises:
-        BadConfigError: a bad setting (named), before any clip is generated.
+        BadConfigError: a bad setting (named), before any file is written; settings the
+            generator refuses (e.g. an unknown ``overrides`` key) surface from a preflight
+            render of the first clip.
     """
     settings = cfg if isinstance(cfg, SynthSettings) else SynthSettings.from_config(cfg)
-    settings.out.mkdir(parents=True, exist_ok=True)
     jobs = plan_dataset(settings)
+    if jobs:  # preflight: the generator checks sizes/overrides before any file is written
+        render_job(jobs[0], settings)
+    settings.out.mkdir(parents=True, exist_ok=True)
     manifest = settings.out / MANIFEST_NAME
     partial = manifest.with_suffix(".jsonl.partial")
     digest = hashlib.sha256()

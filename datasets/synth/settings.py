@@ -22,7 +22,7 @@ from labral.errors import BadConfigError
 
 SPLIT_NAMES = ("train", "val", "test")
 DICOM_SYNTAXES = ("jpeg", "explicit", "mixed")
-MIN_FRAMES, MIN_SIDE, MAX_SIDE = 4, 32, 1024
+MIN_FRAMES, MIN_SIDE, MAX_SIDE = 4, 48, 1024  # what the generator can draw
 
 
 def _bad(setting: str, value: Any, why: str) -> BadConfigError:
@@ -229,7 +229,7 @@ class SynthSettings:
             raise _bad("splits.train", splits["train"], "must be > 0")
 
         fps_raw = clip.get("fps", [15, 30])
-        fps_range = _as_range("clip.fps", fps_raw, 1, 240)
+        fps_range = _as_range("clip.fps", fps_raw, 2, 240)
 
         syntax = formats.get("dicom_syntax", "jpeg")
         if syntax not in DICOM_SYNTAXES:

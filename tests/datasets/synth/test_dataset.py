@@ -21,8 +21,8 @@ from labral.datasets.synth.types import NEGATIVE_TYPES, POSITIVE_TYPE
 
 
 def tiny(out: Path, **changes) -> SynthSettings:
-    """Small, fast settings (8-frame 32x32 clips, no preview, no progress bar)."""
-    base = dict(out=out, n_patients=6, frames=8, height=32, width=32, preview=False)
+    """Small, fast settings (8-frame 48x48 clips, no preview, no progress bar)."""
+    base = dict(out=out, n_patients=6, frames=8, height=48, width=48, preview=False)
     base.update(progress=False, workers=1)
     base.update(changes)
     return SynthSettings(**base)
@@ -81,8 +81,10 @@ def test_manifest_integrity(tmp_path: Path) -> None:
         assert row["label"] == int(row["clip_type"] == POSITIVE_TYPE)
         assert row["frames"] == 8 and 15 <= row["fps"] <= 30
         assert row["side"] in ("R", "L")
-        assert bool(row["extrusion_frames"]) == (row["label"] == 1)
+        if row["label"] == 0:
+            assert row["extrusion_frames"] == []  # negatives never extrude
         assert all(0 <= i < row["frames"] for i in row["extrusion_frames"])
+    assert any(r["extrusion_frames"] for r in rows if r["label"] == 1)
     assert all(len(s) == 1 for s in split_of.values())  # no patient in two splits
     assert {r["split"] for r in rows} == {"train", "val", "test"}
     types = Counter(r["clip_type"] for r in rows)
