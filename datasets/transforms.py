@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from labral.datasets.clip import Clip
 from monai.transforms import Compose, MapTransform, Randomizable, Transform
 
-from labral.errors import BadConfigError
+from labral.errors import BadConfigError, LabralError
 
 KeysLike = Hashable | Sequence[Hashable]
 Reader = Callable[[Any], Clip]
@@ -331,7 +331,29 @@ class ToClipTensord(MapTransform):
         return d
 
 
-def build_preprocess_transform(spec: Mapping[str, Any], reader: Reader | None = None) -> Compose:
+class ClipCompose(Compose):
+    """MONAI ``Compose`` that lets labral's typed errors through.
+
+    MONAI wraps any exception raised inside a transform in ``RuntimeError("applying
+    transform ...")``; callers (the CLI, the service, the data set's skip list) need the
+    original :class:`~labral.errors.LabralError` and its code, so it is re-raised unwrapped.
+    """
+
+    def __call__(self, input_, start=0, end=None, threading=False, lazy=None):  # noqa: D102
+        try:
+            return super().__call__(input_, start=start, end=end, threading=threading, lazy=lazy)
+        except RuntimeError as exc:
+            cause: BaseException | None = exc
+            while cause is not None and not isinstance(cause, LabralError):
+                cause = cause.__cause__
+            if cause is None:
+                raise
+            raise cause from None
+
+
+def build_preprocess_transform(
+    spec: Mapping[str, Any], reader: Reader | None = None
+) -> ClipCompose:
     """The deterministic, cacheable head: load -> resample to spec fps -> resize to spec size.
 
     Args:
@@ -343,7 +365,7 @@ def build_preprocess_transform(spec: Mapping[str, Any], reader: Reader | None = 
         int64 ``"frame_index"`` (T',), ``"fps"`` and ``"num_source_frames"``.
     """
     spec = check_spec(spec)
-    return Compose(
+    return ClipCompose(
         [
             LoadCined("clip", reader=reader),
             ResampleFPSd("frames", target_fps=spec["fps"]),
@@ -352,10 +374,10 @@ def build_preprocess_transform(spec: Mapping[str, Any], reader: Reader | None = 
     )
 
 
-def build_eval_sampling(spec: Mapping[str, Any]) -> Compose:
+def build_eval_sampling(spec: Mapping[str, Any]) -> ClipCompose:
     """The evaluation tail: N evenly spaced windows -> float32 (N, 1, T, H, W) ``"image"``."""
     spec = check_spec(spec)
-    return Compose(
+    return ClipCompose(
         [
             SampleFramesd("frames", length=spec["frames"], mode="windows", windows=spec["windows"]),
             ScaleUint8d("frames"),
@@ -366,12 +388,12 @@ def build_eval_sampling(spec: Mapping[str, Any]) -> Compose:
 
 def build_train_sampling(
     spec: Mapping[str, Any], augment: Mapping[str, Any] | None, seed: int | None = None
-) -> Compose:
+) -> ClipCompose:
     """The training tail: random window + ultrasound augmentation -> float32 (1, T, H, W)."""
     from labral.datasets.augment import build_augmentations
 
     spec = check_spec(spec)
-    tail = Compose(
+    tail = ClipCompose(
         [
             SampleFramesd("frames", length=spec["frames"], mode="random"),
             *build_augmentations(augment or {}, keys="frames"),
@@ -383,7 +405,7 @@ def build_train_sampling(
     return tail
 
 
-def build_eval_transform(spec: Mapping[str, Any], reader: Reader | None = None) -> Compose:
+def build_eval_transform(spec: Mapping[str, Any], reader: Reader | None = None) -> ClipCompose:
     """The evaluation transform, deterministic; the bundle stores ``spec``, not code.
 
     Args:
@@ -399,7 +421,7 @@ def build_eval_transform(spec: Mapping[str, Any], reader: Reader | None = None) 
         BadConfigError: an invalid spec (the message names the key).
     """
     head = build_preprocess_transform(spec, reader)
-    return Compose([*head.transforms, *build_eval_sampling(spec).transforms])
+    return ClipCompose([*head.transforms, *build_eval_sampling(spec).transforms])
 
 
 def build_train_transform(
@@ -407,7 +429,7 @@ def build_train_transform(
     augment: Mapping[str, Any] | None,
     seed: int | None = None,
     reader: Reader | None = None,
-) -> Compose:
+) -> ClipCompose:
     """The training transform: the eval geometry (same fps and size) plus augmentation.
 
     Args:
@@ -424,7 +446,10 @@ def build_train_transform(
         BadConfigError: an invalid spec or augmentation setting (named in the message).
     """
     head = build_preprocess_transform(spec, reader)
-    return Compose([*head.transforms, *build_train_sampling(spec, augment, seed).transforms])
+    full = ClipCompose([*head.transforms, *build_train_sampling(spec, augment).transforms])
+    if seed is not None:  # after composing: Compose.__init__ reseeds its children
+        full.set_random_state(seed=seed)
+    return full
 
 
 def relevance_to_source_frames(

@@ -1,0 +1,135 @@
+"""Cache of the deterministic preprocessing (load, fps resample, resize) as small uint8 files.
+
+Why not MONAI's ``PersistentDataset``: it hashes the input dict only, so it cannot see a file
+being rewritten in place; it pickles whole dicts (our ``Clip`` objects) with ``torch.save``,
+which newer torch refuses to ``torch.load`` with ``weights_only``; and it surfaces a bad file
+as an exception mid-epoch, where we want to skip it at construction with a reason. An
+uncompressed ``.npz`` of uint8 frames at model size loads in well under a millisecond.
+
+Cache key = SHA-256 of (absolute path, file size, mtime_ns, preprocessing spec
+{fps, size, crop}, cache version): a rewritten file or a new fps/size/crop misses the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from labral.datasets.transforms import Reader, build_preprocess_transform, check_spec
+
+CACHE_VERSION = 1
+
+
+def preprocess_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of an eval spec that changes the cached frames: ``fps``, ``size``, ``crop``."""
+    checked = check_spec(spec)
+    return {"fps": checked["fps"], "size": checked["size"], "crop": checked["crop"]}
+
+
+def cache_key(path: str | Path, spec: Mapping[str, Any]) -> str:
+    """Hex SHA-256 naming the cached preprocessing of ``path`` under ``spec``.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+    """
+    path = Path(path).resolve()
+    stat = path.stat()
+    identity = {
+        "path": str(path),
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "preprocess": preprocess_spec(spec),
+        "version": CACHE_VERSION,
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+class ClipCache:
+    """Preprocessed clips keyed by file identity and spec, on disk (``cache_dir``) or in memory.
+
+    Args:
+        spec: the eval spec (only fps, size and crop matter here).
+        cache_dir: folder for ``<key>.npz`` files; None keeps items in memory only.
+        reader: ``source -> Clip`` (default :func:`labral.datasets.reader.read_cine`).
+        in_memory: also keep loaded items in RAM (saves the disk read in later epochs).
+
+    Items are dicts: ``"frames"`` uint8 (T', h, w), ``"frame_index"`` int64 (T',),
+    ``"fps"`` float, ``"num_source_frames"`` int. ``hits``/``misses`` count lookups.
+    """
+
+    def __init__(
+        self,
+        spec: Mapping[str, Any],
+        cache_dir: str | Path | None = None,
+        reader: Reader | None = None,
+        in_memory: bool = True,
+    ) -> None:
+        self.spec = dict(spec)
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        if self.cache_dir is not None:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+        self.in_memory = in_memory or self.cache_dir is None
+        self.preprocess = build_preprocess_transform(spec, reader)
+        self.memory: dict[str, dict[str, Any]] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def _file(self, key: str) -> Path:
+        assert self.cache_dir is not None
+        return self.cache_dir / f"{key}.npz"
+
+    def get(self, path: str | Path) -> dict[str, Any]:
+        """The preprocessed clip at ``path``, computing and storing it on a miss.
+
+        Raises:
+            LabralError: the reader's error for a bad file (nothing is cached then).
+            FileNotFoundError: the file does not exist.
+        """
+        key = cache_key(path, self.spec)
+        if key in self.memory:
+            self.hits += 1
+            return self.memory[key]
+        item = self._load(key)
+        if item is None:
+            self.misses += 1
+            out = self.preprocess({"clip": str(path)})
+            item = {
+                "frames": np.ascontiguousarray(out["frames"], dtype=np.uint8),
+                "frame_index": np.asarray(out["frame_index"], dtype=np.int64),
+                "fps": float(out["fps"]),
+                "num_source_frames": int(out["num_source_frames"]),
+            }
+            self._store(key, item)
+        else:
+            self.hits += 1
+        if self.in_memory:
+            self.memory[key] = item
+        return item
+
+    def _load(self, key: str) -> dict[str, Any] | None:
+        if self.cache_dir is None or not self._file(key).is_file():
+            return None
+        try:
+            with np.load(self._file(key)) as data:
+                return {
+                    "frames": data["frames"],
+                    "frame_index": data["frame_index"],
+                    "fps": float(data["fps"]),
+                    "num_source_frames": int(data["num_source_frames"]),
+                }
+        except (OSError, KeyError, ValueError):
+            return None  # a torn or foreign cache file: recompute and overwrite
+
+    def _store(self, key: str, item: dict[str, Any]) -> None:
+        if self.cache_dir is None:
+            return
+        handle, tmp = tempfile.mkstemp(dir=self.cache_dir, suffix=".tmp")
+        with os.fdopen(handle, "wb") as stream:
+            np.savez(stream, **item)
+        os.replace(tmp, self._file(key))  # atomic: readers never see half a file

@@ -1,0 +1,161 @@
+"""Eval/train transforms: shapes, dtypes, fps resampling indices, determinism, relevance."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from labral.datasets.clip import Clip
+from labral.datasets.transforms import (
+    build_eval_transform,
+    build_preprocess_transform,
+    build_train_transform,
+    check_spec,
+    relevance_to_source_frames,
+    resample_indices,
+)
+
+from labral.errors import BadConfigError, CorruptPixelDataError
+
+SPEC = {"frames": 8, "fps": 10.0, "size": [24, 32], "windows": 1}
+
+
+def ramp_clip(frames: int = 32, fps: float = 20.0, height: int = 48, width: int = 64) -> Clip:
+    """Every frame is flat with value 4 * t, so pixel values identify the source frame."""
+    values = (np.arange(frames) * 4 % 256).astype(np.uint8)
+    return Clip(np.broadcast_to(values[:, None, None], (frames, height, width)).copy(), fps)
+
+
+def test_resample_indices_pick_nearest_source_frames():
+    assert resample_indices(32, 20.0, 10.0).tolist() == list(range(0, 32, 2))
+    assert resample_indices(30, 30.0, 10.0).tolist() == list(range(0, 30, 3))
+    assert resample_indices(31, 20.0, 10.0).tolist() == list(range(0, 31, 2))  # 16 frames
+    # 25 -> 10 fps: times 0, 0.1, 0.2 s -> source frames 0, 2.5 (rounds up), 5
+    assert resample_indices(10, 25.0, 10.0).tolist() == [0, 3, 5, 8]
+    # upsampling repeats frames and never runs past the end
+    assert resample_indices(4, 5.0, 10.0).tolist() == [0, 1, 1, 2, 2, 3, 3, 3]
+
+
+def test_eval_output_shapes_dtypes_and_range():
+    out = build_eval_transform(SPEC)({"clip": ramp_clip()})
+    image, index = out["image"], out["frame_index"]
+    assert image.shape == (1, 1, 8, 24, 32) and image.dtype == torch.float32
+    assert index.shape == (1, 8) and index.dtype == torch.int64
+    assert 0.0 <= float(image.min()) and float(image.max()) <= 1.0
+    # 32 frames at 20 fps -> 16 at 10 fps (0, 2, ..., 30); centre window of 8 starts at 4
+    assert index[0].tolist() == [8, 10, 12, 14, 16, 18, 20, 22]
+    # each model frame shows its source frame's value (4 * t) / 255
+    expected = (index[0].float() * 4 / 255)[:, None, None].expand(8, 24, 32)
+    assert torch.allclose(image[0, 0], expected, atol=1e-6)
+    assert "frames" not in out
+
+
+def test_eval_windows_evenly_spaced_and_deterministic():
+    spec = {**SPEC, "windows": 3}
+    transform = build_eval_transform(spec)
+    first = transform({"clip": ramp_clip()})
+    second = transform({"clip": ramp_clip()})
+    assert first["image"].shape == (3, 1, 8, 24, 32)
+    assert first["frame_index"][:, 0].tolist() == [0, 8, 16]  # starts 0, 4, 8 at 10 fps
+    assert torch.equal(first["image"], second["image"])
+    assert torch.equal(first["frame_index"], second["frame_index"])
+
+
+def test_short_clip_repeats_last_frame():
+    out = build_eval_transform(SPEC)({"clip": ramp_clip(frames=6, fps=10.0)})
+    assert out["frame_index"][0].tolist() == [0, 1, 2, 3, 4, 5, 5, 5]
+
+
+def test_resize_is_antialiased_average():
+    frames = np.zeros((2, 40, 40), np.uint8)
+    frames[:, :, ::2] = 200  # fine stripes: a non-antialiased resize would alias them
+    out = build_eval_transform({"frames": 2, "fps": 10, "size": [10, 10], "windows": 1})(
+        {"clip": Clip(frames, 10.0)}
+    )
+    image = out["image"].numpy()[0, 0]
+    assert np.allclose(image[:, :, 1:-1], 100 / 255, atol=1 / 255)  # interior: the mean
+    assert np.allclose(image, 100 / 255, atol=8 / 255)  # edges: filter support clipped
+
+
+def test_optional_crop_removes_border_before_resize():
+    frames = np.zeros((4, 40, 40), np.uint8)
+    frames[:, 30:, :] = 255  # bright bottom quarter
+    spec = {**SPEC, "frames": 4, "size": [10, 10], "crop": [0.0, 0.25, 0.0, 0.0]}
+    out = build_eval_transform(spec)({"clip": Clip(frames, 10.0)})
+    assert float(out["image"].max()) == 0.0
+
+
+def test_train_has_eval_geometry_and_is_seeded():
+    clip = ramp_clip()
+    train = build_train_transform(SPEC, augment={}, seed=3)
+    out = train({"clip": clip})
+    assert out["image"].shape == (1, 8, 24, 32) and out["frame_index"].shape == (8,)
+    index = out["frame_index"].numpy()
+    assert np.all(index % 2 == 0) and np.all(np.diff(index) == 2)  # same 10 fps grid as eval
+    expected = torch.from_numpy(index * 4 / 255).float()[:, None, None].expand(8, 24, 32)
+    assert torch.allclose(out["image"][0], expected, atol=1e-6)
+    starts = {
+        int(build_train_transform(SPEC, {}, seed=s)({"clip": clip})["frame_index"][0])
+        for s in range(12)
+    }
+    assert len(starts) > 2  # random windows
+    again = build_train_transform(SPEC, augment={}, seed=3)({"clip": clip})
+    assert torch.equal(again["frame_index"], out["frame_index"])
+
+
+def test_load_from_path_with_reader(tmp_path):
+    path = tmp_path / "clip.npy"
+    np.save(path, ramp_clip().frames)
+
+    def reader(source):
+        if str(source).endswith("bad.npy"):
+            raise CorruptPixelDataError(f"{source}: truncated")
+        return Clip(np.load(source), 20.0)
+
+    out = build_preprocess_transform(SPEC, reader=reader)({"clip": str(path)})
+    assert out["frames"].shape == (16, 24, 32) and out["frames"].dtype == np.uint8
+    assert out["num_source_frames"] == 32 and out["fps"] == 10.0
+    with pytest.raises(CorruptPixelDataError):
+        build_eval_transform(SPEC, reader=reader)({"clip": str(tmp_path / "bad.npy")})
+
+
+@pytest.mark.parametrize(
+    ("bad", "name"),
+    [
+        ({"frames": 0}, "frames"),
+        ({"fps": -1}, "fps"),
+        ({"size": [4, 96]}, "size"),
+        ({"windows": 0}, "windows"),
+        ({"crop": [0.6, 0.5, 0, 0]}, "crop"),
+    ],
+)
+def test_bad_spec_names_the_setting(bad, name):
+    with pytest.raises(BadConfigError, match=rf"eval_transform\.{name}"):
+        check_spec({**SPEC, **bad})
+    with pytest.raises(BadConfigError, match="missing"):
+        check_spec({"frames": 8})
+
+
+def test_relevance_maps_back_with_max_and_nearest():
+    relevance = np.array([[0.1, 0.5, 0.2], [0.9, 0.3, 0.0]], np.float32)
+    index = np.array([[0, 2, 4], [2, 4, 6]])
+    out = relevance_to_source_frames(relevance, index, 9)
+    # frame 2: max(0.5, 0.9); frame 4: max(0.2, 0.3); frame 6: 0.0; gaps take the nearest,
+    # ties go to the earlier frame; frames 7, 8 take frame 6
+    assert out.dtype == np.float32
+    assert np.allclose(out, [0.1, 0.1, 0.9, 0.9, 0.3, 0.3, 0.0, 0.0, 0.0])
+    torch_out = relevance_to_source_frames(torch.tensor(relevance), torch.tensor(index), 9)
+    assert np.array_equal(out, torch_out)
+    with pytest.raises(ValueError):
+        relevance_to_source_frames(relevance, np.array([[0, 2, 40], [1, 2, 3]]), 9)
+
+
+def test_relevance_roundtrip_through_eval_transform():
+    spec = {**SPEC, "windows": 2}
+    out = build_eval_transform(spec)({"clip": ramp_clip()})
+    relevance = out["frame_index"].float() / 31  # relevance grows with source time
+    mapped = relevance_to_source_frames(relevance, out["frame_index"], 32)
+    assert mapped.shape == (32,)
+    sampled = out["frame_index"].flatten().unique().numpy()
+    assert np.allclose(mapped[sampled], sampled / 31, atol=1e-6)
+    assert np.all(np.diff(mapped) >= 0)
