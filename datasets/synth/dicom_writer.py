@@ -65,10 +65,11 @@ def _canvas_geometry(height: int, width: int) -> tuple[int, int, int, int]:
 
 
 def _header_text(clip: SynthClip, side: str) -> list[str]:
-    freq = clip.params.get("center_freq_mhz", clip.params.get("imaging", {}).get("center_freq_mhz"))
-    freq_txt = f"{float(freq):.1f}MHz" if isinstance(freq, int | float) else "L12-5"
     depth_cm = clip.frames.shape[1] * clip.spacing_mm[0] / 10.0
-    return [f"LABRAL-SYNTH MSK HIP {side}", f"{freq_txt} D{depth_cm:.1f}cm {clip.fps:.0f}Hz"]
+    return [
+        f"LABRAL-SYNTH MSK HIP {side}",
+        f"{_center_freq_mhz(clip):.1f}MHz D{depth_cm:.1f}cm {clip.fps:.0f}Hz",
+    ]
 
 
 def render_canvas(clip: SynthClip, *, side: str = "R", burned_in_text: bool = True) -> np.ndarray:
@@ -130,10 +131,16 @@ def _region_sequence(clip: SynthClip, top: int, left: int) -> Sequence:
 
 
 def _center_freq_mhz(clip: SynthClip) -> float:
-    """The clip's centre frequency in MHz from its params (7.5 MHz if not recorded)."""
-    for source in (clip.params, clip.params.get("imaging", {}) or {}):
+    """The clip's centre frequency in MHz from its params (7.5 MHz if not recorded).
+
+    Looked up in ``params["overrides"]``, ``params``, ``params["imaging"]`` and
+    ``params["anatomy"]`` (where the generator keeps the probe set-up), in that order.
+    """
+    params = clip.params or {}
+    sources = [params.get("overrides"), params, params.get("imaging"), params.get("anatomy")]
+    for source in sources:
         value = source.get("center_freq_mhz") if isinstance(source, Mapping) else None
-        if isinstance(value, int | float):
+        if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
     return 7.5
 
