@@ -75,6 +75,13 @@ class InvalidRequestError(LabralError):
     http_status = 422
 
 
+class InternalError(LabralError):
+    """A failure on the service side (the model raised); the message hides the internals."""
+
+    code = "internal_error"
+    http_status = 500
+
+
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
 
 
@@ -111,7 +118,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
         app.state.metrics.errors.labels(code=code).inc()
-        return error_response(code, str(exc.detail), exc.status_code)
+        message = str(exc.detail)
+        if exc.status_code in (404, 405):
+            message = f"{message}: {request.method} {request.url.path}; the API is listed at /docs"
+        return error_response(code, message, exc.status_code)
 
     app.add_exception_handler(LabralError, on_labral)
     app.add_exception_handler(RequestValidationError, on_validation)

@@ -10,11 +10,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from labral.serve.deps import ServiceDep, SettingsDep, require_api_key
-from labral.serve.errors import NotReadyError, RequestTimeoutError
+from labral.serve.errors import InternalError, NotReadyError, RequestTimeoutError
 from labral.serve.preview import build_preview
 from labral.serve.schemas import ModelCard, Prediction
 from labral.serve.sr import build_sr, read_source_header, sr_bytes
 from labral.serve.upload import read_upload
+
+from labral.errors import LabralError
 
 log = logging.getLogger("labral.serve")
 router = APIRouter(prefix="/v1", tags=["predictions"])
@@ -67,8 +69,15 @@ async def predict(
         scored = await asyncio.wait_for(service.score(data), settings.request_timeout_s)
     except TimeoutError as exc:
         raise RequestTimeoutError(
-            f"scoring took longer than {settings.request_timeout_s:.0f} s (serve "
+            f"scoring took longer than {settings.request_timeout_s:g} s (serve "
             "request_timeout_s); retry later or send a shorter clip"
+        ) from exc
+    except LabralError:
+        raise
+    except Exception as exc:  # the model or a transform failed: log it, answer 500 JSON
+        log.exception("prediction failed")
+        raise InternalError(
+            "the service failed while scoring this clip; the error was logged"
         ) from exc
     bundle = service.bundle
     log.info(

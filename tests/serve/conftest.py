@@ -15,63 +15,19 @@ import httpx
 import numpy as np
 import pydicom
 import pytest
-import torch
 from fastapi.testclient import TestClient
 from labral.datasets.synth.dicom_writer import write_cine_dicom
 from labral.datasets.synth.types import SynthClip
 from labral.serve.app import create_app
+from labral.serve.demo import demo_frames, make_demo_bundle
 from labral.serve.settings import ServeSettings
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from labral.bundle import write_bundle
-
-EVAL_SPEC = {"frames": 8, "fps": 10.0, "size": [32, 32], "windows": 1}
 US_MULTIFRAME = "1.2.840.10008.5.1.4.1.1.3.1"
-
-
-class MeanIntensityNet(torch.nn.Module):
-    """logit = 30 * (brightest frame's mean intensity - 0.25); relevance = per-frame mean."""
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        per_frame = x.mean(dim=(1, 3, 4))
-        return 30.0 * (per_frame.amax(dim=1) - 0.25), per_frame
-
-
-def make_bundle(folder: Path) -> Path:
-    """Write the tiny mean-intensity bundle into ``folder``."""
-    spec = {
-        "model_name": "mean-intensity-test",
-        "model_version": "0.0.1",
-        "class_names": ["intact", "detachment"],
-        "eval_transform": EVAL_SPEC,
-        "input_spec": {
-            "frames": 8,
-            "fps": 10.0,
-            "size": [32, 32],
-            "channels": 1,
-            "dtype": "float32",
-            "value_range": [0, 1],
-        },
-        "temperature": 1.0,
-        "threshold": 0.5,
-        "threshold_rule": "fixed 0.5 (test bundle)",
-    }
-    return write_bundle(folder, torch.jit.script(MeanIntensityNet()), spec, "# test bundle\n")
-
-
-def ramp_frames(
-    frames: int = 24, height: int = 48, width: int = 64, bright: bool = True
-) -> np.ndarray:
-    """uint8 (T, H, W) with a textured background and a bright blob peaking mid-clip."""
-    rng = np.random.default_rng(frames * 7 + height)
-    base = rng.integers(20, 60, (frames, height, width)).astype(np.float32)
-    level = 180.0 if bright else 0.0
-    bump = np.exp(-0.5 * ((np.arange(frames) - frames // 2) / 2.0) ** 2)
-    base[:, height // 4 : 3 * height // 4, width // 4 : 3 * width // 4] += level * bump[
-        :, None, None
-    ] + (60 if bright else 0)
-    return np.clip(base, 0, 255).astype(np.uint8)
+CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
+US_SINGLE = "1.2.840.10008.5.1.4.1.1.6.1"
+ramp_frames = demo_frames
 
 
 def synth_clip(frames: np.ndarray, fps: float = 20.0) -> SynthClip:
@@ -140,7 +96,7 @@ def plain_dataset(
 
 @pytest.fixture(scope="session")
 def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_bundle(tmp_path_factory.mktemp("bundle"))
+    return make_demo_bundle(tmp_path_factory.mktemp("bundle"))
 
 
 @pytest.fixture(scope="session")
@@ -165,6 +121,49 @@ def wait_ready(client: TestClient | httpx.Client, timeout: float = 30.0) -> None
             return
         time.sleep(0.02)
     raise AssertionError("service never became ready")
+
+
+@pytest.fixture(scope="session")
+def bad_inputs(
+    clips, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, tuple[bytes, str, int, set]]:
+    """name -> (bytes, content type, expected status, accepted codes): the bad-input corpus."""
+    dicom = clips["bright.dcm"].read_bytes()
+    mp4 = clips["bright.mp4"].read_bytes()
+    folder = tmp_path_factory.mktemp("bad")
+    many = write_mp4(np.zeros((2100, 16, 16), np.uint8), 30.0, folder / "many.mp4")
+    huge = write_mp4(np.zeros((2, 2304, 2304), np.uint8), 10.0, folder / "huge.mp4")
+    dcm, octet, mp4_type = "application/dicom", "application/octet-stream", "video/mp4"
+    return {
+        "truncated_dicom": (dicom[: len(dicom) // 2], dcm, 422, {"corrupt_pixel_data"}),
+        "truncated_header": (dicom[:200], dcm, 415, {"not_dicom"}),
+        "truncated_mp4": (mp4[: len(mp4) // 3], mp4_type, None, None),
+        "random_bytes.dcm": (bytes(range(256)) * 40, dcm, 415, {"not_dicom", "unsupported_media"}),
+        "declares_100000_frames": (
+            plain_dataset(US_MULTIFRAME, "US", 2, declared_frames=100_000),
+            dcm,
+            413,
+            {"over_limit"},
+        ),
+        "single_frame_us": (plain_dataset(US_SINGLE, "US", 1), dcm, 422, {"not_a_cine"}),
+        "ct_image": (plain_dataset(CT_IMAGE, "CT", 1), dcm, 422, {"not_ultrasound"}),
+        "video_2100_frames": (many.read_bytes(), octet, 413, {"over_limit"}),
+        "video_2304x2304": (huge.read_bytes(), octet, 413, {"over_limit"}),
+        "json_body": (b"{}", "application/json", 415, {"unsupported_media_type"}),
+        "empty": (b"", dcm, 400, {"missing_file"}),
+    }
+
+
+@pytest.fixture(scope="session")
+def ready_waiter():
+    """``wait_ready(client)`` for tests (conftest helpers are not importable by tests)."""
+    return wait_ready
+
+
+@pytest.fixture(scope="session")
+def dicom_maker():
+    """``plain_dataset(sop_class, modality, frames, ...) -> bytes`` for tests."""
+    return plain_dataset
 
 
 @pytest.fixture
