@@ -39,7 +39,10 @@ def _raw_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
         reader = csv.DictReader(text.splitlines())
         rows = []
         for row in reader:
-            cleaned = {k.strip(): (v.strip() if isinstance(v, str) else v) for k, v in row.items()}
+            cleaned = {
+                (k.strip() if k is not None else "_extra"): (v.strip() if isinstance(v, str) else v)
+                for k, v in row.items()
+            }
             rows.append(
                 (reader.line_num, {k: v for k, v in cleaned.items() if v not in ("", None)})
             )
@@ -67,6 +70,8 @@ def _parse_json_field(value: Any) -> Any:
 
 def _record(row: dict[str, Any], base: Path) -> dict[str, Any]:
     """Normalise one row; raises ValueError with a short reason."""
+    if "_extra" in row:
+        raise ValueError(f"more values than header columns: {row['_extra']}")
     missing = [c for c in REQUIRED_COLUMNS if c not in row or row[c] in ("", None)]
     if missing:
         raise ValueError(f"missing required column(s) {missing}")
