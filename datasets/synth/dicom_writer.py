@@ -229,7 +229,7 @@ def build_dataset(
     ds.BodyPartExamined = "HIP"
     ds.DeviceSerialNumber = "SYN0001"
     ds.SoftwareVersions = SOFTWARE_VERSIONS
-    ds.FrameTime = f"{1000.0 / clip.fps:.4f}"
+    ds.FrameTime = f"{1000.0 / clip.fps:.12g}"  # DS holds 16 characters
     ds.CineRate = int(round(clip.fps))
     ds.EffectiveDuration = f"{t / clip.fps:.4f}"
     ds.TransducerType = "LINEAR"
