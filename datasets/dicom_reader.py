@@ -22,6 +22,7 @@ import pydicom
 from labral.datasets.clip import Clip
 from labral.datasets.limits import ReadLimits
 from labral.datasets.regions import locate_tissue_region, regions_from_dataset
+from PIL import Image
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
@@ -157,19 +158,27 @@ def _check_pixel_length(ds: Dataset, syntax: UID, frames: int) -> None:
         )
 
 
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 luma of RGB (..., H, W, 3); uint8 stays uint8 (grey in = grey out exactly)."""
+    if rgb.dtype == np.uint8:  # Pillow's "L" is BT.601 in 16-bit fixed point, in C
+        flat = np.ascontiguousarray(rgb).reshape(-1, *rgb.shape[-3:])
+        gray = np.stack([np.asarray(Image.fromarray(f, "RGB").convert("L")) for f in flat])
+        return gray.reshape(rgb.shape[:-1])
+    return rgb.astype(np.float32) @ _LUMA
+
+
 def _to_gray(arr: np.ndarray, photometric: str, ds: Dataset) -> np.ndarray:
-    """One decoded frame (H, W) or (H, W, 3) -> grey (H, W), uint8 or float32 for >8-bit."""
+    """Decoded frames (..., H, W) or (..., H, W, 3) -> grey (..., H, W), uint8 or float32."""
     if photometric == "PALETTE COLOR":
         rgb = apply_color_lut(arr, ds)
-        gray = rgb.astype(np.float32) @ _LUMA
-        return gray / 257.0 if rgb.dtype != np.uint8 else gray
-    if arr.ndim == 2:
+        return _luma(rgb) if rgb.dtype == np.uint8 else _luma(rgb) / 257.0
+    if arr.shape[-1] != 3 or arr.ndim < 3:
         return arr
     if photometric.startswith("YBR_FULL"):
         return arr[..., 0]
     if photometric.startswith("YBR_PARTIAL"):
         return np.clip((arr[..., 0].astype(np.float32) - 16.0) * (255.0 / 219.0), 0, 255)
-    return arr.astype(np.float32) @ _LUMA
+    return _luma(arr)
 
 
 def _to_uint8(gray: np.ndarray, bits_stored: int) -> np.ndarray:
@@ -189,11 +198,23 @@ def _decode_gray(ds: Dataset, syntax: UID, frames: int) -> tuple[np.ndarray, str
     stored_pi = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
     bits_stored = int(ds.get("BitsStored", ds.get("BitsAllocated", 8)))
     decoder = get_decoder(syntax)
+    colour = int(ds.get("SamplesPerPixel", 1)) == 3 or stored_pi == "PALETTE COLOR"
     try:
-        if int(ds.get("SamplesPerPixel", 1)) == 1 and stored_pi != "PALETTE COLOR":
-            arr, meta = decoder.as_array(ds, as_rgb=False)
+        if not colour:
+            arr, meta = decoder.as_array(ds, as_rgb=False, view_only=True)
             gray = arr.reshape(frames, rows, cols)
-        else:
+        elif not syntax.is_encapsulated:  # raw bytes already in memory: convert in chunks
+            arr, meta = decoder.as_array(ds, as_rgb=False, view_only=True)
+            pi = str(meta.get("photometric_interpretation", stored_pi))
+            arr = arr.reshape(frames, rows, cols, -1)
+            first = _to_gray(arr[:1].squeeze(-1) if arr.shape[-1] == 1 else arr[:1], pi, ds)
+            gray = np.empty((frames, rows, cols), first.dtype)
+            for start in range(0, frames, 16):
+                chunk = arr[start : start + 16]
+                gray[start : start + 16] = _to_gray(
+                    chunk.squeeze(-1) if chunk.shape[-1] == 1 else chunk, pi, ds
+                )
+        else:  # compressed colour: one frame at a time, never the whole RGB clip in memory
             eight_bit = int(ds.get("BitsAllocated", 8)) <= 8
             gray = np.empty((frames, rows, cols), np.uint8 if eight_bit else np.float32)
             meta = {}
@@ -323,7 +344,7 @@ def read_dicom(fileobj: BinaryIO, *, limits: ReadLimits, default_fps: float) -> 
         "region": region,
     }
     return Clip(
-        frames=np.ascontiguousarray(gray[:, y0:y1, x0:x1]),
+        frames=np.array(gray[:, y0:y1, x0:x1], dtype=np.uint8, order="C", copy=True),
         fps=float(fps),
         spacing_mm=spacing,
         source=source,
