@@ -42,6 +42,7 @@ class MicroBatcher:
         self._queue: asyncio.Queue[tuple[torch.Tensor, asyncio.Future]] = asyncio.Queue()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="labral-model")
         self._task: asyncio.Task | None = None
+        self._carry: tuple[torch.Tensor, asyncio.Future] | None = None
 
     def start(self) -> None:
         """Start the collector task on the running loop."""
@@ -55,10 +56,13 @@ class MicroBatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        pending = [self._carry] if self._carry else []
         while not self._queue.empty():
-            _, future = self._queue.get_nowait()
+            pending.append(self._queue.get_nowait())
+        for _, future in pending:
             if not future.done():
                 future.cancel()
+        self._carry = None
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def submit(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -74,8 +78,9 @@ class MicroBatcher:
     async def _collect(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            items = [await self._queue.get()]
-            rows = items[0][0].shape[0]
+            first, self._carry = self._carry or await self._queue.get(), None
+            items = [first]
+            rows = first[0].shape[0]
             deadline = loop.time() + self._window_s
             while rows < self._max_batch:
                 timeout = deadline - loop.time()
@@ -86,6 +91,9 @@ class MicroBatcher:
                         else await asyncio.wait_for(self._queue.get(), timeout)
                     )
                 except (asyncio.QueueEmpty, TimeoutError):
+                    break
+                if rows + item[0].shape[0] > self._max_batch:
+                    self._carry = item  # first of the next batch
                     break
                 items.append(item)
                 rows += item[0].shape[0]
