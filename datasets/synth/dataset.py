@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing as mp
+import shutil
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -313,6 +314,23 @@ def summarize(rows: list[dict[str, Any]], settings: SynthSettings, fingerprint: 
     }
 
 
+def remove_previous_run(out: Path) -> None:
+    """Delete the clips and preview of an earlier ``labral synth`` run in ``out``.
+
+    Only a folder whose ``dataset.json`` says ``"name": "labral-synth"`` is cleaned, so the
+    new manifest and the files on disk match one to one; anything else is left alone.
+    """
+    summary = out / SUMMARY_NAME
+    try:
+        ours = json.loads(summary.read_text()).get("name") == "labral-synth"
+    except (OSError, ValueError, AttributeError):
+        return
+    if ours:
+        for name in ("clips", "preview"):
+            shutil.rmtree(out / name, ignore_errors=True)
+        summary.unlink(missing_ok=True)
+
+
 def synthesize(cfg: DictConfig | Mapping[str, Any] | SynthSettings) -> Path:
     """Generate a data set: DICOM clips, ``manifest.jsonl``, ``dataset.json``, a preview.
 
@@ -332,6 +350,7 @@ def synthesize(cfg: DictConfig | Mapping[str, Any] | SynthSettings) -> Path:
     if jobs:  # preflight: the generator checks sizes/overrides before any file is written
         render_job(jobs[0], settings)
     settings.out.mkdir(parents=True, exist_ok=True)
+    remove_previous_run(settings.out)
     manifest = settings.out / MANIFEST_NAME
     partial = manifest.with_suffix(".jsonl.partial")
     digest = hashlib.sha256()

@@ -133,3 +133,15 @@ def test_mp4_and_preview_written(tmp_path: Path) -> None:
     present = {r["clip_type"] for r in rows}
     assert {p.stem for p in previews[1:]} == present
     assert all(p.stat().st_size > 0 for p in previews)
+
+
+def test_rerun_in_same_folder_leaves_no_stale_files(tmp_path: Path) -> None:
+    out = tmp_path / "again"
+    synthesize(tiny(out, n_patients=8))
+    manifest = synthesize(tiny(out, n_patients=2))
+    on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*.dcm")}
+    assert on_disk == {r["path"] for r in rows_of(manifest)}
+    (out / "dataset.json").write_text('{"name": "someone else"}')
+    (out / "clips" / "keep.txt").write_text("not ours to delete")
+    synthesize(tiny(out, n_patients=2))
+    assert (out / "clips" / "keep.txt").exists()
