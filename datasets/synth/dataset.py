@@ -16,6 +16,7 @@ Output under ``out``::
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import multiprocessing as mp
@@ -196,7 +197,7 @@ def render_job(job: ClipJob, settings: SynthSettings) -> SynthClip:
     from labral.datasets.synth.generate import generate_clip
 
     return generate_clip(
-        _anatomy(job.patient_seed),
+        copy.deepcopy(_anatomy(job.patient_seed)),  # a cached dict must never be mutated
         job.clip_type,
         job.seed,
         frames=settings.frames,
