@@ -14,6 +14,7 @@ JPEG) the luma plane Y is taken directly (it *is* BT.601 luma); RGB and PALETTE 
 from __future__ import annotations
 
 import hashlib
+import io
 import math
 from typing import Any, BinaryIO
 
@@ -22,6 +23,7 @@ import pydicom
 from labral.datasets.clip import Clip
 from labral.datasets.limits import ReadLimits
 from labral.datasets.regions import locate_tissue_region, regions_from_dataset
+from labral.datasets.video_reader import decode_gray_video
 from PIL import Image
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
@@ -36,6 +38,7 @@ from labral.errors import (
     NotACineError,
     NotDicomError,
     NotUltrasoundError,
+    UnsupportedMediaError,
     UnsupportedTransferSyntaxError,
 )
 
@@ -58,6 +61,15 @@ _PLUGIN_HINTS = {
     "1.2.840.10008.1.2.4.203": "pylibjpeg pylibjpeg-openjpeg",
 }
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+#: MPEG-2, MPEG-4 AVC/H.264 and HEVC/H.265 transfer syntaxes: the fragments together hold
+#: one video bit stream, which PyAV (FFmpeg) decodes; pydicom has no decoder for them.
+VIDEO_SYNTAXES = frozenset(
+    f"1.2.840.10008.1.2.4.{suffix}"
+    for suffix in (
+        "100", "100.1", "101", "101.1", "102", "102.1", "103", "103.1",
+        "104", "104.1", "105", "105.1", "106", "106.1", "107", "108",
+    )
+)  # fmt: skip
 
 
 def instance_hash(sop_instance_uid: str | None) -> str | None:
@@ -116,7 +128,7 @@ def _check_decoder(syntax: UID) -> None:
     hint = _PLUGIN_HINTS.get(str(syntax), "")
     try:
         decoder = get_decoder(syntax)
-    except NotImplementedError as error:
+    except (NotImplementedError, ValueError) as error:  # ValueError: unknown to this pydicom
         raise UnsupportedTransferSyntaxError(
             f"no decoder exists in pydicom for transfer syntax {syntax} ({syntax.name}); "
             "re-export the cine uncompressed or as JPEG (e.g. with dcmtk's dcmconv/dcmcjpeg), "
@@ -242,6 +254,28 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _decode_video_pixels(
+    ds: Dataset, frames: int, limits: ReadLimits
+) -> tuple[np.ndarray, list[str]]:
+    """MPEG-2/H.264/HEVC pixel data -> grey uint8 (T, H, W) through PyAV."""
+    try:
+        stream = b"".join(pydicom.encaps.generate_fragments(ds.PixelData))
+        gray, _, codec, warnings = decode_gray_video(
+            io.BytesIO(stream), limits=limits, media="DICOM MPEG"
+        )
+    except UnsupportedMediaError as error:
+        raise CorruptPixelDataError(
+            f"the MPEG pixel data could not be decoded ({error.message})"
+        ) from error
+    except (ValueError, KeyError, EOFError) as error:
+        raise CorruptPixelDataError(
+            f"the encapsulated MPEG pixel data is malformed ({error}); export it again"
+        ) from error
+    if gray.shape[0] != frames:
+        warnings.append(f"the header declares {frames} frames but {gray.shape[0]} decoded")
+    return gray, warnings
+
+
 def _positive(value: Any) -> float | None:
     try:
         number = float(value)
@@ -316,16 +350,26 @@ def read_dicom(fileobj: BinaryIO, *, limits: ReadLimits, default_fps: float) -> 
         ) from error
     limits.check_shape(frames, rows, cols, samples, max(1, bits // 8))
     syntax = _transfer_syntax(header)
-    _check_decoder(syntax)
+    is_video = str(syntax) in VIDEO_SYNTAXES
+    if not is_video:
+        _check_decoder(syntax)
 
     ds = _read_dataset(fileobj, header_only=False)
     if not getattr(ds, "file_meta", None) or "TransferSyntaxUID" not in ds.file_meta:
         ds.file_meta = getattr(ds, "file_meta", None) or pydicom.dataset.FileMetaDataset()
         ds.file_meta.TransferSyntaxUID = syntax
-    _check_pixel_length(ds, syntax, frames)
-    gray, decoded_pi = _decode_gray(ds, syntax, frames)
+    if "PixelData" not in ds or not ds.PixelData:
+        raise CorruptPixelDataError("the DICOM object has no Pixel Data (7FE0,0010)")
+    video_warnings: list[str] = []
+    if is_video:
+        gray, video_warnings = _decode_video_pixels(ds, frames, limits)
+        decoded_pi = "luma"
+    else:
+        _check_pixel_length(ds, syntax, frames)
+        gray, decoded_pi = _decode_gray(ds, syntax, frames)
 
     fps, fps_source, warnings = frame_rate(ds, default_fps)
+    warnings = video_warnings + warnings
     box, spacing, region, region_warnings = locate_tissue_region(gray, regions_from_dataset(ds))
     y0, y1, x0, x1 = box
     source = {
@@ -338,7 +382,7 @@ def read_dicom(fileobj: BinaryIO, *, limits: ReadLimits, default_fps: float) -> 
         "bits_allocated": bits,
         "manufacturer": str(ds.get("Manufacturer", "") or ""),
         "model": str(ds.get("ManufacturerModelName", "") or ""),
-        "original": [frames, rows, cols],
+        "original": [int(v) for v in gray.shape] if is_video else [frames, rows, cols],
         "instance_hash": instance_hash(ds.get("SOPInstanceUID")),
         "fps_source": fps_source,
         "region": region,

@@ -28,28 +28,28 @@ def _stream_fps(
     return None
 
 
-def read_video(
-    fileobj: BinaryIO, *, limits: ReadLimits, default_fps: float, media: str = "video"
-) -> Clip:
-    """Decode the first video stream to grey frames and crop black margins.
+def decode_gray_video(
+    fileobj: BinaryIO, *, limits: ReadLimits, media: str = "video"
+) -> tuple[np.ndarray, float | None, str, list[str]]:
+    """Decode the first video stream of a container or elementary stream to grey frames.
 
     Grey is the decoder's luma plane (``to_ndarray(format="gray")``, range-expanded to
     0-255 when the stream is limited range). Limits are checked from the stream metadata
-    before decoding, and decoding stops as soon as ``limits.max_frames`` is passed.
+    before decoding, and decoding stops as soon as ``limits.max_frames`` is passed, so a
+    video that hides its frame count cannot exhaust memory.
 
     Args:
-        fileobj: seekable binary stream of the container.
+        fileobj: seekable binary stream (a container, or e.g. a raw H.264 stream).
         limits: frame, size and byte limits.
-        default_fps: used with a warning when the stream states no frame rate.
-        media: container family sniffed by the caller (``mp4``, ``avi``, ``matroska``).
+        media: name used in messages (``mp4``, ``avi``, ``matroska``, ``DICOM MPEG``).
 
     Returns:
-        A Clip with uint8 (T, H, W) frames; ``spacing_mm`` None (videos carry no calibration).
+        ``(frames uint8 (T, H, W), fps or None, codec name, warnings)``.
 
     Raises:
-        UnsupportedMediaError: no video stream, or the container cannot be opened.
+        UnsupportedMediaError: no video stream, or the data cannot be opened.
         OverLimitError: frames or size beyond ``limits``.
-        CorruptPixelDataError: decoding fails part-way or yields no frame.
+        CorruptPixelDataError: decoding fails part-way, or far fewer frames than declared.
     """
     fileobj.seek(0)
     try:
@@ -69,11 +69,7 @@ def read_video(
         rows, cols = int(stream.codec_context.height), int(stream.codec_context.width)
         declared = int(stream.frames or 0)
         limits.check_shape(declared, rows, cols)
-        fps, fps_source = _stream_fps(stream, container), "stream"
-        if fps is None:
-            fps_source = "default"
-            fps = float(default_fps)
-            warnings.append(f"the video states no frame rate; assumed {default_fps} frames/s")
+        fps = _stream_fps(stream, container)
         frames: list[np.ndarray] = []
         try:
             for frame in container.decode(stream):
@@ -101,7 +97,32 @@ def read_video(
                 "the file is truncated or corrupt: export it again"
             )
         warnings.append(f"the video declares {declared} frames but {len(frames)} decoded")
-    clip = np.stack(frames)
+    return np.stack(frames), fps, codec, warnings
+
+
+def read_video(
+    fileobj: BinaryIO, *, limits: ReadLimits, default_fps: float, media: str = "video"
+) -> Clip:
+    """Read a video export: grey frames (see :func:`decode_gray_video`), black margins cropped.
+
+    Args:
+        fileobj: seekable binary stream of the container.
+        limits: frame, size and byte limits.
+        default_fps: used with a warning when the stream states no frame rate.
+        media: container family sniffed by the caller (``mp4``, ``avi``, ``matroska``).
+
+    Returns:
+        A Clip with uint8 (T, H, W) frames; ``spacing_mm`` None (videos carry no calibration).
+
+    Raises:
+        UnsupportedMediaError, OverLimitError, CorruptPixelDataError: as decode_gray_video.
+    """
+    clip, fps, codec, warnings = decode_gray_video(fileobj, limits=limits, media=media)
+    fps_source = "stream"
+    if fps is None:
+        fps, fps_source = float(default_fps), "default"
+        warnings.append(f"the video states no frame rate; assumed {default_fps} frames/s")
+    _, rows, cols = clip.shape
     y0, y1, x0, x1 = detect_image_area(clip)
     region = {"origin": "detected", "bounds_yx": [y0, y1, x0, x1]}
     if (y1 - y0, x1 - x0) != (rows, cols):

@@ -6,8 +6,10 @@ syntaxes, within JPEG tolerance for lossy ones.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
+import av
 import numpy as np
 import pydicom
 import pytest
@@ -190,3 +192,36 @@ def test_bytes_and_path_give_the_same_clip(base_dicom):
     from_bytes = read_cine(base_dicom.read_bytes())
     assert np.array_equal(from_path.frames, from_bytes.frames)
     assert from_path.source == from_bytes.source
+
+
+def _h264_stream(frames: np.ndarray, fps: int) -> bytes:
+    """uint8 (T, H, W) -> a raw H.264 Annex B elementary stream (what DICOM encapsulates)."""
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="h264") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.height, stream.width = frames.shape[1:]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": "12"}
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="gray")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return buffer.getvalue()
+
+
+def test_h264_in_dicom_decodes_through_pyav(base_dicom, frames, expected_crop):
+    ds = pydicom.dcmread(base_dicom)
+    data = _h264_stream(frames, 25)
+    half = len(data) // 2 + (len(data) // 2) % 2
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.102"  # MPEG-4 AVC/H.264 HP@L4.1
+    ds.SamplesPerPixel, ds.PlanarConfiguration = 3, 0
+    ds.PhotometricInterpretation = "YBR_PARTIAL_420"
+    ds.PixelData = pydicom.encaps.encapsulate([data[:half], data[half:]], has_bot=False)
+    ds["PixelData"].VR = "OB"
+    ds.save_as(base_dicom)
+    clip = read_cine(base_dicom)
+    assert clip.source["transfer_syntax_uid"] == "1.2.840.10008.1.2.4.102"
+    assert clip.frames.shape == expected_crop.shape  # the DICOM region still applies
+    assert clip.fps == pytest.approx(25.0)  # timing from Frame Time, not the stream
+    assert _mean_err(clip.frames, expected_crop) < 2.0
