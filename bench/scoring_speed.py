@@ -1,0 +1,131 @@
+"""Scoring throughput of `labral bench` against bare decoding + bundle calls, same process.
+
+    PYTHONSAFEPATH=1 .venv/bin/python bench/scoring_speed.py                 # 1,000 clips
+    PYTHONSAFEPATH=1 .venv/bin/python bench/scoring_speed.py --clips 200 --repeats 3
+    PYTHONSAFEPATH=1 .venv/bin/python bench/scoring_speed.py --bundle path/to/bundle
+
+The suite is ``synthetic-id`` resized to ``--clips`` clips (generated once into the bench
+cache, DICOM JPEG, read through ``read_cine``). Without ``--bundle`` the default network
+(``labral.models.compact.CompactVideoNet``, random weights; the cost does not depend on the
+weights) is scripted into a temporary bundle with the contract's eval spec.
+
+Each repeat times, interleaved: (a) *bare*: decode + eval transform every clip inline, one
+bundle call per batch, nothing overlapped; (b) *pipeline*: ``scoring.score_pass`` (prefetch
+thread pool + batches) exactly as `labral bench` runs it. Printed: medians of the repeats,
+clips/s and the ratio pipeline / bare (target <= 1.20).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from labral.bench import scoring
+from labral.bench.command import hardware
+from labral.bench.suites import resolve_suite
+
+from labral.bundle import Bundle, load_bundle, write_bundle
+
+EVAL_SPEC = {"frames": 16, "fps": 10.0, "size": [96, 96], "windows": 1}
+
+
+def default_bundle(folder: Path) -> Bundle:
+    """Script the default compact network (random weights) into a bundle in ``folder``."""
+    from labral.models.compact import CompactVideoNet
+    from labral.train.export import RelevanceModule
+
+    model = RelevanceModule(CompactVideoNet()).eval()
+    spec = {
+        "model_name": "compact-random",
+        "class_names": ["intact", "detachment"],
+        "eval_transform": EVAL_SPEC,
+        "input_spec": {
+            **{k: EVAL_SPEC[k] for k in ("frames", "fps", "size")},
+            "channels": 1,
+            "dtype": "float32",
+            "value_range": [0, 1],
+        },
+        "temperature": 1.0,
+        "threshold": 0.5,
+    }
+    return load_bundle(write_bundle(folder, torch.jit.script(model), spec))
+
+
+def bare_pass(source: scoring.ClipSource, bundle: Bundle, transform, batch_size: int) -> float:
+    """Seconds to decode + transform every clip inline and call the bundle once per batch."""
+    from labral.datasets.reader import read_cine
+
+    started = time.perf_counter()
+    batch: list[torch.Tensor] = []
+    for index in range(len(source)):
+        batch.append(torch.as_tensor(transform({"clip": read_cine(source.paths[index])})["image"]))
+        if len(batch) == batch_size or index == len(source) - 1:
+            with torch.inference_mode():
+                bundle.module(torch.cat(batch))
+            batch = []
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clips", type=int, default=1000, help="suite size (default 1000)")
+    parser.add_argument(
+        "--bundle", type=Path, default=None, help="bundle folder (default: compact)"
+    )
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=1, help="decode threads of the pipeline")
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    parser.add_argument("--cache-dir", type=Path, default=Path("data/bench_suites"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    clips_per_patient = 3
+    overrides = {
+        "n_patients": -(-args.clips // clips_per_patient),
+        "clips_per_patient": clips_per_patient,
+    }
+    started = time.perf_counter()
+    suite = resolve_suite("synthetic-id", args.cache_dir, overrides)
+    paths = [r["path"] for r in suite.records][: args.clips]
+    ready = time.perf_counter() - started
+    print(f"suite: {len(paths)} clips ({suite.manifest.parent}), ready in {ready:.1f} s")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = load_bundle(args.bundle) if args.bundle else default_bundle(Path(tmp))
+        transform = scoring.eval_transforms([bundle])[0]
+        source = scoring.ClipSource(paths)
+        bare_pass(
+            scoring.ClipSource(paths[: args.batch_size]), bundle, transform, args.batch_size
+        )  # warm-up
+        bare, piped = [], []
+        for repeat in range(args.repeats):
+            bare.append(bare_pass(source, bundle, transform, args.batch_size))
+            piped.append(
+                scoring.score_pass(
+                    source, [bundle], [transform], batch_size=args.batch_size, workers=args.workers
+                ).seconds
+            )
+            print(f"repeat {repeat + 1}: bare {bare[-1]:.2f} s, pipeline {piped[-1]:.2f} s")
+
+    hw = hardware()
+    b, p = statistics.median(bare), statistics.median(piped)
+    print(
+        f"hardware: {hw['cpu_model']}, {hw['cpu_count']} cores, torch {hw['torch']} "
+        f"({hw['torch_threads']} threads)"
+    )
+    print(
+        f"bundle: {bundle.name}, eval spec {bundle.spec['eval_transform']}, "
+        f"batch {args.batch_size}, decode workers {args.workers}"
+    )
+    print(f"bare decode + bundle call: {b:.2f} s ({len(paths) / b:.1f} clips/s)")
+    print(f"labral bench pipeline:     {p:.2f} s ({len(paths) / p:.1f} clips/s)")
+    print(f"ratio pipeline / bare: {p / b:.3f} (target <= 1.20; median of {args.repeats} repeats)")
+
+
+if __name__ == "__main__":
+    main()
