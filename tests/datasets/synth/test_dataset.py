@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -145,3 +147,18 @@ def test_rerun_in_same_folder_leaves_no_stale_files(tmp_path: Path) -> None:
     (out / "clips" / "keep.txt").write_text("not ours to delete")
     synthesize(tiny(out, n_patients=2))
     assert (out / "clips" / "keep.txt").exists()
+
+
+@pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dicom3tools (dciodvfy) not installed")
+def test_generated_files_pass_dciodvfy(tmp_path: Path) -> None:
+    manifest = synthesize(tiny(tmp_path / "dv", n_patients=1, dicom_syntax="mixed"))
+    rows = rows_of(manifest)[:2]  # one JPEG Baseline, one Explicit VR Little Endian
+    for row in rows:
+        path = manifest.parent / row["path"]
+        result = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True)
+        report = result.stdout + result.stderr
+        assert [line for line in report.splitlines() if line.startswith("Error")] == [], report
+    syntaxes = {
+        str(pydicom.dcmread(manifest.parent / r["path"]).file_meta.TransferSyntaxUID) for r in rows
+    }
+    assert syntaxes == {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.1"}
