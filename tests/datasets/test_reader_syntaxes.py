@@ -17,7 +17,7 @@ from labral.datasets.reader import read_cine
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset
 from pydicom.pixels import convert_color_space
-from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless
+from pydicom.uid import JPEG2000, JPEG2000Lossless, JPEGLSLossless, RLELossless
 
 
 def _max_err(a: np.ndarray, b: np.ndarray) -> int:
@@ -225,3 +225,54 @@ def test_h264_in_dicom_decodes_through_pyav(base_dicom, frames, expected_crop):
     assert clip.frames.shape == expected_crop.shape  # the DICOM region still applies
     assert clip.fps == pytest.approx(25.0)  # timing from Frame Time, not the stream
     assert _mean_err(clip.frames, expected_crop) < 2.0
+
+
+@pytest.mark.parametrize(
+    ("syntax", "kwargs", "tolerance"),
+    [
+        (RLELossless, {}, 0.0),
+        (JPEGLSLossless, {}, 0.0),
+        (JPEG2000Lossless, {}, 0.0),
+        (JPEG2000, {"j2k_cr": [8]}, 2.0),
+    ],
+)
+def test_rgb_through_pydicom_encoders(
+    write_dicom, frames, expected_crop, syntax, kwargs, tolerance
+):
+    path = write_dicom("rgbc.dcm", _rgb_of(frames), photometric="RGB")
+    ds = pydicom.dcmread(path)
+    ds.compress(syntax, **kwargs)
+    ds.save_as(path)
+    clip = read_cine(path)
+    assert clip.source["transfer_syntax_uid"] == str(syntax)
+    assert _mean_err(clip.frames, expected_crop) <= tolerance
+    assert _max_err(clip.frames, expected_crop) <= (1 if tolerance == 0 else 40)
+
+
+def test_native_ybr_full_422_takes_the_luma(write_dicom, frames, expected_crop):
+    path = write_dicom("ybr422.dcm", _rgb_of(frames), photometric="RGB")
+    ds = pydicom.dcmread(path)
+    ybr = convert_color_space(_rgb_of(frames), "RGB", "YBR_FULL")
+    # 4:2:2 layout: Y0 Y1 Cb Cr for every horizontal pixel pair
+    packed = np.empty((*frames.shape[:2], frames.shape[2] * 2), np.uint8)
+    packed[..., 0::4] = ybr[..., 0::2, 0]
+    packed[..., 1::4] = ybr[..., 1::2, 0]
+    packed[..., 2::4] = ybr[..., 0::2, 1]
+    packed[..., 3::4] = ybr[..., 0::2, 2]
+    ds.PhotometricInterpretation = "YBR_FULL_422"
+    ds.PixelData = packed.tobytes()
+    ds.save_as(path)
+    clip = read_cine(path)
+    assert _max_err(clip.frames, expected_crop) <= 1
+
+
+def test_signed_16_bit_is_stretched_to_uint8(write_dicom, frames, expected_crop):
+    path = write_dicom("s16.dcm", frames.astype(np.uint16))
+    ds = pydicom.dcmread(path)
+    ds.PixelRepresentation = 1
+    ds.BitsStored, ds.HighBit = 12, 11
+    ds.PixelData = ((frames.astype(np.int16) - 128) * 8).astype("<i2").tobytes()
+    ds.save_as(path)
+    clip = read_cine(path)
+    assert clip.frames.dtype == np.uint8
+    assert _max_err(clip.frames, expected_crop) <= 1
