@@ -229,10 +229,16 @@ def _decode_gray(ds: Dataset, syntax: UID, frames: int) -> tuple[np.ndarray, str
         else:  # compressed colour: one frame at a time, never the whole RGB clip in memory
             eight_bit = int(ds.get("BitsAllocated", 8)) <= 8
             gray = np.empty((frames, rows, cols), np.uint8 if eight_bit else np.float32)
-            meta = {}
+            meta, decoded = {}, 0
             for index, (arr, meta) in enumerate(decoder.iter_array(ds, as_rgb=False)):
                 frame = _to_gray(arr, str(meta.get("photometric_interpretation", stored_pi)), ds)
                 gray[index] = np.clip(frame, 0, 255) if eight_bit else frame
+                decoded = index + 1
+            if decoded < frames:
+                raise CorruptPixelDataError(
+                    f"only {decoded} of {frames} frames decoded; the file is truncated: "
+                    "export it again"
+                )
     except LabralError:
         raise
     except Exception as error:  # decoders raise many types on damaged data
@@ -260,7 +266,7 @@ def _decode_video_pixels(
     """MPEG-2/H.264/HEVC pixel data -> grey uint8 (T, H, W) through PyAV."""
     try:
         stream = b"".join(pydicom.encaps.generate_fragments(ds.PixelData))
-        gray, _, codec, warnings = decode_gray_video(
+        gray, _, _, warnings = decode_gray_video(
             io.BytesIO(stream), limits=limits, media="DICOM MPEG"
         )
     except UnsupportedMediaError as error:
@@ -277,11 +283,8 @@ def _decode_video_pixels(
 
 
 def _positive(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) and number > 0 else None
+    number = _number(value)
+    return number if number is not None and number > 0 else None
 
 
 def frame_rate(ds: Dataset, default_fps: float) -> tuple[float, str, list[str]]:
