@@ -420,8 +420,19 @@ def build_eval_transform(spec: Mapping[str, Any], reader: Reader | None = None) 
     Raises:
         BadConfigError: an invalid spec (the message names the key).
     """
-    head = build_preprocess_transform(spec, reader)
-    return ClipCompose([*head.transforms, *build_eval_sampling(spec).transforms])
+    spec = check_spec(spec)
+    # Same result as preprocess + eval sampling (resize works frame by frame), but the windows
+    # are picked before resizing so frames outside them are never resized.
+    return ClipCompose(
+        [
+            LoadCined("clip", reader=reader),
+            ResampleFPSd("frames", target_fps=spec["fps"]),
+            SampleFramesd("frames", length=spec["frames"], mode="windows", windows=spec["windows"]),
+            ResizeClipd("frames", size=spec["size"], crop=spec["crop"]),
+            ScaleUint8d("frames"),
+            ToClipTensord("frames"),
+        ]
+    )
 
 
 def build_train_transform(

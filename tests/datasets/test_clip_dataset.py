@@ -97,3 +97,13 @@ def test_train_items_reproducible_per_epoch(records, tmp_path):
 def test_all_skipped_is_an_error(records):
     with pytest.raises(BadManifestError, match="all 3 clips were skipped"):
         ClipDataset(records[6:], SPEC, reader=reader)
+
+
+def test_cached_eval_items_equal_the_eval_transform(records, tmp_path):
+    from labral.datasets.transforms import build_eval_transform
+
+    spec = {"frames": 4, "fps": 7.0, "size": [12, 20], "windows": 3, "crop": [0.1, 0, 0, 0.2]}
+    data = ClipDataset(records[:2], spec, cache_dir=tmp_path / "c", reader=reader)
+    direct = build_eval_transform(spec, reader=reader)({"clip": records[1]["path"]})
+    assert torch.equal(data[1]["image"], direct["image"])
+    assert torch.equal(data[1]["frame_index"], direct["frame_index"])
