@@ -159,3 +159,15 @@ def test_relevance_roundtrip_through_eval_transform():
     sampled = out["frame_index"].flatten().unique().numpy()
     assert np.allclose(mapped[sampled], sampled / 31, atol=1e-6)
     assert np.all(np.diff(mapped) >= 0)
+
+
+def test_default_reader_reads_npy_and_typed_errors_pass_through(tmp_path):
+    from labral.errors import NotDicomError
+
+    path = tmp_path / "clip.npy"
+    np.save(path, ramp_clip().frames)
+    out = build_eval_transform(SPEC)({"clip": str(path)})  # read_cine, stated default fps
+    assert out["image"].shape == (1, 1, 8, 24, 32)
+    assert isinstance(out["clip"], Clip) and out["clip"].num_frames == 32
+    with pytest.raises(NotDicomError):
+        build_eval_transform(SPEC)({"clip": b"this is not a cine clip at all" * 8})
