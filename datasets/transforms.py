@@ -246,7 +246,10 @@ class ResizeClipd(MapTransform):
     """Dictionary version of :class:`ResizeClip`: every key (..., H, W) -> (..., h, w)."""
 
     def __init__(
-        self, keys: KeysLike = "frames", size: Sequence[int] = (96, 96), crop=None
+        self,
+        keys: KeysLike = "frames",
+        size: Sequence[int] = (96, 96),
+        crop: Sequence[float] | None = None,
     ) -> None:
         super().__init__(keys)
         self.resizer = ResizeClip(size, crop)
