@@ -1,9 +1,9 @@
 """Read an ultrasound cine DICOM object into a :class:`~labral.datasets.clip.Clip`.
 
-Order of work, so a hostile file fails before it costs memory: parse the header only
-(``stop_before_pixels``), check modality, frame count and :class:`ReadLimits`, check that a
-decoder for the transfer syntax is installed, then read and decode the pixels, convert to
-grey, pick the timing and crop to the tissue region.
+Order of work, so a hostile file fails before it costs memory: parse the header, leaving
+the pixel data unread (``defer_size``); check modality, frame count and
+:class:`ReadLimits`; check that a decoder for the transfer syntax is installed; only then
+read and decode the pixels, convert to grey, pick the timing and crop to the tissue region.
 
 Colour to grey: when the decoder hands back YCbCr (``YBR_FULL``/``YBR_FULL_422``, usual for
 JPEG) the luma plane Y is taken directly (it *is* BT.601 luma); RGB and PALETTE COLOR
@@ -79,11 +79,24 @@ def instance_hash(sop_instance_uid: str | None) -> str | None:
     return hashlib.sha256(str(sop_instance_uid).encode("ascii", "replace")).hexdigest()
 
 
-def _read_dataset(fileobj: BinaryIO, *, header_only: bool) -> Dataset:
-    fileobj.seek(0)
+#: Elements larger than this (the pixel data, big lookup tables) stay on disk until used.
+DEFER_BYTES = 64 * 1024
+
+
+def _read_dataset(fileobj: BinaryIO) -> Dataset:
+    """Parse the data set once, leaving the pixel data unread until it is accessed."""
+    errors = (InvalidDicomError, EOFError, ValueError, KeyError, OSError, TypeError)
     try:
-        return pydicom.dcmread(fileobj, stop_before_pixels=header_only, force=True)
-    except (InvalidDicomError, EOFError, ValueError, KeyError, OSError, TypeError) as error:
+        fileobj.seek(0)
+        ds = pydicom.dcmread(fileobj, defer_size=DEFER_BYTES, force=True)
+        if len(ds) == 0:  # pydicom gives up on a file that ends inside encapsulated pixels
+            fileobj.seek(0)
+            if len(pydicom.dcmread(fileobj, stop_before_pixels=True, force=True)) > 0:
+                raise CorruptPixelDataError(
+                    "the file ends inside its Pixel Data; it is truncated: export it again"
+                )
+        return ds
+    except errors as error:
         raise NotDicomError(
             f"the data could not be parsed as DICOM ({type(error).__name__}); send an "
             "ultrasound cine as a DICOM Part 10 file, an MP4/AVI/MOV export or a .npy array"
@@ -336,7 +349,7 @@ def read_dicom(fileobj: BinaryIO, *, limits: ReadLimits, default_fps: float) -> 
         NotDicomError, NotUltrasoundError, NotACineError, OverLimitError,
         UnsupportedTransferSyntaxError, CorruptPixelDataError.
     """
-    header = _read_dataset(fileobj, header_only=True)
+    ds = header = _read_dataset(fileobj)  # pixel data deferred: nothing decoded yet
     if not any(k in header for k in ("SOPClassUID", "Modality", "Rows")):
         raise NotDicomError(
             "the data parsed as DICOM holds no SOP Class, Modality or image attributes; "
@@ -357,7 +370,6 @@ def read_dicom(fileobj: BinaryIO, *, limits: ReadLimits, default_fps: float) -> 
     if not is_video:
         _check_decoder(syntax)
 
-    ds = _read_dataset(fileobj, header_only=False)
     if not getattr(ds, "file_meta", None) or "TransferSyntaxUID" not in ds.file_meta:
         ds.file_meta = getattr(ds, "file_meta", None) or pydicom.dataset.FileMetaDataset()
         ds.file_meta.TransferSyntaxUID = syntax

@@ -116,7 +116,7 @@ def test_truncated_jpeg_pixel_data(rd, base_dicom):
     out = base_dicom.with_name("jpeg.dcm")
     rd.dcmtk("dcmcjpeg", "+eb", base_dicom, out)
     data = out.read_bytes()
-    with pytest.raises(CorruptPixelDataError):
+    with pytest.raises(CorruptPixelDataError, match="truncated"):
         read_cine(data[: len(data) // 2])
 
 
