@@ -198,7 +198,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             )
     speed = {}
     latency_clips = int(cfg.get("latency_clips", 8))
-    for name, bundle, transform in zip(names, bundles, transforms, strict=True):
+    for b, (name, bundle, transform) in enumerate(zip(names, bundles, transforms, strict=True)):
         lat = (
             scoring.single_clip_latency(source, bundle, transform, latency_clips)
             if latency_clips
@@ -207,6 +207,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         speed[name] = {
             "clips_per_s": len(source) / clean.seconds,
             "pass_seconds_all_models": clean.seconds,
+            "model_seconds": clean.model_seconds[b],
+            "model_clips_per_s": len(source) / max(clean.model_seconds[b], 1e-9),
             "latency_ms_median": float(np.median(lat) * 1000),
             "latency_ms_p90": float(np.quantile(lat, 0.9) * 1000),
             "latency_clips": len(lat),

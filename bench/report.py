@@ -235,6 +235,7 @@ def render_report(
         [
             n,
             f"{results['speed'][n]['clips_per_s']:.2f}",
+            f"{results['speed'][n]['model_clips_per_s']:.2f}",
             f"{results['speed'][n]['latency_ms_median']:.1f}",
         ]
         for n in names
@@ -242,7 +243,15 @@ def render_report(
     hw = results["hardware"]
     parts += [
         "<h2>Speed</h2>",
-        _table(["model", "clips/s (whole pass)", "latency ms/clip (median)"], speed_rows),
+        _table(
+            [
+                "model",
+                "clips/s (whole pass, all models)",
+                "clips/s (model only)",
+                "latency ms/clip (median, end to end)",
+            ],
+            speed_rows,
+        ),
         f"<p class='note'>{html.escape(hw['cpu_model'])}, {hw['cpu_count']} cores, "
         f"torch {html.escape(hw['torch'])} with {hw['torch_threads']} threads, "
         f"{html.escape(hw['platform'])}</p>",

@@ -44,10 +44,12 @@ class ModelScores:
 
 @dataclass
 class PassResult:
-    """One pass over the suite: scores per bundle and wall-clock seconds of the pass."""
+    """One pass over the suite: scores per bundle, wall-clock seconds of the whole pass
+    (decoding shared by all bundles) and seconds spent inside each bundle's forward."""
 
     scores: list[ModelScores]
     seconds: float
+    model_seconds: list[float] = field(default_factory=list)
 
 
 def eval_transforms(bundles: Sequence[Bundle]) -> list[Callable[[dict], dict]]:
@@ -130,15 +132,20 @@ def _prefetched(
 
 
 def _score_batch(
-    bundles: Sequence[Bundle], batch: list[Prepared], scores: list[ModelScores]
+    bundles: Sequence[Bundle],
+    batch: list[Prepared],
+    scores: list[ModelScores],
+    model_seconds: list[float],
 ) -> None:
     from labral.datasets.transforms import relevance_to_source_frames
 
     for b, bundle in enumerate(bundles):
         images = [item[1][b][0] for item in batch]
         counts = [image.shape[0] for image in images]
+        started = time.perf_counter()
         with torch.inference_mode():
             logits, relevance = bundle.module(torch.cat(images))
+        model_seconds[b] += time.perf_counter() - started
         logits = logits.double().numpy()
         relevance = relevance.double().numpy()
         start = 0
@@ -179,6 +186,7 @@ def score_pass(
     """
     n = len(source)
     scores = [ModelScores(np.zeros(n), np.zeros(n), [np.zeros(0)] * n) for _ in bundles]
+    model_seconds = [0.0] * len(bundles)
     started = time.perf_counter()
 
     def work(index: int) -> Prepared:
@@ -188,17 +196,17 @@ def score_pass(
     for item in _prefetched(n, work, workers, prefetch or 2 * batch_size):
         batch.append(item)
         if len(batch) == batch_size:
-            _score_batch(bundles, batch, scores)
+            _score_batch(bundles, batch, scores, model_seconds)
             if progress:
                 progress(len(batch))
             batch = []
     if batch:
-        _score_batch(bundles, batch, scores)
+        _score_batch(bundles, batch, scores, model_seconds)
         if progress:
             progress(len(batch))
     for bundle, model_scores in zip(bundles, scores, strict=True):
         model_scores.probability = 1.0 / (1.0 + np.exp(-model_scores.logits / bundle.temperature))
-    return PassResult(scores, time.perf_counter() - started)
+    return PassResult(scores, time.perf_counter() - started, model_seconds)
 
 
 def single_clip_latency(

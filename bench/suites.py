@@ -27,7 +27,7 @@ from tqdm import tqdm
 from labral.errors import BadConfigError, BadManifestError
 
 SUITES_DIR = Path(__file__).resolve().parent.parent / "configs" / "suites"
-#: Modules whose source defines what a synthetic clip looks like (hashed into the cache key).
+#: Modules whose source defines what a synthetic suite contains (hashed into the cache key).
 GENERATOR_MODULES = (
     "labral.datasets.synth.types",
     "labral.datasets.synth.anatomy",
@@ -36,6 +36,7 @@ GENERATOR_MODULES = (
     "labral.datasets.synth.scenarios",
     "labral.datasets.synth.generate",
     "labral.datasets.synth.dicom_writer",
+    "labral.bench.suites",  # the clip plan (patients, seeds, types) is drawn here
 )
 COMPLETE_MARKER = ".complete"
 #: Suite patient seeds start here: above every 32-bit seed that ``labral synth`` can draw.
@@ -129,7 +130,8 @@ def _clip_plan(definition: dict[str, Any]) -> list[dict[str, Any]]:
                     fps = int(rng.integers(int(fps[0]), int(fps[1]) + 1))
                 plan.append(
                     {
-                        "patient": f"{definition['name']}-{setting['name']}-{p_index:05d}",
+                        # short (DICOM SH/LO-safe) and unlike labral synth's "P0007"
+                        "patient": f"B{s_index:02d}-{p_index:05d}",
                         "patient_seed": patient_seed,
                         "clip_seed": patient_seed * 100 + c_index + 1,
                         "clip": c_index,
