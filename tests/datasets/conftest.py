@@ -110,6 +110,12 @@ def build_dataset(
     for keyword, value in PATIENT.items():
         setattr(ds, keyword, value)
     ds.BurnedInAnnotation = "YES"
+    # remaining Type 1/2 attributes of the US Multi-frame IOD, so dciodvfy accepts the file
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "MUSCULOSKELETAL", "0001"]
+    ds.PatientSex = "F"
+    ds.StudyDate, ds.StudyTime, ds.StudyID = "20240101", "101500", "1"
+    ds.SeriesNumber, ds.InstanceNumber = 1, 1
+    ds.Laterality, ds.PatientOrientation = "R", ""
     ds.NumberOfFrames = number_of_frames or frames.shape[0]
     ds.Rows, ds.Columns = int(frames.shape[1]), int(frames.shape[2])
     colour = frames.ndim == 4

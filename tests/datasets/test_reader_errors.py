@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import time
 import tracemalloc
 from types import SimpleNamespace
@@ -182,3 +184,13 @@ def test_decoded_size_limit_checked_from_header(base_dicom):
 def test_unsupported_source_type():
     with pytest.raises(UnsupportedMediaError, match="path, bytes or a uint8 array"):
         read_cine(12345)  # type: ignore[arg-type]
+
+
+def test_base_fixture_is_a_valid_us_multiframe_iod(base_dicom):
+    """The files every reader test derives from pass dicom3tools' IOD validator."""
+    if shutil.which("dciodvfy") is None:
+        pytest.skip("dicom3tools' dciodvfy is not installed (apt-get install dicom3tools)")
+    result = subprocess.run(["dciodvfy", str(base_dicom)], capture_output=True, text=True)
+    report = result.stdout + result.stderr
+    assert "Ultrasound Multi-frame" in report or "USMultiFrame" in report
+    assert "Error -" not in report
