@@ -15,11 +15,19 @@ Pipeline per clip (all vectorised over the (T, H, W) stack):
 
 from __future__ import annotations
 
+import functools
+import json
 from typing import Any
 
 import numpy as np
 from labral.datasets.synth import imaging
-from labral.datasets.synth.anatomy import ECHO, draw_anatomy, hip_anatomy, render_tissue
+from labral.datasets.synth.anatomy import (
+    ECHO,
+    TissueMaps,
+    draw_anatomy,
+    hip_anatomy,
+    render_tissue,
+)
 from labral.datasets.synth.motion import draw_motion_params, half_wave_extent, make_traces
 from labral.datasets.synth.scenarios import CLIP_TYPES, pick_scenario, static_extent
 from labral.datasets.synth.types import POSITIVE_TYPE, SynthClip
@@ -27,10 +35,11 @@ from labral.datasets.synth.types import POSITIVE_TYPE, SynthClip
 from labral.errors import BadConfigError
 
 MARGIN = 10
+#: Sparse scatterers in fluid: fraction of pixels and their echo power.
+SPECK_FRACTION = 0.08
+SPECK_ECHO = 0.03
 #: Clip-level imaging parameters that ``overrides`` may replace (besides anatomy keys).
 CLIP_KEYS = ("dynamic_range_db", "gain_db", "noise_level", "probe_motion", "tgc_error")
-#: Hypoechoic level of anisotropic labral base relative to its normal echo.
-ANISO_DARK = 0.002
 
 
 def draw_patient(seed: int) -> dict[str, Any]:
@@ -153,7 +162,7 @@ def generate_clip(
     probe_scale = float(rng.uniform(*scen.probe_scale)) * imaging_p["probe_motion"]
     motion_p = draw_motion_params(rng, probe_scale)
     tr = make_traces(motion_p, frames, fps, rng)
-    maps = render_tissue(hip, height, width, MARGIN)
+    maps = _cached_tissue(json.dumps(hip, sort_keys=True), height, width)
     hr, wr = maps.echo.shape
 
     # --- cleft channel: extent per frame and the tongue it fills
@@ -200,10 +209,13 @@ def generate_clip(
     for t in range(1, frames):
         scat[t] = rho[t] * scat[t - 1] + innov[t]
     echo_j = np.broadcast_to(base_echo[j0:j1, j2:j3], jshape).copy()
-    if scen.filling == "aniso":
-        echo_j[tj] *= ANISO_DARK
+    # fluid (or fibres seen at a steep angle): anechoic with sparse bright specks, which are
+    # re-drawn every frame where fluid flows and stay put otherwise
+    if scen.filling == "flow":
+        specks = rng.random(jshape, dtype=np.float32) < SPECK_FRACTION
     else:
-        echo_j[tj] = ECHO["fluid"]
+        specks = np.broadcast_to(rng.random(jshape[1:], dtype=np.float32) < SPECK_FRACTION, jshape)
+    echo_j[tj] = np.where(specks[tj], np.float32(SPECK_ECHO), np.float32(ECHO["fluid"]))
     amp[:, j0:j1, j2:j3] = np.sqrt(echo_j) * scat
 
     # --- anisotropy |cos|^k of the labrum and the capsule/tendon with the probe angle
@@ -219,7 +231,7 @@ def generate_clip(
 
     # --- warp (image pixel -> tissue point) and image formation
     idx = _lookup_index(maps, tr, height, width, hip)
-    iq = amp.ravel()[idx]
+    iq = np.take(amp.ravel(), idx)
     focus_mm = hip["focus_frac"] * hip["depth_mm"]
     axial, lateral, psf_info = imaging.psf_kernels(
         height,
@@ -251,7 +263,7 @@ def generate_clip(
     if label:
         tongue_ref = np.zeros((frames, hr, wr), bool)
         tongue_ref[:, b0:b1, b2:b3] = tongue
-        mask = tongue_ref.ravel()[idx]
+        mask = np.take(tongue_ref.ravel(), idx)
     else:
         mask = np.zeros((frames, height, width), bool)
     bmode, mask = bmode[tr.shown_frame], mask[tr.shown_frame]
@@ -292,6 +304,15 @@ def generate_clip(
     )
 
 
+@functools.lru_cache(maxsize=8)
+def _cached_tissue(hip_json: str, height: int, width: int) -> TissueMaps:
+    """Tissue maps of a hip, cached: clips of the same hip share them (read-only arrays)."""
+    maps = render_tissue(json.loads(hip_json), height, width, MARGIN)
+    for arr in (maps.echo, maps.moves, maps.labrum, maps.sheet, maps.cleft_s, maps.recess_fluid):
+        arr.flags.writeable = False
+    return maps
+
+
 def _r(a: np.ndarray) -> list[float]:
     return [round(float(v), 4) for v in a]
 
@@ -327,7 +348,7 @@ def _receiver_noise(
 
 
 def _lookup_index(maps: Any, tr: Any, height: int, width: int, hip: dict[str, Any]) -> np.ndarray:
-    """Flat indices (T, H, W) into the (T, Hr, Wr) reference stacks, one per image pixel.
+    """Flat int32 indices (T, H, W) into the (T, Hr, Wr) reference stacks, one per pixel.
 
     Probe tilt is a small rotation about the probe centre, drift/pressure a shift; the femur
     displacement is weighted by how much the tissue under each pixel follows the femur
@@ -346,11 +367,14 @@ def _lookup_index(maps: Any, tr: Any, height: int, width: int, hip: dict[str, An
     fdx = (tr.femur_dx_mm / maps.dx)[:, None, None]
     col_t = (tr.probe_dx_mm / maps.dx)[:, None, None] - theta * (zpx + 0.5) * ratio
     row_t = (tr.probe_dz_mm / maps.dz)[:, None, None] + theta * (xpx + 0.5 - xc_px) / ratio
-    rows = (zpx + np.float32(m + 0.5)) + row_t - w_img * fdz
-    cols = (xpx + np.float32(m + 0.5)) + col_t - w_img * fdx
-    ri = np.clip(rows, 0, hr - 1).astype(np.intp)
-    ci = np.clip(cols, 0, wr - 1).astype(np.intp)
-    ri += (np.arange(frames, dtype=np.intp) * hr)[:, None, None]
-    ri *= wr
-    ri += ci
+    rows = (zpx + np.float32(m + 0.5)) + row_t.astype(np.float32)
+    rows -= w_img * fdz.astype(np.float32)
+    cols = (xpx + np.float32(m + 0.5)) + col_t.astype(np.float32)
+    cols -= w_img * fdx.astype(np.float32)
+    np.clip(rows, 0, hr - 1, out=rows)
+    np.clip(cols, 0, wr - 1, out=cols)
+    ri = rows.astype(np.int32)
+    ri += (np.arange(frames, dtype=np.int32) * hr)[:, None, None]
+    ri *= np.int32(wr)
+    ri += cols.astype(np.int32)
     return ri

@@ -17,7 +17,7 @@ import scipy.fft as sfft
 
 SPEED_OF_SOUND_MM_US = 1.54
 #: Display ceiling in dB relative to a unit-power scatterer (labrum, capsule ~ -6 dB below).
-TOP_DB = 6.0
+TOP_DB = 10.0
 
 
 def psf_kernels(
@@ -131,13 +131,12 @@ def log_compress(iq: np.ndarray, frame_gain_db: np.ndarray, dynamic_range_db: fl
     Returns:
         uint8 (T, H, W) B-mode frames: ``TOP_DB - dynamic_range_db`` .. ``TOP_DB`` -> 0 .. 255.
     """
-    power = iq.real * iq.real
-    power += iq.imag * iq.imag
-    power += np.float32(1e-12)
-    np.log10(power, out=power)
+    env = np.abs(iq)
+    env += np.float32(1e-6)
+    np.log10(env, out=env)
     scale = np.float32(255.0 / dynamic_range_db)
     offset = ((frame_gain_db - TOP_DB + dynamic_range_db) * scale).astype(np.float32)
-    power *= np.float32(10.0) * scale
-    power += offset[:, None, None]
-    np.clip(power, 0, 255, out=power)
-    return power.astype(np.uint8)
+    env *= np.float32(20.0) * scale
+    env += offset[:, None, None]
+    np.clip(env, 0, 255, out=env)
+    return env.astype(np.uint8)

@@ -58,11 +58,11 @@ def draw_motion_params(rng: np.random.Generator, probe_scale: float) -> dict[str
         "movement": str(rng.choice(["flexion", "internal_rotation"])),
         "loading_period_s": float(rng.uniform(0.7, 1.3)),
         "loading_phase": float(rng.uniform(0, 2 * np.pi)),
-        "femur_dx_mm": float(rng.uniform(2.5, 4.5) * rng.choice([-1.0, 1.0])),
+        "femur_dx_mm": float(rng.uniform(3.0, 5.5)),  # loading slides the head caudally (right)
         "femur_dz_mm": float(rng.uniform(-0.8, 0.8)),
-        "rock_period_s": float(rng.uniform(0.7, 1.3)),
+        "rock_period_s": float(rng.uniform(0.4, 0.6)),  # rocking is faster than the loading
         "rock_phase": float(rng.uniform(0, 2 * np.pi)),
-        "rock_deg": float(rng.uniform(1.5, 3.5) * probe_scale),
+        "rock_deg": float(rng.uniform(0.6, 1.5) * probe_scale),
         "drift_mm": [float(v) for v in rng.normal(0, 0.5 * probe_scale, 2)],
         "press_mm": float(abs(rng.normal(0, 0.3 * probe_scale))),
         "tremor_mm": float(rng.uniform(0.02, 0.08) * probe_scale),

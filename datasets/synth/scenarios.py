@@ -28,17 +28,17 @@ from dataclasses import dataclass
 import numpy as np
 from labral.datasets.synth.types import NEGATIVE_TYPES, POSITIVE_TYPE
 
-#: Default mix of negative types (weights, sum 1). 64% of negatives show the positive's
+#: Default mix of negative types (weights, sum 1). 72% of negatives show the positive's
 #: set of per-frame appearances with the wrong timing (incoherent_twin, anisotropy,
-#: probe_motion), which keeps an order-free pooled classifier near AUROC 1 - 0.64/2.
+#: probe_motion), which keeps an order-free pooled classifier near AUROC 1 - 0.72/2.
 DEFAULT_NEGATIVE_MIX = {
-    "normal": 0.08,
-    "sulcus": 0.10,
-    "static_effusion": 0.08,
-    "anisotropy": 0.20,
-    "probe_motion": 0.20,
-    "frozen_twin": 0.10,
-    "incoherent_twin": 0.24,
+    "normal": 0.06,
+    "sulcus": 0.08,
+    "static_effusion": 0.06,
+    "anisotropy": 0.22,
+    "probe_motion": 0.22,
+    "frozen_twin": 0.08,
+    "incoherent_twin": 0.28,
 }
 
 CLIP_TYPES = (POSITIVE_TYPE, *NEGATIVE_TYPES)
@@ -64,9 +64,9 @@ class Scenario:
     filling: str = "still_fluid"
     width_scale: float = 1.0
     effusion: bool = False
-    probe_scale: tuple[float, float] = (0.8, 1.2)
-    labrum_k: tuple[float, float] = (2.0, 4.0)
-    labrum_offset_deg: tuple[float, float] = (0.0, 4.0)
+    probe_scale: tuple[float, float] = (0.8, 2.0)
+    labrum_k: tuple[float, float] = (2.0, 40.0)
+    labrum_offset_deg: tuple[float, float] = (0.0, 9.0)
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -75,9 +75,9 @@ SCENARIOS: dict[str, Scenario] = {
     "sulcus": Scenario(drive="static", width_scale=0.55),
     "static_effusion": Scenario(effusion=True),
     "anisotropy": Scenario(
-        drive="rocking", filling="aniso", labrum_k=(20.0, 40.0), labrum_offset_deg=(6.0, 10.0)
+        drive="rocking", filling="aniso", labrum_k=(10.0, 40.0), labrum_offset_deg=(3.0, 9.0)
     ),
-    "probe_motion": Scenario(drive="rocking", filling="aniso", probe_scale=(2.2, 3.2)),
+    "probe_motion": Scenario(drive="rocking", filling="aniso", probe_scale=(1.5, 2.0)),
     "frozen_twin": Scenario(drive="static"),
     "incoherent_twin": Scenario(drive="unloading"),
 }

@@ -65,23 +65,34 @@ def test_every_type_has_right_label_shapes_and_dtypes(clip_type):
     assert set(NEGATIVE_TYPES) | {POSITIVE_TYPE} == set(CLIP_TYPES)
 
 
-def test_ground_truth_matches_pixels_only_positives_drop_in_extrusion_frames():
-    patient = draw_patient(21)
+def _drop(clip, roi, ext) -> float:
+    """Mean cleft-ROI intensity outside minus inside the frames flagged ``ext``."""
+    r0, r1, c0, c1 = roi
+    means = clip.frames[:, r0:r1, c0:c1].astype(float).mean(axis=(1, 2))
+    return float(means[~ext].mean() - means[ext].mean())
+
+
+@pytest.mark.parametrize("patient_seed", [21, 22, 23])
+def test_ground_truth_matches_pixels_only_positives_drop_in_extrusion_frames(patient_seed):
+    patient = draw_patient(patient_seed)
     pos = generate_clip(patient, "positive", 1, frames=32)
-    r0, r1, c0, c1 = pos.params["cleft_roi_px"]
-    roi = pos.frames[:, r0:r1, c0:c1].astype(float).mean(axis=(1, 2))
+    roi = pos.params["cleft_roi_px"]
     ext = np.zeros(pos.frames.shape[0], bool)
     ext[pos.extrusion_frames] = True
     assert ext.any() and (~ext).any()
-    assert roi[~ext].mean() - roi[ext].mean() > 20
+    pos_drop = _drop(pos, roi, ext)
+    assert pos_drop > 20
+    r0, r1, c0, c1 = roi
     inside = pos.frames[pos.extrusion_mask].astype(float).mean()
-    assert inside < pos.frames[:, r0:r1, c0:c1].astype(float).mean() - 10
-    # negatives without a moving cleft shape: no comparable drop in those frames (the
-    # femur and gain still move the ROI mean by a few grey levels)
-    for neg_type in ("normal", "sulcus", "static_effusion", "frozen_twin"):
-        neg = generate_clip(patient, neg_type, 1, frames=32)
-        nroi = neg.frames[:, r0:r1, c0:c1].astype(float).mean(axis=(1, 2))
-        assert abs(nroi[~ext].mean() - nroi[ext].mean()) < 12, neg_type
+    assert inside < pos.frames[:, r0:r1, c0:c1].astype(float).mean() - 20
+    # negatives without a moving cleft shape: no comparable drop in those frames (femur,
+    # probe and gain still move the ROI mean by some grey levels, hence the median)
+    drops = [
+        abs(_drop(generate_clip(patient, neg, seed, frames=32), roi, ext))
+        for neg in ("normal", "sulcus", "static_effusion", "frozen_twin")
+        for seed in (1, 2)
+    ]
+    assert np.median(drops) < 8 and np.median(drops) < pos_drop / 3
 
 
 def test_overrides_take_effect():
