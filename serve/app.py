@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+
 from labral.serve import routes_health, routes_predict
 from labral.serve.errors import install_error_handlers
 from labral.serve.metrics import ServeMetrics

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from labral.serve.settings import ServeSettings
 from omegaconf import DictConfig, OmegaConf
 
 from labral.bundle import read_bundle_spec
+from labral.serve.settings import ServeSettings
 
 log = logging.getLogger("labral.serve")
 
@@ -33,6 +33,7 @@ def run(cfg: DictConfig) -> None:
         IncompatibleBundleError: ``bundle`` is not a loadable bundle folder.
     """
     import uvicorn
+
     from labral.serve.app import create_app
 
     settings = settings_from_config(cfg)

@@ -6,6 +6,7 @@ import hmac
 from typing import Annotated
 
 from fastapi import Depends, Request
+
 from labral.serve.errors import UnauthorizedError
 from labral.serve.service import ScoringService
 from labral.serve.settings import ServeSettings

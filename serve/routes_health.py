@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from labral.serve.deps import ServiceDep
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from labral.serve.deps import ServiceDep
 
 router = APIRouter(tags=["health"])
 

@@ -9,14 +9,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
+
+from labral.errors import LabralError
 from labral.serve.deps import ServiceDep, SettingsDep, require_api_key
 from labral.serve.errors import InternalError, NotReadyError, RequestTimeoutError
 from labral.serve.preview import build_preview
 from labral.serve.schemas import ModelCard, Prediction
 from labral.serve.sr import build_sr, read_source_header, sr_bytes
 from labral.serve.upload import read_upload
-
-from labral.errors import LabralError
 
 log = logging.getLogger("labral.serve")
 router = APIRouter(prefix="/v1", tags=["predictions"])

@@ -16,14 +16,14 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from labral.bundle import Bundle, load_bundle
 from labral.datasets.clip import Clip
+from labral.errors import CorruptPixelDataError, LabralError
 from labral.serve.batching import MicroBatcher
 from labral.serve.errors import NotReadyError
 from labral.serve.metrics import ServeMetrics
 from labral.serve.settings import ServeSettings
-
-from labral.bundle import Bundle, load_bundle
-from labral.errors import CorruptPixelDataError, LabralError
 
 log = logging.getLogger("labral.serve")
 

@@ -13,11 +13,11 @@ from typing import Any
 
 import highdicom as hd
 import pydicom
-from labral.serve.errors import SrNeedsDicomError
 from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
 
 from labral.errors import NotDicomError
+from labral.serve.errors import SrNeedsDicomError
 
 DICM_MAGIC = b"DICM"
 # Private-scheme concepts for what DCM/SCT have no code for.

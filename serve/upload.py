@@ -12,14 +12,15 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 
 from fastapi import Request
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+
 from labral.serve.errors import (
     InvalidRequestError,
     MissingFileError,
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
 )
-from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException, MultiPartParser
 
 RAW_TYPES = {
     "application/dicom",

@@ -16,13 +16,14 @@ import numpy as np
 import pydicom
 import pytest
 from fastapi.testclient import TestClient
+from pydicom.dataset import FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
 from labral.datasets.synth.dicom_writer import write_cine_dicom
 from labral.datasets.synth.types import SynthClip
 from labral.serve.app import create_app
 from labral.serve.demo import demo_frames, make_demo_bundle
 from labral.serve.settings import ServeSettings
-from pydicom.dataset import FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 US_MULTIFRAME = "1.2.840.10008.5.1.4.1.1.3.1"
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
@@ -114,7 +115,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
-def wait_ready(client: TestClient | httpx.Client, timeout: float = 30.0) -> None:
+def wait_ready(client: TestClient | httpx.Client, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if client.get("/readyz").status_code == 200:
@@ -195,7 +196,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def live_server(
     tmp_path_factory: pytest.TempPathFactory, bundle_dir: Path, clips
 ) -> Iterator[dict]:
@@ -211,7 +212,7 @@ def live_server(
         f"port={port}",
         f"samples_dir={samples}",
         "max_upload_bytes=4000000",
-        "log_level=warning",
+        "log_level=info",
         f"paths.output_root={tmp_path_factory.mktemp('out')}",
     ]
     log_path = tmp_path_factory.mktemp("log") / "serve.log"
@@ -224,7 +225,7 @@ def live_server(
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 240  # imports torch+monai; slow on a busy machine
         while time.monotonic() < deadline:
             assert proc.poll() is None, log_path.read_text()
             try:

@@ -6,8 +6,9 @@ import base64
 import io
 
 import numpy as np
-from labral.serve.service import peak_frames
 from PIL import Image
+
+from labral.serve.service import peak_frames
 
 
 def post_file(client, path, **params):

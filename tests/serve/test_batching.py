@@ -7,6 +7,7 @@ import threading
 import time
 
 import torch
+
 from labral.serve.batching import MicroBatcher
 
 

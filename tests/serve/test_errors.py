@@ -8,11 +8,11 @@ import time
 
 import pytest
 from fastapi.testclient import TestClient
+
+from labral.errors import BadConfigError
 from labral.serve.app import create_app
 from labral.serve.service import ScoringService
 from labral.serve.settings import ServeSettings
-
-from labral.errors import BadConfigError
 
 
 def expect_error(response, status: int, code: str) -> str:

@@ -13,6 +13,7 @@ import pytest
 @pytest.fixture(scope="module")
 def source_and_sr(tmp_path_factory, clips, bundle_dir):
     from fastapi.testclient import TestClient
+
     from labral.serve.app import create_app
     from labral.serve.settings import ServeSettings
 
