@@ -16,8 +16,9 @@ any temporal subsampling. About 0.8 GFLOPs (FlopCounterMode, multiply-add = 2) p
 from __future__ import annotations
 
 import torch
-from labral.models.layers import TemporalCamHead, check_widths, make_act, make_norm
 from torch import nn
+
+from labral.models.layers import TemporalCamHead, check_widths, make_act, make_norm
 
 
 class Conv2Plus1d(nn.Sequential):

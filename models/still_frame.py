@@ -7,8 +7,9 @@ so every run can show what the spatiotemporal models add over appearance alone.
 from __future__ import annotations
 
 import torch
-from labral.models.layers import check_widths, make_act, make_norm
 from torch import nn
+
+from labral.models.layers import check_widths, make_act, make_norm
 
 
 class StillFrameNet(nn.Module):

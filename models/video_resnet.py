@@ -9,11 +9,11 @@ Meant for users with GPUs: about 60 GFLOPs per 16x96x96 clip, 70x the compact mo
 from __future__ import annotations
 
 import torch
-from labral.models.layers import TemporalCamHead
 from torch import nn
 from torchvision.models import video
 
 from labral.errors import BadConfigError
+from labral.models.layers import TemporalCamHead
 
 ARCHS = ("r2plus1d_18", "r3d_18", "mc3_18")
 

@@ -23,12 +23,12 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 from hydra.utils import instantiate
-from labral.datasets.synth.types import CLASS_NAMES
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 import labral
 from labral.bundle import load_bundle, sha256_file, write_bundle
+from labral.datasets.synth.types import CLASS_NAMES
 from labral.errors import BadConfigError, IncompatibleBundleError
 
 

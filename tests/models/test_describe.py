@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import torch
+from torch import nn
+
 from labral.models.compact import CompactVideoNet
 from labral.models.describe import describe_model, format_description
-from torch import nn
 
 
 class _OneConv(nn.Module):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+
+from labral.errors import BadConfigError
 from labral.models.compact import CompactVideoNet
 from labral.models.still_frame import StillFrameNet
 from labral.models.video_resnet import VideoResNet
-
-from labral.errors import BadConfigError
 
 
 def test_shapes_and_relevance_consistent_with_logit(model_name, build_model, clip_shape) -> None:

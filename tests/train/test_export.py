@@ -13,11 +13,11 @@ import pytest
 import torch
 from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
-from labral.models.compact import CompactVideoNet
-from labral.train import export as export_mod
 
 from labral.bundle import load_bundle, sha256_file
 from labral.errors import BadConfigError, LabralError
+from labral.models.compact import CompactVideoNet
+from labral.train import export as export_mod
 
 TINY_MODEL = {
     "_target_": "labral.models.compact.CompactVideoNet",

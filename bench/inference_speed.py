@@ -1,0 +1,158 @@
+"""Batch-1 inference latency: eager vs TorchScript vs ONNX Runtime, in one process.
+
+    python -m labral.bench.inference_speed                    # compact + still_frame, 32 frames
+    python -m labral.bench.inference_speed --models compact --repeats 50 --json out.json
+
+Each model is built from ``configs/model/<name>.yaml`` (random weights: latency does not
+depend on them), wrapped as the bundle runs it (``forward -> (logits, relevance)``) and
+converted with the same exporters as ``labral export``; the TorchScript module goes through
+a save/load round trip, as in a bundle. The backends are timed in interleaved rounds (one
+call each per round) after a warm-up, so a busy shared machine slows them alike; the figures
+are medians, and the ratios against eager come from the same rounds.
+Targets: compact <= 50 ms per 32-frame clip on 2 threads; TorchScript no slower than eager.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import statistics
+import time
+from collections.abc import Callable
+from importlib import resources
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from labral.models.describe import describe_model
+from labral.train.export import OnnxExporter, RelevanceModule, TorchScriptExporter
+
+DEFAULT_SIZE = (96, 96)
+
+
+def default_size() -> tuple[int, int]:
+    """The eval size [H, W] from configs/transforms/default.yaml, else 96x96."""
+    path = resources.files("labral.configs") / "transforms" / "default.yaml"
+    try:
+        size = OmegaConf.load(str(path)).eval.size
+        return int(size[0]), int(size[1])
+    except (FileNotFoundError, AttributeError, TypeError, IndexError):
+        return DEFAULT_SIZE
+
+
+def build_backends(name: str, example: torch.Tensor, threads: int) -> dict[str, Callable[[], Any]]:
+    """Callables running one forward each: ``eager``, ``torchscript``, ``onnxruntime``.
+
+    Args:
+        name: a config in configs/model/.
+        example: float32 (1, 1, T, H, W), the clip every backend scores.
+        threads: intra-op threads for ONNX Runtime (torch's are set by the caller).
+    """
+    import onnxruntime
+
+    cfg = OmegaConf.load(str(resources.files("labral.configs") / "model" / f"{name}.yaml"))
+    module = RelevanceModule(instantiate(cfg).eval()).eval()
+    buffer = io.BytesIO()
+    torch.jit.save(TorchScriptExporter().convert(module, example), buffer)
+    buffer.seek(0)
+    scripted = torch.jit.load(buffer)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = onnxruntime.InferenceSession(
+        OnnxExporter().convert(module, example), options, providers=["CPUExecutionProvider"]
+    )
+    feed = {"clip": example.numpy()}
+
+    def eager() -> Any:
+        with torch.inference_mode():
+            return module(example)
+
+    def torchscript() -> Any:
+        with torch.inference_mode():
+            return scripted(example)
+
+    return {
+        "eager": eager,
+        "torchscript": torchscript,
+        "onnxruntime": lambda: session.run(None, feed),
+    }
+
+
+def time_interleaved(
+    backends: dict[str, Callable[[], Any]], repeats: int, warmup: int
+) -> dict[str, list[float]]:
+    """Milliseconds per call for each backend, one call each per round, after warm-up."""
+    for _ in range(warmup):
+        for call in backends.values():
+            call()
+    times: dict[str, list[float]] = {key: [] for key in backends}
+    for _ in range(repeats):
+        for key, call in backends.items():
+            start = time.perf_counter()
+            call()
+            times[key].append((time.perf_counter() - start) * 1000.0)
+    return times
+
+
+def measure(name: str, frames: int, size: tuple[int, int], threads: int, repeats: int,
+            warmup: int) -> dict[str, Any]:  # fmt: skip
+    """Median latency (ms) per backend and the ratios against eager for one model."""
+    example = torch.rand(1, 1, frames, *size, generator=torch.Generator().manual_seed(0))
+    backends = build_backends(name, example, threads)
+    times = time_interleaved(backends, repeats, warmup)
+    medians = {key: statistics.median(values) for key, values in times.items()}
+    cfg = OmegaConf.load(str(resources.files("labral.configs") / "model" / f"{name}.yaml"))
+    described = describe_model(instantiate(cfg), (1, frames, *size))
+    return {
+        "model": name,
+        "gflops_per_clip": described["gflops_per_clip"],
+        "params": described["params"],
+        "median_ms": {key: round(value, 2) for key, value in medians.items()},
+        "iqr_ms": {
+            key: round(statistics.quantiles(v, n=4)[2] - statistics.quantiles(v, n=4)[0], 2)
+            for key, v in times.items()
+        },
+        "ratio_vs_eager": {
+            key: round(value / medians["eager"], 3) for key, value in medians.items()
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    """Parse arguments, measure each model, print a table; returns the result rows."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["compact", "still_frame"])
+    parser.add_argument("--frames", type=int, default=32)
+    parser.add_argument("--size", type=int, nargs=2, default=None, help="H W (default: eval size)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--json", default=None, help="also write the rows to this file")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    size = tuple(args.size) if args.size else default_size()
+    print(
+        f"batch 1, {args.frames}x{size[0]}x{size[1]} clip, torch {torch.__version__}, "
+        f"{args.threads} threads, {args.repeats} interleaved rounds after {args.warmup} warm-up"
+    )
+    rows = []
+    for name in args.models:
+        row = measure(name, args.frames, size, args.threads, args.repeats, args.warmup)
+        rows.append(row)
+        ms, ratio = row["median_ms"], row["ratio_vs_eager"]
+        print(
+            f"{name:<12} {row['gflops_per_clip']:6.2f} GFLOPs | "
+            + " | ".join(f"{k} {ms[k]:7.2f} ms (x{ratio[k]:.2f})" for k in ms)
+        )
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(rows, handle, indent=2)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
