@@ -10,9 +10,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from omegaconf import DictConfig
+
 from labral.datasets.synth.dataset import SUMMARY_NAME, synthesize
 from labral.datasets.synth.settings import SynthSettings
-from omegaconf import DictConfig
 
 
 def format_report(manifest: Path, summary: Mapping[str, Any]) -> str:

@@ -30,12 +30,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from omegaconf import DictConfig
+from tqdm.auto import tqdm
+
 from labral.datasets.synth.dicom_writer import write_cine_dicom
 from labral.datasets.synth.settings import SPLIT_NAMES, SynthSettings
 from labral.datasets.synth.types import NEGATIVE_TYPES, POSITIVE_TYPE, SynthClip
 from labral.datasets.synth.video_writer import write_mp4
-from omegaconf import DictConfig
-from tqdm.auto import tqdm
 
 MANIFEST_NAME = "manifest.jsonl"
 SUMMARY_NAME = "dataset.json"

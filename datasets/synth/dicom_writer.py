@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from labral.datasets.synth.types import SynthClip
 from PIL import Image, ImageDraw, ImageFont
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
@@ -32,6 +31,7 @@ from pydicom.uid import (
     UltrasoundMultiFrameImageStorage,
 )
 
+from labral.datasets.synth.types import SynthClip
 from labral.errors import BadConfigError
 
 #: Supported ``syntax`` values -> transfer syntax UID.

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from labral.datasets.synth.types import NEGATIVE_TYPES, POSITIVE_TYPE, SynthClip
 from PIL import Image, ImageDraw, ImageFont
 from scipy.ndimage import binary_erosion
+
+from labral.datasets.synth.types import NEGATIVE_TYPES, POSITIVE_TYPE, SynthClip
 
 if TYPE_CHECKING:
     from labral.datasets.synth.dataset import ClipJob

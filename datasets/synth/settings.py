@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labral.datasets.synth.types import NEGATIVE_TYPES
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from labral.datasets.synth.scenarios import DEFAULT_NEGATIVE_MIX
+from labral.datasets.synth.types import NEGATIVE_TYPES
 from labral.errors import BadConfigError
 
 SPLIT_NAMES = ("train", "val", "test")
@@ -128,9 +129,7 @@ class SynthSettings:
     hips_per_patient: tuple[int, int] = (1, 2)
     clips_per_hip: tuple[int, int] = (2, 4)
     prevalence: float = 0.5
-    negative_mix: dict[str, float] = field(
-        default_factory=lambda: dict.fromkeys(NEGATIVE_TYPES, 1.0)
-    )
+    negative_mix: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_NEGATIVE_MIX))
     splits: dict[str, float] = field(
         default_factory=lambda: {"train": 0.7, "val": 0.15, "test": 0.15}
     )
@@ -206,7 +205,7 @@ class SynthSettings:
         formats = raw.get("formats") or {}
 
         prevalence = _as_float("prevalence", raw.get("prevalence", 0.5), 0.0, 1.0)
-        mix_raw = raw.get("negative_mix", dict.fromkeys(NEGATIVE_TYPES, 1.0))
+        mix_raw = raw.get("negative_mix", dict(DEFAULT_NEGATIVE_MIX))
         if not isinstance(mix_raw, Mapping):
             raise _bad("negative_mix", mix_raw, "must map negative types to weights")
         mix: dict[str, float] = {}

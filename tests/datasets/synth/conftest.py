@@ -13,8 +13,9 @@ import pytest
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
-from labral.datasets.synth.types import SynthClip
 from omegaconf import DictConfig
+
+from labral.datasets.synth.types import SynthClip
 
 
 def make_fake_clip(

@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from labral.datasets.synth.command import run
-from labral.datasets.synth.settings import SynthSettings
 from omegaconf import DictConfig, open_dict
 
+from labral.datasets.synth.command import run
+from labral.datasets.synth.settings import SynthSettings
 from labral.errors import BadConfigError
 
 
@@ -116,3 +116,12 @@ def test_cli_end_to_end(tmp_path: Path) -> None:
     assert f"data set : {out}" in result.stdout
     assert (out / "preview" / "contact_sheet.png").exists()
     assert str(out / "preview" / "contact_sheet.png") in result.stdout
+
+
+def test_config_negative_mix_matches_the_generator_default(synth_cfg) -> None:
+    from labral.datasets.synth.scenarios import DEFAULT_NEGATIVE_MIX
+
+    assert dict(synth_cfg.negative_mix) == DEFAULT_NEGATIVE_MIX
+    assert SynthSettings.from_config(synth_cfg, check_out=False).negative_mix == (
+        DEFAULT_NEGATIVE_MIX
+    )

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+
 from labral.datasets.synth.dataset import (
     allocate_counts,
     assign_splits,

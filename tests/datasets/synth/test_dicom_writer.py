@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from labral.datasets.synth.dicom_writer import HEADER_ROWS, MANUFACTURER, write_cine_dicom
 from pydicom.tag import Tag
 from pydicom.uid import ExplicitVRLittleEndian, JPEGBaseline8Bit
 
+from labral.datasets.synth.dicom_writer import HEADER_ROWS, MANUFACTURER, write_cine_dicom
 from labral.errors import BadConfigError
 
 US_MULTIFRAME = "1.2.840.10008.5.1.4.1.1.3.1"

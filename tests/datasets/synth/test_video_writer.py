@@ -7,8 +7,8 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from labral.datasets.synth.video_writer import pick_codec, write_mp4
 
+from labral.datasets.synth.video_writer import pick_codec, write_mp4
 from labral.errors import BadConfigError
 
 
