@@ -53,13 +53,13 @@ def describe_model(model: nn.Module, input_shape: Sequence[int]) -> dict[str, An
 
 
 def format_description(description: dict[str, Any]) -> str:
-    """One log line, e.g. ``CompactVideoNet: 0.43 M params, 0.81 GFLOPs per (1, 16, 96, 96) clip``.
+    """One log line, e.g. ``CompactVideoNet: 433,681 params, 0.81 GFLOPs per (1, 16, 96, 96) clip``.
 
     Args:
         description: the dict from ``describe_model``.
     """
     shape = ", ".join(str(s) for s in description["input_shape"])
     return (
-        f"{description['name']}: {description['params'] / 1e6:.2f} M params, "
+        f"{description['name']}: {description['params']:,} params, "
         f"{description['gflops_per_clip']:.2f} GFLOPs per ({shape}) clip"
     )

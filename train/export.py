@@ -315,16 +315,20 @@ def code_version() -> str:
 
 
 def default_model_name(model_cfg: dict[str, Any]) -> str:
-    """``labral-<arch>`` for video ResNets, else ``labral-<class name>``."""
+    """``labral-<arch>`` for video ResNets, else ``labral-<module>`` (e.g. ``labral-compact``)."""
     if "arch" in model_cfg:
         return f"labral-{model_cfg['arch']}"
-    return "labral-" + str(model_cfg["_target_"]).rsplit(".", 1)[-1].lower()
+    return "labral-" + str(model_cfg["_target_"]).rsplit(".", 2)[-2]
 
 
 def model_card(spec: dict[str, Any], verified: dict[str, float], description: str) -> str:
     """Markdown model card (README.md of the bundle)."""
     val = spec.get("val_metrics") or {}
-    metrics = "\n".join(f"| {k} | {v} |" for k, v in val.items() if not isinstance(v, dict))
+    metrics = "\n".join(
+        f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |"
+        for k, v in val.items()
+        if not isinstance(v, (dict, list))
+    )
     checks = ", ".join(f"{k} max |diff| {v:.2e}" for k, v in verified.items())
     return f"""# {spec["model_name"]} ({spec["model_version"]})
 

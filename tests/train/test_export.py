@@ -82,7 +82,7 @@ def test_export_writes_a_bundle_that_predicts_like_the_checkpoint(run_dir, tmp_p
     assert (bundle.temperature, bundle.threshold) == (1.7, 0.42)
     assert spec["data_fingerprint"] == "abc123" and spec["val_metrics"]["auroc"] == 0.97
     assert spec["config"]["model"]["_target_"] == TINY_MODEL["_target_"]
-    assert spec["model_name"] == "labral-compactvideonet" and "epoch3" in spec["model_version"]
+    assert spec["model_name"] == "labral-compact" and "epoch3" in spec["model_version"]
     assert spec["code_version"] and spec["labral_version"]
     metadata = json.loads((out / "metadata.json").read_text())
     assert metadata["files"]["model.ts"]["sha256"] == sha256_file(out / "model.ts")
