@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pydicom
 import torch
+
 from labral.datasets.clip_dataset import ClipDataset
 from labral.datasets.reader import read_cine
 from labral.datasets.synth.dicom_writer import write_cine_dicom

@@ -28,11 +28,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from labral.datasets.transforms import KeysLike, ScaleUint8d, resize_frames
 from monai.transforms import Affine, MapTransform, RandomizableTransform, Transform
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
+from labral.datasets.transforms import KeysLike, ScaleUint8d, resize_frames
 from labral.errors import BadConfigError
 
 

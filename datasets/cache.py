@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from labral.datasets.transforms import Reader, build_preprocess_transform, check_spec
 
 CACHE_VERSION = 1

@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from labral.datasets.cache import ClipCache
-from labral.datasets.transforms import Reader, build_eval_sampling, build_train_sampling
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from labral.datasets.cache import ClipCache
+from labral.datasets.transforms import Reader, build_eval_sampling, build_train_sampling
 from labral.errors import BadManifestError, LabralError
 
 log = logging.getLogger(__name__)

@@ -11,9 +11,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from labral.datasets.manifest import SPLIT_NAMES
 from sklearn.model_selection import StratifiedGroupKFold
 
+from labral.datasets.manifest import SPLIT_NAMES
 from labral.errors import BadConfigError, BadManifestError
 
 Record = dict[str, Any]

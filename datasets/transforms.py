@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from labral.datasets.clip import Clip
 from monai.transforms import Compose, MapTransform, Randomizable, Transform
 
+from labral.datasets.clip import Clip
 from labral.errors import BadConfigError, LabralError
 
 KeysLike = Hashable | Sequence[Hashable]
@@ -164,13 +164,11 @@ def resize_frames(frames: np.ndarray, size: Sequence[int]) -> np.ndarray:
     if (height, width) == tuple(size):
         return frames
     tensor = torch.from_numpy(np.ascontiguousarray(frames)).reshape(-1, 1, height, width)
-    out = F.interpolate(
-        tensor.float(), size=tuple(size), mode="bilinear", antialias=True, align_corners=False
-    )
-    out = out.reshape(*lead, *size).numpy()
-    if frames.dtype == np.uint8:
-        return np.clip(np.rint(out), 0, 255).astype(np.uint8)
-    return out.astype(frames.dtype, copy=False)
+    if tensor.dtype not in (torch.uint8, torch.float32):
+        tensor = tensor.float()
+    # torch resizes uint8 natively (rounded), about 2x faster than going through float
+    out = F.interpolate(tensor, size=tuple(size), mode="bilinear", antialias=True)
+    return out.reshape(*lead, *size).numpy().astype(frames.dtype, copy=False)
 
 
 class ScaleUint8(Transform):

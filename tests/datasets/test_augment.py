@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from labral.datasets.augment import (
     RandGaind,
     RandJPEGd,
@@ -14,7 +15,6 @@ from labral.datasets.augment import (
 )
 from labral.datasets.clip import Clip
 from labral.datasets.transforms import build_train_transform
-
 from labral.errors import BadConfigError
 
 SPEC = {"frames": 8, "fps": 10.0, "size": [32, 32], "windows": 1}

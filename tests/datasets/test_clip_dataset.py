@@ -8,9 +8,9 @@ import os
 import numpy as np
 import pytest
 import torch
+
 from labral.datasets.clip import Clip
 from labral.datasets.clip_dataset import ClipDataset
-
 from labral.errors import BadManifestError, CorruptPixelDataError, NotDicomError
 
 SPEC = {"frames": 4, "fps": 10.0, "size": [16, 16], "windows": 2}

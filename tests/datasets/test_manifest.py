@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from labral.datasets.manifest import load_manifest
 
+from labral.datasets.manifest import load_manifest
 from labral.errors import BadManifestError
 
 

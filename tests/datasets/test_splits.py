@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from labral.datasets.splits import (
     assign_splits,
     check_no_leakage,
     patient_kfold,
     records_in,
 )
-
 from labral.errors import BadConfigError, BadManifestError
 
 

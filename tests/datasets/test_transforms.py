@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from labral.datasets.clip import Clip
 from labral.datasets.transforms import (
     build_eval_transform,
@@ -14,7 +15,6 @@ from labral.datasets.transforms import (
     relevance_to_source_frames,
     resample_indices,
 )
-
 from labral.errors import BadConfigError, CorruptPixelDataError
 
 SPEC = {"frames": 8, "fps": 10.0, "size": [24, 32], "windows": 1}
