@@ -33,7 +33,7 @@ import numpy as np
 from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
-from labral.datasets.synth.dicom_writer import write_cine_dicom
+from labral.datasets.synth.dicom_writer import encode_cine_dicom
 from labral.datasets.synth.settings import SPLIT_NAMES, SynthSettings
 from labral.datasets.synth.types import NEGATIVE_TYPES, POSITIVE_TYPE, SynthClip
 from labral.datasets.synth.video_writer import write_mp4
@@ -233,14 +233,15 @@ def make_clip_files(job: ClipJob, settings: SynthSettings) -> tuple[dict[str, An
     path = settings.out / job.relpath
     identity = {"patient": job.patient, "side": job.side, "clip": job.clip}
     identity["dataset_seed"] = settings.seed
-    write_cine_dicom(
+    data = encode_cine_dicom(
         clip,
-        path,
         syntax=job.syntax,
         jpeg_quality=settings.jpeg_quality,
         burned_in_text=settings.burned_in_text,
         patient=identity,
     )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
     row: dict[str, Any] = {
         "path": job.relpath,
         "label": int(clip.label),
@@ -259,7 +260,7 @@ def make_clip_files(job: ClipJob, settings: SynthSettings) -> tuple[dict[str, An
         mp4_rel = str(Path(job.relpath).with_suffix(".mp4"))
         write_mp4(clip.frames, clip.fps, settings.out / mp4_rel)
         row["mp4"] = mp4_rel
-    return row, hashlib.sha256(path.read_bytes()).hexdigest()
+    return row, hashlib.sha256(data).hexdigest()
 
 
 _WORKER_SETTINGS: SynthSettings | None = None

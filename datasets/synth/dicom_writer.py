@@ -299,7 +299,7 @@ def write_cine_dicom(
     Raises:
         BadConfigError: bad syntax, quality or frames (see :func:`build_dataset`).
     """
-    ds = build_dataset(
+    data = encode_cine_dicom(
         clip,
         syntax=syntax,
         jpeg_quality=jpeg_quality,
@@ -308,5 +308,24 @@ def write_cine_dicom(
     )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(path, enforce_file_format=True)
+    path.write_bytes(data)
     return path
+
+
+def encode_cine_dicom(clip: SynthClip, **options: Any) -> bytes:
+    """The bytes of the DICOM file :func:`write_cine_dicom` would write (Part 10 format).
+
+    Args:
+        clip: the generated clip; ``clip.frames`` is uint8 (T, H, W).
+        **options: ``syntax``, ``jpeg_quality``, ``burned_in_text``, ``patient`` as for
+            :func:`build_dataset`.
+
+    Returns:
+        The complete file content (128-byte preamble, ``DICM``, file meta, data set).
+
+    Raises:
+        BadConfigError: bad syntax, quality or frames (see :func:`build_dataset`).
+    """
+    buffer = io.BytesIO()
+    build_dataset(clip, **options).save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()

@@ -12,7 +12,12 @@ import pytest
 from pydicom.tag import Tag
 from pydicom.uid import ExplicitVRLittleEndian, JPEGBaseline8Bit
 
-from labral.datasets.synth.dicom_writer import HEADER_ROWS, MANUFACTURER, write_cine_dicom
+from labral.datasets.synth.dicom_writer import (
+    HEADER_ROWS,
+    MANUFACTURER,
+    encode_cine_dicom,
+    write_cine_dicom,
+)
 from labral.errors import BadConfigError
 
 US_MULTIFRAME = "1.2.840.10008.5.1.4.1.1.3.1"
@@ -95,7 +100,7 @@ def test_same_clip_same_bytes_and_distinct_uids(tmp_path: Path, fake_clip) -> No
     a = write_cine_dicom(fake_clip, tmp_path / "a.dcm", patient=WHO)
     b = write_cine_dicom(fake_clip, tmp_path / "b.dcm", patient=WHO)
     c = write_cine_dicom(fake_clip, tmp_path / "c.dcm", patient={**WHO, "clip": 3})
-    assert a.read_bytes() == b.read_bytes()
+    assert a.read_bytes() == b.read_bytes() == encode_cine_dicom(fake_clip, patient=WHO)
     da, dc = pydicom.dcmread(a), pydicom.dcmread(c)
     assert da.SOPInstanceUID != dc.SOPInstanceUID
     assert da.SeriesInstanceUID == dc.SeriesInstanceUID  # same hip -> same series
