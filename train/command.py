@@ -16,6 +16,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader, Dataset
+
+from labral.errors import BadConfigError
 from labral.train import calibration as cal
 from labral.train.checkpoint import (
     capture_rng_state,
@@ -40,10 +44,6 @@ from labral.train.distributed import (
 from labral.train.loop import evaluate, sigmoid, steps_per_epoch, train_one_epoch
 from labral.train.model_summary import summarize_model
 from labral.train.run_log import RunLogger
-from omegaconf import DictConfig, OmegaConf
-from torch.utils.data import DataLoader, Dataset
-
-from labral.errors import BadConfigError
 
 
 def seed_everything(seed: int) -> None:

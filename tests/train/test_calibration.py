@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from labral.train.calibration import binary_metrics, choose_threshold, fit_temperature
-from labral.train.loop import sigmoid
 
 from labral.errors import BadConfigError
+from labral.train.calibration import binary_metrics, choose_threshold, fit_temperature
+from labral.train.loop import sigmoid
 
 
 def overconfident_sample(n: int = 2000, scale: float = 4.0, seed: int = 0):

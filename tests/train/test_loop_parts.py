@@ -7,6 +7,8 @@ import random
 import numpy as np
 import pytest
 import torch
+
+from labral.errors import BadConfigError
 from labral.train.checkpoint import (
     capture_rng_state,
     load_checkpoint,
@@ -15,8 +17,6 @@ from labral.train.checkpoint import (
 )
 from labral.train.distributed import EpochSampler
 from labral.train.schedule import warmup_cosine
-
-from labral.errors import BadConfigError
 
 
 def lrs(steps_per_epoch: int, epochs: int, **kwargs) -> list[float]:

@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
-from labral.train.command import train
-from labral.train.data import data_fingerprint, split_rows
 
 from labral.errors import BadConfigError, BadManifestError
+from labral.train.command import train
+from labral.train.data import data_fingerprint, split_rows
 
 from .conftest import tiny_clip  # noqa: TID252 - importlib mode: conftest is a sibling module
 
