@@ -19,9 +19,14 @@ def settings_from_config(cfg: DictConfig) -> ServeSettings:
     Raises:
         BadConfigError: a setting is wrong (named in the message).
     """
-    values: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
-    for key in ("paths", "hydra", "workers"):
-        values.pop(key, None)
+    values: dict[str, Any] = {}
+    for key in cfg:
+        if key in ("paths", "hydra"):
+            continue
+        value = cfg[key]  # resolves interpolations such as ${oc.env:LABRAL_API_KEY,null}
+        values[str(key)] = (
+            OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+        )
     return ServeSettings.from_mapping(values)
 
 

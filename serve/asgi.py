@@ -1,0 +1,43 @@
+"""ASGI factory for running several uvicorn workers without Hydra (see serve/README.md).
+
+    LABRAL_BUNDLE=/models/bundle uvicorn --factory labral.serve.asgi:create_app_from_env \
+        --workers 4 --host 0.0.0.0 --port 8000
+
+Every ``ServeSettings`` field can be set as ``LABRAL_<FIELD>`` (e.g. ``LABRAL_API_KEY``,
+``LABRAL_MAX_BATCH``); list fields take comma-separated values.
+"""
+
+from __future__ import annotations
+
+import os
+
+from fastapi import FastAPI
+
+from labral.errors import BadConfigError
+from labral.serve.app import create_app
+from labral.serve.settings import ServeSettings
+
+PREFIX = "LABRAL_"
+
+
+def settings_from_env(environ: dict[str, str] | None = None) -> ServeSettings:
+    """Build settings from ``LABRAL_*`` variables.
+
+    Raises:
+        BadConfigError: ``LABRAL_BUNDLE`` missing or a value that does not validate.
+    """
+    env = dict(os.environ if environ is None else environ)
+    if not env.get(PREFIX + "BUNDLE"):
+        raise BadConfigError("LABRAL_BUNDLE is not set; point it at a bundle folder")
+    values: dict[str, object] = {}
+    for name, field in ServeSettings.model_fields.items():
+        raw = env.get(PREFIX + name.upper())
+        if raw is None:
+            continue
+        values[name] = [v for v in raw.split(",") if v] if field.annotation == list[str] else raw
+    return ServeSettings.from_mapping(values)
+
+
+def create_app_from_env() -> FastAPI:
+    """The app for ``uvicorn --factory`` (one per worker process)."""
+    return create_app(settings_from_env())
