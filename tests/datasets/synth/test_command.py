@@ -125,3 +125,11 @@ def test_config_negative_mix_matches_the_generator_default(synth_cfg) -> None:
     assert SynthSettings.from_config(synth_cfg, check_out=False).negative_mix == (
         DEFAULT_NEGATIVE_MIX
     )
+
+
+def test_generator_refusal_surfaces_before_any_file(synth_cfg) -> None:
+    _set(synth_cfg, "overrides.bogus_knob", 1.0)  # only the generator knows its knobs
+    with pytest.raises(BadConfigError, match="overrides"):
+        run(synth_cfg)
+    assert not (Path(synth_cfg.out) / "manifest.jsonl").exists()
+    assert not (Path(synth_cfg.out) / "clips").exists()
