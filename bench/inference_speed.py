@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -84,18 +85,25 @@ def build_backends(name: str, example: torch.Tensor, threads: int) -> dict[str, 
 
 def time_interleaved(
     backends: dict[str, Callable[[], Any]], repeats: int, warmup: int
-) -> dict[str, list[float]]:
-    """Milliseconds per call for each backend, one call each per round, after warm-up."""
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Wall and process-CPU milliseconds per call for each backend, one call each per round.
+
+    Returns:
+        (wall, cpu): backend -> list of ``repeats`` times in ms. CPU time sums all threads
+        of this process, so it is less disturbed than wall time by other jobs on the machine.
+    """
     for _ in range(warmup):
         for call in backends.values():
             call()
-    times: dict[str, list[float]] = {key: [] for key in backends}
+    wall: dict[str, list[float]] = {key: [] for key in backends}
+    cpu: dict[str, list[float]] = {key: [] for key in backends}
     for _ in range(repeats):
         for key, call in backends.items():
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             call()
-            times[key].append((time.perf_counter() - start) * 1000.0)
-    return times
+            wall[key].append((time.perf_counter() - start) * 1000.0)
+            cpu[key].append((time.process_time() - start_cpu) * 1000.0)
+    return wall, cpu
 
 
 def measure(name: str, frames: int, size: tuple[int, int], threads: int, repeats: int,
@@ -103,8 +111,8 @@ def measure(name: str, frames: int, size: tuple[int, int], threads: int, repeats
     """Median latency (ms) per backend and the ratios against eager for one model."""
     example = torch.rand(1, 1, frames, *size, generator=torch.Generator().manual_seed(0))
     backends = build_backends(name, example, threads)
-    times = time_interleaved(backends, repeats, warmup)
-    medians = {key: statistics.median(values) for key, values in times.items()}
+    wall, cpu = time_interleaved(backends, repeats, warmup)
+    medians = {key: statistics.median(values) for key, values in wall.items()}
     cfg = OmegaConf.load(str(resources.files("labral.configs") / "model" / f"{name}.yaml"))
     described = describe_model(instantiate(cfg), (1, frames, *size))
     return {
@@ -112,10 +120,8 @@ def measure(name: str, frames: int, size: tuple[int, int], threads: int, repeats
         "gflops_per_clip": described["gflops_per_clip"],
         "params": described["params"],
         "median_ms": {key: round(value, 2) for key, value in medians.items()},
-        "iqr_ms": {
-            key: round(statistics.quantiles(v, n=4)[2] - statistics.quantiles(v, n=4)[0], 2)
-            for key, v in times.items()
-        },
+        "min_ms": {key: round(min(values), 2) for key, values in wall.items()},
+        "median_cpu_ms": {key: round(statistics.median(v), 2) for key, v in cpu.items()},
         "ratio_vs_eager": {
             key: round(value / medians["eager"], 3) for key, value in medians.items()
         },
@@ -137,17 +143,22 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     size = tuple(args.size) if args.size else default_size()
     print(
         f"batch 1, {args.frames}x{size[0]}x{size[1]} clip, torch {torch.__version__}, "
-        f"{args.threads} threads, {args.repeats} interleaved rounds after {args.warmup} warm-up"
+        f"{args.threads} threads, {args.repeats} interleaved rounds after {args.warmup} warm-up, "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (shared machine)"
     )
     rows = []
     for name in args.models:
         row = measure(name, args.frames, size, args.threads, args.repeats, args.warmup)
         rows.append(row)
-        ms, ratio = row["median_ms"], row["ratio_vs_eager"]
-        print(
-            f"{name:<12} {row['gflops_per_clip']:6.2f} GFLOPs | "
-            + " | ".join(f"{k} {ms[k]:7.2f} ms (x{ratio[k]:.2f})" for k in ms)
+        ms, low, cpu, ratio = (
+            row[k] for k in ("median_ms", "min_ms", "median_cpu_ms", "ratio_vs_eager")
         )
+        print(f"{name} ({row['gflops_per_clip']:.2f} GFLOPs per clip)")
+        for k in ms:
+            print(
+                f"  {k:<12} median {ms[k]:8.2f} ms  min {low[k]:8.2f} ms  "
+                f"cpu {cpu[k]:8.2f} ms  x{ratio[k]:.2f} of eager"
+            )
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(rows, handle, indent=2)
