@@ -316,7 +316,9 @@ class ScaleUint8d(MapTransform):
 class ToClipTensord(MapTransform):
     """``"frames"`` (T, H, W) or (N, T, H, W) -> ``"image"`` float32 (1, T, H, W) / (N, 1, T, H, W).
 
-    Also turns ``"frame_index"`` into an int64 tensor. ``"frames"`` is removed.
+    Float frames must already lie in [0, 1] (:class:`ScaleUint8d` and every augmentation
+    clip to it); uint8 frames are scaled by 1/255 here. Also turns ``"frame_index"`` into an
+    int64 tensor. ``"frames"`` is removed.
     """
 
     def __init__(self, keys: KeysLike = "frames", output_key: str = "image") -> None:
@@ -326,8 +328,11 @@ class ToClipTensord(MapTransform):
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         for key in self.key_iterator(d):
-            frames = np.clip(np.asarray(d.pop(key), dtype=np.float32), 0.0, 1.0)
-            d[self.output_key] = torch.from_numpy(np.expand_dims(frames, axis=-4).copy())
+            frames = d.pop(key)
+            if frames.dtype == np.uint8:  # not scaled yet: scale here
+                frames = ScaleUint8()(frames)
+            frames = np.ascontiguousarray(frames, dtype=np.float32)  # in [0, 1]: see ScaleUint8
+            d[self.output_key] = torch.from_numpy(frames).unsqueeze(-4)
         d["frame_index"] = torch.as_tensor(np.asarray(d["frame_index"]), dtype=torch.int64)
         return d
 
