@@ -396,19 +396,28 @@ def export_run(
     frames, size = int(eval_spec["frames"]), [int(s) for s in eval_spec["size"]]
     module = RelevanceModule(model).eval()
     clips = verification_clips(max(2, verify_clips), frames, size, seed)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     artifacts: dict[str, Any] = {}
     verified: dict[str, float] = {}
-    extra_files: list[Path] = []
-    for name in formats:
-        exporter = make_exporter(name, onnx_opset)
-        artifact = exporter.convert(module, clips[:2])
-        verified[name] = verify(exporter, artifact, module, clips, atol)
-        artifacts[name] = artifact
-        saved = exporter.save(artifact, out)
-        if saved is not None:
-            extra_files.append(saved)
+    exporters = [make_exporter(name, onnx_opset) for name in formats]
+    for exporter in exporters:  # convert and check everything before writing anything
+        try:
+            artifact = exporter.convert(module, clips[:2])
+        except Exception as exc:  # noqa: BLE001 - each converter fails in its own way
+            raise ExportVerificationError(
+                f"{exporter.name} conversion failed ({type(exc).__name__}: {exc}); "
+                f"remove {exporter.name} from formats= or change the model"
+            ) from exc
+        verified[exporter.name] = verify(exporter, artifact, module, clips, atol)
+        artifacts[exporter.name] = artifact
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    extra_files = [
+        path
+        for exporter in exporters
+        if (path := exporter.save(artifacts[exporter.name], out)) is not None
+    ]
+    for stale in {"model.onnx", "model.pt2"} - {path.name for path in extra_files}:
+        (out / stale).unlink(missing_ok=True)  # a file from an earlier export would mislead
     cal = run.calibration
     description = format_description(describe_model(model, (1, frames, *size)))
     spec = {

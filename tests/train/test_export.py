@@ -212,3 +212,40 @@ def test_unknown_format_is_a_config_error(run_dir, tmp_path) -> None:
         export_mod.run(
             _compose(run_dir=str(run_dir), out=str(tmp_path / "b"), formats="[torchscript,tflite]")
         )
+
+
+class _NeedsTracing(torch.nn.Module):
+    """A network TorchScript cannot compile (``*args``), so the exporter must trace it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv3d(1, 2, 3, padding=1)
+
+    def forward_with_relevance(self, x: torch.Tensor, *extra: int):
+        relevance = self.conv(x).mean(dim=(1, 3, 4))
+        return relevance.mean(dim=1), relevance
+
+
+def test_torchscript_exporter_falls_back_to_tracing() -> None:
+    module = export_mod.RelevanceModule(_NeedsTracing()).eval()
+    clips = export_mod.verification_clips(3, 8, [16, 16])
+    exporter = export_mod.TorchScriptExporter()
+    artifact = exporter.convert(module, clips[:2])
+    assert isinstance(artifact, torch.jit.ScriptModule)
+    assert export_mod.verify(exporter, artifact, module, clips, atol=1e-5) <= 1e-5
+
+
+def test_a_failing_conversion_names_the_format(monkeypatch, tmp_path) -> None:
+    def broken(self, module, example):
+        raise RuntimeError("unsupported operator aten::magic")
+
+    monkeypatch.setattr(export_mod.OnnxExporter, "convert", broken)
+    run = export_mod.TrainingRun(
+        Path("x.pt"), CompactVideoNet(widths=[4, 8], temporal_strides=[1]).state_dict(),
+        {"model": {**TINY_MODEL, "widths": [4, 8], "temporal_strides": [1]},
+         "transforms": {"eval": EVAL_SPEC}},
+        0, CALIBRATION,
+    )  # fmt: skip
+    with pytest.raises(export_mod.ExportVerificationError, match="onnx conversion failed"):
+        export_mod.export_run(run, tmp_path / "b", ["torchscript", "onnx"])
+    assert not (tmp_path / "b").exists()  # nothing is written before every format checks out
