@@ -26,15 +26,16 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from labral.datasets.synth.generate import draw_patient, generate_clip
-from labral.datasets.synth.scenarios import DEFAULT_NEGATIVE_MIX
-from labral.datasets.synth.types import SynthClip
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+
+from labral.datasets.synth.generate import draw_patient, generate_clip
+from labral.datasets.synth.scenarios import DEFAULT_NEGATIVE_MIX
+from labral.datasets.synth.types import SynthClip
 
 
 @dataclass
@@ -91,29 +92,19 @@ def make_clips(
     return clips, np.array(groups)
 
 
-def _femur_shift(frames: np.ndarray, roi: list[int], max_shift: int = 24) -> np.ndarray:
-    """Lateral shift (pixels, (T,)) of the femoral head-neck cortex against frame 0.
+def _femur_shift(frames: np.ndarray, roi: list[int]) -> np.ndarray:
+    """How far the femoral neck cortex has moved (rows, (T,)) since frame 0.
 
-    The cortex is the strongest bright-to-shadow edge of each column right of the cleft; its
-    depth profile z_t(x) is matched to z_0(x - s) over shifts ``s``
-    (median absolute difference).
+    The cortex is the strongest bright-to-shadow edge of each column in the right third of
+    the image (the head-neck junction and neck, which swing as the femur rotates); the
+    position is the mean change of that edge depth against frame 0.
     """
-    r0, r1, c0, c1 = roi
     h, w = frames.shape[1:]
-    top = max(r0 - 4, 0)
-    win = frames[:, top : min(r1 + 30, h), min(c1, w - 16) :].astype(np.float32)
+    win = frames[:, max(roi[0] - 8, 0) :, (2 * w) // 3 :].astype(np.float32)
     win = (win[:, :, :-2] + win[:, :, 1:-1] + win[:, :, 2:]) / 3.0  # light lateral smoothing
     edge = win[:, :-4] + win[:, 1:-3] - win[:, 3:-1] - win[:, 4:]  # bright above, shadow below
     depth = edge.argmax(axis=1).astype(np.float32)  # (T, W')
-    n = depth.shape[1]
-    shifts = np.arange(-max_shift, max_shift + 1)
-    cost = np.full((depth.shape[0], shifts.size), np.inf, np.float32)
-    for k, sft in enumerate(shifts):
-        lo, hi = max(0, sft), min(n, n + sft)
-        if hi - lo < n // 3:
-            continue
-        cost[:, k] = np.median(np.abs(depth[:, lo:hi] - depth[0, lo - sft : hi - sft]), axis=1)
-    return shifts[cost.argmin(axis=1)].astype(np.float32)
+    return (depth - depth[0]).mean(axis=1).astype(np.float32)
 
 
 def _corr(a: np.ndarray, b: np.ndarray) -> float:

@@ -55,7 +55,7 @@ def draw_anatomy(seed: int) -> dict[str, Any]:
         "capsule_mm": _u(rng, 2.0, 4.0),
         "recess_mm": _u(rng, 4.5, 8.0),
         "head_radius_mm": _u(rng, 21.0, 26.0),
-        "head_x_frac": _u(rng, 0.64, 0.72),
+        "head_x_frac": _u(rng, 0.52, 0.60),
         "rim_angle_deg": _u(rng, 26.0, 34.0),
         "acetabulum_slope_deg": _u(rng, 15.0, 30.0),
         "labrum_len_mm": _u(rng, 7.0, 9.5),
@@ -119,6 +119,7 @@ class TissueMaps:
         margin: reference-grid margin in pixels around the image.
         dz, dx: pixel size in mm (rows, columns).
         cleft_box: (r0, r1, c0, c1) reference-grid bounding box of the cleft channel.
+        pivot_mm: (x, z) of the femoral head centre in image millimetres (rotation centre).
     """
 
     echo: np.ndarray
@@ -131,6 +132,7 @@ class TissueMaps:
     dz: float
     dx: float
     cleft_box: tuple[int, int, int, int]
+    pivot_mm: tuple[float, float]
 
 
 def _inside_triangle(x: np.ndarray, z: np.ndarray, pts: list[tuple[float, float]]) -> np.ndarray:
@@ -171,9 +173,9 @@ def render_tissue(hip: dict[str, Any], height: int, width: int, margin: int) -> 
     ang = np.arctan2(x - xh, zh - z)  # 0 at the top of the head, positive to the right
     psi = np.deg2rad(hip["rim_angle_deg"])
     # femoral head, and the neck: to the right of the head-neck junction the surface flattens
-    neck_ang = np.deg2rad(28.0)
+    neck_ang = np.deg2rad(18.0)
     x_neck = xh + r_head * np.sin(neck_ang)
-    z_neck = zh - r_head * np.cos(neck_ang) + (x - x_neck) * np.tan(np.deg2rad(8.0))
+    z_neck = zh - r_head * np.cos(neck_ang) + (x - x_neck) * np.tan(np.deg2rad(14.0))
     femur = (rad <= r_head) | ((x > x_neck) & (z >= z_neck))
     fem_surface = (rad <= r_head + 0.45) & (rad > r_head - 0.35) & (x <= x_neck)
     fem_surface |= (x > x_neck) & (np.abs(z - z_neck) < 0.4)
@@ -235,8 +237,12 @@ def render_tissue(hip: dict[str, Any], height: int, width: int, margin: int) -> 
 
     moves = np.where(femur | cartilage, 1.0, 0.0)
     soft = ~femur & ~cartilage & ~acetab & ~labrum
-    moves = np.where(soft & (z >= cap_top), 0.55, moves)
-    moves = np.where(soft & (z < cap_top), 0.12 + 0.2 * np.clip(z / cap_top, 0, 1), moves)
+    # soft tissue is dragged partly, and only over the femur (not over the pelvis)
+    over_femur = np.clip((x - rim_x) / 6.0, 0.0, 1.0)
+    moves = np.where(soft & (z >= cap_top), 0.55 * over_femur, moves)
+    moves = np.where(
+        soft & (z < cap_top), (0.12 + 0.2 * np.clip(z / cap_top, 0, 1)) * over_femur, moves
+    )
     recess_fluid = recess & (x > x_neck - 2.0) & (z > cap_bottom + 0.3)
 
     # cleft channel: from the chondrolabral junction outward through the labrum
@@ -272,6 +278,7 @@ def render_tissue(hip: dict[str, Any], height: int, width: int, margin: int) -> 
         dz=float(dz),
         dx=float(dx),
         cleft_box=box,
+        pivot_mm=(float(xh), float(zh)),
     )
 
 

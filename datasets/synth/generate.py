@@ -20,6 +20,7 @@ import json
 from typing import Any
 
 import numpy as np
+
 from labral.datasets.synth import imaging
 from labral.datasets.synth.anatomy import (
     ECHO,
@@ -31,7 +32,6 @@ from labral.datasets.synth.anatomy import (
 from labral.datasets.synth.motion import draw_motion_params, half_wave_extent, make_traces
 from labral.datasets.synth.scenarios import CLIP_TYPES, pick_scenario, static_extent
 from labral.datasets.synth.types import POSITIVE_TYPE, SynthClip
-
 from labral.errors import BadConfigError
 
 MARGIN = 10
@@ -350,9 +350,10 @@ def _receiver_noise(
 def _lookup_index(maps: Any, tr: Any, height: int, width: int, hip: dict[str, Any]) -> np.ndarray:
     """Flat int32 indices (T, H, W) into the (T, Hr, Wr) reference stacks, one per pixel.
 
-    Probe tilt is a small rotation about the probe centre, drift/pressure a shift; the femur
-    displacement is weighted by how much the tissue under each pixel follows the femur
-    (looked up at the pixel's un-moved position: the probe moves by a few pixels at most).
+    Probe tilt is a small rotation about the labrum, drift/pressure a shift; the femur
+    rotates about the femoral head centre, and each pixel's displacement is weighted by how
+    much its tissue follows the femur (looked up at the pixel's un-moved position: the probe
+    moves by a few pixels at most).
     """
     frames = tr.loading.shape[0]
     hr, wr = maps.echo.shape
@@ -360,17 +361,24 @@ def _lookup_index(maps: Any, tr: Any, height: int, width: int, hip: dict[str, An
     zpx = np.arange(height, dtype=np.float32)[None, :, None]
     xpx = np.arange(width, dtype=np.float32)[None, None, :]
     theta = np.deg2rad(tr.probe_tilt_deg).astype(np.float32)[:, None, None]
-    xc_px = np.float32(hip["fov_mm"] / 2.0 / maps.dx)
+    # the sonographer rocks the probe about the labrum, keeping it in view
+    b0, b1, b2, b3 = maps.cleft_box
+    zp_px, xp_px = np.float32((b0 + b1) / 2 - m), np.float32((b2 + b3) / 2 - m)
     ratio = np.float32(maps.dz / maps.dx)
     w_img = maps.moves[m : m + height, m : m + width][None]
-    fdz = (tr.femur_dz_mm / maps.dz)[:, None, None]
-    fdx = (tr.femur_dx_mm / maps.dx)[:, None, None]
-    col_t = (tr.probe_dx_mm / maps.dx)[:, None, None] - theta * (zpx + 0.5) * ratio
-    row_t = (tr.probe_dz_mm / maps.dz)[:, None, None] + theta * (xpx + 0.5 - xc_px) / ratio
+    col_t = (tr.probe_dx_mm / maps.dx)[:, None, None] - theta * (zpx - zp_px) * ratio
+    row_t = (tr.probe_dz_mm / maps.dz)[:, None, None] + theta * (xpx - xp_px) / ratio
+    # femur rotation about the head centre: source = c + R(-phi) (p - c), weighted by w
+    phi = np.deg2rad(tr.femur_rot_deg).astype(np.float32)[:, None, None]
+    cos1, sin = np.cos(phi) - np.float32(1.0), np.sin(phi)
+    u = (xpx + 0.5) * np.float32(maps.dx) - np.float32(maps.pivot_mm[0])  # mm, (1, 1, W)
+    v = (zpx + 0.5) * np.float32(maps.dz) - np.float32(maps.pivot_mm[1])  # mm, (1, H, 1)
+    d_col = (u * cos1 + v * sin) * np.float32(1.0 / maps.dx)
+    d_row = (v * cos1 - u * sin) * np.float32(1.0 / maps.dz)
     rows = (zpx + np.float32(m + 0.5)) + row_t.astype(np.float32)
-    rows -= w_img * fdz.astype(np.float32)
+    rows += w_img * d_row
     cols = (xpx + np.float32(m + 0.5)) + col_t.astype(np.float32)
-    cols -= w_img * fdx.astype(np.float32)
+    cols += w_img * d_col
     np.clip(rows, 0, hr - 1, out=rows)
     np.clip(cols, 0, wr - 1, out=cols)
     ri = rows.astype(np.int32)

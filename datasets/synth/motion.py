@@ -23,7 +23,9 @@ class MotionTraces:
     Attributes:
         loading: joint angle, 0 (rest) .. 1 (full flexion / internal rotation).
         loading_velocity: dL/dt normalised to [-1, 1] (1 = fastest loading).
-        femur_dx_mm, femur_dz_mm: femoral head displacement (lateral, depth) in mm.
+        femur_rot_deg: rotation of the femur about the femoral head centre, degrees (the
+            head surface stays in place, its cartilage slides and the head-neck junction
+            and neck swing).
         probe_dx_mm, probe_dz_mm: probe shift (drift + tremor; dz > 0 = pressing in).
         probe_tilt_deg: probe rocking angle.
         probe_tilt_norm: the rocking component alone, normalised to [-1, 1].
@@ -33,8 +35,7 @@ class MotionTraces:
 
     loading: np.ndarray
     loading_velocity: np.ndarray
-    femur_dx_mm: np.ndarray
-    femur_dz_mm: np.ndarray
+    femur_rot_deg: np.ndarray
     probe_dx_mm: np.ndarray
     probe_dz_mm: np.ndarray
     probe_tilt_deg: np.ndarray
@@ -58,8 +59,7 @@ def draw_motion_params(rng: np.random.Generator, probe_scale: float) -> dict[str
         "movement": str(rng.choice(["flexion", "internal_rotation"])),
         "loading_period_s": float(rng.uniform(0.7, 1.3)),
         "loading_phase": float(rng.uniform(0, 2 * np.pi)),
-        "femur_dx_mm": float(rng.uniform(3.0, 5.5)),  # loading slides the head caudally (right)
-        "femur_dz_mm": float(rng.uniform(-0.8, 0.8)),
+        "femur_rot_deg": float(rng.uniform(12.0, 18.0)),  # in-plane component of flexion/IR
         "rock_period_s": float(rng.uniform(0.4, 0.6)),  # rocking is faster than the loading
         "rock_phase": float(rng.uniform(0, 2 * np.pi)),
         "rock_deg": float(rng.uniform(0.6, 1.5) * probe_scale),
@@ -103,8 +103,7 @@ def make_traces(
     return MotionTraces(
         loading=loading.astype(f32),
         loading_velocity=velocity.astype(f32),
-        femur_dx_mm=(p["femur_dx_mm"] * loading).astype(f32),
-        femur_dz_mm=(p["femur_dz_mm"] * loading).astype(f32),
+        femur_rot_deg=(p["femur_rot_deg"] * loading).astype(f32),
         probe_dx_mm=(p["drift_mm"][0] * tau + tremor[0]).astype(f32),
         probe_dz_mm=(p["press_mm"] * (0.5 - 0.5 * np.cos(np.pi * tau)) + tremor[1]).astype(f32),
         probe_tilt_deg=(p["rock_deg"] * rock + 4.0 * tremor[2]).astype(f32),

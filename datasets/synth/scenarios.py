@@ -26,19 +26,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from labral.datasets.synth.types import NEGATIVE_TYPES, POSITIVE_TYPE
 
-#: Default mix of negative types (weights, sum 1). 72% of negatives show the positive's
+#: Default mix of negative types (weights, sum 1). 80% of negatives show the positive's
 #: set of per-frame appearances with the wrong timing (incoherent_twin, anisotropy,
-#: probe_motion), which keeps an order-free pooled classifier near AUROC 1 - 0.72/2.
+#: probe_motion), which keeps an order-free pooled classifier near AUROC 1 - 0.8/2.
 DEFAULT_NEGATIVE_MIX = {
-    "normal": 0.06,
-    "sulcus": 0.08,
-    "static_effusion": 0.06,
+    "normal": 0.05,
+    "sulcus": 0.05,
+    "static_effusion": 0.05,
     "anisotropy": 0.22,
     "probe_motion": 0.22,
-    "frozen_twin": 0.08,
-    "incoherent_twin": 0.28,
+    "frozen_twin": 0.05,
+    "incoherent_twin": 0.36,
 }
 
 CLIP_TYPES = (POSITIVE_TYPE, *NEGATIVE_TYPES)
@@ -75,9 +76,9 @@ SCENARIOS: dict[str, Scenario] = {
     "sulcus": Scenario(drive="static", width_scale=0.55),
     "static_effusion": Scenario(effusion=True),
     "anisotropy": Scenario(
-        drive="rocking", filling="aniso", labrum_k=(10.0, 40.0), labrum_offset_deg=(3.0, 9.0)
+        drive="rocking", filling="aniso", labrum_k=(6.0, 40.0), labrum_offset_deg=(2.0, 9.0)
     ),
-    "probe_motion": Scenario(drive="rocking", filling="aniso", probe_scale=(1.5, 2.0)),
+    "probe_motion": Scenario(drive="rocking", filling="aniso", probe_scale=(1.2, 2.0)),
     "frozen_twin": Scenario(drive="static"),
     "incoherent_twin": Scenario(drive="unloading"),
 }
