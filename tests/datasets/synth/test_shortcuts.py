@@ -43,13 +43,17 @@ def test_motion_beats_pooling_beats_nothing(small_set):
 
 
 def test_motion_features_see_the_timing():
-    """The darkness/velocity correlation is positive for a positive, negative for a pocket twin."""
+    """Cleft darkness follows the measured femoral velocity in positives, opposes it in
+    pocket twins (averaged over clips: one clip's tracking is noisy)."""
     from labral.datasets.synth.generate import draw_patient, generate_clip
 
-    patient = draw_patient(8)
-    pos = clip_features(generate_clip(patient, "positive", 2)).motion[0]
-    twins = [generate_clip(patient, "incoherent_twin", s) for s in range(6)]
-    pocket = [clip_features(c).motion[0] for c in twins if c.params["variant"] == "pocket"]
-    assert pocket, "expected at least one pocket-variant twin among six seeds"
-    assert pos > 0.3
-    assert max(pocket) < pos - 0.3
+    pos, pocket = [], []
+    for patient_seed in (8, 9, 10):
+        patient = draw_patient(patient_seed)
+        pos += [clip_features(generate_clip(patient, "positive", s)).motion[0] for s in range(2)]
+        twins = [generate_clip(patient, "incoherent_twin", s) for s in range(4)]
+        pocket += [clip_features(c).motion[0] for c in twins if c.params["variant"] == "pocket"]
+    assert len(pocket) >= 3
+    assert np.mean(pos) > 0.15
+    assert np.mean(pocket) < -0.1
+    assert np.mean(pos) - np.mean(pocket) > 0.4
