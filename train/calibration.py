@@ -12,16 +12,26 @@ from sklearn.metrics import roc_auc_score
 from labral.errors import BadConfigError
 
 
-def fit_temperature(logits: np.ndarray, labels: np.ndarray, max_iter: int = 100) -> float:
+def fit_temperature(
+    logits: np.ndarray,
+    labels: np.ndarray,
+    max_iter: int = 100,
+    min_temperature: float = 0.05,
+    max_temperature: float = 100.0,
+) -> float:
     """Fit one temperature T > 0 minimising the NLL of ``sigmoid(logits / T)``.
 
     Args:
         logits: float array (N,), uncalibrated log-odds.
         labels: int array (N,) of 0/1.
         max_iter: LBFGS iterations.
+        min_temperature: lower bound of the result.
+        max_temperature: upper bound (logits that carry no information would otherwise
+            drive T to infinity).
 
     Returns:
-        The temperature (1.0 when fitting fails to improve on it).
+        The temperature in [min_temperature, max_temperature] (1.0 when fitting fails to
+        improve on it).
     """
     x = torch.as_tensor(np.asarray(logits, dtype=np.float64))
     y = torch.as_tensor(np.asarray(labels, dtype=np.float64))
@@ -36,7 +46,7 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray, max_iter: int = 100)
         return loss
 
     optimizer.step(closure)
-    temperature = float(log_t.detach().exp())
+    temperature = float(log_t.detach().exp().clamp(min_temperature, max_temperature))
     with torch.no_grad():
         before = float(loss_fn(x, y))
         after = float(loss_fn(x / temperature, y))

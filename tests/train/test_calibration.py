@@ -59,3 +59,10 @@ def test_binary_metrics_counts():
     assert m["auroc"] == pytest.approx(0.75)
     assert (m["sensitivity"], m["specificity"], m["ppv"], m["npv"]) == (0.5, 0.5, 0.5, 0.5)
     assert binary_metrics(probs[:2], labels[:2])["auroc"] is None
+
+
+def test_uninformative_logits_hit_the_upper_bound_not_infinity():
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 2, 400)
+    logits = rng.normal(0, 3, 400)  # independent of the labels
+    assert fit_temperature(logits, labels, max_temperature=50.0) == pytest.approx(50.0)
