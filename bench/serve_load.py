@@ -103,11 +103,14 @@ def start_server(bundle_dir: Path, port: int, out_root: str, args: argparse.Name
     raise SystemExit("server did not become ready within 300 s")
 
 
-def vm_rss_kib(pid: int) -> int:
+def memory_kib(pid: int) -> dict[str, int]:
+    """VmRSS (all resident pages) and RssAnon (private heap, what each extra worker adds)."""
+    out = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "RssAnon"):
+            out[key] = int(value.split()[0])
+    return out
 
 
 def run_clients(url: str, data: bytes, clients: int, total: int) -> dict:
@@ -115,25 +118,30 @@ def run_clients(url: str, data: bytes, clients: int, total: int) -> dict:
     per_client = [total // clients + (i < total % clients) for i in range(clients)]
     headers = {"Content-Type": "application/dicom"}
 
-    def worker(n: int) -> tuple[list[float], int]:
-        latencies, errors = [], 0
+    def worker(n: int) -> tuple[list[float], int, list[float]]:
+        latencies, errors, server = [], 0, []
         with httpx.Client(base_url=url, timeout=60) as client:
             for _ in range(n):
                 t0 = time.perf_counter()
                 response = client.post("/v1/predictions", content=data, headers=headers)
                 latencies.append((time.perf_counter() - t0) * 1000)
-                errors += response.status_code != 200
-        return latencies, errors
+                if response.status_code == 200:
+                    server.append(response.json()["timing_ms"]["total"])
+                else:
+                    errors += 1
+        return latencies, errors, server
 
     start = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
         results = list(pool.map(worker, per_client))
     elapsed = time.perf_counter() - start
-    latencies = sorted(v for lat, _ in results for v in lat)
+    latencies = sorted(v for lat, _, _ in results for v in lat)
+    server = [v for _, _, srv in results for v in srv]
     return {
         "clients": clients,
         "requests": total,
-        "errors": sum(e for _, e in results),
+        "errors": sum(e for _, e, _ in results),
+        "server_total_p50_ms": float(np.median(server)) if server else float("nan"),
         "p50_ms": float(np.percentile(latencies, 50)),
         "p95_ms": float(np.percentile(latencies, 95)),
         "throughput_per_s": total / elapsed,
@@ -169,9 +177,9 @@ def main(argv: list[str] | None = None) -> dict:
         run_clients(url, data, 1, 10)  # warm the HTTP path
         single = run_clients(url, data, 1, args.latency_requests)
         concurrency = [run_clients(url, data, c, max(4 * c, 24)) for c in (1, 4, 8)]
-        rss_start = vm_rss_kib(proc.pid)
+        mem_start = memory_kib(proc.pid)
         long_run = run_clients(url, data, 4, args.requests)
-        rss_end = vm_rss_kib(proc.pid)
+        mem_end = memory_kib(proc.pid)
         healthy = httpx.get(url + "/healthz", timeout=5).status_code == 200
     finally:
         proc.terminate()
@@ -185,9 +193,11 @@ def main(argv: list[str] | None = None) -> dict:
         "concurrency": concurrency,
         "long_run": {
             **long_run,
-            "rss_start_mib": rss_start / 1024,
-            "rss_end_mib": rss_end / 1024,
-            "rss_change": (rss_end - rss_start) / max(rss_start, 1),
+            "rss_start_mib": mem_start["VmRSS"] / 1024,
+            "rss_end_mib": mem_end["VmRSS"] / 1024,
+            "rss_change": (mem_end["VmRSS"] - mem_start["VmRSS"]) / max(mem_start["VmRSS"], 1),
+            "anon_start_mib": mem_start.get("RssAnon", 0) / 1024,
+            "anon_end_mib": mem_end.get("RssAnon", 0) / 1024,
             "healthy_after": healthy,
         },
     }
@@ -197,7 +207,8 @@ def main(argv: list[str] | None = None) -> dict:
     )
     print(
         f"one client: p50 {single['p50_ms']:.1f} ms, p95 {single['p95_ms']:.1f} ms; "
-        f"p50 / bare = {figures['ratio_p50_to_bare']:.2f} (target <= 1.5)"
+        f"p50 / bare = {figures['ratio_p50_to_bare']:.2f} (target <= 1.5); "
+        f"server-side total p50 {single['server_total_p50_ms']:.1f} ms"
     )
     print("clients  throughput/s  p50 ms  p95 ms  errors")
     for row in concurrency:
@@ -209,7 +220,8 @@ def main(argv: list[str] | None = None) -> dict:
     print(
         f"long run: {lr['requests']} requests, {lr['errors']} errors, "
         f"{lr['throughput_per_s']:.1f}/s; VmRSS {lr['rss_start_mib']:.0f} -> "
-        f"{lr['rss_end_mib']:.0f} MiB ({100 * lr['rss_change']:+.1f} %), healthy {healthy}"
+        f"{lr['rss_end_mib']:.0f} MiB ({100 * lr['rss_change']:+.1f} %; private RssAnon "
+        f"{lr['anon_start_mib']:.0f} -> {lr['anon_end_mib']:.0f} MiB), healthy {healthy}"
     )
     if args.out:
         args.out.write_text(json.dumps(figures, indent=2))

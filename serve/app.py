@@ -12,10 +12,12 @@ import time
 from collections.abc import AsyncIterator
 from importlib import resources
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from labral.serve import routes_health, routes_predict
 from labral.serve.errors import install_error_handlers
@@ -80,21 +82,42 @@ def create_app(settings: ServeSettings) -> FastAPI:
             allow_headers=["Authorization", "Content-Type"],
         )
 
-    @app.middleware("http")
-    async def count_and_harden(request: Request, call_next) -> Response:  # noqa: ANN001
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        app.state.metrics.requests.labels(route=path, status=str(response.status_code)).inc()
-        app.state.metrics.latency.labels(route=path).observe(time.perf_counter() - start)
-        for key, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(key, value)
-        if path.startswith("/docs") or path.startswith("/redoc"):
-            response.headers["Content-Security-Policy"] = DOCS_CSP
-        return response
-
+    app.add_middleware(MetricsAndHeaders, metrics=app.state.metrics)
     return app
+
+
+class MetricsAndHeaders:
+    """Pure ASGI middleware: request counts and latency per route, security headers."""
+
+    def __init__(self, app: ASGIApp, metrics: ServeMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = {"code": 500}
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                headers = MutableHeaders(scope=message)
+                path = getattr(scope.get("route"), "path", "")
+                for key, value in SECURITY_HEADERS.items():
+                    if key not in headers:
+                        headers[key] = value
+                if path.startswith(("/docs", "/redoc")):
+                    headers["Content-Security-Policy"] = DOCS_CSP
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            path = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.requests.labels(route=path, status=str(status["code"])).inc()
+            self.metrics.latency.labels(route=path).observe(time.perf_counter() - start)
 
 
 def _add_page(app: FastAPI, settings: ServeSettings) -> None:

@@ -25,7 +25,10 @@ class MicroBatcher:
         predict: maps float32 (B, 1, T, H, W) to a dict of tensors with leading dim B.
         max_batch: most rows (windows) per model call.
         window_ms: how long the first request of a batch waits for company.
-        on_batch: optional callback with the number of rows of each model call.
+        on_batch: optional callback with the number of clips of each model call.
+        incoming: optional count of requests still decoding; when it is 0 and the queue is
+            empty the batch runs at once instead of waiting ``window_ms`` for company that
+            cannot come (no added latency at low load).
     """
 
     def __init__(
@@ -34,11 +37,13 @@ class MicroBatcher:
         max_batch: int = 8,
         window_ms: float = 5.0,
         on_batch: Callable[[int], None] | None = None,
+        incoming: Callable[[], int] | None = None,
     ) -> None:
         self._predict = predict
         self._max_batch = max_batch
         self._window_s = window_ms / 1000.0
         self._on_batch = on_batch
+        self._incoming = incoming or (lambda: 1)
         self._queue: asyncio.Queue[tuple[torch.Tensor, asyncio.Future]] = asyncio.Queue()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="labral-model")
         self._task: asyncio.Task | None = None
@@ -83,6 +88,8 @@ class MicroBatcher:
             rows = first[0].shape[0]
             deadline = loop.time() + self._window_s
             while rows < self._max_batch:
+                if self._queue.empty() and self._incoming() == 0:
+                    break
                 timeout = deadline - loop.time()
                 try:
                     item = (

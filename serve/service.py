@@ -84,6 +84,7 @@ class ScoringService:
         self.batcher: MicroBatcher | None = None
         self.load_error: str | None = None
         self.ready = threading.Event()
+        self.decoding = 0  # requests between admission and batch submission (event loop only)
         self._decode_pool = ThreadPoolExecutor(
             max_workers=settings.decode_workers, thread_name_prefix="labral-decode"
         )
@@ -104,6 +105,7 @@ class ScoringService:
                 self.settings.max_batch,
                 self.settings.batch_window_ms,
                 on_batch=self.metrics.batch_size.observe,
+                incoming=lambda: self.decoding,
             )
             self._warm_up()
         except Exception as exc:  # reported by /readyz and /healthz; the process stays up
@@ -193,9 +195,13 @@ class ScoringService:
             raise NotReadyError("the model is still loading; retry when /readyz answers 200")
         loop = asyncio.get_running_loop()
         t0 = time.perf_counter()
-        clip, item, decode_ms, prep_ms = await loop.run_in_executor(
-            self._decode_pool, self._decode_and_preprocess, data
-        )
+        self.decoding += 1
+        try:
+            clip, item, decode_ms, prep_ms = await loop.run_in_executor(
+                self._decode_pool, self._decode_and_preprocess, data
+            )
+        finally:
+            self.decoding -= 1
         t1 = time.perf_counter()
         out = await self.batcher.submit(item["image"])
         model_ms = (time.perf_counter() - t1) * 1000
