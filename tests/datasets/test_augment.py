@@ -142,3 +142,18 @@ def test_default_config_builds():
     out = build_train_transform(cfg["eval"], cfg["augment"], seed=0)({"clip": textured_clip()})
     size = cfg["eval"]["size"]
     assert out["image"].shape == (1, cfg["eval"]["frames"], size[0], size[1])
+
+
+def test_affine_shift_and_rotation_geometry():
+    from labral.datasets.augment import affine_frames
+
+    rng = np.random.default_rng(1)
+    frames = rng.random((3, 20, 30)).astype(np.float32)
+    shifted = affine_frames(frames, angle=0.0, zoom=1.0, dy=1.0, dx=2.0)
+    assert np.allclose(shifted[:, 1:, 2:], frames[:, :-1, :-2], atol=1e-5)  # down 1, right 2
+    assert shifted[:, :, :2].max() < 1e-5 and shifted[:, :1, :].max() < 1e-5  # zeros padding
+    square = np.zeros((1, 21, 21), np.float32)
+    square[0, 10, 15] = 1.0  # a dot right of the centre
+    turned = affine_frames(square, angle=np.pi / 2, zoom=1.0, dy=0.0, dx=0.0)
+    assert np.unravel_index(turned[0].argmax(), (21, 21)) == (15, 10)  # now below the centre
+    assert np.allclose(affine_frames(frames, 0.0, 1.0, 0.0, 0.0), frames, atol=1e-5)
