@@ -83,10 +83,30 @@ def load_definition(name: str, overrides: dict[str, Any] | None = None) -> dict[
         )
     definition = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
     assert isinstance(definition, dict)
+    if definition.pop("inherit", None) == "synth":
+        definition = {**training_defaults(), **definition}
     for key, value in (overrides or {}).items():
         if value is not None:
             definition[key] = value
     return definition
+
+
+def training_defaults() -> dict[str, Any]:
+    """The training distribution from ``configs/synth.yaml``: prevalence, negative mix, clip
+    geometry and DICOM format (a suite with ``inherit: synth`` takes these unless it sets them;
+    the resolved values enter the suite hash, so a new synth default makes a new suite)."""
+    synth = OmegaConf.load(SUITES_DIR.parent / "synth.yaml")
+    pick = {
+        key: OmegaConf.to_container(synth[key]) if OmegaConf.is_config(synth[key]) else synth[key]
+        for key in ("prevalence", "negative_mix", "clip")
+    }
+    formats = synth["formats"]
+    pick["dicom"] = {
+        "syntax": "jpeg" if formats.dicom_syntax == "mixed" else formats.dicom_syntax,
+        "jpeg_quality": formats.jpeg_quality,
+        "burned_in_text": formats.burned_in_text,
+    }
+    return pick
 
 
 def generator_code_version() -> str:
