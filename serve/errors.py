@@ -61,6 +61,13 @@ class NotReadyError(LabralError):
     http_status = 503
 
 
+class BusyError(LabralError):
+    """More requests in progress than ``max_pending``; the client should retry."""
+
+    code = "busy"
+    http_status = 503
+
+
 class SrNeedsDicomError(LabralError):
     """``format=sr`` was asked for a video upload."""
 
@@ -97,7 +104,7 @@ def error_response(
 def response_for(error: LabralError) -> JSONResponse:
     """Map a typed error to its response (status from the class, code stable)."""
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, UnauthorizedError) else None
-    if isinstance(error, RequestTimeoutError | NotReadyError):
+    if isinstance(error, RequestTimeoutError | NotReadyError | BusyError):
         headers = {"Retry-After": "5"}
     return error_response(error.code, error.message, error.http_status, headers)
 

@@ -15,6 +15,8 @@ from labral.serve.deps import ServiceDep, SettingsDep, require_api_key
 from labral.serve.errors import InternalError, NotReadyError, RequestTimeoutError
 from labral.serve.preview import build_preview
 from labral.serve.schemas import ModelCard, Prediction
+from labral.serve.service import ScoredClip, ScoringService
+from labral.serve.settings import ServeSettings
 from labral.serve.sr import build_sr, read_source_header, sr_bytes
 from labral.serve.upload import read_upload
 
@@ -45,6 +47,24 @@ class OutputFormat(StrEnum):
     sr = "sr"
 
 
+async def _score(service: ScoringService, settings: ServeSettings, data: bytes) -> ScoredClip:
+    """Score with the request timeout; unexpected failures become ``internal_error``."""
+    try:
+        return await asyncio.wait_for(service.score(data), settings.request_timeout_s)
+    except TimeoutError as exc:
+        raise RequestTimeoutError(
+            f"scoring took longer than {settings.request_timeout_s:g} s (serve "
+            "request_timeout_s); retry later or send a shorter clip"
+        ) from exc
+    except LabralError:
+        raise
+    except Exception as exc:  # the model or a transform failed: log it, answer 500 JSON
+        log.exception("prediction failed")
+        raise InternalError(
+            "the service failed while scoring this clip; the error was logged"
+        ) from exc
+
+
 @router.post(
     "/predictions",
     response_model=Prediction,
@@ -64,21 +84,9 @@ async def predict(
     """Score one cine clip: calibrated probability, decision, temporal relevance."""
     if not service.ready.is_set():
         raise NotReadyError("the model is still loading; retry when /readyz answers 200")
-    data = await read_upload(request, settings.max_upload_bytes)
-    try:
-        scored = await asyncio.wait_for(service.score(data), settings.request_timeout_s)
-    except TimeoutError as exc:
-        raise RequestTimeoutError(
-            f"scoring took longer than {settings.request_timeout_s:g} s (serve "
-            "request_timeout_s); retry later or send a shorter clip"
-        ) from exc
-    except LabralError:
-        raise
-    except Exception as exc:  # the model or a transform failed: log it, answer 500 JSON
-        log.exception("prediction failed")
-        raise InternalError(
-            "the service failed while scoring this clip; the error was logged"
-        ) from exc
+    with service.admit():
+        data = await read_upload(request, settings.max_upload_bytes)
+        scored = await _score(service, settings, data)
     bundle = service.bundle
     log.info(
         "scored instance=%s p=%.3f frames=%d total_ms=%.1f",

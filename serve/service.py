@@ -7,9 +7,11 @@ worker thread, so the event loop keeps answering health checks while clips are s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +23,7 @@ from labral.bundle import Bundle, load_bundle
 from labral.datasets.clip import Clip
 from labral.errors import CorruptPixelDataError, LabralError
 from labral.serve.batching import MicroBatcher
-from labral.serve.errors import NotReadyError
+from labral.serve.errors import BusyError, NotReadyError
 from labral.serve.metrics import ServeMetrics
 from labral.serve.settings import ServeSettings
 
@@ -84,6 +86,7 @@ class ScoringService:
         self.batcher: MicroBatcher | None = None
         self.load_error: str | None = None
         self.ready = threading.Event()
+        self.pending = 0  # admitted requests (event loop only)
         self.decoding = 0  # requests between admission and batch submission (event loop only)
         self._decode_pool = ThreadPoolExecutor(
             max_workers=settings.decode_workers, thread_name_prefix="labral-decode"
@@ -138,6 +141,23 @@ class ScoringService:
         if self.batcher is not None:
             await self.batcher.stop()
         self._decode_pool.shutdown(wait=False, cancel_futures=True)
+
+    @contextlib.contextmanager
+    def admit(self) -> Iterator[None]:
+        """Hold one of ``max_pending`` request slots (event loop only).
+
+        Raises:
+            BusyError: all slots are taken.
+        """
+        if self.pending >= self.settings.max_pending:
+            raise BusyError(
+                f"{self.pending} requests are being scored (serve max_pending); retry shortly"
+            )
+        self.pending += 1
+        try:
+            yield
+        finally:
+            self.pending -= 1
 
     # ---- scoring ----------------------------------------------------------------------
     def _decode_and_preprocess(self, data: bytes) -> tuple[Clip, dict, float, float]:

@@ -35,6 +35,8 @@ class ServeSettings(BaseModel):
         max_frames / max_rows / max_cols: header-checked limits (ReadLimits) before decoding.
         request_timeout_s: a prediction taking longer gets ``timeout``.
         max_batch / batch_window_ms: micro-batching of concurrent requests.
+        max_pending: requests being scored at once (their uploads are in memory); beyond it
+            the service answers 503 ``busy`` so memory stays bounded.
         decode_workers: threads decoding uploads in parallel; torch_threads: intra-op threads.
         warmup_runs: model calls made before /readyz turns 200.
         cors_origins: allowed origins (empty: CORS off).
@@ -57,6 +59,7 @@ class ServeSettings(BaseModel):
     max_batch: int = Field(8, ge=1)
     batch_window_ms: float = Field(5.0, ge=0)
     decode_workers: int = Field(2, ge=1)
+    max_pending: int = Field(32, ge=1)
     torch_threads: int = Field(1, ge=1)
     warmup_runs: int = Field(2, ge=0)
     cors_origins: list[str] = Field(default_factory=list)

@@ -156,3 +156,16 @@ def test_model_error_is_500_json_and_service_survives(client, clips, monkeypatch
     expect_error(response, 500, "internal_error")
     monkeypatch.undo()
     assert post_raw(client, clips["bright.dcm"].read_bytes()).status_code == 200
+
+
+def test_busy_when_too_many_requests_pending(client, clips):
+    service = client.app.state.service
+    service.pending = service.settings.max_pending
+    try:
+        response = post_raw(client, clips["bright.dcm"].read_bytes())
+        expect_error(response, 503, "busy")
+        assert response.headers["retry-after"] == "5"
+    finally:
+        service.pending = 0
+    assert post_raw(client, clips["bright.dcm"].read_bytes()).status_code == 200
+    assert service.pending == 0
