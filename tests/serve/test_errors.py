@@ -169,3 +169,14 @@ def test_busy_when_too_many_requests_pending(client, clips):
         service.pending = 0
     assert post_raw(client, clips["bright.dcm"].read_bytes()).status_code == 200
     assert service.pending == 0
+
+
+def test_large_multipart_upload_leaves_no_file(client, clips, tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    data = clips["bright.dcm"].read_bytes()
+    padded = data + b"\0" * (2 << 20)  # > 1 MiB: Starlette spools the part to a temp file
+    response = client.post("/v1/predictions", files={"file": ("a.dcm", padded)})
+    assert response.status_code in (200, 422)
+    assert list(tmp_path.iterdir()) == []
