@@ -32,6 +32,7 @@ from labral.train.data import (
     check_datasets,
     data_fingerprint,
     dataset_rows,
+    device_train_batches,
     positive_weight,
 )
 from labral.train.distributed import (
@@ -199,7 +200,15 @@ def _train(
         rank=info.rank,
         world_size=info.world_size,
     )
-    train_loader = make_loader(datasets["train"], cfg, sampler)
+    train_loader: Any = make_loader(datasets["train"], cfg, sampler)
+    if cfg.data.get("on_device", False):
+        if sampling == "balanced":
+            sampling = "class_weight"  # on-device batches are a plain permutation
+            if info.is_main:
+                print("data.on_device=true: class-balanced sampling replaced by class weights")
+        train_loader = device_train_batches(
+            datasets["train"], cfg, device, rank=info.rank, world_size=info.world_size
+        )
     val_loader = make_loader(datasets["val"], cfg)
     test_loader = make_loader(datasets["test"], cfg)
     pos_weight = positive_weight(datasets["train"].labels) if sampling == "class_weight" else 1.0
@@ -252,6 +261,8 @@ def _train(
     epoch = state["epoch"] + 1
     while epoch < max_epochs and not state["stopped"]:
         sampler.set_epoch(epoch)
+        if hasattr(train_loader, "set_epoch"):
+            train_loader.set_epoch(epoch)
         _set_epoch(datasets["train"], epoch)
         stats = train_one_epoch(
             model,

@@ -160,3 +160,61 @@ def positive_weight(labels: Sequence[int]) -> float:
     """n_negative / n_positive, the BCE ``pos_weight`` that balances the classes."""
     counts = np.bincount(np.asarray(labels, dtype=int), minlength=2)
     return float(counts[0] / max(counts[1], 1))
+
+
+def device_train_batches(
+    dataset: Dataset,
+    cfg: DictConfig,
+    device: Any,
+    rank: int = 0,
+    world_size: int = 1,
+) -> Any:
+    """Training batches served from the accelerator (``data.on_device=true``).
+
+    The decoded, resampled, resized uint8 clips of the ClipDataset's cache are stacked once on
+    ``device`` (padded to a common length by repeating the last frame, windows drawn only
+    inside each clip's real frames); each batch is a random window, shift and gain drawn
+    on the device (``labral.train.gpu_batches``) instead of ``transforms.augment``.
+
+    Args:
+        dataset: the training ClipDataset (needs ``records`` and ``cache``).
+        cfg: the train config (``transforms.eval.frames``, ``data.batch_size``, ``seed``).
+        device: torch device for the clips.
+        rank: this process's rank.
+        world_size: number of processes.
+
+    Returns:
+        A :class:`labral.train.gpu_batches.DeviceClipBatches`.
+
+    Raises:
+        BadConfigError: the dataset has no clip cache (prebuilt datasets).
+    """
+    import torch
+
+    from labral.train.gpu_batches import DeviceClipBatches
+
+    if not hasattr(dataset, "cache") or not hasattr(dataset, "records"):
+        raise BadConfigError(
+            "data.on_device=true needs the manifest's ClipDataset; set data.on_device=false"
+        )
+    frames = int(cfg.transforms.eval.frames)
+    arrays = [dataset.cache.get(record["path"])["frames"] for record in dataset.records]
+    lengths = torch.tensor([len(a) for a in arrays])
+    total = max(frames, int(lengths.max()))
+    clips = torch.stack(
+        [
+            torch.from_numpy(np.concatenate([a, np.repeat(a[-1:], total - len(a), axis=0)]))
+            for a in arrays
+        ]
+    )
+    return DeviceClipBatches(
+        clips,
+        torch.as_tensor(np.asarray(dataset.labels)),
+        frames,
+        int(cfg.data.batch_size),
+        device,
+        seed=int(cfg.seed),
+        lengths=lengths,
+        rank=rank,
+        world_size=world_size,
+    )

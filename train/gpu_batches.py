@@ -24,6 +24,10 @@ class DeviceClipBatches:
         seed: seeds the per-epoch order and augmentation draws (with the epoch).
         max_shift: largest spatial shift in pixels (circular roll per clip).
         gain_db: random gain range in dB, applied as a multiplicative factor.
+        lengths: (N,) valid frames of each clip when clips are padded to a common T0
+            (windows start only where they fit); None means all T0 frames are valid.
+        rank: this process's rank; each rank takes every ``world_size``-th clip of the order.
+        world_size: number of processes.
 
     Batches are ``{"image": float32 (B, 1, T, H, W) in [0, 1], "label": float32 (B,)}``.
     """
@@ -38,14 +42,21 @@ class DeviceClipBatches:
         seed: int = 0,
         max_shift: int = 4,
         gain_db: float = 3.0,
+        lengths: torch.Tensor | None = None,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         self.clips = clips.to(device=device, dtype=torch.uint8)
         self.labels = labels.to(device=device, dtype=torch.float32)
         self.frames, self.batch_size, self.device = frames, batch_size, device
         self.seed, self.epoch = seed, 0
         self.max_shift, self.gain_db = max_shift, gain_db
+        self.rank, self.world_size = rank, world_size
         if self.clips.shape[1] < frames:
             raise ValueError(f"clips have {self.clips.shape[1]} frames; need >= {frames}")
+        full = torch.full((len(self.clips),), self.clips.shape[1], dtype=torch.long)
+        self.lengths = (full if lengths is None else lengths.long()).clamp(min=frames)
+        self.lengths = self.lengths.to(device)
         self._offsets = torch.arange(frames, device=device)
 
     def set_epoch(self, epoch: int) -> None:
@@ -53,7 +64,8 @@ class DeviceClipBatches:
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
-        return (len(self.clips) + self.batch_size - 1) // self.batch_size
+        per_rank = (len(self.clips) + self.world_size - 1) // self.world_size
+        return (per_rank + self.batch_size - 1) // self.batch_size
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         generator = torch.Generator(device=self.device)

@@ -1,4 +1,4 @@
-"""DDP through torchrun on CPU (gloo, 2 processes, 1 tiny epoch); ~40 s on 2 shared cores."""
+"""DDP through torchrun on CPU (gloo, 2 processes, 1 tiny epoch); 26-40 s on 2 shared cores."""
 
 from __future__ import annotations
 
@@ -8,13 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 
 from .test_train_data import BALANCED, write_manifest  # noqa: TID252
 
 
-@pytest.mark.slow
 def test_torchrun_two_processes_gloo(tmp_path):
     manifest = write_manifest(tmp_path / "data", BALANCED)
     run_dir = tmp_path / "run"

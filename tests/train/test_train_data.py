@@ -99,3 +99,22 @@ def test_split_rows_groups_and_checks():
         split_rows([*rows, {"label": 0}], "m")
     with pytest.raises(BadManifestError, match="label True"):
         split_rows([*rows, {"label": True, "split": "train"}], "m")
+
+
+def test_on_device_batches_train_from_the_clip_cache(train_cfg, tmp_path):
+    manifest = write_manifest(tmp_path / "data", BALANCED)
+    cfg = train_cfg(
+        f"data.manifest={manifest}",
+        "trainer.max_epochs=1",
+        "data.cache_dir=null",
+        "data.on_device=true",
+    )
+    result = train(cfg)
+    assert result["epochs_run"] == 1 and result["test"]["n"] == 4
+    epochs = [json.loads(x) for x in (Path(cfg.paths.output_dir) / "metrics.jsonl").open()]
+    assert [r["epoch"] for r in epochs if "epoch" in r] == [0]
+
+
+def test_on_device_needs_a_manifest_dataset(train_cfg, tiny_datasets):
+    with pytest.raises(BadConfigError, match="data.on_device"):
+        train(train_cfg("data.on_device=true"), datasets=tiny_datasets())
