@@ -24,7 +24,7 @@ import numpy as np
 
 from labral.datasets.transforms import Reader, build_preprocess_transform, check_spec
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 def preprocess_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -39,13 +39,17 @@ def cache_key(path: str | Path, spec: Mapping[str, Any]) -> str:
     Raises:
         FileNotFoundError: ``path`` does not exist.
     """
+    return _key(path, preprocess_spec(spec))
+
+
+def _key(path: str | Path, preprocess: dict[str, Any]) -> str:
     path = Path(path).resolve()
     stat = path.stat()
     identity = {
         "path": str(path),
         "size": stat.st_size,
         "mtime_ns": stat.st_mtime_ns,
-        "preprocess": preprocess_spec(spec),
+        "preprocess": preprocess,
         "version": CACHE_VERSION,
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
@@ -72,6 +76,7 @@ class ClipCache:
         in_memory: bool = True,
     ) -> None:
         self.spec = dict(spec)
+        self._preprocess = preprocess_spec(spec)
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         if self.cache_dir is not None:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
@@ -85,14 +90,22 @@ class ClipCache:
         assert self.cache_dir is not None
         return self.cache_dir / f"{key}.npz"
 
-    def get(self, path: str | Path) -> dict[str, Any]:
+    def key(self, path: str | Path) -> str:
+        """:func:`cache_key` of ``path`` under this cache's spec (stats the file)."""
+        return _key(path, self._preprocess)
+
+    def get(self, path: str | Path, key: str | None = None) -> dict[str, Any]:
         """The preprocessed clip at ``path``, computing and storing it on a miss.
+
+        Args:
+            path: the clip file.
+            key: ``self.key(path)`` if already known (saves a stat and a hash per item).
 
         Raises:
             LabralError: the reader's error for a bad file (nothing is cached then).
             FileNotFoundError: the file does not exist.
         """
-        key = cache_key(path, self.spec)
+        key = key or self.key(path)
         if key in self.memory:
             self.hits += 1
             return self.memory[key]
@@ -118,19 +131,24 @@ class ClipCache:
             return None
         try:
             with np.load(self._file(key)) as data:
-                return {
-                    "frames": data["frames"],
-                    "frame_index": data["frame_index"],
-                    "fps": float(data["fps"]),
-                    "num_source_frames": int(data["num_source_frames"]),
-                }
-        except (OSError, KeyError, ValueError):
+                frames, meta = data["frames"], data["meta"]
+        except (OSError, KeyError, ValueError, EOFError):
             return None  # a torn or foreign cache file: recompute and overwrite
+        return {
+            "frames": frames,
+            "frame_index": meta[2:].astype(np.int64),
+            "fps": float(meta[0]),
+            "num_source_frames": int(meta[1]),
+        }
 
     def _store(self, key: str, item: dict[str, Any]) -> None:
         if self.cache_dir is None:
             return
         handle, tmp = tempfile.mkstemp(dir=self.cache_dir, suffix=".tmp")
+        # two arrays, not four: each array in an .npz costs a header parse on every load
+        meta = np.concatenate(
+            [[item["fps"], item["num_source_frames"]], item["frame_index"]]
+        ).astype(np.float64)  # exact for any frame index below 2**53
         with os.fdopen(handle, "wb") as stream:
-            np.savez(stream, **item)
+            np.savez(stream, frames=item["frames"], meta=meta)
         os.replace(tmp, self._file(key))  # atomic: readers never see half a file

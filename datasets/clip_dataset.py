@@ -66,9 +66,11 @@ class ClipDataset(Dataset):
         )
         self.records: list[dict[str, Any]] = []
         self.skipped: list[dict[str, str]] = []
+        self.keys: list[str] = []  # cache key of each kept record, fixed at construction
         for record in tqdm(records, desc="preparing clips", disable=not progress):
             try:
-                self.cache.get(record["path"])
+                key = self.cache.key(record["path"])
+                self.cache.get(record["path"], key)
             except LabralError as exc:
                 self.skipped.append({"path": record["path"], "code": exc.code, "reason": str(exc)})
                 continue
@@ -78,6 +80,7 @@ class ClipDataset(Dataset):
                 )
                 continue
             self.records.append(dict(record))
+            self.keys.append(key)
         if self.skipped:
             log.warning(self.summary(len(records)))
         if not self.records:
@@ -105,7 +108,7 @@ class ClipDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         record = self.records[index]
-        data: dict[str, Any] = dict(self.cache.get(record["path"]))
+        data: dict[str, Any] = dict(self.cache.get(record["path"], self.keys[index]))
         if self.train:
             seq = np.random.SeedSequence([self.seed, self.epoch, int(index)])
             self.tail.set_random_state(seed=int(seq.generate_state(1)[0]))
