@@ -22,13 +22,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from tqdm import tqdm
+
 from labral.bench import evaluate, metrics, perturb, report, scoring
 from labral.bench.gate import check_gate, validate_gate
 from labral.bench.suites import resolve_suite
 from labral.bench.summary import print_summary
-from omegaconf import DictConfig, ListConfig, OmegaConf
-from tqdm import tqdm
-
 from labral.bundle import Bundle, load_bundle
 from labral.errors import BadConfigError
 
@@ -145,7 +145,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     bundles = [load_bundle(path) for path in paths]
     names = _unique_names(bundles)
     overrides = _container(cfg, "suite_overrides")
-    suite = resolve_suite(str(cfg.suite), cfg.cache_dir, overrides, bool(cfg.get("progress", True)))
+    generate_workers = _setting(cfg, "generate_workers", 1)
+    suite = resolve_suite(
+        str(cfg.suite), cfg.cache_dir, overrides, bool(cfg.get("progress", True)), generate_workers
+    )
     perturb.check_sweep(suite.perturbations)
     out = Path(cfg.out) if cfg.get("out") else Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)

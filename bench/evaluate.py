@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
 from labral.bench import metrics as M
 from labral.bench.scoring import ModelScores
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from labral.bench.metrics import LOWER_IS_BETTER, metric_functions
-
 from labral.errors import BadConfigError, LabralError
 
 

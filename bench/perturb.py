@@ -20,9 +20,9 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
-from labral.datasets.clip import Clip
 from PIL import Image
 
+from labral.datasets.clip import Clip
 from labral.errors import BadConfigError
 
 UNITS = {

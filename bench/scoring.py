@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from labral.bench import perturb
-from labral.datasets.clip import Clip
 
+from labral.bench import perturb
 from labral.bundle import Bundle
+from labral.datasets.clip import Clip
 
 Prepared = tuple[int, list[tuple[torch.Tensor, torch.Tensor]], int]
 

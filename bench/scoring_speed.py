@@ -24,10 +24,10 @@ import time
 from pathlib import Path
 
 import torch
+
 from labral.bench import scoring
 from labral.bench.command import hardware
 from labral.bench.suites import resolve_suite
-
 from labral.bundle import Bundle, load_bundle, write_bundle
 
 EVAL_SPEC = {"frames": 16, "fps": 10.0, "size": [96, 96], "windows": 1}

@@ -16,7 +16,9 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -210,12 +212,13 @@ def _generate_one(item: dict[str, Any], dicom: dict[str, Any], out: Path) -> dic
 
 
 def generate_suite(
-    definition: dict[str, Any], cache_dir: str | Path, show_progress: bool = True
+    definition: dict[str, Any], cache_dir: str | Path, show_progress: bool = True, workers: int = 1
 ) -> Path:
     """Generate (or reuse) a synthetic suite in the cache; returns its manifest path.
 
     The folder is ``<cache_dir>/<name>-<hash12>``; a ``.complete`` marker makes reuse safe
-    after an interrupted run (an incomplete folder is regenerated).
+    after an interrupted run (an incomplete folder is regenerated). Every clip is seeded on
+    its own, so ``workers`` > 1 (processes) gives the same files as one.
     """
     content_hash = definition_hash(definition)
     out = Path(cache_dir) / f"{definition['name']}-{content_hash[:12]}"
@@ -225,12 +228,20 @@ def generate_suite(
     out.mkdir(parents=True, exist_ok=True)
     dicom = dict(definition.get("dicom") or {})
     plan = _clip_plan(definition)
-    rows = [
-        _generate_one(item, dicom, out)
-        for item in tqdm(
-            plan, desc=f"generating suite {definition['name']}", disable=not show_progress
-        )
-    ]
+    work = partial(_generate_one, dicom=dicom, out=out)
+    desc = f"generating suite {definition['name']}"
+    with tqdm(total=len(plan), desc=desc, disable=not show_progress) as bar:
+        if workers > 1:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                rows = []
+                for row in pool.map(work, plan, chunksize=4):
+                    rows.append(row)
+                    bar.update()
+        else:
+            rows = []
+            for item in plan:
+                rows.append(work(item))
+                bar.update()
     with open(manifest, "w") as handle:
         for row in rows:
             handle.write(json.dumps(row) + "\n")
@@ -274,6 +285,7 @@ def resolve_suite(
     cache_dir: str | Path,
     overrides: dict[str, Any] | None = None,
     show_progress: bool = True,
+    workers: int = 1,
 ) -> Suite:
     """A suite name from configs/suites/ or a manifest path -> a :class:`Suite` ready to score.
 
@@ -289,7 +301,7 @@ def resolve_suite(
         digest = hashlib.sha256(manifest.read_bytes()).hexdigest()
         return Suite(manifest.stem, digest, manifest, load_records(manifest))
     definition = load_definition(suite, overrides)
-    manifest = generate_suite(definition, cache_dir, show_progress)
+    manifest = generate_suite(definition, cache_dir, show_progress, workers)
     return Suite(
         name=str(definition["name"]),
         content_hash=definition_hash(definition),

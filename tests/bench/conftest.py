@@ -18,11 +18,11 @@ import pytest
 import torch
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
-from labral.datasets.synth.dicom_writer import write_cine_dicom
-from labral.datasets.synth.types import SynthClip
 from omegaconf import DictConfig, open_dict
 
 from labral.bundle import write_bundle
+from labral.datasets.synth.dicom_writer import write_cine_dicom
+from labral.datasets.synth.types import SynthClip
 
 SPEC = {
     "model_name": "blob-detector",

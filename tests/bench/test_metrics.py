@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from labral.bench import metrics as M
 from sklearn.metrics import average_precision_score, roc_auc_score
+
+from labral.bench import metrics as M
 
 
 def test_auroc_hand_case() -> None:

@@ -6,9 +6,9 @@ import copy
 
 import numpy as np
 import pytest
+
 from labral.bench import perturb, suites
 from labral.datasets.clip import Clip
-
 from labral.errors import BadConfigError
 
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from labral.bench import command
 from PIL import Image
+
+from labral.bench import command
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -22,8 +23,9 @@ def robustness_report(bench_assets, tmp_path_factory) -> Path:
 
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
-    from labral.bench import suites
     from omegaconf import open_dict
+
+    from labral.bench import suites
 
     tmp = tmp_path_factory.mktemp("report")
     GlobalHydra.instance().clear()
