@@ -24,7 +24,7 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -331,6 +331,7 @@ def remove_previous_run(out: Path) -> None:
     if ours:
         for name in ("clips", "preview"):
             shutil.rmtree(out / name, ignore_errors=True)
+        (out / MANIFEST_NAME).unlink(missing_ok=True)  # never point at deleted files
         summary.unlink(missing_ok=True)
 
 
@@ -383,8 +384,3 @@ def synthesize(cfg: DictConfig | Mapping[str, Any] | SynthSettings) -> Path:
         summary["preview"] = [str(p.relative_to(settings.out)) for p in paths]
     (settings.out / SUMMARY_NAME).write_text(json.dumps(summary, indent=2) + "\n")
     return manifest
-
-
-def job_as_dict(job: ClipJob) -> dict[str, Any]:
-    """JSON-ready view of a job (used in logs and tests)."""
-    return asdict(job)
