@@ -75,6 +75,13 @@ class SrNeedsDicomError(LabralError):
     http_status = 422
 
 
+class SrSourceError(LabralError):
+    """The DICOM source lacks what a Structured Report must copy (patient/study module)."""
+
+    code = "sr_source_incomplete"
+    http_status = 422
+
+
 class InvalidRequestError(LabralError):
     """Query or form parameters that do not validate."""
 
@@ -130,6 +137,12 @@ def install_error_handlers(app: FastAPI) -> None:
             message = f"{message}: {request.method} {request.url.path}; the API is listed at /docs"
         return error_response(code, message, exc.status_code)
 
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # last resort (Starlette still logs the traceback); routes map known failures first
+        app.state.metrics.errors.labels(code=InternalError.code).inc()
+        return response_for(InternalError("unexpected server error; it was logged"))
+
     app.add_exception_handler(LabralError, on_labral)
+    app.add_exception_handler(Exception, on_unexpected)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)

@@ -12,7 +12,12 @@ from fastapi.responses import Response
 
 from labral.errors import LabralError
 from labral.serve.deps import ServiceDep, SettingsDep, require_api_key
-from labral.serve.errors import InternalError, NotReadyError, RequestTimeoutError
+from labral.serve.errors import (
+    InternalError,
+    NotReadyError,
+    RequestTimeoutError,
+    SrSourceError,
+)
 from labral.serve.preview import build_preview
 from labral.serve.schemas import ModelCard, Prediction
 from labral.serve.service import ScoredClip, ScoringService
@@ -97,9 +102,15 @@ async def predict(
     )
     if format is OutputFormat.sr:
         source = read_source_header(data)
-        dataset = build_sr(
-            source, scored.probability, scored.decision, bundle.threshold, bundle.identity()
-        )
+        try:
+            dataset = build_sr(
+                source, scored.probability, scored.decision, bundle.threshold, bundle.identity()
+            )
+        except (AttributeError, ValueError, TypeError) as exc:
+            raise SrSourceError(
+                f"cannot build an SR referencing this DICOM ({exc}); it needs the patient, "
+                "study and series attributes of a complete instance"
+            ) from exc
         return Response(sr_bytes(dataset), media_type="application/dicom")
     body: dict[str, Any] = {
         "probability": scored.probability,

@@ -180,3 +180,18 @@ def test_large_multipart_upload_leaves_no_file(client, clips, tmp_path, monkeypa
     response = client.post("/v1/predictions", files={"file": ("a.dcm", padded)})
     assert response.status_code in (200, 422)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_sr_for_incomplete_source_is_422(client, clips, monkeypatch):
+    import pydicom
+
+    from labral.serve import routes_predict
+
+    def header_without_study(data):
+        ds = pydicom.dcmread(clips["bright.dcm"], stop_before_pixels=True)
+        del ds.StudyInstanceUID
+        return ds
+
+    monkeypatch.setattr(routes_predict, "read_source_header", header_without_study)
+    response = post_raw(client, clips["bright.dcm"].read_bytes(), format="sr")
+    expect_error(response, 422, "sr_source_incomplete")
