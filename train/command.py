@@ -233,6 +233,11 @@ def _train(
         "stopped": False,
     }
     ckpt_path = cfg.get("ckpt_path") or (ckpt_dir / "last.pt" if cfg.get("resume") else None)
+    if ckpt_path is not None and not cfg.get("ckpt_path") and not Path(ckpt_path).is_file():
+        raise BadConfigError(
+            f"resume=true but {ckpt_path} does not exist; set hydra.run.dir=<the folder of the "
+            "run to continue> (or ckpt_path=<its checkpoints/last.pt>)"
+        )
     if ckpt_path is not None:
         ckpt = load_checkpoint(ckpt_path, map_location=device)
         raw_model.load_state_dict(ckpt["model"])

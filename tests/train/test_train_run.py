@@ -94,3 +94,10 @@ def test_class_weight_and_accumulation_options_train(train_cfg, tiny_datasets):
     result = train(cfg, datasets=tiny_datasets())
     assert result["epochs_run"] == 1
     assert 0.0 <= result["test"]["auroc"] <= 1.0
+
+
+def test_resume_without_a_checkpoint_names_the_run_dir(train_cfg, tiny_datasets):
+    from labral.errors import BadConfigError
+
+    with pytest.raises(BadConfigError, match="hydra.run.dir"):
+        train(train_cfg("resume=true"), datasets=tiny_datasets())
