@@ -44,7 +44,8 @@ def localisation(
     level: float,
 ) -> dict[str, float]:
     """Fraction of positives with ground-truth ``extrusion_frames`` whose relevance peak lies
-    within ``tolerance`` source frames of one of them, with its CI."""
+    within ``tolerance`` source frames of one of them, with its CI, and the ``chance`` rate of
+    a peak drawn uniformly over the clip's frames (long extrusions make hits easy)."""
     has_truth = np.array(
         [int(r["label"]) == 1 and bool(r.get("extrusion_frames")) for r in records], dtype=bool
     )
@@ -57,6 +58,13 @@ def localisation(
     )
     out = M.rate_with_ci(hits, bootstrap, has_truth, level)
     out["tolerance_frames"] = tolerance
+    # hit rate of a peak placed uniformly at random: frames within tolerance of the truth / T
+    chance = [
+        M.chance_hit_rate(rel.size, r["extrusion_frames"], tolerance)
+        for r, rel, truth in zip(records, scores.relevance, has_truth, strict=True)
+        if truth
+    ]
+    out["chance"] = float(np.mean(chance)) if chance else float("nan")
     return out
 
 

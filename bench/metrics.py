@@ -310,3 +310,13 @@ def peak_hits_truth(relevance: np.ndarray, truth_frames: Sequence[int], toleranc
         return False
     peak = int(np.argmax(relevance))
     return bool(np.min(np.abs(np.asarray(truth_frames) - peak)) <= tolerance)
+
+
+def chance_hit_rate(num_frames: int, truth_frames: Sequence[int], tolerance: int) -> float:
+    """Probability that a peak drawn uniformly over ``num_frames`` frames lies within
+    ``tolerance`` frames of a ground-truth frame."""
+    if num_frames <= 0 or len(truth_frames) == 0:
+        return 0.0
+    frames = np.arange(num_frames)[:, None]
+    near = np.abs(frames - np.asarray(truth_frames)[None, :]).min(axis=1) <= tolerance
+    return float(near.mean())

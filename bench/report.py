@@ -225,12 +225,18 @@ def render_report(
             robustness_figure(results["robustness"], clean),
         ]
     loc_rows = [
-        [n, _ci(per_model[n]["localisation"]), per_model[n]["localisation"]["n"]] for n in names
+        [
+            n,
+            _ci(per_model[n]["localisation"]),
+            f"{per_model[n]['localisation']['chance']:.3f}",
+            per_model[n]["localisation"]["n"],
+        ]
+        for n in names
     ]
     tol = per_model[names[0]]["localisation"]["tolerance_frames"]
     parts += [
         f"<h2>Temporal localisation (relevance peak within +-{tol} frame of extrusion)</h2>",
-        _table(["model", "hit rate [95% CI]", "positives with truth"], loc_rows),
+        _table(["model", "hit rate [95% CI]", "chance rate", "positives with truth"], loc_rows),
     ]
     speed_rows = [
         [

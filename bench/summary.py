@@ -17,7 +17,7 @@ def _fmt(block: dict[str, Any]) -> str:
     if not math.isfinite(value):
         return "n/a"
     low, high = block.get("ci_low", float("nan")), block.get("ci_high", float("nan"))
-    return f"{value:.3f} [{low:.3f}-{high:.3f}]" if math.isfinite(low) else f"{value:.3f}"
+    return f"{value:.3f} [{low:.3f}, {high:.3f}]" if math.isfinite(low) else f"{value:.3f}"
 
 
 def print_summary(results: dict[str, Any], out: Path, console: Console | None = None) -> None:

@@ -45,6 +45,7 @@ def test_two_models_outputs_and_identical_rerun(
     assert per_type["normal"]["n"] + per_type["sulcus"]["n"] == 12
     loc = saved["results"]["blob-detector"]["localisation"]
     assert loc["n"] == 12 and loc["value"] > 0.7 and loc["tolerance_frames"] == 1
+    assert loc["chance"] == pytest.approx(6 / 16)  # frames 5-10 of 16 are within 1 of 6-9
     comp = saved["comparisons"][0]
     assert (comp["a"], comp["b"]) == ("blob-detector", "blunt")
     assert saved["speed"]["blunt"]["clips_per_s"] > 0

@@ -107,6 +107,8 @@ def test_localisation_peak_tolerance() -> None:
     assert not M.peak_hits_truth(relevance, [5], tolerance=1)
     assert M.peak_hits_truth(relevance, [5], tolerance=2)
     assert not M.peak_hits_truth(relevance, [], tolerance=3)
+    assert M.chance_hit_rate(10, [4, 5], 1) == pytest.approx(0.4)  # frames 3, 4, 5, 6
+    assert M.chance_hit_rate(10, [0], 0) == pytest.approx(0.1)
     hits = np.array([True, False, True, True])
     plan = M.ClusterBootstrap(["a", "b", "c", "d"], n=100, seed=0)
     rate = M.rate_with_ci(hits, plan, np.array([True, True, True, False]))
