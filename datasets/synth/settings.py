@@ -205,7 +205,9 @@ class SynthSettings:
         formats = raw.get("formats") or {}
 
         prevalence = _as_float("prevalence", raw.get("prevalence", 0.5), 0.0, 1.0)
-        mix_raw = raw.get("negative_mix", dict(DEFAULT_NEGATIVE_MIX))
+        mix_raw = raw.get("negative_mix")
+        if mix_raw is None:  # null: the generator's default mix
+            mix_raw = dict(DEFAULT_NEGATIVE_MIX)
         if not isinstance(mix_raw, Mapping):
             raise _bad("negative_mix", mix_raw, "must map negative types to weights")
         mix: dict[str, float] = {}

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from labral.datasets.synth.command import run
 from labral.datasets.synth.settings import SynthSettings
@@ -17,12 +17,7 @@ from labral.errors import BadConfigError
 
 
 def _set(cfg: DictConfig, dotted: str, value) -> None:
-    node = cfg
-    *parents, leaf = dotted.split(".")
-    with open_dict(cfg):
-        for key in parents:
-            node = node[key]
-        node[leaf] = value
+    OmegaConf.update(cfg, dotted, value, merge=False, force_add=True)
 
 
 BAD_SETTINGS = [
@@ -55,8 +50,7 @@ def test_bad_setting_fails_at_once_naming_it(synth_cfg, setting, value, named) -
 
 
 def test_all_negative_weights_zero_is_refused(synth_cfg) -> None:
-    for name in list(synth_cfg.negative_mix):
-        _set(synth_cfg, f"negative_mix.{name}", 0.0)
+    _set(synth_cfg, "negative_mix", {"sulcus": 0.0, "normal": 0.0})
     with pytest.raises(BadConfigError, match="negative_mix"):
         run(synth_cfg)
     _set(synth_cfg, "prevalence", 1.0)  # all positive: no negative weights needed
@@ -118,13 +112,20 @@ def test_cli_end_to_end(tmp_path: Path) -> None:
     assert str(out / "preview" / "contact_sheet.png") in result.stdout
 
 
-def test_config_negative_mix_matches_the_generator_default(synth_cfg) -> None:
+def test_negative_mix_null_means_the_generator_default(synth_cfg) -> None:
     from labral.datasets.synth.scenarios import DEFAULT_NEGATIVE_MIX
 
-    assert dict(synth_cfg.negative_mix) == DEFAULT_NEGATIVE_MIX
-    assert SynthSettings.from_config(synth_cfg, check_out=False).negative_mix == (
-        DEFAULT_NEGATIVE_MIX
-    )
+    assert synth_cfg.negative_mix is None  # configs/synth.yaml defers to the generator
+    settings = SynthSettings.from_config(synth_cfg, check_out=False)
+    assert settings.negative_mix == DEFAULT_NEGATIVE_MIX
+
+
+def test_own_negative_mix_leaves_other_types_out(synth_cfg) -> None:
+    _set(synth_cfg, "negative_mix", {"sulcus": 1.0, "frozen_twin": 3.0})
+    _set(synth_cfg, "prevalence", 0.2)
+    manifest = run(synth_cfg)
+    types = {json.loads(line)["clip_type"] for line in manifest.read_text().splitlines()}
+    assert types == {"positive", "sulcus", "frozen_twin"}
 
 
 def test_generator_refusal_surfaces_before_any_file(synth_cfg) -> None:
