@@ -129,8 +129,13 @@ def robustness_figure(
 ) -> str:
     """One panel per perturbation: ``metric`` vs level with CI bands, clean value dotted."""
     names = list(robustness)
-    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.2), squeeze=False)
-    for ax, name in zip(axes[0], names, strict=True):
+    cols = min(3, len(names))
+    rows = -(-len(names) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.8 * cols, 3.3 * rows), squeeze=False)
+    flat = axes.ravel()
+    for ax in flat[len(names) :]:
+        ax.set_visible(False)
+    for ax, name in zip(flat, names, strict=False):
         for model, points in robustness[name].items():
             levels = [pt["level"] for pt in points]
             values = [pt["metrics"][metric]["value"] for pt in points]
@@ -141,7 +146,8 @@ def robustness_figure(
             if model in clean:
                 ax.axhline(clean[model], ls=":", color=line.get_color())
         ax.set(title=name, xlabel=UNITS.get(name, "level"), ylabel=metric, ylim=(0, 1.02))
-    axes[0][0].legend(fontsize=7)
+    flat[0].legend(fontsize=7)
+    fig.tight_layout()
     return _png(fig)
 
 
