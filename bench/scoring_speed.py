@@ -81,6 +81,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="decode threads of the pipeline")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     parser.add_argument("--cache-dir", type=Path, default=Path("data/bench_suites"))
+    parser.add_argument(
+        "--generate-workers", type=int, default=2, help="suite generation processes"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -90,7 +93,7 @@ def main() -> None:
         "clips_per_patient": clips_per_patient,
     }
     started = time.perf_counter()
-    suite = resolve_suite("synthetic-id", args.cache_dir, overrides)
+    suite = resolve_suite("synthetic-id", args.cache_dir, overrides, workers=args.generate_workers)
     paths = [r["path"] for r in suite.records][: args.clips]
     ready = time.perf_counter() - started
     print(f"suite: {len(paths)} clips ({suite.manifest.parent}), ready in {ready:.1f} s")
