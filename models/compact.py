@@ -116,9 +116,13 @@ class CompactVideoNet(nn.Module):
         norm: ``batch`` | ``instance`` | ``group`` | ``none``.
         act: ``relu`` | ``gelu`` | ``silu`` | ``leaky_relu``.
         dropout: dropout before the linear head.
+        pool: spatial pooling before the head, ``avg`` | ``max`` | ``avgmax``.
+        motion_channel: also feed the frame-to-frame difference x[t] - x[t-1] (0 at t = 0) to
+            the stem as a second channel, so flow flicker and a growing tongue are visible
+            to the very first filters.
 
     Raises:
-        BadConfigError: widths/strides of inconsistent length, unknown norm or act.
+        BadConfigError: widths/strides of inconsistent length, unknown norm, act or pool.
     """
 
     def __init__(
@@ -129,6 +133,8 @@ class CompactVideoNet(nn.Module):
         norm: str = "batch",
         act: str = "relu",
         dropout: float = 0.2,
+        pool: str = "avg",
+        motion_channel: bool = False,
     ) -> None:
         super().__init__()
         from labral.errors import BadConfigError
@@ -141,8 +147,10 @@ class CompactVideoNet(nn.Module):
                 f"(len(model.widths) - 1 = {len(widths) - 1})"
             )
         stem_width = widths[0]
+        self.motion_channel = bool(motion_channel)
+        stem_in = in_channels * (2 if self.motion_channel else 1)
         self.stem = nn.Sequential(
-            Conv2Plus1d(in_channels, stem_width, (1, 2, 2), norm, act, kernel=5),
+            Conv2Plus1d(stem_in, stem_width, (1, 2, 2), norm, act, kernel=5),
             make_norm(norm, stem_width),
             make_act(act),
         )
@@ -151,10 +159,13 @@ class CompactVideoNet(nn.Module):
             for i in range(len(strides))
         ]
         self.stages = nn.Sequential(*stages)
-        self.head = TemporalCamHead(widths[-1], dropout)
+        self.head = TemporalCamHead(widths[-1], dropout, pool)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C_in, T, H, W) float32 -> last feature map (B, C, T', H', W')."""
+        if self.motion_channel:
+            diff = torch.cat([torch.zeros_like(x[:, :, :1]), x[:, :, 1:] - x[:, :, :-1]], dim=2)
+            x = torch.cat([x, diff], dim=1)
         return self.stages(self.stem(x))
 
     def forward_with_relevance(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -72,18 +72,30 @@ def check_widths(widths: list[int] | tuple[int, ...], setting: str = "model.widt
     return out
 
 
+POOLS = ("avg", "max", "avgmax")
+
+
 class TemporalCamHead(nn.Module):
     """Class activation over time: a linear head applied to spatially pooled features per step.
 
     Args:
         in_features: C of the last feature map.
         dropout: dropout on the pooled features before the linear layer.
+        pool: spatial pooling per time step: ``avg``, ``max`` (a small, local event such as
+            a fluid tongue is not diluted by the whole field of view), or ``avgmax`` (both,
+            concatenated: the head sees 2C features).
+
+    Raises:
+        BadConfigError: unknown ``pool``.
     """
 
-    def __init__(self, in_features: int, dropout: float = 0.0) -> None:
+    def __init__(self, in_features: int, dropout: float = 0.0, pool: str = "avg") -> None:
         super().__init__()
+        if pool not in POOLS:
+            raise BadConfigError(f"model.pool={pool!r} is not known; use one of {list(POOLS)}")
+        self.pool = pool
         self.dropout = nn.Dropout(dropout)
-        self.linear = nn.Linear(in_features, 1)
+        self.linear = nn.Linear(in_features * (2 if pool == "avgmax" else 1), 1)
 
     def forward(self, features: torch.Tensor, num_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits and one relevance value per input frame.
@@ -97,8 +109,14 @@ class TemporalCamHead(nn.Module):
             pooled features at each time step, repeated onto the input frames (frame t takes
             step floor(t * T' / T)); ``logits == relevance.mean(dim=1)`` exactly.
         """
-        pooled = self.dropout(features.mean(dim=(3, 4)).transpose(1, 2))  # (B, T', C)
-        cam = self.linear(pooled).squeeze(2)  # (B, T')
+        flat = features.flatten(3)  # (B, C, T', H'*W')
+        if self.pool == "avg":
+            pooled = flat.mean(dim=3)
+        elif self.pool == "max":
+            pooled = flat.amax(dim=3)
+        else:
+            pooled = torch.cat([flat.mean(dim=3), flat.amax(dim=3)], dim=1)
+        cam = self.linear(self.dropout(pooled.transpose(1, 2))).squeeze(2)  # (B, T')
         steps = cam.shape[1]
         index = torch.div(
             torch.arange(num_frames, device=cam.device) * steps, num_frames, rounding_mode="floor"

@@ -105,3 +105,29 @@ def test_other_norms_build_and_script(norm: str) -> None:
     scripted = torch.jit.script(model)
     with torch.no_grad():
         torch.testing.assert_close(scripted(x), model(x), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize(("pool", "motion_channel"), [("max", False), ("avgmax", True)])
+def test_pool_and_motion_channel_options_script_and_stay_consistent(pool, motion_channel) -> None:
+    model = CompactVideoNet(pool=pool, motion_channel=motion_channel).eval()
+    x = torch.rand(2, 1, 8, 32, 32)
+    scripted = torch.jit.script(model)
+    with torch.no_grad():
+        logits, relevance = model.forward_with_relevance(x)
+        torch.testing.assert_close(scripted(x), logits, rtol=0, atol=1e-5)
+    torch.testing.assert_close(relevance.mean(dim=1), logits, rtol=0, atol=1e-6)
+    with pytest.raises(BadConfigError, match=r"model\.pool"):
+        CompactVideoNet(pool="median")
+
+
+def test_motion_channel_sees_a_clip_that_is_constant_over_time_as_motionless() -> None:
+    model = CompactVideoNet(motion_channel=True).eval()
+    still = torch.rand(1, 1, 1, 32, 32).expand(1, 1, 8, 32, 32).contiguous()
+    stem_conv = model.stem[0][0]
+    assert stem_conv.in_channels == 2
+    with torch.no_grad():
+        stem_conv.weight[:, 1].fill_(1e3)  # only the difference channel would move the output
+        a = model(still)
+        stem_conv.weight[:, 1].fill_(-1e3)
+        b = model(still)
+    torch.testing.assert_close(a, b)
