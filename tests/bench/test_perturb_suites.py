@@ -103,3 +103,21 @@ def test_generation_in_processes_matches_inline(tmp_path) -> None:
     assert inline.manifest.read_text() == pooled.manifest.read_text()
     for a, b in zip(inline.records, pooled.records, strict=True):
         assert np.array_equal(read_cine(a["path"]).frames, read_cine(b["path"]).frames)
+
+
+def test_csv_manifest_is_a_suite(bench_assets, tmp_path) -> None:
+    import csv
+    import json
+
+    jsonl = bench_assets["manifest"]
+    rows = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    target = jsonl.parent / "manifest_copy.csv"
+    with open(target, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "extrusion_frames": json.dumps(row["extrusion_frames"])})
+    suite = suites.resolve_suite(str(target), tmp_path)
+    assert suite.name == "manifest_copy" and len(suite.records) == 24
+    assert suite.records[0]["extrusion_frames"] == rows[0]["extrusion_frames"]
+    assert len(suite.content_hash) == 64 and suite.perturbations == []
