@@ -161,6 +161,10 @@ def generate_clip(
     imaging_p.update({k: float(v) for k, v in overrides.items() if k in CLIP_KEYS})
     probe_scale = float(rng.uniform(*scen.probe_scale)) * imaging_p["probe_motion"]
     motion_p = draw_motion_params(rng, probe_scale)
+    if scen.drive == "rocking":
+        # the probe angle that makes the labral base hypoechoic is reached on the unloading
+        # strokes: with psi = theta / 2 - pi / 4, 2 sin^2(psi) - 1 = -sin(theta)
+        motion_p["rock_phase"] = float((motion_p["loading_phase"] / 2 - np.pi / 4) % (2 * np.pi))
     tr = make_traces(motion_p, frames, fps, rng)
     maps = _cached_tissue(json.dumps(hip, sort_keys=True), height, width)
     hr, wr = maps.echo.shape
@@ -171,7 +175,8 @@ def generate_clip(
     elif scen.drive == "unloading":
         extent = half_wave_extent(-tr.loading_velocity)
     elif scen.drive == "rocking":
-        extent = half_wave_extent(tr.probe_tilt_norm)
+        # hypoechoic beyond ~71% of the rocking excursion, either way (2 sin^2 - 1 = -cos 2psi)
+        extent = half_wave_extent(2.0 * tr.probe_tilt_norm**2 - 1.0)
     elif scen.drive == "static":
         extent = np.full(frames, static_extent(clip_type, rng), np.float32)
     else:

@@ -55,12 +55,14 @@ def draw_motion_params(rng: np.random.Generator, probe_scale: float) -> dict[str
     Returns:
         JSON-ready dict of amplitudes (mm, degrees), periods (s) and phases (rad).
     """
+    period = float(rng.uniform(0.7, 1.3))
     return {
         "movement": str(rng.choice(["flexion", "internal_rotation"])),
-        "loading_period_s": float(rng.uniform(0.7, 1.3)),
+        "loading_period_s": period,
         "loading_phase": float(rng.uniform(0, 2 * np.pi)),
         "femur_rot_deg": float(rng.uniform(12.0, 18.0)),  # in-plane component of flexion/IR
-        "rock_period_s": float(rng.uniform(0.4, 0.6)),  # rocking is faster than the loading
+        # the moving thigh rocks the probe once per two strokes (half the loading frequency)
+        "rock_period_s": 2.0 * period,
         "rock_phase": float(rng.uniform(0, 2 * np.pi)),
         "rock_deg": float(rng.uniform(0.6, 1.5) * probe_scale),
         "drift_mm": [float(v) for v in rng.normal(0, 0.5 * probe_scale, 2)],

@@ -9,12 +9,15 @@ The types differ only in what happens in the chondrolabral cleft channel and aro
 - ``incoherent_twin``: the positive's per-frame appearances in an order no flow produces.
   Variant ``pocket``: an anechoic pocket filling on the *unloading* stroke (for a symmetric
   cycle with random phase, the per-frame (femur position, extent) distribution equals the
-  positive's); variant ``flicker``: the labral base goes anechoic-looking with the probe's
-  rocking (anisotropy), unrelated to the loading.
-- ``anisotropy``: the intact labrum dims with the probe angle (|cos|^k, high k) and its base
-  flickers hypoechoic in the same tongue shape as the probe rocks.
-- ``probe_motion``: large drift, pressure and rocking; the rocking makes the labral base
-  flicker the same way.
+  positive's); variant ``flicker``: the labral base goes anechoic-looking beyond ~71% of
+  the probe's rocking excursion either way (anisotropy). The thigh rocks the probe at half
+  the loading frequency; in the rocking-driven types the phase is such that those angles
+  come on the *unloading* strokes, so the (femur position, extent) distribution per frame
+  is again the positive's and only the order differs.
+- ``anisotropy``: a more anisotropic labrum (k 6-12 in |cos|^k, others 2-12): it dims with
+  the probe angle and its base flickers hypoechoic in the tongue's shape as the probe rocks.
+- ``probe_motion``: the probe's rocking, drift and pressure (drawn from the same ranges as
+  every clip, so that motion alone is no cue) make the labral base flicker the same way.
 - ``frozen_twin``: the full tongue shape present but static (static speckle).
 - ``sulcus``: a regular, narrow, partial cleft, static, no flow.
 - ``static_effusion``: anechoic fluid in the anterior recess along the neck, never in the cleft.
@@ -29,17 +32,17 @@ import numpy as np
 
 from labral.datasets.synth.types import NEGATIVE_TYPES, POSITIVE_TYPE
 
-#: Default mix of negative types (weights, sum 1). 80% of negatives show the positive's
+#: Default mix of negative types (weights, sum 1). 84% of negatives show the positive's
 #: set of per-frame appearances with the wrong timing (incoherent_twin, anisotropy,
-#: probe_motion), which keeps an order-free pooled classifier near AUROC 1 - 0.8/2.
+#: probe_motion), which keeps an order-free pooled classifier near AUROC 1 - 0.84/2.
 DEFAULT_NEGATIVE_MIX = {
-    "normal": 0.05,
-    "sulcus": 0.05,
-    "static_effusion": 0.05,
+    "normal": 0.04,
+    "sulcus": 0.04,
+    "static_effusion": 0.04,
     "anisotropy": 0.22,
     "probe_motion": 0.22,
-    "frozen_twin": 0.05,
-    "incoherent_twin": 0.36,
+    "frozen_twin": 0.04,
+    "incoherent_twin": 0.40,
 }
 
 CLIP_TYPES = (POSITIVE_TYPE, *NEGATIVE_TYPES)
@@ -66,8 +69,8 @@ class Scenario:
     width_scale: float = 1.0
     effusion: bool = False
     probe_scale: tuple[float, float] = (0.8, 2.0)
-    labrum_k: tuple[float, float] = (2.0, 40.0)
-    labrum_offset_deg: tuple[float, float] = (0.0, 9.0)
+    labrum_k: tuple[float, float] = (2.0, 12.0)
+    labrum_offset_deg: tuple[float, float] = (-6.0, 6.0)
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -75,10 +78,8 @@ SCENARIOS: dict[str, Scenario] = {
     "normal": Scenario(),
     "sulcus": Scenario(drive="static", width_scale=0.55),
     "static_effusion": Scenario(effusion=True),
-    "anisotropy": Scenario(
-        drive="rocking", filling="aniso", labrum_k=(6.0, 40.0), labrum_offset_deg=(2.0, 9.0)
-    ),
-    "probe_motion": Scenario(drive="rocking", filling="aniso", probe_scale=(1.2, 2.0)),
+    "anisotropy": Scenario(drive="rocking", filling="aniso", labrum_k=(6.0, 12.0)),
+    "probe_motion": Scenario(drive="rocking", filling="aniso"),
     "frozen_twin": Scenario(drive="static"),
     "incoherent_twin": Scenario(drive="unloading"),
 }
