@@ -8,7 +8,6 @@ torchrun --nproc_per_node=2 -m labral.train.command trainer=ddp hydra.run.dir=<d
 
 from __future__ import annotations
 
-import json
 import random
 import sys
 from pathlib import Path
@@ -42,6 +41,7 @@ from labral.train.distributed import (
     init_distributed,
     shutdown_distributed,
 )
+from labral.train.finalize import calibrate_and_test
 from labral.train.loop import evaluate, sigmoid, steps_per_epoch, train_one_epoch
 from labral.train.model_summary import summarize_model
 from labral.train.run_log import RunLogger
@@ -120,12 +120,6 @@ def make_loader(dataset: Dataset, cfg: DictConfig, sampler: Any = None) -> DataL
 def _set_epoch(dataset: Dataset, epoch: int) -> None:
     if hasattr(dataset, "set_epoch"):
         dataset.set_epoch(epoch)
-
-
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=float))
-    tmp.replace(path)
 
 
 def train(cfg: DictConfig, datasets: dict[str, Dataset] | None = None) -> dict[str, Any]:
@@ -343,7 +337,7 @@ def _train(
     }
     if info.is_main:
         result.update(
-            finish(
+            calibrate_and_test(
                 cfg,
                 raw_model,
                 val_loader,
@@ -364,58 +358,6 @@ def _train(
         )
     logger.close()
     return result
-
-
-def finish(
-    cfg: DictConfig,
-    model: torch.nn.Module,
-    val_loader: DataLoader,
-    test_loader: DataLoader,
-    device: torch.device,
-    run_dir: Path,
-    fingerprint: str | None,
-    precision: str,
-    channels_last: bool,
-) -> dict[str, Any]:
-    """Load best.pt, fit temperature and threshold on val, score test; write the JSON files.
-
-    Returns:
-        ``{"temperature", "threshold", "val": {...}, "test": {...}}``.
-    """
-    best = load_checkpoint(run_dir / "checkpoints" / "best.pt", map_location=device)
-    model.load_state_dict(best["model"])
-    val_logits, val_labels = evaluate(
-        model, val_loader, device, precision=precision, channels_last=channels_last
-    )
-    temperature = cal.fit_temperature(val_logits, val_labels)
-    rule = OmegaConf.to_container(cfg.calibration.threshold_rule, resolve=True)
-    val_probs = sigmoid(val_logits, temperature)
-    threshold = cal.choose_threshold(val_probs, val_labels, rule)
-    val_metrics = cal.binary_metrics(val_probs, val_labels, threshold)
-    _write_json(
-        run_dir / "calibration.json",
-        {
-            "temperature": temperature,
-            "threshold": threshold,
-            "threshold_rule": cal.describe_rule(rule),
-            "threshold_rule_config": rule,
-            "val_metrics": val_metrics,
-            "data_fingerprint": fingerprint,
-            "best_epoch": int(best["epoch"]),
-        },
-    )
-    test_logits, test_labels = evaluate(
-        model, test_loader, device, precision=precision, channels_last=channels_last
-    )
-    test = cal.binary_metrics(sigmoid(test_logits, temperature), test_labels, threshold)
-    test["best_epoch"] = int(best["epoch"])
-    _write_json(run_dir / "test_metrics.json", test)
-    auroc = "n/a" if test["auroc"] is None else f"{test['auroc']:.4f}"
-    print(
-        f"test AUROC {auroc} (n={test['n']}); calibration T={temperature:.3f}, "
-        f"threshold {threshold:.3f} [{cal.describe_rule(rule)}]; run dir {run_dir}"
-    )
-    return {"temperature": temperature, "threshold": threshold, "val": val_metrics, "test": test}
 
 
 def run(cfg: DictConfig) -> dict[str, Any] | float:
