@@ -140,8 +140,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     tolerance = _setting(cfg, "localisation_tolerance", 0)
     ece_bins = _setting(cfg, "ece_bins", 1)
     gate = validate_gate(_container(cfg, "fail_under"))
-    if cfg.get("threads"):
-        torch.set_num_threads(int(cfg.threads))
+    torch.set_num_threads(
+        int(cfg.threads) if cfg.get("threads") else scoring.model_threads(workers)
+    )
     bundles = [load_bundle(path) for path in paths]
     names = _unique_names(bundles)
     overrides = _container(cfg, "suite_overrides")

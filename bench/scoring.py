@@ -10,6 +10,7 @@ mapping of every window back onto the source frames.
 
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -50,6 +51,17 @@ class PassResult:
     scores: list[ModelScores]
     seconds: float
     model_seconds: list[float] = field(default_factory=list)
+
+
+def model_threads(workers: int) -> int:
+    """Torch intra-op threads that leave one core per decoding thread: max(1, cores - workers).
+
+    On a 2-core machine with one decoding thread, two torch threads plus the decoder
+    oversubscribe the cores and the pipeline runs no faster than decoding inline; one torch
+    thread beside the decoder ran about 1.8x faster (bench/scoring_speed.py).
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cores or 1) - max(workers, 0))
 
 
 def eval_transforms(bundles: Sequence[Bundle]) -> list[Callable[[dict], dict]]:
