@@ -36,8 +36,8 @@ from labral.errors import BadConfigError
 
 MARGIN = 10
 #: Sparse scatterers in fluid: fraction of pixels and their echo power.
-SPECK_FRACTION = 0.08
-SPECK_ECHO = 0.03
+SPECK_FRACTION = 0.15
+SPECK_ECHO = 0.05
 #: Clip-level imaging parameters that ``overrides`` may replace (besides anatomy keys).
 CLIP_KEYS = ("dynamic_range_db", "gain_db", "noise_level", "probe_motion", "tgc_error")
 
