@@ -29,7 +29,12 @@ from labral.datasets.synth.anatomy import (
     hip_anatomy,
     render_tissue,
 )
-from labral.datasets.synth.motion import draw_motion_params, half_wave_extent, make_traces
+from labral.datasets.synth.motion import (
+    draw_motion_params,
+    half_wave_extent,
+    make_traces,
+    packet_bounds,
+)
 from labral.datasets.synth.scenarios import CLIP_TYPES, pick_scenario, static_extent
 from labral.datasets.synth.types import POSITIVE_TYPE, SynthClip
 from labral.errors import BadConfigError
@@ -186,7 +191,13 @@ def generate_clip(
     if scen.width_scale < 1.0:  # narrow channel: keep the centre line of the cleft
         inside &= _narrow(inside, scen.width_scale)
     s_safe = np.where(inside, maps.cleft_s[b0:b1, b2:b3], np.inf)
-    tongue = (s_safe[None] <= extent[:, None, None]) & (extent[:, None, None] > 0.04)
+    # fluid moves as a packet: joint -> capsule in positives, reversed in the look-alikes
+    lo, hi = packet_bounds(extent, forward=scen.drive == "loading")
+    tongue = (
+        (s_safe[None] <= hi[:, None, None])
+        & (s_safe[None] >= lo[:, None, None])
+        & (extent[:, None, None] > 0.04)
+    )
 
     # --- scatterers: static everywhere, except in the joint box where tissue strains and
     # fluid may flow (s_t = rho s_{t-1} + sqrt(1 - rho^2) n_t); amplitude = sqrt(echo) * s

@@ -125,3 +125,43 @@ def half_wave_extent(drive: np.ndarray) -> np.ndarray:
         float32 (T,) in [0, 1]; 0 where ``drive <= 0``.
     """
     return (np.clip(drive, 0.0, 1.0) ** EXTENT_POWER).astype(np.float32)
+
+
+def packet_bounds(extent: np.ndarray, forward: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Where along the cleft (0 = joint side, 1 = capsular side) fluid sits in each frame.
+
+    Fluid pushed through a cleft travels as a packet: in each burst (a run of frames with
+    extent > 0) the front advances from the joint side while the extent grows, then the
+    joint side clears first while it shrinks, so the packet leaves on the capsular side.
+    ``forward=False`` gives the time-reversed sequence (enters on the capsular side, leaves
+    on the joint side): the same set of per-frame shapes in an order no joint-driven flow
+    produces.
+
+    Args:
+        extent: float (T,) fluid extent per frame in [0, 1].
+        forward: True for flow from the joint toward the capsule.
+
+    Returns:
+        ``(lo, hi)``, float32 (T,) each: the fluid occupies ``lo <= s <= hi``.
+    """
+    extent = np.asarray(extent, np.float32)
+    lo = np.zeros_like(extent)
+    hi = extent.copy()
+    active = extent > 0.04
+    t, frames = 0, len(extent)
+    while t < frames:
+        if not active[t]:
+            t += 1
+            continue
+        end = t
+        while end < frames and active[end]:
+            end += 1
+        burst = extent[t:end]
+        peak_at = int(np.argmax(burst))
+        peak = float(burst[peak_at])
+        # forward: growing -> [0, e], shrinking -> [peak - e, peak]; reverse swaps the two
+        tail = np.arange(end - t) > peak_at if forward else np.arange(end - t) <= peak_at
+        lo[t:end] = np.where(tail, peak - burst, 0.0)
+        hi[t:end] = np.where(tail, peak, burst)
+        t = end
+    return lo, hi

@@ -151,3 +151,22 @@ def test_bad_arguments_raise_bad_config_naming_the_argument(kwargs, name):
 def test_bad_patient_seed_raises():
     with pytest.raises(BadConfigError, match="seed"):
         draw_patient(-3)
+
+
+def test_fluid_packet_travels_joint_to_capsule_and_twins_reverse_it() -> None:
+    from labral.datasets.synth.motion import packet_bounds
+
+    burst = np.array([0.0, 0.3, 0.6, 1.0, 0.6, 0.3, 0.0, 0.0], np.float32)
+    lo, hi = packet_bounds(burst, forward=True)
+    # growing: the front advances from the joint side; shrinking: the joint side clears first
+    np.testing.assert_allclose(lo[:4], 0.0)
+    np.testing.assert_allclose(hi[1:4], [0.3, 0.6, 1.0])
+    np.testing.assert_allclose(lo[4:6], [0.4, 0.7], atol=1e-6)
+    np.testing.assert_allclose(hi[4:6], 1.0)
+    # the reverse packet is the forward one played backwards (same shapes, other order)
+    lo_r, hi_r = packet_bounds(burst[::-1].copy(), forward=False)
+    np.testing.assert_allclose(lo_r, lo[::-1], atol=1e-6)
+    np.testing.assert_allclose(hi_r, hi[::-1], atol=1e-6)
+    # the midpoint of the packet moves toward the capsule in the forward case only
+    mid = (lo + hi)[1:6] / 2
+    assert np.all(np.diff(mid) > 0)
