@@ -1,7 +1,9 @@
 """The `labral.datasets` package of labral."""
 
-if __name__ != "labral.datasets":  # guard: this folder must never be importable under a bare name
+# Guard: this folder must never be importable under a bare name (a top-level `datasets`
+# would hide the HuggingFace package).
+if __name__ != "labral.datasets":
     raise ImportError(
-        f"'{__name__}' is labral's `labral.datasets` folder; import it as `labral.datasets` after "
-        "`pip install -e .` (run `make test`), not from the repository root"
+        f"{__name__!r} is labral's folder for `labral.datasets`: import it under that name "
+        "after `pip install -e .` (`make test` does), not from the repository root"
     )

@@ -20,10 +20,6 @@ from typing import Any, BinaryIO
 
 import numpy as np
 import pydicom
-from labral.datasets.clip import Clip
-from labral.datasets.limits import ReadLimits
-from labral.datasets.regions import locate_tissue_region, regions_from_dataset
-from labral.datasets.video_reader import decode_gray_video
 from PIL import Image
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
@@ -32,6 +28,10 @@ from pydicom.pixels import apply_color_lut, get_decoder
 from pydicom.pixels.utils import get_expected_length
 from pydicom.uid import UID
 
+from labral.datasets.clip import Clip
+from labral.datasets.limits import ReadLimits
+from labral.datasets.regions import locate_tissue_region, regions_from_dataset
+from labral.datasets.video_reader import decode_gray_video
 from labral.errors import (
     CorruptPixelDataError,
     LabralError,

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
+
 from labral.datasets.clip import Clip
 from labral.datasets.dicom_reader import read_dicom
 from labral.datasets.limits import ReadLimits
 from labral.datasets.video_reader import read_video
-
 from labral.errors import NotACineError, NotDicomError, UnsupportedMediaError
 
 __all__ = ["ReadLimits", "read_cine", "sniff_format", "clip_from_array"]

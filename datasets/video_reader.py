@@ -7,10 +7,10 @@ from typing import BinaryIO
 
 import av
 import numpy as np
+
 from labral.datasets.clip import Clip
 from labral.datasets.limits import ReadLimits
 from labral.datasets.regions import detect_image_area
-
 from labral.errors import CorruptPixelDataError, OverLimitError, UnsupportedMediaError
 
 

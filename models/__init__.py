@@ -10,10 +10,11 @@ Every network maps float32 (B, 1, T, H, W) to logits (B,) and has
 - ``labral.models.describe.describe_model``: parameters and FLOPs per clip.
 """
 
-if __name__ != "labral.models":  # guard: this folder must never be importable under a bare name
+# Guard: this folder must never be importable under a bare name.
+if __name__ != "labral.models":
     raise ImportError(
-        f"'{__name__}' is labral's `labral.models` folder; import it as `labral.models` after "
-        "`pip install -e .` (run `make test`), not from the repository root"
+        f"{__name__!r} is labral's folder for `labral.models`: import it under that name "
+        "after `pip install -e .` (`make test` does), not from the repository root"
     )
 
 from labral.models.describe import describe_model, format_description  # noqa: E402

@@ -12,13 +12,13 @@ CLASS_NAMES = ("intact", "detachment")
 
 #: Named hard-negative types. ``"positive"`` marks a positive clip's type.
 NEGATIVE_TYPES = (
-    "normal",              # plain intact labrum under the same motion
-    "sulcus",              # sublabral sulcus: regular partial cleft, no flow
-    "static_effusion",     # anterior recess effusion, never through the cleft
-    "anisotropy",          # intact labrum that looks hypoechoic at some probe angles
-    "probe_motion",        # probe drift/tilt/pressure causing apparent change
-    "frozen_twin",         # the extrusion shape present but static
-    "incoherent_twin",     # the positive's appearances in an order no flow would produce
+    "normal",  # plain intact labrum under the same motion
+    "sulcus",  # sublabral sulcus: regular partial cleft, no flow
+    "static_effusion",  # anterior recess effusion, never through the cleft
+    "anisotropy",  # intact labrum that looks hypoechoic at some probe angles
+    "probe_motion",  # probe drift/tilt/pressure causing apparent change
+    "frozen_twin",  # the extrusion shape present but static
+    "incoherent_twin",  # the positive's appearances in an order no flow would produce
 )
 POSITIVE_TYPE = "positive"
 

@@ -11,10 +11,10 @@ from types import SimpleNamespace
 import numpy as np
 import pydicom
 import pytest
-from labral.datasets import dicom_reader
-from labral.datasets.reader import ReadLimits, read_cine
 from PIL import Image
 
+from labral.datasets import dicom_reader
+from labral.datasets.reader import ReadLimits, read_cine
 from labral.errors import (
     CorruptPixelDataError,
     LabralError,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from labral.datasets.reader import read_cine
 from labral.datasets.regions import detect_image_area
 

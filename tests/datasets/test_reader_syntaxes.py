@@ -13,11 +13,12 @@ import av
 import numpy as np
 import pydicom
 import pytest
-from labral.datasets.reader import read_cine
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset
 from pydicom.pixels import convert_color_space
 from pydicom.uid import JPEG2000, JPEG2000Lossless, JPEGLSLossless, RLELossless
+
+from labral.datasets.reader import read_cine
 
 
 def _max_err(a: np.ndarray, b: np.ndarray) -> int:

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+
 from labral.datasets.reader import read_cine
 
 writer = pytest.importorskip("labral.datasets.synth.dicom_writer")

@@ -9,8 +9,8 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from labral.datasets.reader import ReadLimits, read_cine, sniff_format
 
+from labral.datasets.reader import ReadLimits, read_cine, sniff_format
 from labral.errors import (
     CorruptPixelDataError,
     NotACineError,

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The main job on the embedded synthetic default, end to end on the CPU:
+#   synth -> train (default model and still-frame baseline) -> export bundles -> bench.
+# Every step is a `labral` command; override sizes through the environment, e.g.
+#   DEMO_PATIENTS=60 DEMO_EPOCHS=2 bash scripts/demo.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PYTHONSAFEPATH=1
+
+LABRAL=${LABRAL:-.venv/bin/labral}
+PYTHON=${PYTHON:-.venv/bin/python}
+ROOT=${DEMO_ROOT:-outputs/demo}
+DATA=${DEMO_DATA:-data/demo}
+PATIENTS=${DEMO_PATIENTS:-}
+EPOCHS=${DEMO_EPOCHS:-}
+start=$(date +%s)
+step() { printf '\n== %s (%ds) ==\n' "$1" $(( $(date +%s) - start )); }
+
+rm -rf "$ROOT"
+mkdir -p "$ROOT"
+
+step "1/4 generate the synthetic data set"
+$LABRAL synth out="$DATA" ${PATIENTS:+n_patients=$PATIENTS} \
+  hydra.run.dir="$ROOT/synth"
+
+for model in compact still_frame; do
+  step "2/4 train $model"
+  $LABRAL train experiment=demo model="$model" data.manifest="$DATA/manifest.jsonl" \
+    ${EPOCHS:+trainer.max_epochs=$EPOCHS} trainer.progress=false \
+    hydra.run.dir="$ROOT/train_$model"
+  step "3/4 export $model"
+  $LABRAL export run_dir="$ROOT/train_$model" out="$ROOT/bundles/$model" \
+    hydra.run.dir="$ROOT/export_$model"
+done
+
+step "4/4 benchmark both bundles on synthetic-id"
+$LABRAL bench "bundle=[$ROOT/bundles/compact,$ROOT/bundles/still_frame]" suite=synthetic-id \
+  hydra.run.dir="$ROOT/bench"
+
+step "summary"
+$PYTHON scripts/demo_summary.py "$ROOT" "$(( $(date +%s) - start ))"
