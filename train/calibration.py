@@ -59,8 +59,10 @@ def choose_threshold(probs: np.ndarray, labels: np.ndarray, rule: dict[str, Any]
     """Pick the operating threshold on validation probabilities (decision: prob >= threshold).
 
     Rules:
-        ``{"name": "sensitivity", "target": 0.9}``: the largest threshold that keeps
-        sensitivity >= target. ``{"name": "youden"}``: maximise sensitivity + specificity - 1.
+        ``{"name": "sensitivity", "target": 0.9}``: the highest specificity that keeps
+        sensitivity >= target; among the thresholds giving it, the log-odds midpoint
+        between the largest such threshold and the negative score just below it.
+        ``{"name": "youden"}``: maximise sensitivity + specificity - 1.
         ``{"name": "fixed", "value": 0.5}``: a given threshold.
 
     Args:
@@ -87,7 +89,20 @@ def choose_threshold(probs: np.ndarray, labels: np.ndarray, rule: dict[str, Any]
         if positives.size == 0:
             return 0.5
         needed = max(1, math.ceil(target * positives.size - 1e-9))
-        return float(positives[needed - 1])
+        highest = float(positives[needed - 1])  # the largest threshold meeting the target
+        # Every threshold in (largest negative below `highest`, highest] has the same
+        # specificity and at least the target sensitivity: take the middle of that interval
+        # (in log-odds) rather than its edge, so the rule does not sit on a positive's score.
+        below = probs[(labels == 0) & (probs < highest)]
+        lowest = float(below.max()) if below.size else float(positives[-1])
+        if lowest >= highest:
+            return highest
+        eps = 1e-7
+        lo_logit, hi_logit = (
+            math.log(p / (1 - p)) for p in np.clip([lowest, highest], eps, 1 - eps)
+        )
+        middle = 1.0 / (1.0 + math.exp(-(lo_logit + hi_logit) / 2))
+        return float(min(max(middle, np.nextafter(lowest, 1.0)), highest))
     if name == "youden":
         candidates = np.unique(probs)
         best, best_value = 0.5, -np.inf

@@ -32,15 +32,31 @@ def test_temperature_of_calibrated_logits_stays_near_one():
     assert fit_temperature(logits, labels) == pytest.approx(1.0, abs=0.15)
 
 
-def test_sensitivity_rule_keeps_target_and_is_the_largest_such_threshold():
+def test_sensitivity_rule_keeps_target_with_the_best_specificity():
     rng = np.random.default_rng(3)
     labels = rng.integers(0, 2, 301)
     probs = np.clip(0.3 * labels + rng.random(301) * 0.7, 0, 1)
     threshold = choose_threshold(probs, labels, {"name": "sensitivity", "target": 0.9})
     metrics = binary_metrics(probs, labels, threshold)
     assert metrics["sensitivity"] >= 0.9
-    above = np.nextafter(threshold, 1.0)
-    assert binary_metrics(probs, labels, above)["sensitivity"] < 0.9
+    # no threshold that keeps the target has a higher specificity
+    best_spec = max(
+        binary_metrics(probs, labels, t)["specificity"]
+        for t in np.unique(probs)
+        if binary_metrics(probs, labels, t)["sensitivity"] >= 0.9
+    )
+    assert metrics["specificity"] == pytest.approx(best_spec)
+
+
+def test_sensitivity_rule_sits_in_the_gap_of_separated_scores():
+    # perfectly separated, saturated scores: the threshold must fall between the classes,
+    # not on the 90th-percentile positive (which would cost sensitivity on new data)
+    probs = np.array([0.01, 0.02, 0.05, 0.9, 0.99, 0.999, 0.9999, 0.99999])
+    labels = np.array([0, 0, 0, 1, 1, 1, 1, 1])
+    threshold = choose_threshold(probs, labels, {"name": "sensitivity", "target": 0.9})
+    assert 0.05 < threshold < 0.9
+    expected = 1 / (1 + np.exp(-(np.log(0.05 / 0.95) + np.log(0.9 / 0.1)) / 2))
+    assert threshold == pytest.approx(expected)
 
 
 def test_youden_and_fixed_rules():
