@@ -3,7 +3,7 @@
     labral synth n_patients=50 out=data/synth clip.frames=48
     labral train model=still_frame trainer.max_epochs=3
     labral export ckpt=... out=...
-    labral bench model=<bundle> suite=synthetic-id
+    labral bench bundle=<bundle> suite=synthetic-id
     labral serve bundle=<path> port=8000
 
 Every subcommand resolves ``configs/<name>.yaml`` and calls a plain ``run(cfg)`` function, so
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -65,6 +66,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     import hydra
 
+    # TorchScript is the bundle format by design (docs/contracts.md); torch marks it
+    # deprecated on every save/load, which would bury the commands' own output.
+    warnings.filterwarnings(
+        "ignore",
+        message=r".*is deprecated\. Please switch to `torch\.export`",
+        category=FutureWarning,
+    )
     module_name, function_name, _ = COMMANDS[name]
     task = getattr(importlib.import_module(module_name), function_name)
     app = hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name=name)(_guarded(task))
