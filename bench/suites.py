@@ -26,6 +26,7 @@ import numpy as np
 from omegaconf import OmegaConf
 from tqdm import tqdm
 
+from labral.datasets.synth.scenarios import DEFAULT_NEGATIVE_MIX
 from labral.errors import BadConfigError, BadManifestError
 
 SUITES_DIR = Path(__file__).resolve().parent.parent / "configs" / "suites"
@@ -102,6 +103,8 @@ def training_defaults() -> dict[str, Any]:
         key: OmegaConf.to_container(synth[key]) if OmegaConf.is_config(synth[key]) else synth[key]
         for key in ("prevalence", "negative_mix", "clip")
     }
+    if pick["negative_mix"] is None:  # null in synth.yaml means the generator's default mix
+        pick["negative_mix"] = dict(DEFAULT_NEGATIVE_MIX)
     formats = synth["formats"]
     pick["dicom"] = {
         "syntax": "jpeg" if formats.dicom_syntax == "mixed" else formats.dicom_syntax,
@@ -131,7 +134,7 @@ def definition_hash(definition: dict[str, Any]) -> str:
 def _clip_plan(definition: dict[str, Any]) -> list[dict[str, Any]]:
     """Every clip to generate, in order: patient, seeds, type, fps, frames, overrides, setting."""
     prevalence = float(definition.get("prevalence", 0.5))
-    mix = dict(definition.get("negative_mix") or {"normal": 1.0})
+    mix = dict(definition.get("negative_mix") or DEFAULT_NEGATIVE_MIX)
     types, weights = list(mix), np.array([float(w) for w in mix.values()])
     base_clip = dict(definition.get("clip") or {})
     settings = definition.get("settings") or [{"name": "default"}]

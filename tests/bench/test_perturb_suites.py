@@ -121,3 +121,15 @@ def test_csv_manifest_is_a_suite(bench_assets, tmp_path) -> None:
     assert suite.name == "manifest_copy" and len(suite.records) == 24
     assert suite.records[0]["extrusion_frames"] == rows[0]["extrusion_frames"]
     assert len(suite.content_hash) == 64 and suite.perturbations == []
+
+
+def test_suites_inherit_the_generators_negative_mix() -> None:
+    # configs/synth.yaml says `negative_mix: null` (the generator's default); the suites must
+    # resolve it to every hard-negative type, not fall back to one type
+    from labral.datasets.synth.scenarios import DEFAULT_NEGATIVE_MIX
+
+    mix = suites.training_defaults()["negative_mix"]
+    assert mix == DEFAULT_NEGATIVE_MIX
+    plan = suites._clip_plan({**suites.training_defaults(), "seed": 1, "n_patients": 60})
+    types = {item["clip_type"] for item in plan}
+    assert {"incoherent_twin", "anisotropy", "probe_motion"} <= types
