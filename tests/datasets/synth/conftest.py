@@ -1,7 +1,7 @@
 """Shared fixtures for the synthetic data set I/O tests: a small fake clip and tiny configs.
 
-The fake clip stands in for ``generate.generate_clip`` (GEN's part) so the writer tests do
-not depend on the generator physics: it follows ``types.SynthClip`` exactly.
+The fake clip lets the writer tests run without the generator physics: it follows
+``types.SynthClip`` exactly. Data set tests use the real ``generate`` module.
 """
 
 from __future__ import annotations
@@ -75,45 +75,3 @@ def synth_cfg(tmp_path: Path) -> DictConfig:
     HydraConfig.instance().set_config(cfg)  # so ${hydra:...} in paths resolves
     GlobalHydra.instance().clear()
     return cfg
-
-
-def _fake_draw_patient(seed: int) -> dict:
-    rng = np.random.default_rng(seed)
-    return {"seed": int(seed), "labrum_thickness_mm": float(rng.uniform(2.8, 4.0))}
-
-
-def _fake_generate_clip(
-    anatomy: dict,
-    clip_type: str,
-    seed: int,
-    *,
-    frames: int = 32,
-    height: int = 128,
-    width: int = 128,
-    fps: float = 20.0,
-    side: str = "R",
-    overrides: dict | None = None,
-) -> SynthClip:
-    clip = make_fake_clip(frames, height, width, fps, seed=seed)
-    if clip_type != "positive":
-        clip.extrusion_mask[:] = False
-        clip.extrusion_frames = []
-    clip.label = int(clip_type == "positive")
-    clip.clip_type = clip_type
-    clip.params = {"anatomy": anatomy, "side": side, "seed": int(seed), **(overrides or {})}
-    return clip
-
-
-@pytest.fixture(autouse=True)
-def generator_available(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Use GEN's real ``generate`` module when present, else a contract-shaped fake."""
-    try:
-        import labral.datasets.synth.generate  # noqa: F401
-    except ImportError:
-        import sys
-        import types
-
-        fake = types.ModuleType("labral.datasets.synth.generate")
-        fake.draw_patient = _fake_draw_patient  # type: ignore[attr-defined]
-        fake.generate_clip = _fake_generate_clip  # type: ignore[attr-defined]
-        monkeypatch.setitem(sys.modules, "labral.datasets.synth.generate", fake)
