@@ -65,33 +65,42 @@ class _RandClipd(RandomizableTransform, MapTransform):
         return d
 
 
-class RandGaind(_RandClipd):
-    """Overall gain: float frames (T, H, W) in [0, 1] times ``10 ** (dB / 20)``, clipped."""
+class _RandUniformd(_RandClipd):
+    """One scalar ``self.value`` drawn uniformly from ``value_range`` per clip."""
 
-    def __init__(self, keys: KeysLike, prob: float, db: Sequence[float]) -> None:
+    def __init__(self, keys: KeysLike, prob: float, value_range: Sequence[float]) -> None:
         super().__init__(keys, prob)
-        self.db_range, self.db = tuple(db), 0.0
+        self.value_range, self.value = tuple(value_range), 0.0
 
     def _draw(self, shape: tuple[int, ...]) -> None:
-        self.db = float(self.R.uniform(*self.db_range))
+        self.value = float(self.R.uniform(*self.value_range))
+
+
+class RandGaind(_RandUniformd):
+    """Overall gain: float frames (T, H, W) in [0, 1] times ``10 ** (dB / 20)``, clipped.
+
+    ``db``: [low, high] range of the gain in dB.
+    """
+
+    def __init__(self, keys: KeysLike, prob: float, db: Sequence[float]) -> None:
+        super().__init__(keys, prob, db)
 
     def _apply(self, frames: np.ndarray) -> np.ndarray:
-        return np.clip(frames * np.float32(10 ** (self.db / 20)), 0.0, 1.0)
+        return np.clip(frames * np.float32(10 ** (self.value / 20)), 0.0, 1.0)
 
 
-class RandTGCd(_RandClipd):
-    """Time-gain-compensation tilt: a gain ramp over depth (rows), the same on every frame."""
+class RandTGCd(_RandUniformd):
+    """Time-gain-compensation tilt: a gain ramp over depth (rows), the same on every frame.
+
+    ``db``: [low, high] range of the top-to-bottom ramp in dB (top -dB/2 .. bottom +dB/2).
+    """
 
     def __init__(self, keys: KeysLike, prob: float, db: Sequence[float]) -> None:
-        super().__init__(keys, prob)
-        self.db_range, self.db = tuple(db), 0.0
-
-    def _draw(self, shape: tuple[int, ...]) -> None:
-        self.db = float(self.R.uniform(*self.db_range))
+        super().__init__(keys, prob, db)
 
     def _apply(self, frames: np.ndarray) -> np.ndarray:
         depth = np.linspace(-0.5, 0.5, frames.shape[-2], dtype=np.float32)
-        ramp = (10 ** (self.db * depth / 20)).astype(np.float32)[:, None]
+        ramp = (10 ** (self.value * depth / 20)).astype(np.float32)[:, None]
         return np.clip(frames * ramp, 0.0, 1.0)
 
 
@@ -183,19 +192,15 @@ def affine_frames(
     return np.clip(out[0].numpy(), 0.0, 1.0)
 
 
-class RandDepthCropd(_RandClipd):
+class RandDepthCropd(_RandUniformd):
     """Simulate a shallower depth setting: drop the deepest ``fraction`` of rows, resize back."""
 
     def __init__(self, keys: KeysLike, prob: float, fraction: Sequence[float]) -> None:
-        super().__init__(keys, prob)
-        self.fraction_range, self.fraction = tuple(fraction), 0.0
-
-    def _draw(self, shape: tuple[int, ...]) -> None:
-        self.fraction = float(self.R.uniform(*self.fraction_range))
+        super().__init__(keys, prob, fraction)
 
     def _apply(self, frames: np.ndarray) -> np.ndarray:
         height = frames.shape[-2]
-        keep = max(1, int(round(height * (1 - self.fraction))))
+        keep = max(1, int(round(height * (1 - self.value))))
         return resize_frames(np.ascontiguousarray(frames[..., :keep, :]), frames.shape[-2:])
 
 
