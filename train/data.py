@@ -198,7 +198,10 @@ def device_train_batches(
             "data.on_device=true needs the manifest's ClipDataset; set data.on_device=false"
         )
     frames = int(cfg.transforms.eval.frames)
-    arrays = [dataset.cache.get(record["path"])["frames"] for record in dataset.records]
+    arrays = [
+        dataset.cache.get(record["path"], key)["frames"]
+        for record, key in zip(dataset.records, dataset.keys, strict=True)
+    ]
     lengths = torch.tensor([len(a) for a in arrays])
     total = max(frames, int(lengths.max()))
     clips = torch.stack(
