@@ -143,14 +143,43 @@ def _prefetched(
             yield pending.popleft().result()
 
 
+def clip_score(
+    window_logits: np.ndarray | torch.Tensor,
+    window_relevance: np.ndarray | torch.Tensor,
+    frame_index: np.ndarray | torch.Tensor,
+    num_source_frames: int,
+    temperature: float,
+) -> tuple[float, float, np.ndarray]:
+    """One clip's calibrated score from its windows' model outputs (bench and serve share it).
+
+    Args:
+        window_logits: float (W,) logit of every window of the clip.
+        window_relevance: float (W, T) relevance of every model frame of every window.
+        frame_index: int (W, T) source-frame index of every model frame.
+        num_source_frames: T_source of the decoded clip.
+        temperature: the bundle's calibration temperature (``bundle.temperature``).
+
+    Returns:
+        ``(logit, probability, relevance)``: the mean window logit, sigmoid(logit /
+        temperature), and float64 (T_source,) relevance mapped onto the source frames.
+    """
+    from labral.datasets.transforms import relevance_to_source_frames
+
+    logit = float(np.asarray(torch.as_tensor(window_logits).double().cpu()).mean())
+    probability = float(1.0 / (1.0 + np.exp(-logit / temperature)))
+    relevance = np.asarray(
+        relevance_to_source_frames(window_relevance, frame_index, num_source_frames),
+        dtype=np.float64,
+    )
+    return logit, probability, relevance
+
+
 def _score_batch(
     bundles: Sequence[Bundle],
     batch: list[Prepared],
     scores: list[ModelScores],
     model_seconds: list[float],
 ) -> None:
-    from labral.datasets.transforms import relevance_to_source_frames
-
     for b, bundle in enumerate(bundles):
         images = [item[1][b][0] for item in batch]
         counts = [image.shape[0] for image in images]
@@ -162,14 +191,16 @@ def _score_batch(
         relevance = relevance.double().numpy()
         start = 0
         for (index, prepared, num_source), n in zip(batch, counts, strict=True):
-            clip_logit = float(logits[start : start + n].mean())
-            scores[b].logits[index] = clip_logit
-            scores[b].relevance[index] = np.asarray(
-                relevance_to_source_frames(
-                    relevance[start : start + n], prepared[b][1].numpy(), num_source
-                ),
-                dtype=np.float64,
+            logit, probability, clip_relevance = clip_score(
+                logits[start : start + n],
+                relevance[start : start + n],
+                prepared[b][1],
+                num_source,
+                bundle.temperature,
             )
+            scores[b].logits[index] = logit
+            scores[b].probability[index] = probability
+            scores[b].relevance[index] = clip_relevance
             start += n
 
 
@@ -216,8 +247,6 @@ def score_pass(
         _score_batch(bundles, batch, scores, model_seconds)
         if progress:
             progress(len(batch))
-    for bundle, model_scores in zip(bundles, scores, strict=True):
-        model_scores.probability = 1.0 / (1.0 + np.exp(-model_scores.logits / bundle.temperature))
     return PassResult(scores, time.perf_counter() - started, model_seconds)
 
 

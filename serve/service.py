@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from labral.bench.scoring import clip_score
 from labral.bundle import Bundle, load_bundle
 from labral.datasets.clip import Clip
 from labral.errors import CorruptPixelDataError, LabralError
@@ -225,16 +226,15 @@ class ScoringService:
         t1 = time.perf_counter()
         out = await self.batcher.submit(item["image"])
         model_ms = (time.perf_counter() - t1) * 1000
-        from labral.datasets.transforms import relevance_to_source_frames
-
-        relevance = np.asarray(
-            relevance_to_source_frames(
-                out["relevance"].numpy(), np.asarray(item["frame_index"]), clip.num_frames
-            ),
-            dtype=np.float32,
+        # the same window -> clip rule as the benchmark: mean logit, bundle temperature
+        _, probability, relevance = clip_score(
+            out["logits"],
+            out["relevance"],
+            item["frame_index"],
+            clip.num_frames,
+            self.bundle.temperature,
         )
-        # as bench/scoring does: the clip's logit is the mean of its windows' logits
-        probability = float(torch.sigmoid(out["logits"].mean() / self.bundle.temperature))
+        relevance = relevance.astype(np.float32)
         self.metrics.stage_latency.labels(stage="decode").observe(decode_ms / 1000)
         self.metrics.stage_latency.labels(stage="preprocess").observe(prep_ms / 1000)
         self.metrics.stage_latency.labels(stage="model").observe(model_ms / 1000)
