@@ -91,6 +91,8 @@ async def predict(
         raise NotReadyError("the model is still loading; retry when /readyz answers 200")
     with service.admit():
         data = await read_upload(request, settings.max_upload_bytes)
+        # an SR needs a DICOM source: refuse a video before spending a model call on it
+        source = read_source_header(data) if format is OutputFormat.sr else None
         scored = await _score(service, settings, data)
     bundle = service.bundle
     log.info(
@@ -100,8 +102,7 @@ async def predict(
         scored.clip.num_frames,
         scored.timing_ms["total"],
     )
-    if format is OutputFormat.sr:
-        source = read_source_header(data)
+    if source is not None:
         try:
             dataset = build_sr(
                 source, scored.probability, scored.decision, bundle.threshold, bundle.identity()
