@@ -121,13 +121,13 @@ class ScoringService:
         log.info("model %s loaded and warmed in %.2f s", bundle.identity(), elapsed)
 
     def _warm_up(self) -> None:
-        spec = self.bundle.spec["eval_transform"]
-        height, width = (int(v) for v in spec.get("size", [96, 96]))
+        spec = self.bundle.spec["eval_transform"]  # build_eval_transform required these keys
+        height, width = (int(v) for v in spec["size"])
         frames = np.random.default_rng(0).integers(
-            0, 255, (max(int(spec.get("frames", 16)), 2), height, width), dtype=np.uint8
+            0, 255, (max(int(spec["frames"]), 2), height, width), dtype=np.uint8
         )
         for _ in range(self.settings.warmup_runs):
-            item = self.transform({"clip": Clip(frames=frames, fps=float(spec.get("fps", 10)))})
+            item = self.transform({"clip": Clip(frames=frames, fps=float(spec["fps"]))})
             self.batcher.run_now(item["image"])
 
     def start(self) -> None:
@@ -196,7 +196,7 @@ class ScoringService:
                 f"short clip: {clip.duration_s:.2f} s < {s.min_duration_s:.2f} s; the dynamic "
                 "sign may not be captured"
             )
-        if clip.num_frames < int(spec.get("frames", 0)):
+        if clip.num_frames < int(spec["frames"]):
             notes.append(
                 f"short clip: {clip.num_frames} frames < the model's {spec['frames']}; frames "
                 "were repeated"
