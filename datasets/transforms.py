@@ -345,7 +345,14 @@ class ClipCompose(Compose):
     original :class:`~labral.errors.LabralError` and its code, so it is re-raised unwrapped.
     """
 
-    def __call__(self, input_, start=0, end=None, threading=False, lazy=None):  # noqa: D102
+    def __call__(  # noqa: D102 - the class docstring says what changes
+        self,
+        input_: Any,
+        start: int = 0,
+        end: int | None = None,
+        threading: bool = False,
+        lazy: bool | None = None,
+    ) -> Any:
         try:
             return super().__call__(input_, start=start, end=end, threading=threading, lazy=lazy)
         except RuntimeError as exc:

@@ -30,7 +30,9 @@ class VideoResNet(nn.Module):
         BadConfigError: unknown ``arch``.
     """
 
-    def __init__(self, in_channels: int = 1, arch: str = "r2plus1d_18", dropout: float = 0.0):
+    def __init__(
+        self, in_channels: int = 1, arch: str = "r2plus1d_18", dropout: float = 0.0
+    ) -> None:
         super().__init__()
         if arch not in ARCHS:
             raise BadConfigError(f"model.arch={arch!r} is not known; use one of {list(ARCHS)}")
