@@ -139,6 +139,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     boot_n = _setting(cfg, "bootstrap.n", 1)
     tolerance = _setting(cfg, "localisation_tolerance", 0)
     ece_bins = _setting(cfg, "ece_bins", 1)
+    latency_clips = _setting(cfg, "latency_clips", 0)
     gate = validate_gate(_container(cfg, "fail_under"))
     torch.set_num_threads(
         int(cfg.threads) if cfg.get("threads") else scoring.model_threads(workers)
@@ -201,7 +202,6 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                 {"level": lvl, "metrics": point}
             )
     speed = {}
-    latency_clips = int(cfg.get("latency_clips", 8))
     for b, (name, bundle, transform) in enumerate(zip(names, bundles, transforms, strict=True)):
         lat = (
             scoring.single_clip_latency(source, bundle, transform, latency_clips)

@@ -93,6 +93,15 @@ def test_missing_files_all_listed(bench_assets, compose_bench, tmp_path: Path, n
     assert "p0_c0.dcm" in error.value.message and "p3_c1.dcm" in error.value.message
 
 
+@pytest.mark.parametrize("value", ["-1", "abc"])
+def test_bad_latency_clips_refused_before_scoring(
+    bench_assets, compose_bench, tmp_path: Path, no_scoring, value: str
+) -> None:
+    base = [f"bundle={bench_assets['bundle']}", f"suite={bench_assets['manifest']}"]
+    with pytest.raises(BadConfigError, match="latency_clips"):
+        command.run(compose_bench(tmp_path, [*base, f"latency_clips={value}"]))
+
+
 def test_incompatible_bundle(
     bench_assets, compose_bench, blob_scorer, tmp_path: Path, no_scoring
 ) -> None:
