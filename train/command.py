@@ -194,7 +194,7 @@ def _train(
         rank=info.rank,
         world_size=info.world_size,
     )
-    train_loader: Any = make_loader(datasets["train"], cfg, sampler)
+    train_loader: Any
     if cfg.data.get("on_device", False):
         if sampling == "balanced":
             sampling = "class_weight"  # on-device batches are a plain permutation
@@ -203,6 +203,8 @@ def _train(
         train_loader = device_train_batches(
             datasets["train"], cfg, device, rank=info.rank, world_size=info.world_size
         )
+    else:
+        train_loader = make_loader(datasets["train"], cfg, sampler)
     val_loader = make_loader(datasets["val"], cfg)
     test_loader = make_loader(datasets["test"], cfg)
     pos_weight = positive_weight(datasets["train"].labels) if sampling == "class_weight" else 1.0
