@@ -32,11 +32,12 @@ import torch
 
 
 def newest_bundle(root: Path) -> Path | None:
+    """The most recently written bundle folder (model.ts + metadata.json) under ``root``."""
     found = [p.parent for p in root.glob("**/model.ts") if (p.parent / "metadata.json").is_file()]
     return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
 
-def sample_clip_bytes(spec: dict) -> bytes:
+def sample_clip_bytes() -> bytes:
     """A 2 s synthetic DICOM cine (JPEG Baseline), 128x128, as a clinic would send."""
     from labral.datasets.synth.dicom_writer import write_cine_dicom
     from labral.datasets.synth.generate import draw_patient, generate_clip
@@ -74,12 +75,16 @@ def bare_call_ms(bundle_dir: Path, data: bytes, runs: int) -> dict[str, float]:
 
 
 def free_port() -> int:
+    """A loopback TCP port that is free now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def start_server(bundle_dir: Path, port: int, out_root: str, args: argparse.Namespace):
+def start_server(
+    bundle_dir: Path, port: int, out_root: str, args: argparse.Namespace
+) -> tuple[subprocess.Popen, str]:
+    """Start ``labral serve`` as a subprocess; return it and its URL once /readyz is 200."""
     cmd = [
         sys.executable, "-m", "labral.cli", "serve", f"bundle={bundle_dir}", f"port={port}",
         f"max_batch={args.max_batch}", f"batch_window_ms={args.window_ms}",
@@ -149,6 +154,7 @@ def run_clients(url: str, data: bytes, clients: int, total: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
+    """Measure the bare call and the service under load; print and return the figures."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("bundle", nargs="?", type=Path, help="bundle folder (default: newest)")
     parser.add_argument("--requests", type=int, default=2000, help="long-run requests")
@@ -168,7 +174,7 @@ def main(argv: list[str] | None = None) -> dict:
 
         bundle_dir = make_demo_bundle(Path(tmp.name) / "demo-bundle")
     spec = json.loads((Path(bundle_dir) / "metadata.json").read_text())
-    data = sample_clip_bytes(spec)
+    data = sample_clip_bytes()
     print(f"bundle {bundle_dir} ({spec['model_name']}), clip {len(data) / 1024:.0f} KiB")
 
     bare = bare_call_ms(Path(bundle_dir), data, args.bare_runs)
