@@ -247,9 +247,10 @@ def _train(
     logger = RunLogger(
         run_dir, tensorboard=bool(cfg.logger.get("tensorboard", True)), enabled=info.is_main
     )
+    config = config_dict(cfg)  # resolved once; stored in every checkpoint
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(config_dict(cfg)))
+        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(config))
         logger.record({"event": "start", **summary, "resumed_from_epoch": state["epoch"]})
     patience = int(trainer.get("early_stopping_patience", 0) or 0)
     min_delta = float(trainer.get("early_stopping_min_delta", 0.0))
@@ -304,7 +305,7 @@ def _train(
                 "train_state": dict(state),
                 "epoch": epoch,
                 "best_metric": state["best_metric"],
-                "config": config_dict(cfg),
+                "config": config,
                 "model_summary": summary,
             }
             if improved:
