@@ -135,20 +135,13 @@ def ece(
     return float(np.sum(count[keep] / y.size * np.abs(mean_p[keep] - rate[keep])))
 
 
-def _ppv_at(prevalence: float) -> MetricFn:
+def _at_prevalence(reweight: Callable[[float, float, float], float], prevalence: float) -> MetricFn:
+    """``reweight`` (``reweighted_ppv`` or ``reweighted_npv``) as a metric at ``prevalence``,
+    from one confusion count per call."""
+
     def metric(y: np.ndarray, p: np.ndarray, threshold: float) -> float:
-        return reweighted_ppv(
-            sensitivity(y, p, threshold), specificity(y, p, threshold), prevalence
-        )
-
-    return metric
-
-
-def _npv_at(prevalence: float) -> MetricFn:
-    def metric(y: np.ndarray, p: np.ndarray, threshold: float) -> float:
-        return reweighted_npv(
-            sensitivity(y, p, threshold), specificity(y, p, threshold), prevalence
-        )
+        tp, fp, tn, fn = _confusion(y, p, threshold)
+        return reweight(_ratio(tp, tp + fn), _ratio(tn, tn + fp), prevalence)
 
     return metric
 
@@ -164,8 +157,8 @@ def metric_functions(ece_bins: int = DEFAULT_ECE_BINS) -> dict[str, MetricFn]:
         "npv": npv,
     }
     for prevalence in REWEIGHT_PREVALENCES:
-        functions[f"ppv_at_{round(prevalence * 100)}"] = _ppv_at(prevalence)
-        functions[f"npv_at_{round(prevalence * 100)}"] = _npv_at(prevalence)
+        functions[f"ppv_at_{round(prevalence * 100)}"] = _at_prevalence(reweighted_ppv, prevalence)
+        functions[f"npv_at_{round(prevalence * 100)}"] = _at_prevalence(reweighted_npv, prevalence)
     functions["brier"] = brier
     functions["ece"] = lambda y, p, t: ece(y, p, t, ece_bins)
     return functions
