@@ -232,13 +232,14 @@ def _decode_gray(ds: Dataset, syntax: UID, frames: int) -> tuple[np.ndarray, str
             arr, meta = decoder.as_array(ds, as_rgb=False, view_only=True)
             pi = str(meta.get("photometric_interpretation", stored_pi))
             arr = arr.reshape(frames, rows, cols, -1)
-            first = _to_gray(arr[:1].squeeze(-1) if arr.shape[-1] == 1 else arr[:1], pi, ds)
-            gray = np.empty((frames, rows, cols), first.dtype)
+            if arr.shape[-1] == 1:  # PALETTE COLOR: indices, one sample per pixel
+                arr = arr[..., 0]
+            gray = None
             for start in range(0, frames, 16):
-                chunk = arr[start : start + 16]
-                gray[start : start + 16] = _to_gray(
-                    chunk.squeeze(-1) if chunk.shape[-1] == 1 else chunk, pi, ds
-                )
+                chunk = _to_gray(arr[start : start + 16], pi, ds)
+                if gray is None:  # the dtype is known once the first chunk is converted
+                    gray = np.empty((frames, rows, cols), chunk.dtype)
+                gray[start : start + 16] = chunk
         else:  # compressed colour: one frame at a time, never the whole RGB clip in memory
             eight_bit = int(ds.get("BitsAllocated", 8)) <= 8
             gray = np.empty((frames, rows, cols), np.uint8 if eight_bit else np.float32)
