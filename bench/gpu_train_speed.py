@@ -28,12 +28,16 @@ from labral.train.loop import autocast_context, train_one_epoch
 
 
 def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA only), so timings cover it."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
-def build_model(name: str, device: torch.device, channels_last: bool, use_compile: bool):
-    """(module to train, raw module) for configs/model/<name>.yaml."""
+def build_model(
+    name: str, device: torch.device, channels_last: bool, use_compile: bool
+) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """(module to train, raw module) for configs/model/<name>.yaml; the first is compiled when
+    ``use_compile``, both map float32 (B, 1, T, H, W) to logits (B,)."""
     with initialize_config_module(config_module="labral.configs", version_base="1.3"):
         cfg = compose("train", overrides=[f"model={name}"])
     raw = instantiate(cfg.model).to(device)
@@ -42,8 +46,23 @@ def build_model(name: str, device: torch.device, channels_last: bool, use_compil
     return (torch.compile(raw) if use_compile else raw), raw
 
 
-def bare_speed(model, raw, shape, batch, steps, repeats, device, precision, channels_last):
-    """Median clips/s of the bare training step on a random batch already on the device."""
+def bare_speed(
+    model: torch.nn.Module,
+    raw: torch.nn.Module,
+    shape: tuple[int, ...],
+    batch: int,
+    steps: int,
+    repeats: int,
+    device: torch.device,
+    precision: str,
+    channels_last: bool,
+) -> float:
+    """Median clips/s of the bare training step on a random batch already on the device.
+
+    Args:
+        model: the module stepped (maybe compiled). raw: its parameters go to AdamW.
+        shape: (C, T, H, W) of one clip; the batch is float32 (batch, C, T, H, W).
+    """
     x = torch.rand(batch, *shape, device=device)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last_3d)
@@ -71,7 +90,9 @@ def bare_speed(model, raw, shape, batch, steps, repeats, device, precision, chan
     return statistics.median(rates)
 
 
-def cached_clips(args, device) -> tuple[torch.Tensor, torch.Tensor]:
+def cached_clips(
+    args: argparse.Namespace, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 (N, T0, H, W) clips and (N,) labels, T0 = frames + 8."""
     frames = args.frames + 8
     if args.manifest:
@@ -97,8 +118,22 @@ def cached_clips(args, device) -> tuple[torch.Tensor, torch.Tensor]:
     return clips.to(device), labels.to(device)
 
 
-def labral_speed(model, raw, clips, labels, args, device, precision, channels_last, repeats):
-    """Median clips/s of train_one_epoch over on-device batches (one warm-up pass first)."""
+def labral_speed(
+    model: torch.nn.Module,
+    raw: torch.nn.Module,
+    clips: torch.Tensor,
+    labels: torch.Tensor,
+    args: argparse.Namespace,
+    device: torch.device,
+    precision: str,
+    channels_last: bool,
+    repeats: int,
+) -> float:
+    """Median clips/s of train_one_epoch over on-device batches (one warm-up pass first).
+
+    Args:
+        clips: uint8 (N, T0, H, W) on ``device``. labels: int (N,) on ``device``.
+    """
     batches = DeviceClipBatches(clips, labels, args.frames, args.batch, device, seed=0)
     optimizer = torch.optim.AdamW(raw.parameters(), lr=1e-4)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
