@@ -33,9 +33,7 @@ def make_demo_bundle(folder: str | Path) -> Path:
         "class_names": ["intact", "detachment"],
         "eval_transform": DEMO_EVAL_SPEC,
         "input_spec": {
-            "frames": 8,
-            "fps": 10.0,
-            "size": [32, 32],
+            **{key: DEMO_EVAL_SPEC[key] for key in ("frames", "fps", "size")},
             "channels": 1,
             "dtype": "float32",
             "value_range": [0, 1],
