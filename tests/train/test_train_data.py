@@ -10,7 +10,7 @@ import pytest
 
 from labral.errors import BadConfigError, BadManifestError
 from labral.train.command import train
-from labral.train.data import data_fingerprint, split_rows
+from labral.train.data import data_fingerprint, load_rows, split_rows
 
 from .conftest import tiny_clip  # noqa: TID252 - importlib mode: conftest is a sibling module
 
@@ -118,3 +118,23 @@ def test_on_device_batches_train_from_the_clip_cache(train_cfg, tmp_path):
 def test_on_device_needs_a_manifest_dataset(train_cfg, tiny_datasets):
     with pytest.raises(BadConfigError, match="data.on_device"):
         train(train_cfg("data.on_device=true"), datasets=tiny_datasets())
+
+
+def test_rows_without_a_split_are_assigned_one_by_patient(tmp_path):
+    rows = [
+        {"path": f"p{i}_{c}.mp4", "label": i % 2, "patient": f"p{i}"}
+        for i in range(20)
+        for c in range(2)
+    ]
+    rows[0]["split"] = rows[1]["split"] = "test"  # a patient with a split keeps it
+    path = tmp_path / "manifest.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    loaded = load_rows(path)
+    assert loaded[0]["split"] == loaded[1]["split"] == "test"
+    split_of: dict[str, set[str]] = {}
+    for row in loaded:
+        split_of.setdefault(row["patient"], set()).add(row["split"])
+    assert all(len(splits) == 1 for splits in split_of.values())
+    grouped = split_rows(loaded, str(path))  # every split non-empty, train/val both classes
+    assert len(grouped["train"]) > len(grouped["val"])
+    assert load_rows(path) == loaded  # the same manifest gives the same split
