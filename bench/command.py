@@ -95,6 +95,13 @@ def _setting(cfg: DictConfig, key: str, minimum: int) -> int:
     return value
 
 
+def _ci_level(cfg: DictConfig) -> float:
+    value = OmegaConf.select(cfg, "bootstrap.level", default=0.95)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+        raise BadConfigError(f"bootstrap.level={value!r}: must be a number between 0 and 1")
+    return float(value)
+
+
 def _container(cfg: DictConfig, key: str) -> Any:
     value = cfg.get(key)
     return (
@@ -140,10 +147,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     tolerance = _setting(cfg, "localisation_tolerance", 0)
     ece_bins = _setting(cfg, "ece_bins", 1)
     latency_clips = _setting(cfg, "latency_clips", 0)
+    level = _ci_level(cfg)
+    threads = _setting(cfg, "threads", 1) if cfg.get("threads") is not None else None
     gate = validate_gate(_container(cfg, "fail_under"))
-    torch.set_num_threads(
-        int(cfg.threads) if cfg.get("threads") else scoring.model_threads(workers)
-    )
+    torch.set_num_threads(threads or scoring.model_threads(workers))
     bundles = [load_bundle(path) for path in paths]
     names = _unique_names(bundles)
     overrides = _container(cfg, "suite_overrides")
@@ -176,7 +183,6 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                     progress=bar.update,
                 )
 
-    level = float(cfg.bootstrap.get("level", 0.95))
     plan = metrics.ClusterBootstrap(
         [r["patient"] for r in suite.records], boot_n, int(cfg.bootstrap.seed)
     )

@@ -93,13 +93,16 @@ def test_missing_files_all_listed(bench_assets, compose_bench, tmp_path: Path, n
     assert "p0_c0.dcm" in error.value.message and "p3_c1.dcm" in error.value.message
 
 
-@pytest.mark.parametrize("value", ["-1", "abc"])
-def test_bad_latency_clips_refused_before_scoring(
-    bench_assets, compose_bench, tmp_path: Path, no_scoring, value: str
+@pytest.mark.parametrize(
+    "override",
+    ["latency_clips=-1", "latency_clips=abc", "bootstrap.level=1.5", "threads=0", "threads=abc"],
+)
+def test_bad_setting_refused_before_scoring(
+    bench_assets, compose_bench, tmp_path: Path, no_scoring, override: str
 ) -> None:
     base = [f"bundle={bench_assets['bundle']}", f"suite={bench_assets['manifest']}"]
-    with pytest.raises(BadConfigError, match="latency_clips"):
-        command.run(compose_bench(tmp_path, [*base, f"latency_clips={value}"]))
+    with pytest.raises(BadConfigError, match=override.split("=")[0]):
+        command.run(compose_bench(tmp_path, [*base, override]))
 
 
 def test_incompatible_bundle(
