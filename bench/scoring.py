@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from labral.bench import perturb
-from labral.bundle import Bundle
+from labral.bundle import Bundle, clip_score
 from labral.datasets.clip import Clip
 
 Prepared = tuple[int, list[tuple[torch.Tensor, torch.Tensor]], int]
@@ -141,37 +141,6 @@ def _prefetched(
                 pending.append(pool.submit(work, next_index))
                 next_index += 1
             yield pending.popleft().result()
-
-
-def clip_score(
-    window_logits: np.ndarray | torch.Tensor,
-    window_relevance: np.ndarray | torch.Tensor,
-    frame_index: np.ndarray | torch.Tensor,
-    num_source_frames: int,
-    temperature: float,
-) -> tuple[float, float, np.ndarray]:
-    """One clip's calibrated score from its windows' model outputs (bench and serve share it).
-
-    Args:
-        window_logits: float (W,) logit of every window of the clip.
-        window_relevance: float (W, T) relevance of every model frame of every window.
-        frame_index: int (W, T) source-frame index of every model frame.
-        num_source_frames: T_source of the decoded clip.
-        temperature: the bundle's calibration temperature (``bundle.temperature``).
-
-    Returns:
-        ``(logit, probability, relevance)``: the mean window logit, sigmoid(logit /
-        temperature), and float64 (T_source,) relevance mapped onto the source frames.
-    """
-    from labral.datasets.transforms import relevance_to_source_frames
-
-    logit = float(np.asarray(torch.as_tensor(window_logits).double().cpu()).mean())
-    probability = float(1.0 / (1.0 + np.exp(-logit / temperature)))
-    relevance = np.asarray(
-        relevance_to_source_frames(window_relevance, frame_index, num_source_frames),
-        dtype=np.float64,
-    )
-    return logit, probability, relevance
 
 
 def _score_batch(

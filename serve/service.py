@@ -19,8 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from labral.bench.scoring import clip_score
-from labral.bundle import Bundle, load_bundle
+from labral.bundle import Bundle, clip_score, load_bundle
 from labral.datasets.clip import Clip
 from labral.errors import CorruptPixelDataError, LabralError
 from labral.serve.batching import MicroBatcher
