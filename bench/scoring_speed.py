@@ -29,7 +29,7 @@ import torch
 from labral.bench import scoring
 from labral.bench.command import hardware
 from labral.bench.suites import resolve_suite
-from labral.bundle import Bundle, load_bundle, write_bundle
+from labral.bundle import Bundle, input_spec_from, load_bundle, write_bundle
 
 EVAL_SPEC = {"frames": 16, "fps": 10.0, "size": [96, 96], "windows": 1}
 
@@ -44,12 +44,7 @@ def default_bundle(folder: Path) -> Bundle:
         "model_name": "compact-random",
         "class_names": ["intact", "detachment"],
         "eval_transform": EVAL_SPEC,
-        "input_spec": {
-            **{k: EVAL_SPEC[k] for k in ("frames", "fps", "size")},
-            "channels": 1,
-            "dtype": "float32",
-            "value_range": [0, 1],
-        },
+        "input_spec": input_spec_from(EVAL_SPEC),
         "temperature": 1.0,
         "threshold": 0.5,
     }

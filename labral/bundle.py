@@ -43,6 +43,26 @@ SPEC_REQUIRED_KEYS = (
 )
 
 
+def input_spec_from(eval_transform: dict[str, Any]) -> dict[str, Any]:
+    """The bundle's ``input_spec`` implied by its eval transform spec.
+
+    Args:
+        eval_transform: ``{"frames", "fps", "size", ...}`` as in ``configs/transforms``.
+
+    Returns:
+        ``{"frames", "fps", "size", "channels": 1, "dtype": "float32", "value_range": [0, 1]}``
+        describing the float32 (N, 1, T, H, W) tensor the model receives.
+    """
+    return {
+        "frames": int(eval_transform["frames"]),
+        "fps": float(eval_transform["fps"]),
+        "size": [int(v) for v in eval_transform["size"]],
+        "channels": 1,
+        "dtype": "float32",
+        "value_range": [0, 1],
+    }
+
+
 def sha256_file(path: str | Path) -> str:
     """Hex SHA-256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()

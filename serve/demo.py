@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from labral.bundle import write_bundle
+from labral.bundle import input_spec_from, write_bundle
 
 DEMO_EVAL_SPEC = {"frames": 8, "fps": 10.0, "size": [32, 32], "windows": 1}
 
@@ -32,12 +32,7 @@ def make_demo_bundle(folder: str | Path) -> Path:
         "model_version": "0.0.1",
         "class_names": ["intact", "detachment"],
         "eval_transform": DEMO_EVAL_SPEC,
-        "input_spec": {
-            **{key: DEMO_EVAL_SPEC[key] for key in ("frames", "fps", "size")},
-            "channels": 1,
-            "dtype": "float32",
-            "value_range": [0, 1],
-        },
+        "input_spec": input_spec_from(DEMO_EVAL_SPEC),
         "temperature": 1.0,
         "threshold": 0.5,
         "threshold_rule": "fixed 0.5 (demo bundle, not trained)",

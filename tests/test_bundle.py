@@ -81,3 +81,17 @@ def test_missing_pieces_are_named(tmp_path: Path, bundle_dir: Path) -> None:
     (bundle_dir / "metadata.json").write_text(json.dumps(meta))
     with pytest.raises(IncompatibleBundleError, match="threshold"):
         read_bundle_spec(bundle_dir)
+
+
+def test_input_spec_follows_the_eval_transform() -> None:
+    from labral.bundle import input_spec_from
+
+    spec = input_spec_from({"frames": 12, "fps": 15, "size": (64, 80), "windows": 3})
+    assert spec == {
+        "frames": 12,
+        "fps": 15.0,
+        "size": [64, 80],
+        "channels": 1,
+        "dtype": "float32",
+        "value_range": [0, 1],
+    }

@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 import labral
-from labral.bundle import load_bundle, sha256_file, write_bundle
+from labral.bundle import input_spec_from, load_bundle, sha256_file, write_bundle
 from labral.datasets.synth.types import CLASS_NAMES
 from labral.errors import BadConfigError, IncompatibleBundleError
 from labral.train.exporters import Exporter, RelevanceModule, make_exporter
@@ -301,14 +301,7 @@ def export_run(
         "model_version": model_version or f"{labral.__version__}+epoch{run.epoch}",
         "class_names": list(CLASS_NAMES),
         "eval_transform": eval_spec,
-        "input_spec": {
-            "frames": frames,
-            "fps": float(eval_spec["fps"]),
-            "size": size,
-            "channels": 1,
-            "dtype": "float32",
-            "value_range": [0, 1],
-        },
+        "input_spec": input_spec_from(eval_spec),
         "temperature": float(cal["temperature"]),
         "threshold": float(cal["threshold"]),
         "threshold_rule": str(cal.get("threshold_rule", "")),
