@@ -72,7 +72,10 @@ def write_mp4(frames: np.ndarray, fps: float, path: str | Path, *, crf: int = 18
         stream = container.add_stream(codec, rate=rate)
         stream.width, stream.height = padded.shape[2], padded.shape[1]
         stream.pix_fmt = "yuv420p"
-        stream.time_base = Fraction(1, 1) / rate
+        # one tick per frame; kept in a local, because the muxer rewrites stream.time_base
+        # once the header is written (stamping later frames with that would break the pts)
+        frame_time_base = Fraction(1, 1) / rate
+        stream.time_base = frame_time_base
         if codec != "mpeg4":
             stream.options = {"crf": str(crf), "preset": "veryfast"}
         else:
@@ -80,7 +83,7 @@ def write_mp4(frames: np.ndarray, fps: float, path: str | Path, *, crf: int = 18
         for index, image in enumerate(padded):
             frame = av.VideoFrame.from_ndarray(image, format="gray").reformat(format="yuv420p")
             frame.pts = index
-            frame.time_base = stream.time_base
+            frame.time_base = frame_time_base
             for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode(None):

@@ -48,3 +48,17 @@ def test_prefers_h264_when_available() -> None:
 def test_bad_input_is_a_typed_error(tmp_path: Path, frames, fps) -> None:
     with pytest.raises(BadConfigError):
         write_mp4(frames, fps, tmp_path / "x.mp4")
+
+
+@pytest.mark.parametrize("frames", [20, 40])
+def test_longer_clips_of_changing_frames_round_trip(tmp_path: Path, frames: int) -> None:
+    # the muxer rewrites the stream's time base after the header; frames stamped with it
+    # used to collide and fail with "Invalid argument" once a clip had ~20 changing frames
+    rng = np.random.default_rng(frames)
+    video = rng.integers(0, 256, (frames, 64, 64), dtype=np.uint8)
+    path = write_mp4(video, 20.0, tmp_path / "clip.mp4")
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        decoded = sum(1 for _ in container.decode(stream))
+        assert float(stream.average_rate) == pytest.approx(20.0)
+    assert decoded == frames
