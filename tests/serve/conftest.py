@@ -10,7 +10,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import av
 import httpx
 import numpy as np
 import pydicom
@@ -21,6 +20,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from labral.datasets.synth.dicom_writer import write_cine_dicom
 from labral.datasets.synth.types import SynthClip
+from labral.datasets.synth.video_writer import write_mp4
 from labral.serve.app import create_app
 from labral.serve.demo import demo_frames, make_demo_bundle
 from labral.serve.settings import ServeSettings
@@ -47,20 +47,6 @@ def write_dicom(
     path: Path, frames: np.ndarray, fps: float = 20.0, syntax: str = "explicit"
 ) -> Path:
     return write_cine_dicom(synth_clip(frames, fps), path, syntax=syntax, burned_in_text=False)
-
-
-def write_mp4(frames: np.ndarray, fps: float, path: Path, codec: str = "mpeg4") -> Path:
-    """Encode uint8 (T, H, W) grey frames as an MP4 with PyAV (H, W even)."""
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream(codec, rate=int(round(fps)))
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        for frame in frames:
-            rgb = np.repeat(frame[:, :, None], 3, axis=2)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
 
 
 def plain_dataset(
