@@ -55,7 +55,8 @@ def auprc_fast(y: np.ndarray, p: np.ndarray) -> float:
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
-def _confusion(y: np.ndarray, p: np.ndarray, threshold: float) -> tuple[int, int, int, int]:
+def confusion_counts(y: np.ndarray, p: np.ndarray, threshold: float) -> tuple[int, int, int, int]:
+    """``(TP, FP, TN, FN)`` of labels y (N,) 0/1 against the decision ``p >= threshold``."""
     decision = p >= threshold
     tp = int(np.sum(decision & (y == 1)))
     fp = int(np.sum(decision & (y == 0)))
@@ -70,25 +71,25 @@ def _ratio(num: float, den: float) -> float:
 
 def sensitivity(y: np.ndarray, p: np.ndarray, threshold: float) -> float:
     """TP / (TP + FN) at ``p >= threshold``."""
-    tp, _, _, fn = _confusion(y, p, threshold)
+    tp, _, _, fn = confusion_counts(y, p, threshold)
     return _ratio(tp, tp + fn)
 
 
 def specificity(y: np.ndarray, p: np.ndarray, threshold: float) -> float:
     """TN / (TN + FP) at ``p >= threshold``."""
-    _, fp, tn, _ = _confusion(y, p, threshold)
+    _, fp, tn, _ = confusion_counts(y, p, threshold)
     return _ratio(tn, tn + fp)
 
 
 def ppv(y: np.ndarray, p: np.ndarray, threshold: float) -> float:
     """TP / (TP + FP): positive predictive value at the suite's own prevalence."""
-    tp, fp, _, _ = _confusion(y, p, threshold)
+    tp, fp, _, _ = confusion_counts(y, p, threshold)
     return _ratio(tp, tp + fp)
 
 
 def npv(y: np.ndarray, p: np.ndarray, threshold: float) -> float:
     """TN / (TN + FN): negative predictive value at the suite's own prevalence."""
-    _, _, tn, fn = _confusion(y, p, threshold)
+    _, _, tn, fn = confusion_counts(y, p, threshold)
     return _ratio(tn, tn + fn)
 
 
@@ -140,7 +141,7 @@ def _at_prevalence(reweight: Callable[[float, float, float], float], prevalence:
     from one confusion count per call."""
 
     def metric(y: np.ndarray, p: np.ndarray, threshold: float) -> float:
-        tp, fp, tn, fn = _confusion(y, p, threshold)
+        tp, fp, tn, fn = confusion_counts(y, p, threshold)
         return reweight(_ratio(tp, tp + fn), _ratio(tn, tn + fp), prevalence)
 
     return metric

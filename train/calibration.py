@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
+from labral.bench.metrics import confusion_counts
 from labral.errors import BadConfigError
 
 
@@ -146,10 +147,7 @@ def binary_metrics(
     both = labels.min(initial=1) == 0 and labels.max(initial=0) == 1
     clipped = np.clip(probs, 1e-7, 1 - 1e-7)
     decision = probs >= threshold
-    tp = int((decision & (labels == 1)).sum())
-    tn = int((~decision & (labels == 0)).sum())
-    fp = int((decision & (labels == 0)).sum())
-    fn = int((~decision & (labels == 1)).sum())
+    tp, fp, tn, fn = confusion_counts(labels, probs, threshold)
 
     def ratio(a: int, b: int) -> float | None:
         return a / b if b else None
