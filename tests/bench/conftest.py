@@ -145,7 +145,7 @@ def _compose_bench(tmp_path: Path, overrides: list[str]) -> DictConfig:
     return cfg
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def compose_bench() -> Any:
     """``compose_bench(tmp_path, overrides) -> DictConfig`` (see :func:`_compose_bench`)."""
     return _compose_bench

@@ -17,32 +17,20 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="module")
-def robustness_report(bench_assets, tmp_path_factory) -> Path:
+def robustness_report(bench_assets, compose_bench, tmp_path_factory) -> Path:
     """A two-model run with a two-point robustness sweep, its report path."""
     import json
-
-    from hydra import compose, initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
-    from omegaconf import open_dict
 
     from labral.bench import suites
 
     tmp = tmp_path_factory.mktemp("report")
-    GlobalHydra.instance().clear()
-    with initialize_config_module(config_module="labral.configs", version_base="1.3"):
-        cfg = compose(
-            config_name="bench",
-            overrides=[
-                f"bundle=[{bench_assets['bundle']},{bench_assets['bundle_b']}]",
-                f"suite={bench_assets['manifest']}",
-                f"out={tmp / 'out'}",
-                "bootstrap.n=40",
-                "latency_clips=1",
-                "progress=false",
-            ],
-        )
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(tmp / "run")
+    cfg = compose_bench(
+        tmp,
+        [
+            f"bundle=[{bench_assets['bundle']},{bench_assets['bundle_b']}]",
+            f"suite={bench_assets['manifest']}",
+        ],
+    )
     sweep = [{"name": "noise", "levels": [10.0, 40.0]}, {"name": "shorter", "levels": [0.5]}]
     original = suites.resolve_suite
 
