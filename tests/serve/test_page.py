@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed")
+
+@pytest.fixture(scope="session")
+def chromium(require_tool: Callable[[str], str]) -> str:
+    """The chromium executable (a failure under LABRAL_REQUIRE_TOOLS=1 when missing)."""
+    return require_tool("chromium")
 
 
-def run_chromium(url: str, profile: Path, *extra: str) -> subprocess.CompletedProcess:
+def run_chromium(
+    chromium: str, url: str, profile: Path, *extra: str
+) -> subprocess.CompletedProcess:
     cmd = [
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
+        chromium, "--headless", "--no-sandbox", "--disable-gpu",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
         "--no-first-run", "--disable-dev-shm-usage", f"--user-data-dir={profile}",
         "--virtual-time-budget=20000", "--window-size=900,1400", *extra, url,
@@ -25,9 +30,9 @@ def run_chromium(url: str, profile: Path, *extra: str) -> subprocess.CompletedPr
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
 
-def test_page_scores_a_sample_and_draws_the_relevance_strip(live_server, tmp_path):
+def test_page_scores_a_sample_and_draws_the_relevance_strip(chromium, live_server, tmp_path):
     url = f"{live_server['url']}/?sample=/samples/bright.dcm"
-    dom = run_chromium(url, tmp_path / "profile", "--dump-dom").stdout
+    dom = run_chromium(chromium, url, tmp_path / "profile", "--dump-dom").stdout
     assert 'data-state="done"' in dom, dom[-2000:]
     assert "Research tool, not a diagnosis." in dom
     probability = re.search(r'id="probability"[^>]*>([\d.]+) %<', dom)
@@ -38,10 +43,10 @@ def test_page_scores_a_sample_and_draws_the_relevance_strip(live_server, tmp_pat
     assert "frame 12 (0.60 s)" in dom  # the strongest key frame is the blob's peak
 
 
-def test_page_screenshot_shows_the_strip(live_server, tmp_path):
+def test_page_screenshot_shows_the_strip(chromium, live_server, tmp_path):
     shot = tmp_path / "page.png"
     url = f"{live_server['url']}/?sample=/samples/bright.dcm"
-    run_chromium(url, tmp_path / "profile", f"--screenshot={shot}")
+    run_chromium(chromium, url, tmp_path / "profile", f"--screenshot={shot}")
     rgb = np.asarray(Image.open(shot).convert("RGB")).astype(int)
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
     # the strip's brightest bars are orange (r high, b low); nothing else on the page is
@@ -49,8 +54,8 @@ def test_page_screenshot_shows_the_strip(live_server, tmp_path):
     assert orange.sum() > 50
 
 
-def test_page_shows_errors_from_the_server(live_server, tmp_path):
+def test_page_shows_errors_from_the_server(chromium, live_server, tmp_path):
     url = f"{live_server['url']}/?sample=/samples/short.dcm"
-    dom = run_chromium(url, tmp_path / "profile", "--dump-dom").stdout
+    dom = run_chromium(chromium, url, tmp_path / "profile", "--dump-dom").stdout
     assert 'data-state="done"' in dom
     assert "low frame rate" in dom  # warnings are listed

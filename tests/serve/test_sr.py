@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import shutil
 import subprocess
 
 import pydicom
@@ -71,10 +70,10 @@ def test_sr_references_source_and_carries_score(source_and_sr):
     assert images[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID == source.SOPInstanceUID
 
 
-@pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dicom3tools not installed")
-def test_sr_passes_dciodvfy(source_and_sr):
+def test_sr_passes_dciodvfy(source_and_sr, require_tool):
+    dciodvfy = require_tool("dciodvfy")
     _, _, path, _ = source_and_sr
-    result = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([dciodvfy, str(path)], capture_output=True, text=True, timeout=60)
     report = result.stdout + result.stderr
     errors = [line for line in report.splitlines() if line.startswith("Error")]
     assert not errors, report
