@@ -18,8 +18,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
 
-from labral.bench.metrics import reliability_bins  # noqa: E402
 from labral.bench.perturb import UNITS  # noqa: E402
+from labral.metrics import reliability_bins  # noqa: E402
 
 #: domain.md section 1: human readers on real patients, for context only.
 CLINICAL_ANCHORS = (

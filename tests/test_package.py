@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -84,3 +85,30 @@ def test_cli_usage_lists_every_command(capsys: pytest.CaptureFixture[str]) -> No
 def test_cli_unknown_command_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["frobnicate"]) == 2
     assert "unknown command" in capsys.readouterr().err
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Every module a Python file imports, at any depth (lazy imports included)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_train_never_imports_bench() -> None:
+    offenders = {
+        str(path.relative_to(REPO)): sorted(n for n in _imported_modules(path) if "bench" in n)
+        for path in sorted((REPO / "train").rglob("*.py"))
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_shared_metrics_sit_below_train_and_bench() -> None:
+    imported = _imported_modules(REPO / "labral" / "metrics.py")
+    assert not {n for n in imported if n.startswith("labral")}
+    for consumer in ("train/calibration.py", "train/finalize.py", "bench/metrics.py"):
+        assert any(n.startswith("labral.metrics") for n in _imported_modules(REPO / consumer))

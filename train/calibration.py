@@ -1,4 +1,7 @@
-"""Binary metrics, temperature scaling and operating-threshold rules (fitted on validation)."""
+"""Temperature scaling and operating-threshold rules, fitted on validation.
+
+The metrics of a split (``binary_metrics``) live in :mod:`labral.metrics`, shared with bench.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +10,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
+from scipy.special import expit, logit
 
-from labral.bench.metrics import confusion_counts
 from labral.errors import BadConfigError
+from labral.metrics import sensitivity, specificity
 
 
 def fit_temperature(
@@ -99,18 +102,16 @@ def choose_threshold(probs: np.ndarray, labels: np.ndarray, rule: dict[str, Any]
         if lowest >= highest:
             return highest
         eps = 1e-7
-        lo_logit, hi_logit = (
-            math.log(p / (1 - p)) for p in np.clip([lowest, highest], eps, 1 - eps)
-        )
-        middle = 1.0 / (1.0 + math.exp(-(lo_logit + hi_logit) / 2))
+        lo_logit, hi_logit = logit(np.clip([lowest, highest], eps, 1 - eps))
+        middle = float(expit((lo_logit + hi_logit) / 2))
         return float(min(max(middle, np.nextafter(lowest, 1.0)), highest))
     if name == "youden":
         candidates = np.unique(probs)
         best, best_value = 0.5, -np.inf
         for threshold in candidates:
-            decision = probs >= threshold
-            sens = decision[labels == 1].mean() if (labels == 1).any() else 0.0
-            spec = (~decision[labels == 0]).mean() if (labels == 0).any() else 0.0
+            # an absent class counts as 0 (NaN from the shared metrics would never win)
+            sens = np.nan_to_num(sensitivity(labels, probs, threshold))
+            spec = np.nan_to_num(specificity(labels, probs, threshold))
             if sens + spec - 1 > best_value:
                 best, best_value = float(threshold), sens + spec - 1
         return best
@@ -126,42 +127,3 @@ def describe_rule(rule: dict[str, Any]) -> str:
     if rule.get("name") == "fixed":
         return f"fixed={float(rule['value']):.4f}"
     return str(rule.get("name"))
-
-
-def binary_metrics(
-    probs: np.ndarray, labels: np.ndarray, threshold: float = 0.5
-) -> dict[str, float | int | None]:
-    """AUROC (None when only one class is present), NLL, Brier and threshold metrics.
-
-    Args:
-        probs: float array (N,) probabilities of class 1.
-        labels: int array (N,) of 0/1.
-        threshold: decision is ``probs >= threshold``.
-
-    Returns:
-        ``auroc``, ``nll``, ``brier``, ``accuracy``, ``sensitivity``, ``specificity``,
-        ``ppv``, ``npv``, ``threshold``, ``n``, ``n_positive``.
-    """
-    probs = np.asarray(probs, dtype=np.float64)
-    labels = np.asarray(labels).astype(int)
-    both = labels.min(initial=1) == 0 and labels.max(initial=0) == 1
-    clipped = np.clip(probs, 1e-7, 1 - 1e-7)
-    decision = probs >= threshold
-    tp, fp, tn, fn = confusion_counts(labels, probs, threshold)
-
-    def ratio(a: int, b: int) -> float | None:
-        return a / b if b else None
-
-    return {
-        "auroc": float(roc_auc_score(labels, probs)) if both else None,
-        "nll": float(-np.mean(labels * np.log(clipped) + (1 - labels) * np.log(1 - clipped))),
-        "brier": float(np.mean((probs - labels) ** 2)),
-        "accuracy": float((decision == labels.astype(bool)).mean()) if labels.size else None,
-        "sensitivity": ratio(tp, tp + fn),
-        "specificity": ratio(tn, tn + fp),
-        "ppv": ratio(tp, tp + fp),
-        "npv": ratio(tn, tn + fn),
-        "threshold": float(threshold),
-        "n": int(labels.size),
-        "n_positive": int(labels.sum()),
-    }

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset
 
 from labral.errors import BadConfigError
-from labral.train import calibration as cal
+from labral.metrics import binary_metrics
 from labral.train.checkpoint import (
     capture_rng_state,
     load_checkpoint,
@@ -288,7 +288,7 @@ def _train(
             logits, labels = evaluate(
                 raw_model, val_loader, device, precision=precision, channels_last=channels_last
             )
-            val = cal.binary_metrics(sigmoid(logits), labels)
+            val = binary_metrics(labels, sigmoid(logits))
             improved = val["auroc"] is not None and val["auroc"] > state["best_metric"] + min_delta
             if improved:
                 state.update(best_metric=val["auroc"], best_epoch=epoch, bad_epochs=0)

@@ -14,6 +14,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
+from labral.metrics import binary_metrics
 from labral.train import calibration as cal
 from labral.train.checkpoint import load_checkpoint
 from labral.train.loop import evaluate, sigmoid
@@ -50,7 +51,7 @@ def calibrate_and_test(
     rule = OmegaConf.to_container(cfg.calibration.threshold_rule, resolve=True)
     val_probs = sigmoid(val_logits, temperature)
     threshold = cal.choose_threshold(val_probs, val_labels, rule)
-    val_metrics = cal.binary_metrics(val_probs, val_labels, threshold)
+    val_metrics = binary_metrics(val_labels, val_probs, threshold)
     _write_json(
         run_dir / "calibration.json",
         {
@@ -66,7 +67,7 @@ def calibrate_and_test(
     test_logits, test_labels = evaluate(
         model, test_loader, device, precision=precision, channels_last=channels_last
     )
-    test = cal.binary_metrics(sigmoid(test_logits, temperature), test_labels, threshold)
+    test = binary_metrics(test_labels, sigmoid(test_logits, temperature), threshold)
     test["best_epoch"] = int(best["epoch"])
     _write_json(run_dir / "test_metrics.json", test)
     auroc = "n/a" if test["auroc"] is None else f"{test['auroc']:.4f}"

@@ -1,64 +1,32 @@
-"""Metrics and cluster-bootstrap CIs against hand computations and scikit-learn."""
+"""The benchmark's metric registry and cluster-bootstrap CIs, against independent computations.
+
+The metrics themselves are tested in tests/test_metrics.py.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.metrics import average_precision_score
 
 from labral.bench import metrics as M
+from labral.metrics import ece, reweighted_npv, reweighted_ppv
 
 
-def test_auroc_hand_case() -> None:
-    # positives 0.9, 0.4; negatives 0.8, 0.3, 0.4 (one tie).
-    # pairs (pos > neg): 0.9 beats all 3; 0.4 beats 0.3, ties 0.4 (0.5), loses to 0.8 -> 4.5 / 6
+def test_registry_names_the_shared_metrics() -> None:
+    # positives 0.9, 0.4; negatives 0.8, 0.3, 0.4 (one tie): AUROC 4.5 / 6 (tests/test_metrics.py)
     y = np.array([1, 1, 0, 0, 0])
     p = np.array([0.9, 0.4, 0.8, 0.3, 0.4])
-    assert M.auroc_fast(y, p) == pytest.approx(4.5 / 6)
-    assert M.point_estimates(y, p, 0.5, M.metric_functions())["auroc"] == pytest.approx(0.75)
-
-
-def test_fast_versions_match_sklearn() -> None:
-    rng = np.random.default_rng(3)
-    for _ in range(20):
-        y = rng.integers(0, 2, 60)
-        p = np.round(rng.random(60), 1)  # many ties
-        assert M.auroc_fast(y, p) == pytest.approx(roc_auc_score(y, p))
-        assert M.auprc_fast(y, p) == pytest.approx(average_precision_score(y, p))
-
-
-def test_threshold_metrics_hand_case() -> None:
-    y = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0, 0])
-    p = np.array([0.9, 0.8, 0.7, 0.2, 0.6, 0.1, 0.1, 0.2, 0.3, 0.4])
-    # at 0.5: TP 3, FN 1, FP 1, TN 5
-    assert M.sensitivity(y, p, 0.5) == pytest.approx(0.75)
-    assert M.specificity(y, p, 0.5) == pytest.approx(5 / 6)
-    assert M.ppv(y, p, 0.5) == pytest.approx(0.75)
-    assert M.npv(y, p, 0.5) == pytest.approx(5 / 6)
-
-
-def test_ppv_npv_reweighting_hand_case() -> None:
-    # sens 0.8, spec 0.9, prevalence 0.25: PPV = 0.2 / (0.2 + 0.075) = 0.72727...
-    assert M.reweighted_ppv(0.8, 0.9, 0.25) == pytest.approx(0.2 / 0.275)
-    # NPV = 0.675 / (0.675 + 0.05) = 0.93103...
-    assert M.reweighted_npv(0.8, 0.9, 0.25) == pytest.approx(0.675 / 0.725)
-    # at 50% prevalence with sens == spec, PPV == NPV == sens
-    assert M.reweighted_ppv(0.7, 0.7, 0.5) == pytest.approx(0.7)
-    assert M.reweighted_npv(0.7, 0.7, 0.5) == pytest.approx(0.7)
-
-
-def test_ece_calibrated_and_miscalibrated() -> None:
-    rng = np.random.default_rng(0)
-    p = rng.random(200_000)
-    y = (rng.random(p.size) < p).astype(int)
-    assert M.ece(y, p) < 0.01
-    # all predictions 0.8 but half positive: one bin, |0.8 - 0.5| = 0.3
-    assert M.ece(np.array([1, 0] * 50), np.full(100, 0.8)) == pytest.approx(0.3)
-    # two bins: 0.1 with 50% positives (gap 0.4), 0.9 with 100% (gap 0.1), equal weight
-    y2 = np.array([1, 0, 1, 0, 1, 1, 1, 1])
-    p2 = np.array([0.1] * 4 + [0.9] * 4)
-    assert M.ece(y2, p2) == pytest.approx(0.25)
-    assert M.brier(y2, p2) == pytest.approx((2 * 0.81 + 2 * 0.01 + 4 * 0.01) / 8)
+    values = M.point_estimates(y, p, 0.5, M.metric_functions(ece_bins=5))
+    assert values["auroc"] == pytest.approx(0.75)
+    assert values["auprc"] == pytest.approx(average_precision_score(y, p))
+    assert values["sensitivity"] == 0.5 and values["specificity"] == pytest.approx(2 / 3)
+    assert values["ppv"] == 0.5 and values["npv"] == pytest.approx(2 / 3)
+    assert values["ppv_at_25"] == pytest.approx(reweighted_ppv(0.5, 2 / 3, 0.25))
+    assert values["npv_at_50"] == pytest.approx(reweighted_npv(0.5, 2 / 3, 0.5))
+    assert values["brier"] == pytest.approx(np.mean((p - y) ** 2))
+    assert values["ece"] == pytest.approx(ece(y, p, n_bins=5))
+    assert M.LOWER_IS_BETTER <= set(values)
 
 
 def _sample(n_patients: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray, list[str]]:
