@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.special import expit
 
 from labral.errors import IncompatibleBundleError
 
@@ -250,7 +251,7 @@ def clip_score(
     from labral.datasets.transforms import relevance_to_source_frames
 
     logit = float(np.asarray(torch.as_tensor(window_logits).double().cpu()).mean())
-    probability = float(1.0 / (1.0 + np.exp(-logit / temperature)))
+    probability = float(expit(logit / temperature))
     relevance = np.asarray(
         relevance_to_source_frames(window_relevance, frame_index, num_source_frames),
         dtype=np.float64,

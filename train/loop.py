@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.special import expit
 from tqdm import tqdm
 
 
@@ -181,9 +182,10 @@ def evaluate(
 
 
 def sigmoid(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """float64 (N,) probabilities ``1 / (1 + exp(-logits / temperature))``."""
-    z = np.clip(np.asarray(logits, dtype=np.float64) / temperature, -60, 60)
-    return 1.0 / (1.0 + np.exp(-z))
+    """float64 (N,) probabilities ``expit(logits / temperature)``, the scaled logits clipped
+    to [-60, 60] first (as before the switch to expit, so the ties among saturated scores,
+    and hence every AUROC computed from them, stay the same)."""
+    return expit(np.clip(np.asarray(logits, dtype=np.float64) / temperature, -60, 60))
 
 
 def steps_per_epoch(num_batches: int, accum_steps: int) -> int:
