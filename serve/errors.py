@@ -135,7 +135,8 @@ def install_error_handlers(app: FastAPI) -> None:
         message = str(exc.detail)
         if exc.status_code in (404, 405):
             message = f"{message}: {request.method} {request.url.path}; the API is listed at /docs"
-        return error_response(code, message, exc.status_code)
+        # keep the exception's headers: a 405 carries the Allow header Starlette computed
+        return error_response(code, message, exc.status_code, exc.headers)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         # last resort (Starlette still logs the traceback); routes map known failures first
