@@ -2,19 +2,31 @@
 
 Every error leaves as ``{"error": {"code": <stable string>, "message": <what to do>}}`` with
 the status carried by the error class (``labral.errors`` for input problems, the classes
-below for HTTP-level ones).
+below for HTTP-level ones). ``error_responses`` documents the same mapping in OpenAPI:
+routes list the error classes they can answer with, and nothing else states a status.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from labral.errors import LabralError
+from labral.errors import (
+    CorruptPixelDataError,
+    LabralError,
+    NotACineError,
+    NotDicomError,
+    NotUltrasoundError,
+    OverLimitError,
+    UnsupportedMediaError,
+    UnsupportedTransferSyntaxError,
+)
+from labral.serve.schemas import ErrorBody
 
 log = logging.getLogger("labral.serve")
 
@@ -96,7 +108,31 @@ class InternalError(LabralError):
     http_status = 500
 
 
+# What labral.datasets.reader.read_cine raises for a bad upload (its Raises: sections).
+READER_ERRORS: tuple[type[LabralError], ...] = (
+    NotDicomError,
+    UnsupportedMediaError,
+    UnsupportedTransferSyntaxError,
+    NotUltrasoundError,
+    NotACineError,
+    CorruptPixelDataError,
+    OverLimitError,
+)
+RETRY_AFTER_S = 5
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+# The headers an error answer carries, with their OpenAPI description.
+_HEADERS: dict[type[LabralError], dict[str, tuple[str, str]]] = {
+    UnauthorizedError: {"WWW-Authenticate": ("Bearer", "the authentication scheme to use")},
+    **{
+        cls: {"Retry-After": (str(RETRY_AFTER_S), "seconds to wait before retrying")}
+        for cls in (RequestTimeoutError, NotReadyError, BusyError)
+    },
+}
+
+
+def error_headers(error: type[LabralError]) -> dict[str, str]:
+    """The headers sent with an error of this class (``WWW-Authenticate``, ``Retry-After``)."""
+    return {name: value for name, (value, _) in _HEADERS.get(error, {}).items()}
 
 
 def error_response(
@@ -110,10 +146,51 @@ def error_response(
 
 def response_for(error: LabralError) -> JSONResponse:
     """Map a typed error to its response (status from the class, code stable)."""
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, UnauthorizedError) else None
-    if isinstance(error, RequestTimeoutError | NotReadyError | BusyError):
-        headers = {"Retry-After": "5"}
-    return error_response(error.code, error.message, error.http_status, headers)
+    return error_response(
+        error.code, error.message, error.http_status, error_headers(type(error)) or None
+    )
+
+
+def _summary(error: type[LabralError]) -> str:
+    return (error.__doc__ or error.code).strip().splitlines()[0].replace("``", "`")
+
+
+def error_responses(*errors: type[LabralError]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the errors a route can answer with.
+
+    One entry per status: the JSON error schema (``ErrorBody``), a description listing
+    each stable code, one example per code and the headers those errors carry.
+
+    Args:
+        errors: the error classes the route raises (status and code come from the class).
+
+    Returns:
+        A mapping for the ``responses=`` argument of a FastAPI route or router.
+    """
+    by_status: dict[int, list[type[LabralError]]] = {}
+    for error in dict.fromkeys(errors):
+        by_status.setdefault(error.http_status, []).append(error)
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status, group in sorted(by_status.items()):
+        examples = {
+            e.code: {
+                "summary": _summary(e),
+                "value": {"error": {"code": e.code, "message": _summary(e)}},
+            }
+            for e in group
+        }
+        headers = {
+            name: {"description": text, "schema": {"type": "string"}, "example": value}
+            for e in group
+            for name, (value, text) in _HEADERS.get(e, {}).items()
+        }
+        responses[status] = {
+            "model": ErrorBody,
+            "description": "\n".join(f"- `{e.code}`: {_summary(e)}" for e in group),
+            "content": {"application/json": {"examples": examples}},
+            **({"headers": headers} if headers else {}),
+        }
+    return responses
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -1,4 +1,4 @@
-"""/healthz, /readyz and /metrics."""
+"""/healthz, /readyz and /metrics (no API key: probes and scrapers, see serve/README.md)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,27 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from labral.serve.deps import ServiceDep
+from labral.serve.errors import InternalError, error_responses
+from labral.serve.schemas import Health, Readiness
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], responses=error_responses(InternalError))
+PROMETHEUS_RESPONSE = {
+    "description": f"Prometheus text exposition format (Content-Type: {CONTENT_TYPE_LATEST})",
+    "content": {
+        "text/plain": {
+            "schema": {"type": "string"},
+            "example": "# TYPE labral_requests_total counter\n"
+            'labral_requests_total{route="/v1/predictions",status="200"} 1.0\n',
+        }
+    },
+}
 
 
-@router.get("/healthz")
+@router.get(
+    "/healthz",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "the bundle failed to load: restart me"}},
+)
 async def healthz(service: ServiceDep) -> JSONResponse:
     """Process alive (200) unless the bundle failed to load (503: restart me)."""
     if service.load_error:
@@ -19,7 +35,11 @@ async def healthz(service: ServiceDep) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "loading, or the bundle failed to load"}},
+)
 async def readyz(service: ServiceDep) -> JSONResponse:
     """200 once the model is loaded and warmed, 503 before (or after a failed load)."""
     if service.ready.is_set():
@@ -28,7 +48,9 @@ async def readyz(service: ServiceDep) -> JSONResponse:
     return JSONResponse({"status": status, "error": service.load_error}, status_code=503)
 
 
-@router.get("/metrics")
+# response_class=Response (no media type of its own): 200 is documented as text/plain only,
+# and the error answers keep their application/json schema
+@router.get("/metrics", response_class=Response, responses={200: PROMETHEUS_RESPONSE})
 async def metrics(request: Request) -> Response:
     """Prometheus text exposition of this process's metrics."""
     return Response(

@@ -13,37 +13,40 @@ from fastapi.responses import Response
 from labral.errors import LabralError
 from labral.serve.deps import ServiceDep, SettingsDep, require_api_key
 from labral.serve.errors import (
+    READER_ERRORS,
+    BusyError,
     InternalError,
     NotReadyError,
     RequestTimeoutError,
+    SrNeedsDicomError,
     SrSourceError,
+    UnauthorizedError,
+    error_responses,
 )
 from labral.serve.preview import build_preview
 from labral.serve.schemas import ModelCard, Prediction
 from labral.serve.service import ScoredClip, ScoringService
 from labral.serve.settings import ServeSettings
 from labral.serve.sr import build_sr, read_source_header, sr_bytes
-from labral.serve.upload import read_upload
+from labral.serve.upload import UPLOAD_ERRORS, UPLOAD_REQUEST_BODY, read_upload
 
 log = logging.getLogger("labral.serve")
-router = APIRouter(prefix="/v1", tags=["predictions"])
-UPLOAD_DOC = {
-    "requestBody": {
-        "description": "A DICOM cine (multipart field 'file' or application/dicom body) or an "
-        "MP4/AVI/MOV export; the format is sniffed from the bytes.",
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {"file": {"type": "string", "format": "binary"}},
-                    "required": ["file"],
-                }
-            },
-            "application/dicom": {"schema": {"type": "string", "format": "binary"}},
-            "video/mp4": {"schema": {"type": "string", "format": "binary"}},
-        },
-        "required": True,
-    }
+router = APIRouter(prefix="/v1", tags=["predictions"], responses=error_responses(InternalError))
+PREDICT_ERRORS = (
+    UnauthorizedError,
+    *UPLOAD_ERRORS,
+    *READER_ERRORS,
+    SrNeedsDicomError,
+    SrSourceError,
+    NotReadyError,
+    BusyError,
+    RequestTimeoutError,
+    InternalError,
+)
+SR_RESPONSE = {
+    "description": "The scored clip as JSON, or with format=sr a DICOM Comprehensive SR that "
+    "references the source instance",
+    "content": {"application/dicom": {"schema": {"type": "string", "format": "binary"}}},
 }
 
 
@@ -74,8 +77,8 @@ async def _score(service: ScoringService, settings: ServeSettings, data: bytes) 
     "/predictions",
     response_model=Prediction,
     dependencies=[Depends(require_api_key)],
-    openapi_extra=UPLOAD_DOC,
-    responses={200: {"content": {"application/dicom": {}}}},
+    openapi_extra={"requestBody": UPLOAD_REQUEST_BODY},
+    responses={200: SR_RESPONSE, **error_responses(*PREDICT_ERRORS)},
 )
 async def predict(
     request: Request,
@@ -138,7 +141,12 @@ async def predict(
     return body
 
 
-@router.get("/model", response_model=ModelCard, tags=["model"])
+@router.get(
+    "/model",
+    response_model=ModelCard,
+    tags=["model"],
+    responses=error_responses(NotReadyError, InternalError),
+)
 async def model_card(service: ServiceDep) -> Any:
     """The model card (bundle README), identity, input spec, threshold and eval transform."""
     if service.bundle is None:

@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ErrorDetail(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(description="stable code clients match on (serve/README.md lists them)")
+    message: str = Field(description="what went wrong and what to do next")
+
+
+class ErrorBody(BaseModel):
+    """The body of every error answer: ``{"error": {"code", "message"}}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error: ErrorDetail
 
 
 class ModelIdentity(BaseModel):
@@ -67,3 +82,22 @@ class ModelCard(ModelIdentity):
     val_metrics: Any = None
     card: str
     intended_use: str
+
+
+class Health(BaseModel):
+    """/healthz: ``ok`` while the process is alive, ``failed`` (503) if the bundle did not load."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["ok", "failed"]
+    error: str | None = Field(None, description="why the bundle failed to load")
+
+
+class Readiness(BaseModel):
+    """/readyz: ``ready`` with the model's identity, or ``loading``/``failed`` (503)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["ready", "loading", "failed"]
+    model: ModelIdentity | None = None
+    error: str | None = Field(None, description="why the bundle failed to load")

@@ -29,7 +29,8 @@ class ServeSettings(BaseModel):
     Attributes:
         bundle: folder of a model bundle written by ``labral export``.
         host / port: where uvicorn binds; loopback by default.
-        api_key: bearer token for the prediction endpoints; required when ``host`` is not
+        api_key: bearer token for ``POST /v1/predictions`` (the probes, ``/v1/model`` and
+            ``/metrics`` stay open); required when ``host`` is not
             loopback (the service refuses to start exposed without one).
         max_upload_bytes: request bodies above this get 413 ``payload_too_large``.
         max_frames / max_rows / max_cols: header-checked limits (ReadLimits) before decoding.

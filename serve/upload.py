@@ -10,6 +10,7 @@ that has no name on disk); they are closed, hence removed, before the handler re
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from typing import Any
 
 from fastapi import Request
 from starlette.datastructures import UploadFile
@@ -30,6 +31,32 @@ RAW_TYPES = {
     "video/x-msvideo",
     "video/avi",
     "video/msvideo",
+}
+# What read_upload raises, whatever the file holds (the reader adds its own errors).
+UPLOAD_ERRORS = (
+    PayloadTooLargeError,
+    UnsupportedMediaTypeError,
+    MissingFileError,
+    InvalidRequestError,
+)
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+# The OpenAPI request body of an upload endpoint: every Content-Type read_upload accepts.
+UPLOAD_REQUEST_BODY: dict[str, Any] = {
+    "description": "A DICOM cine (multipart field 'file', or the raw file as "
+    "application/dicom) or an MP4/AVI/MOV export; the format is sniffed from the bytes, "
+    "never taken from the Content-Type or the file name. Without Content-Length (chunked) "
+    "the size limit is enforced while the body streams in.",
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {"file": {"type": "string", "format": "binary"}},
+                "required": ["file"],
+            }
+        },
+        **{media: _BINARY for media in sorted(RAW_TYPES)},
+    },
+    "required": True,
 }
 
 

@@ -1,0 +1,422 @@
+"""The OpenAPI document is the contract: every answer of every route is documented there.
+
+The walk starts from ``app.routes``. Each documented operation gets good and bad requests
+(``PROBES``), including the service states that answer 500 and 503. Every answer is checked
+against the app's own /openapi.json: its status is documented for that path and method, its
+Content-Type is one documented for that status (and the body really is that media type), a
+JSON body validates against the documented schema, an error code is one of the documented
+examples, and the documented headers are present. Then the converse: every documented
+status, media type and error code was seen. Every route answers 405 with an Allow header.
+
+CORS preflights (OPTIONS with ``cors_origins`` set) are answered by the middleware, not a
+route, and stay out of the walk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pydicom
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+from pydantic import BaseModel
+from starlette.routing import Mount, Route
+
+from labral.serve import routes_health, routes_predict
+from labral.serve.app import create_app
+from labral.serve.deps import get_service
+from labral.serve.schemas import ErrorBody, Health, ModelCard, Prediction, Readiness
+from labral.serve.settings import ServeSettings
+
+KEY = "s3cret"
+SCHEMA_MODELS: dict[str, type[BaseModel]] = {
+    m.__name__: m for m in (ErrorBody, Health, ModelCard, Prediction, Readiness)
+}
+# Not in the OpenAPI document by design: the documentation itself, the clinician page and
+# its static files. A new route must be documented or added here on purpose.
+UNDOCUMENTED = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/", "/static"}
+UNDOCUMENTED |= {"/samples"}  # only when samples_dir is set, as it is here
+OTHER_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
+
+State = Callable[[TestClient], contextlib.AbstractContextManager[None]]
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One request and the answer it must get (status, and error code when it fails)."""
+
+    name: str
+    method: str
+    path: str
+    status: int
+    codes: frozenset[str] = frozenset()
+    request: dict[str, Any] = field(default_factory=dict)
+    state: State | None = None
+    keyed: bool = False  # send it to the app that has an api_key
+
+
+# ---- service states -------------------------------------------------------------------
+@contextlib.contextmanager
+def not_ready(client: TestClient) -> Iterator[None]:
+    service = client.app.state.service
+    service.ready.clear()
+    try:
+        yield
+    finally:
+        service.ready.set()
+
+
+@contextlib.contextmanager
+def load_failed(client: TestClient) -> Iterator[None]:
+    service = client.app.state.service
+    service.load_error = "IncompatibleBundleError: model.ts is missing"
+    try:
+        with not_ready(client):
+            yield
+    finally:
+        service.load_error = None
+
+
+@contextlib.contextmanager
+def no_bundle(client: TestClient) -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(client.app.state.service, "bundle", None)
+        yield
+
+
+@contextlib.contextmanager
+def busy(client: TestClient) -> Iterator[None]:
+    service = client.app.state.service
+    service.pending = service.settings.max_pending
+    try:
+        yield
+    finally:
+        service.pending = 0
+
+
+@contextlib.contextmanager
+def scoring_too_slow(client: TestClient) -> Iterator[None]:
+    async def never(data: bytes) -> None:
+        await __import__("asyncio").sleep(5)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(client.app.state.service, "score", never)
+        patch.setattr(client.app.state.settings, "request_timeout_s", 0.05)
+        yield
+
+
+@contextlib.contextmanager
+def model_raises(client: TestClient) -> Iterator[None]:
+    def broken(x: object) -> None:
+        raise RuntimeError("boom")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(client.app.state.service.batcher, "_predict", broken)
+        yield
+
+
+@contextlib.contextmanager
+def service_raises(client: TestClient) -> Iterator[None]:
+    """Every route that depends on the scoring service hits an unexpected exception."""
+
+    def broken() -> None:
+        raise RuntimeError("boom")
+
+    client.app.dependency_overrides[get_service] = broken
+    try:
+        yield
+    finally:
+        client.app.dependency_overrides.clear()
+
+
+@contextlib.contextmanager
+def exposition_raises(client: TestClient) -> Iterator[None]:
+    def broken(registry: object) -> bytes:
+        raise RuntimeError("boom")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(routes_health, "generate_latest", broken)
+        yield
+
+
+@contextlib.contextmanager
+def small_upload_limit(client: TestClient) -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(client.app.state.settings, "max_upload_bytes", 10_000)
+        yield
+
+
+@contextlib.contextmanager
+def source_without_study(client: TestClient) -> Iterator[None]:
+    real = routes_predict.read_source_header
+
+    def header(data: bytes) -> pydicom.Dataset:
+        ds = real(data)
+        del ds.StudyInstanceUID
+        return ds
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(routes_predict, "read_source_header", header)
+        yield
+
+
+# ---- probes ---------------------------------------------------------------------------
+def raw(data: bytes, media: str | None, **params: str) -> dict[str, Any]:
+    headers = {"Content-Type": media} if media else {}
+    return {"content": data, "headers": headers, "params": params}
+
+
+def upload_as(media: str, data: bytes) -> dict[str, Any]:
+    if media == "multipart/form-data":
+        return {"files": {"file": ("clip.dcm", data)}}
+    return raw(data, media)
+
+
+@pytest.fixture(scope="module")
+def probes(clips, bad_inputs) -> list[Probe]:
+    dicom = clips["bright.dcm"].read_bytes()
+    mp4 = clips["bright.mp4"].read_bytes()
+    jpeg = clips["jpeg.dcm"].read_bytes()
+    unknown_syntax = jpeg.replace(b"1.2.840.10008.1.2.4.50", b"1.2.840.10008.1.2.4.99", 1)
+    assert unknown_syntax != jpeg
+    pred, model = "/v1/predictions", "/v1/model"
+    P = Probe
+    found = [
+        P("multipart DICOM", "POST", pred, 200, request=upload_as("multipart/form-data", dicom)),
+        P("video", "POST", pred, 200, request=raw(mp4, "video/mp4")),
+        P("with preview", "POST", pred, 200, request=raw(dicom, "application/dicom", preview="1")),
+        P("SR", "POST", pred, 200, request=raw(dicom, "application/dicom", format="sr")),
+        P("right key", "POST", pred, 200, keyed=True, request={"content": dicom, "headers": {
+            "Content-Type": "application/dicom", "Authorization": f"Bearer {KEY}"}}),
+        P("PDF", "POST", pred, 415, frozenset({"unsupported_media"}),
+          raw(b"%PDF-1.4\n" + bytes(4000), "application/octet-stream")),
+        P("unknown transfer syntax", "POST", pred, 415,
+          frozenset({"unsupported_transfer_syntax"}), raw(unknown_syntax, "application/dicom")),
+        P("no Content-Type", "POST", pred, 415, frozenset({"unsupported_media_type"}),
+          raw(dicom, None)),
+        P("multipart without a file part", "POST", pred, 400, frozenset({"missing_file"}),
+          {"data": {"note": "x"}, "files": {"other": ("a", b"abc")}}),
+        P("multipart without boundary", "POST", pred, 422, frozenset({"invalid_request"}),
+          raw(b"--x\r\n\r\n", "multipart/form-data")),
+        P("bad format", "POST", pred, 422, frozenset({"invalid_request"}),
+          raw(dicom, "application/dicom", format="xml")),
+        P("SR of a video", "POST", pred, 422, frozenset({"sr_needs_dicom"}),
+          raw(mp4, "video/mp4", format="sr")),
+        P("SR of an incomplete source", "POST", pred, 422, frozenset({"sr_source_incomplete"}),
+          raw(dicom, "application/dicom", format="sr"), source_without_study),
+        P("over max_upload_bytes", "POST", pred, 413, frozenset({"payload_too_large"}),
+          raw(dicom, "application/dicom"), small_upload_limit),
+        P("no key", "POST", pred, 401, frozenset({"unauthorized"}),
+          raw(dicom, "application/dicom"), keyed=True),
+        P("wrong key", "POST", pred, 401, frozenset({"unauthorized"}), {"content": dicom,
+          "headers": {"Content-Type": "application/dicom", "Authorization": "Bearer nope"}},
+          keyed=True),
+        P("not ready", "POST", pred, 503, frozenset({"not_ready"}),
+          raw(dicom, "application/dicom"), not_ready),
+        P("busy", "POST", pred, 503, frozenset({"busy"}), raw(dicom, "application/dicom"), busy),
+        P("timeout", "POST", pred, 503, frozenset({"timeout"}),
+          raw(dicom, "application/dicom"), scoring_too_slow),
+        P("model raises", "POST", pred, 500, frozenset({"internal_error"}),
+          raw(dicom, "application/dicom"), model_raises),
+        P("model card", "GET", model, 200),
+        P("model card without a key", "GET", model, 200, keyed=True),
+        P("model card, no bundle", "GET", model, 503, frozenset({"not_ready"}), state=no_bundle),
+        P("model card, bug", "GET", model, 500, frozenset({"internal_error"}),
+          state=service_raises),
+        P("health", "GET", "/healthz", 200),
+        P("health, failed load", "GET", "/healthz", 503, state=load_failed),
+        P("health, bug", "GET", "/healthz", 500, frozenset({"internal_error"}),
+          state=service_raises),
+        P("ready", "GET", "/readyz", 200),
+        P("ready, loading", "GET", "/readyz", 503, state=not_ready),
+        P("ready, failed load", "GET", "/readyz", 503, state=load_failed),
+        P("ready, bug", "GET", "/readyz", 500, frozenset({"internal_error"}),
+          state=service_raises),
+        P("metrics", "GET", "/metrics", 200),
+        P("metrics without a key", "GET", "/metrics", 200, keyed=True),
+        P("metrics, bug", "GET", "/metrics", 500, frozenset({"internal_error"}),
+          state=exposition_raises),
+    ]  # fmt: skip
+    for name, (data, media, status, codes) in bad_inputs.items():
+        if status is not None:  # truncated_mp4 may fail either way; every 4xx is fine there
+            found.append(P(name, "POST", pred, status, frozenset(codes), raw(data, media)))
+    return found
+
+
+def accepted_media_probes(schema: dict[str, Any], dicom: bytes) -> list[Probe]:
+    """One upload per request media type the document lists: each must be accepted."""
+    body = schema["paths"]["/v1/predictions"]["post"]["requestBody"]["content"]
+    return [
+        Probe(f"upload as {media}", "POST", "/v1/predictions", 200, request=upload_as(media, dicom))
+        for media in body
+    ]
+
+
+# ---- the apps -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RouteInfo:
+    path: str
+    methods: frozenset[str]  # what the route serves; static mounts serve GET and HEAD
+    documented: bool  # in the OpenAPI document
+    mount: bool
+
+
+def walk_routes(app: FastAPI) -> list[RouteInfo]:
+    """Every route of ``app.routes``, with included routers flattened (FastAPI >= 0.13x keeps
+    them as one entry each; ``iter_route_contexts`` gives their routes with full paths)."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # older FastAPI: app.routes is already flat
+        contexts = [(route, route) for route in app.routes]
+    else:
+        contexts = [(c, c.original_route) for c in iter_route_contexts(app.routes)]
+    found = []
+    for context, original in contexts:
+        mount = isinstance(original, Mount)
+        assert mount or isinstance(original, Route), f"unexpected route {original!r}"
+        methods = {"GET", "HEAD"} if mount else set(context.methods)
+        documented = isinstance(original, APIRoute) and original.include_in_schema
+        found.append(RouteInfo(context.path, frozenset(methods), documented, mount))
+    return found
+
+
+@pytest.fixture(scope="module")
+def apps(bundle_dir, clips, ready_waiter) -> Iterator[dict[str, TestClient]]:
+    """Two started apps: ``plain`` (no api_key) and ``keyed``; server errors become answers."""
+    samples = next(iter(clips.values())).parent
+    with contextlib.ExitStack() as stack:
+        opened = {}
+        for name, overrides in {"plain": {}, "keyed": {"api_key": KEY}}.items():
+            settings = ServeSettings(bundle=bundle_dir, samples_dir=samples, **overrides)
+            client = TestClient(create_app(settings), raise_server_exceptions=False)
+            opened[name] = stack.enter_context(client)
+            ready_waiter(client)
+        yield opened
+
+
+def media_type(response: Any) -> str:
+    return response.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def check_body(media: str, documented: dict[str, Any], response: Any) -> None:
+    """The body is what its Content-Type says, and matches the documented schema."""
+    schema = documented.get("schema", {})
+    if media == "application/json":
+        body = response.json()
+        ref = schema.get("$ref", "")
+        assert ref, f"JSON answer documented without a schema: {documented}"
+        SCHEMA_MODELS[ref.rsplit("/", 1)[-1]].model_validate(body)
+    elif media == "application/dicom":
+        assert pydicom.dcmread(io.BytesIO(response.content)).SOPClassUID
+    elif media == "text/plain":
+        assert list(text_string_to_metric_families(response.text))
+    else:
+        raise AssertionError(f"no body check for {media}")
+
+
+def check_documented(schema: dict[str, Any], probe: Probe, response: Any) -> tuple:
+    """Assert the answer is documented; return (path, method, status, media, code) seen."""
+    where = f"{probe.name}: {probe.method} {probe.path} -> {response.status_code}"
+    operation = schema["paths"][probe.path][probe.method.lower()]
+    documented = operation["responses"].get(str(response.status_code))
+    assert documented is not None, f"{where} is not in the OpenAPI document"
+    media = media_type(response)
+    content = documented.get("content", {})
+    assert media in content, f"{where} answered {media}, documented {list(content)}"
+    check_body(media, content[media], response)
+    for header in documented.get("headers", {}):
+        assert header.lower() in response.headers, f"{where} lacks documented header {header}"
+    code = None
+    if "examples" in content[media]:
+        code = response.json()["error"]["code"]
+        assert code in content[media]["examples"], f"{where}: code {code} is undocumented"
+    return probe.path, probe.method, response.status_code, media, code
+
+
+def everything_documented(schema: dict[str, Any]) -> set[tuple]:
+    documented = set()
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            for status, response in operation["responses"].items():
+                for media, doc in response.get("content", {}).items():
+                    for code in doc.get("examples") or [None]:
+                        documented.add((path, method.upper(), int(status), media, code))
+    return documented
+
+
+def test_every_answer_of_every_route_is_documented(apps, probes, clips):
+    app = apps["plain"].app
+    schema = apps["plain"].get("/openapi.json").json()
+    assert apps["keyed"].get("/openapi.json").json() == schema  # the key changes no contract
+    operations = {(p, m.upper()) for p, item in schema["paths"].items() for m in item}
+    routes = walk_routes(app)
+    routed = {(r.path, method) for r in routes if r.documented for method in r.methods}
+    assert routed == operations
+    assert {r.path for r in routes if not r.documented} == UNDOCUMENTED
+    probes = probes + accepted_media_probes(schema, clips["bright.dcm"].read_bytes())
+    assert {(p.path, p.method) for p in probes} == operations, "an operation has no probe"
+
+    seen = set()
+    for probe in probes:
+        client = apps["keyed" if probe.keyed else "plain"]
+        with probe.state(client) if probe.state else contextlib.nullcontext():
+            response = client.request(probe.method, probe.path, **probe.request)
+        assert response.status_code == probe.status, (probe.name, response.text[:300])
+        if probe.codes:
+            assert response.json()["error"]["code"] in probe.codes, (probe.name, response.text)
+        seen.add(check_documented(schema, probe, response))
+    missing = everything_documented(schema) - seen
+    assert not missing, f"documented but never answered: {sorted(missing, key=str)}"
+
+
+def test_only_predictions_need_the_api_key(apps, clips):
+    """serve/README.md: the key is "enforced on /v1/predictions whenever set"; probes,
+    /v1/model and /metrics stay open (Prometheus and Kubernetes send no key)."""
+    keyed = apps["keyed"]
+    schema = keyed.get("/openapi.json").json()
+    secured = {
+        (path, method.upper())
+        for path, item in schema["paths"].items()
+        for method, operation in item.items()
+        if operation.get("security")
+    }
+    assert secured == {("/v1/predictions", "POST")}
+    assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    for path in ("/v1/model", "/metrics", "/healthz", "/readyz", "/openapi.json", "/"):
+        assert keyed.get(path).status_code == 200, path
+    response = keyed.post(
+        "/v1/predictions",
+        content=clips["bright.dcm"].read_bytes(),
+        headers={"Content-Type": "application/dicom"},
+    )
+    assert response.status_code == 401 and response.headers["www-authenticate"] == "Bearer"
+
+
+def test_every_route_answers_405_with_an_allow_header(apps):
+    client = apps["plain"]
+    files = {"/static": "/static/app.js", "/samples": "/samples/bright.dcm"}
+    routes = walk_routes(client.app)
+    assert len(routes) == len(UNDOCUMENTED) + 5
+    for route in routes:
+        allowed = set(route.methods)
+        path = files[route.path] if route.mount else route.path
+        for method in sorted(set(OTHER_METHODS) - allowed):
+            response = client.request(method, path)
+            where = f"{method} {path}"
+            assert response.status_code == 405, (where, response.status_code)
+            assert set(response.headers["allow"].split(", ")) == allowed, where
+            assert ErrorBody.model_validate(response.json()).error.code == "method_not_allowed"
+        if "GET" in allowed:  # and the route works: no 4xx/5xx for a plain GET
+            assert client.get(path).status_code == 200, path
+    missing = client.get("/static/nope.js")
+    assert missing.status_code == 404
+    assert ErrorBody.model_validate(missing.json()).error.code == "not_found"
+    assert json.loads(client.get("/nope").text)["error"]["code"] == "not_found"
