@@ -58,7 +58,7 @@ def model_threads(workers: int) -> int:
 
     On a 2-core machine with one decoding thread, two torch threads plus the decoder
     oversubscribe the cores and the pipeline runs no faster than decoding inline; one torch
-    thread beside the decoder ran about 1.8x faster (bench/scoring_speed.py).
+    thread beside the decoder ran about 1.8x faster (benchmarks/scoring_speed.py).
     """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(1, (cores or 1) - max(workers, 0))

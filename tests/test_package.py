@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import os
 import subprocess
 import sys
@@ -112,3 +113,22 @@ def test_shared_metrics_sit_below_train_and_bench() -> None:
     assert not {n for n in imported if n.startswith("labral")}
     for consumer in ("train/calibration.py", "train/finalize.py", "bench/metrics.py"):
         assert any(n.startswith("labral.metrics") for n in _imported_modules(REPO / consumer))
+
+
+def test_benchmarks_folder_is_not_packaged() -> None:
+    # the speed and load scripts are developer tools beside the product, not inside it
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert "benchmarks" not in pyproject
+    assert not (REPO / "benchmarks" / "__init__.py").exists()
+    assert importlib.util.find_spec("labral.benchmarks") is None
+    assert sorted(p.name for p in (REPO / "benchmarks").glob("*.py"))  # the scripts are there
+
+
+def test_bench_holds_the_evaluator_not_scripts() -> None:
+    scripts = [
+        path.name
+        for path in sorted((REPO / "bench").glob("*.py"))
+        if 'if __name__ == "__main__":' in path.read_text()
+        and path.name != "synth_shortcuts.py"  # being moved out by its own change (issue 13)
+    ]
+    assert scripts == []

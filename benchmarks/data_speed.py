@@ -1,7 +1,8 @@
 """Data-path throughput: decode + preprocess against bare pydicom, cached against uncached.
 
-    PYTHONSAFEPATH=1 .venv/bin/python bench/data_speed.py                # defaults
-    PYTHONSAFEPATH=1 .venv/bin/python bench/data_speed.py --clips 24 --repeats 5 --syntax explicit
+    .venv/bin/python benchmarks/data_speed.py                # defaults
+    .venv/bin/python benchmarks/data_speed.py --clips 24 --repeats 5 --syntax explicit
+    .venv/bin/python benchmarks/data_speed.py --smoke        # 2 short clips: checks it runs
 
 Writes ``--clips`` synthetic cine DICOMs (labral's generator and DICOM writer; 32 frames,
 128x128 tissue region, JPEG Baseline by default) to a temporary folder, then, interleaved in
@@ -68,13 +69,17 @@ def epoch(records: list[dict], cache_dir: Path) -> tuple[float, ClipDataset]:
     return time.perf_counter() - start, data
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """Write the clips, time the passes interleaved, print medians and the target checks."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=24)
     parser.add_argument("--frames", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--syntax", choices=["jpeg", "explicit"], default="jpeg")
-    args = parser.parse_args()
+    parser.add_argument("--smoke", action="store_true", help="2 clips of 8 frames, 1 repeat")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.clips, args.frames, args.repeats = 2, 8, 1
     torch.set_num_threads(1)
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,8 +1,8 @@
 """GPU training throughput: labral's loop + on-device data pipeline vs the bare model.
 
-    PYTHONSAFEPATH=1 .venv/bin/python bench/gpu_train_speed.py              # r2plus1d_18, GPU
-    PYTHONSAFEPATH=1 .venv/bin/python bench/gpu_train_speed.py --variants default cl3d cl3d+compile
-    PYTHONSAFEPATH=1 .venv/bin/python bench/gpu_train_speed.py --smoke      # tiny, runs on CPU
+    .venv/bin/python benchmarks/gpu_train_speed.py              # r2plus1d_18, GPU
+    .venv/bin/python benchmarks/gpu_train_speed.py --variants default cl3d cl3d+compile
+    .venv/bin/python benchmarks/gpu_train_speed.py --smoke      # tiny, runs on CPU
 
 Same process, same card, for each memory-format/compile variant:
 - bare: forward + backward + AdamW step of the model on one random float32 batch already on
@@ -162,6 +162,7 @@ def labral_speed(
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
+    """Time bare and labral training for each variant; print and return clips/s and ratios."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="r2plus1d_18")
     parser.add_argument("--frames", type=int, default=16)

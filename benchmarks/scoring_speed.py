@@ -1,8 +1,9 @@
 """Scoring throughput of `labral bench` against bare decoding + bundle calls, same process.
 
-    PYTHONSAFEPATH=1 .venv/bin/python bench/scoring_speed.py                 # 1,000 clips
-    PYTHONSAFEPATH=1 .venv/bin/python bench/scoring_speed.py --clips 200 --repeats 3
-    PYTHONSAFEPATH=1 .venv/bin/python bench/scoring_speed.py --bundle path/to/bundle
+    .venv/bin/python benchmarks/scoring_speed.py                 # 1,000 clips
+    .venv/bin/python benchmarks/scoring_speed.py --clips 200 --repeats 3
+    .venv/bin/python benchmarks/scoring_speed.py --bundle path/to/bundle
+    .venv/bin/python benchmarks/scoring_speed.py --smoke         # 6 clips in a temporary cache
 
 The suite is ``synthetic-id`` resized to ``--clips`` clips (generated once into the bench
 cache, DICOM JPEG, read through ``read_cine``). Without ``--bundle`` the default network
@@ -22,7 +23,9 @@ import argparse
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -37,7 +40,7 @@ EVAL_SPEC = {"frames": 16, "fps": 10.0, "size": [96, 96], "windows": 1}
 def default_bundle(folder: Path) -> Bundle:
     """Script the default compact network (random weights) into a bundle in ``folder``."""
     from labral.models.compact import CompactVideoNet
-    from labral.train.export import RelevanceModule
+    from labral.train.exporters import RelevanceModule
 
     model = RelevanceModule(CompactVideoNet()).eval()
     spec = {
@@ -51,7 +54,12 @@ def default_bundle(folder: Path) -> Bundle:
     return load_bundle(write_bundle(folder, torch.jit.script(model), spec))
 
 
-def bare_pass(source: scoring.ClipSource, bundle: Bundle, transform, batch_size: int) -> float:
+def bare_pass(
+    source: scoring.ClipSource,
+    bundle: Bundle,
+    transform: Callable[[dict[str, Any]], dict[str, Any]],
+    batch_size: int,
+) -> float:
     """Seconds to decode + transform every clip inline and call the bundle once per batch."""
     from labral.datasets.reader import read_cine
 
@@ -66,7 +74,8 @@ def bare_pass(source: scoring.ClipSource, bundle: Bundle, transform, batch_size:
     return time.perf_counter() - started
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    """Time the bare loops and the pipeline; print the figures and return the medians (s)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clips", type=int, default=1000, help="suite size (default 1000)")
     parser.add_argument(
@@ -80,7 +89,16 @@ def main() -> None:
     parser.add_argument(
         "--generate-workers", type=int, default=2, help="suite generation processes"
     )
-    args = parser.parse_args()
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="6 clips, 1 repeat, batch 4, suite generated into a temporary folder",
+    )
+    args = parser.parse_args(argv)
+    tmp_cache = tempfile.TemporaryDirectory() if args.smoke else None
+    if tmp_cache is not None:
+        args.clips, args.repeats, args.batch_size = 6, 1, 4
+        args.cache_dir, args.generate_workers = Path(tmp_cache.name), 1
     torch.set_num_threads(args.threads)
 
     clips_per_patient = 3
@@ -150,6 +168,9 @@ def main() -> None:
         f"ratio pipeline / faster bare: per repeat {', '.join(f'{r:.3f}' for r in ratios)}; "
         f"median {statistics.median(ratios):.3f} (target <= 1.20)"
     )
+    if tmp_cache is not None:
+        tmp_cache.cleanup()
+    return {**medians, "ratio": statistics.median(ratios)}
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """How fast ``labral synth`` makes data: clips/s on one core and on all cores.
 
-    PYTHONSAFEPATH=1 .venv/bin/python bench/synth_speed.py              # + 2,000-clip run
-    PYTHONSAFEPATH=1 .venv/bin/python bench/synth_speed.py --skip-large  # quick figures only
+    .venv/bin/python benchmarks/synth_speed.py              # + 2,000-clip run
+    .venv/bin/python benchmarks/synth_speed.py --skip-large # quick figures only
+    .venv/bin/python benchmarks/synth_speed.py --smoke      # a few clips: checks it runs
 
 The default clip (32 frames, 128x128, JPEG DICOM written, no preview). Each figure is the
 median of ``--repeats`` runs; the per-stage split (generate vs DICOM write) shows where a
@@ -31,14 +32,17 @@ TARGET_LARGE_S = 120.0
 
 def settings_for(out: Path, n_clips: int, workers: int) -> SynthSettings:
     """Default-clip settings giving about ``n_clips`` clips (3 clips per hip, 1 hip)."""
-    return SynthSettings(
-        out=out,
-        n_patients=max(1, n_clips // 3),
-        hips_per_patient=(1, 1),
-        clips_per_hip=(3, 3),
-        workers=workers,
-        preview=False,
-        progress=False,
+    return SynthSettings.from_config(
+        {
+            "out": str(out),
+            "n_patients": max(1, n_clips // 3),
+            "hips_per_patient": [1, 1],
+            "clips_per_hip": [3, 3],
+            "workers": workers,
+            "preview": False,
+            "progress": False,
+        },
+        check_out=False,
     )
 
 
@@ -87,21 +91,25 @@ def clips_per_second(n_clips: int, workers: int, repeats: int) -> tuple[float, f
     return statistics.median(rates), statistics.median(cpu_rates), size
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Print the figures (medians) and whether the targets are met."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=60, help="clips per throughput run")
     parser.add_argument("--repeats", type=int, default=3, help="runs per figure (median)")
     parser.add_argument("--large-clips", type=int, default=2000, help="size of the large run")
     parser.add_argument("--skip-large", action="store_true", help="skip the large run")
-    args = parser.parse_args()
-    cores = SynthSettings(out=Path(".")).resolved_workers
+    parser.add_argument("--smoke", action="store_true", help="3 clips, 1 repeat, no large run")
+    args = parser.parse_args(argv)
+    stage_clips = 10
+    if args.smoke:
+        args.clips, args.repeats, args.skip_large, stage_clips = 3, 1, True, 2
+    cores = settings_for(Path("."), 3, 0).resolved_workers
 
     print(
         f"labral synth speed: 32x128x128 clips, JPEG DICOM, {cores} cores, "
         f"load average {os.getloadavg()[0]:.1f} (shared machine)"
     )
-    st = stage_times(args.repeats)
+    st = stage_times(args.repeats, stage_clips)
     print(
         f"  per clip, one process : generate {st['gen'] * 1e3:.1f} ms "
         f"(CPU {st['gen_cpu'] * 1e3:.1f}) + encode DICOM {st['dicom'] * 1e3:.1f} ms "

@@ -1,10 +1,11 @@
 """Load benchmark of `labral serve` on loopback, next to the bare bundle call in one run.
 
-    PYTHONSAFEPATH=1 .venv/bin/python bench/serve_load.py [BUNDLE] [--requests 2000]
+    .venv/bin/python benchmarks/serve_load.py [BUNDLE] [--requests 2000]
+    .venv/bin/python benchmarks/serve_load.py --smoke     # demo bundle, a few requests
 
 BUNDLE defaults to the newest bundle under outputs/ (a folder with model.ts and
-metadata.json), else the tiny demo bundle (labral.serve.demo). The script starts the real
-service as a subprocess on a free loopback port and prints:
+metadata.json), else the tiny demo bundle (labral.serve.demo; always with ``--smoke``). The
+script starts the real service as a subprocess on a free loopback port and prints:
 
 * the bare in-process call: decode + eval transform + model (median of runs),
 * end-to-end latency p50/p95 for one client, and the ratio p50 / bare (target <= 1.5),
@@ -25,6 +26,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -118,7 +120,7 @@ def memory_kib(pid: int) -> dict[str, int]:
     return out
 
 
-def run_clients(url: str, data: bytes, clients: int, total: int) -> dict:
+def run_clients(url: str, data: bytes, clients: int, total: int) -> dict[str, Any]:
     """``total`` requests spread over ``clients`` keep-alive clients; latencies in ms."""
     per_client = [total // clients + (i < total % clients) for i in range(clients)]
     headers = {"Content-Type": "application/dicom"}
@@ -153,7 +155,7 @@ def run_clients(url: str, data: bytes, clients: int, total: int) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> dict:
+def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Measure the bare call and the service under load; print and return the figures."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("bundle", nargs="?", type=Path, help="bundle folder (default: newest)")
@@ -164,11 +166,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--window-ms", type=float, default=5.0)
     parser.add_argument("--torch-threads", type=int, default=1)
     parser.add_argument("--out", type=Path, help="also write the figures as JSON here")
+    parser.add_argument("--smoke", action="store_true", help="demo bundle, 2-8 requests per figure")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.requests, args.latency_requests, args.bare_runs = 8, 3, 2
     torch.set_num_threads(args.torch_threads)
 
     tmp = tempfile.TemporaryDirectory()
-    bundle_dir = args.bundle or newest_bundle(Path("outputs"))
+    bundle_dir = args.bundle or (None if args.smoke else newest_bundle(Path("outputs")))
     if bundle_dir is None:
         from labral.serve.demo import make_demo_bundle
 
@@ -180,9 +185,11 @@ def main(argv: list[str] | None = None) -> dict:
     bare = bare_call_ms(Path(bundle_dir), data, args.bare_runs)
     proc, url = start_server(Path(bundle_dir), free_port(), tmp.name, args)
     try:
-        run_clients(url, data, 1, 10)  # warm the HTTP path
+        run_clients(url, data, 1, 2 if args.smoke else 10)  # warm the HTTP path
         single = run_clients(url, data, 1, args.latency_requests)
-        concurrency = [run_clients(url, data, c, max(4 * c, 24)) for c in (1, 4, 8)]
+        concurrency = [
+            run_clients(url, data, c, c if args.smoke else max(4 * c, 24)) for c in (1, 4, 8)
+        ]
         mem_start = memory_kib(proc.pid)
         long_run = run_clients(url, data, 4, args.requests)
         mem_end = memory_kib(proc.pid)

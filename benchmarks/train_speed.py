@@ -1,8 +1,9 @@
 """Training throughput (clips/s) on CPU for every model, plus the real data pipeline.
 
-    PYTHONSAFEPATH=1 .venv/bin/python bench/train_speed.py               # all models, 2 threads
-    PYTHONSAFEPATH=1 .venv/bin/python bench/train_speed.py --models compact --steps 3
-    PYTHONSAFEPATH=1 .venv/bin/python bench/train_speed.py --manifest data/synth/manifest.jsonl
+    .venv/bin/python benchmarks/train_speed.py               # all models, 2 threads
+    .venv/bin/python benchmarks/train_speed.py --models compact --steps 3
+    .venv/bin/python benchmarks/train_speed.py --manifest data/synth/manifest.jsonl
+    .venv/bin/python benchmarks/train_speed.py --smoke       # compact, batch 2, one step
 
 For each model: forward + backward + AdamW step on random tensors of the default eval size
 (configs/transforms/default.yaml), median of ``--repeats`` timings of ``--steps`` steps after
@@ -21,12 +22,12 @@ from pathlib import Path
 import torch
 from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 MODELS = ("compact", "still_frame", "r2plus1d_18", "r3d_18", "mc3_18")
 
 
-def compose_train(*overrides: str):
+def compose_train(*overrides: str) -> DictConfig:
     """The real train config (no Hydra run needed for the parts used here)."""
     with initialize_config_module(config_module="labral.configs", version_base="1.3"):
         return compose("train", overrides=list(overrides))
@@ -86,7 +87,8 @@ def pipeline_speed(manifest: Path, clips: int, batch: int) -> float:
     return stats["clips_per_s"]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    """Time every model (and the pipeline, given a manifest); print and return clips/s."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--batch", type=int, default=8)
@@ -95,7 +97,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--manifest", type=Path, default=None)
     parser.add_argument("--pipeline-clips", type=int, default=48)
-    args = parser.parse_args()
+    parser.add_argument(
+        "--smoke", action="store_true", help="compact only, batch 2, 1 x 1 step, 4 pipeline clips"
+    )
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.models, args.batch, args.steps, args.repeats = ["compact"], 2, 1, 1
+        args.pipeline_clips = 4
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     base = compose_train()
@@ -118,6 +126,8 @@ def main() -> None:
         reference = rates.get("compact")
         extra = f"   x{rate / reference:.2f} vs random tensors" if reference else ""
         print(f"  compact through labral's loop + data pipeline: {rate:.2f} clips/s{extra}")
+        rates["pipeline"] = rate
+    return rates
 
 
 if __name__ == "__main__":
