@@ -1,12 +1,13 @@
 """The OpenAPI document is the contract: every answer of every route is documented there.
 
 The walk starts from ``app.routes``. Each documented operation gets good and bad requests
-(``PROBES``), including the service states that answer 500 and 503. Every answer is checked
-against the app's own /openapi.json: its status is documented for that path and method, its
-Content-Type is one documented for that status (and the body really is that media type), a
-JSON body validates against the documented schema, an error code is one of the documented
-examples, and the documented headers are present. Then the converse: every documented
-status, media type and error code was seen. Every route answers 405 with an Allow header.
+(the ``probes`` fixture), including the service states that answer 500 and 503. Every
+answer is checked against the app's own /openapi.json: its status is documented for that
+path and method, its Content-Type is one documented for that status (and the body really
+is that media type), a JSON body validates against the documented schema, an error code is
+one of the documented examples, and the documented headers are present. Then the
+converse: every documented status, media type and error code was seen. Every route
+answers 405 with an Allow header.
 
 CORS preflights (OPTIONS with ``cors_origins`` set) are answered by the middleware, not a
 route, and stay out of the walk.
@@ -14,9 +15,9 @@ route, and stay out of the walk.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -105,7 +106,7 @@ def busy(client: TestClient) -> Iterator[None]:
 @contextlib.contextmanager
 def scoring_too_slow(client: TestClient) -> Iterator[None]:
     async def never(data: bytes) -> None:
-        await __import__("asyncio").sleep(5)
+        await asyncio.sleep(5)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(client.app.state.service, "score", never)
@@ -419,4 +420,4 @@ def test_every_route_answers_405_with_an_allow_header(apps):
     missing = client.get("/static/nope.js")
     assert missing.status_code == 404
     assert ErrorBody.model_validate(missing.json()).error.code == "not_found"
-    assert json.loads(client.get("/nope").text)["error"]["code"] == "not_found"
+    assert ErrorBody.model_validate(client.get("/nope").json()).error.code == "not_found"
