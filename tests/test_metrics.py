@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from scipy.special import expit
 from sklearn import metrics as skm
 
 from labral import metrics as M
@@ -21,7 +22,7 @@ def _random_cases(seed: int, count: int = 40):
         y[0], y[-1] = 0, 1  # both classes
         score = 0.8 * y + rng.normal(0, 1, n)
         if k % 3 == 1:
-            score = np.round(1 / (1 + np.exp(-score)), 1)
+            score = np.round(expit(score), 1)
         elif k % 3 == 2:
             score = np.round(score)
         yield (y.astype(bool) if k % 4 == 0 else y), score
