@@ -30,6 +30,8 @@ from labral.bundle import input_spec_from, load_bundle, sha256_file, write_bundl
 from labral.datasets.synth.types import CLASS_NAMES
 from labral.errors import BadConfigError, IncompatibleBundleError
 from labral.train.exporters import Exporter, RelevanceModule, make_exporter
+from labral.train.exporters import OnnxExporter as OnnxExporter  # re-exported: tests patch
+from labral.train.exporters import TorchScriptExporter as TorchScriptExporter  # them here
 
 
 class ExportVerificationError(IncompatibleBundleError):
