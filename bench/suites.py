@@ -26,6 +26,8 @@ import numpy as np
 from omegaconf import OmegaConf
 from tqdm import tqdm
 
+from labral.datasets.synth.difficulty import default_level
+from labral.datasets.synth.hips import draw_hip_truth
 from labral.datasets.synth.scenarios import DEFAULT_NEGATIVE_MIX
 from labral.errors import BadConfigError, BadManifestError
 
@@ -101,8 +103,9 @@ def training_defaults() -> dict[str, Any]:
     synth = OmegaConf.load(SUITES_DIR.parent / "synth.yaml")
     pick = {
         key: OmegaConf.to_container(synth[key]) if OmegaConf.is_config(synth[key]) else synth[key]
-        for key in ("prevalence", "negative_mix", "clip")
+        for key in ("prevalence", "extrusion_threshold", "negative_mix", "clip")
     }
+    pick["difficulty"] = default_level()
     if pick["negative_mix"] is None:  # null in synth.yaml means the generator's default mix
         pick["negative_mix"] = dict(DEFAULT_NEGATIVE_MIX)
     formats = synth["formats"]
@@ -132,42 +135,65 @@ def definition_hash(definition: dict[str, Any]) -> str:
 
 
 def _clip_plan(definition: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every clip to generate, in order: patient, seeds, type, fps, frames, overrides, setting."""
+    """Every clip to generate, in order: patient, hip truth, seeds, type, fps, frames, setting.
+
+    Each patient has one or two hips (clips alternate sides); hips are detached or intact and
+    clips show the extrusion by the generator's hip-level rule
+    (:func:`labral.datasets.synth.hips.draw_hip_truth`), per setting.
+    """
     prevalence = float(definition.get("prevalence", 0.5))
     mix = dict(definition.get("negative_mix") or DEFAULT_NEGATIVE_MIX)
-    types, weights = list(mix), np.array([float(w) for w in mix.values()])
+    threshold = tuple(definition.get("extrusion_threshold") or (0.05, 0.55))
     base_clip = dict(definition.get("clip") or {})
     settings = definition.get("settings") or [{"name": "default"}]
+    n_clips = int(definition.get("clips_per_patient", 2))
     plan: list[dict[str, Any]] = []
     for s_index, setting in enumerate(settings):
         clip_cfg = {**base_clip, **(setting.get("clip") or {})}
         n_patients = int(setting.get("n_patients", definition.get("n_patients", 10)))
-        for p_index in range(n_patients):
-            patient_seed = SEED_OFFSET + int(definition["seed"]) + s_index * 100_000 + p_index
+        seeds = [
+            SEED_OFFSET + int(definition["seed"]) + s_index * 100_000 + p for p in range(n_patients)
+        ]
+        sides = [("R", "L")[: min(2, n_clips)] for _ in seeds]
+        per_hip = [[c for c in range(n_clips) if c % 2 == k] for k in range(2)]
+        hips = [(p, side) for p in range(n_patients) for side in sides[p]]
+        truth = draw_hip_truth(
+            [len(per_hip[0 if side == "R" else 1]) for _, side in hips],
+            prevalence,
+            (float(threshold[0]), float(threshold[1])),
+            mix,
+            np.random.default_rng([int(definition["seed"]), s_index, 0x5017E]),
+        )
+        by_clip = {
+            (p, per_hip[0 if side == "R" else 1][k]): (side, t)
+            for (p, side), hip_truth in zip(hips, truth, strict=True)
+            for k, t in enumerate(hip_truth)
+        }
+        for p_index, patient_seed in enumerate(seeds):
             rng = np.random.default_rng(patient_seed)
-            for c_index in range(int(definition.get("clips_per_patient", 2))):
-                positive = rng.random() < prevalence
-                clip_type = (
-                    "positive" if positive else str(rng.choice(types, p=weights / weights.sum()))
-                )
+            for c_index in range(n_clips):
+                side, clip_truth = by_clip[(p_index, c_index)]
                 fps = clip_cfg.get("fps", 20.0)
                 if isinstance(fps, list):  # integer fps in the range, as labral synth draws
                     fps = int(rng.integers(int(fps[0]), int(fps[1]) + 1))
+                patient = f"B{s_index:02d}-{p_index:05d}"  # DICOM SH/LO-safe, unlike "P0007"
                 plan.append(
                     {
-                        # short (DICOM SH/LO-safe) and unlike labral synth's "P0007"
-                        "patient": f"B{s_index:02d}-{p_index:05d}",
+                        "patient": patient,
+                        "hip": f"{patient}_{side}",
+                        "hip_label": clip_truth.hip_label,
                         "patient_seed": patient_seed,
                         "clip_seed": patient_seed * 100 + c_index + 1,
                         "clip": c_index,
-                        "side": "R" if c_index % 2 == 0 else "L",
-                        "clip_type": clip_type,
-                        "label": int(positive),
+                        "side": side,
+                        "clip_type": clip_truth.clip_type,
+                        "label": clip_truth.label,
                         "fps": round(float(fps), 3),
                         "frames": int(clip_cfg.get("frames", 32)),
                         "height": int(clip_cfg.get("height", 128)),
                         "width": int(clip_cfg.get("width", 128)),
                         "overrides": dict(setting.get("overrides") or {}),
+                        "difficulty": setting.get("difficulty", definition.get("difficulty")),
                         "shift": str(setting["name"]),
                     }
                 )
@@ -189,6 +215,7 @@ def _generate_one(item: dict[str, Any], dicom: dict[str, Any], out: Path) -> dic
         fps=item["fps"],
         side=item["side"],
         overrides=item["overrides"] or None,
+        difficulty=item["difficulty"],
     )
     rel = Path("clips") / f"{item['patient']}-{item['clip']}.dcm"
     write_cine_dicom(
@@ -202,7 +229,9 @@ def _generate_one(item: dict[str, Any], dicom: dict[str, Any], out: Path) -> dic
     return {
         "path": rel.as_posix(),
         "label": int(clip.label),
+        "hip_label": item["hip_label"],
         "patient": item["patient"],
+        "hip": item["hip"],
         "side": item["side"],
         "clip": item["clip"],
         "split": "test",
@@ -210,6 +239,7 @@ def _generate_one(item: dict[str, Any], dicom: dict[str, Any], out: Path) -> dic
         "fps": float(clip.fps),
         "extrusion_frames": [int(f) for f in clip.extrusion_frames],
         "shift": item["shift"],
+        "difficulty": clip.params["difficulty"]["level"],
         "params": {"overrides": item["overrides"], "clip_seed": item["clip_seed"]},
     }
 

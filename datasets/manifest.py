@@ -1,10 +1,13 @@
 """Read and validate a data-set manifest (JSONL, one object a line, or CSV with a header).
 
 Columns (docs/contracts.md): required ``path`` (relative to the manifest's folder, or
-absolute), ``label`` (0/1), ``patient``; optional ``side``, ``clip``, ``split``
-(train/val/test), ``site``, ``device``, ``clip_type``, ``fps``, ``extrusion_frames`` (list of
-source-frame indices), ``params`` (dict). Every problem found is reported at once, each with
-``file:line``, in one :class:`~labral.errors.BadManifestError`.
+absolute), ``label`` (0/1: the sign is visible in this clip), ``patient``; optional ``hip``
+(id of the hip the clip shows), ``hip_label`` (0/1: the hip's diagnosis), ``side``, ``clip``,
+``split`` (train/val/test), ``site``, ``device``, ``clip_type``, ``fps``, ``extrusion_frames``
+(list of source-frame indices), ``params`` (dict). A hip has one ``hip_label`` on all its
+rows, and a clip with ``label`` 1 cannot come from a hip with ``hip_label`` 0. Every problem
+found is reported at once, each with ``file:line``, in one
+:class:`~labral.errors.BadManifestError`.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from labral.errors import BadManifestError
 
 REQUIRED_COLUMNS = ("path", "label", "patient")
 OPTIONAL_COLUMNS = (
+    "hip",
+    "hip_label",
     "side",
     "clip",
     "split",
@@ -80,6 +85,14 @@ def _record(row: dict[str, Any], base: Path) -> dict[str, Any]:
         label = int(label)
     if isinstance(label, bool) or label not in (0, 1):
         raise ValueError(f"label must be 0 or 1, got {row['label']!r}")
+    hip_label = row.get("hip_label")
+    if hip_label is not None:
+        if isinstance(hip_label, str) and hip_label.strip() in ("0", "1"):
+            hip_label = int(hip_label)
+        if isinstance(hip_label, bool) or hip_label not in (0, 1):
+            raise ValueError(f"hip_label must be 0 or 1, got {row['hip_label']!r}")
+        if int(label) == 1 and hip_label == 0:
+            raise ValueError("label 1 (sign visible) on a hip with hip_label 0 (intact)")
     split = row.get("split")
     if split is not None and split not in SPLIT_NAMES:
         raise ValueError(f"unknown split {split!r}; use one of {list(SPLIT_NAMES)}")
@@ -88,6 +101,10 @@ def _record(row: dict[str, Any], base: Path) -> dict[str, Any]:
     record["path"] = str(file_path if file_path.is_absolute() else (base / file_path).resolve())
     record["label"] = int(label)
     record["patient"] = str(row["patient"])
+    if hip_label is not None:
+        record["hip_label"] = int(hip_label)
+    if "hip" in record:
+        record["hip"] = str(record["hip"])
     if "fps" in record:
         record["fps"] = float(record["fps"])
     for key in ("extrusion_frames", "params"):
@@ -122,12 +139,21 @@ def load_manifest(path: str | Path, *, check_files: bool = False) -> list[dict[s
     problems: list[str] = []
     records: list[dict[str, Any]] = []
     first_line: dict[str, int] = {}
+    hip_labels: dict[str, tuple[int, int]] = {}  # hip -> (hip_label, first line)
     for number, row in _raw_rows(path):
         try:
             record = _record(row, base)
         except (ValueError, TypeError, json.JSONDecodeError) as exc:
             problems.append(f"{path}:{number}: {exc}")
             continue
+        if "hip" in record and "hip_label" in record:
+            seen = hip_labels.setdefault(record["hip"], (record["hip_label"], number))
+            if seen[0] != record["hip_label"]:
+                problems.append(
+                    f"{path}:{number}: hip {record['hip']!r} has hip_label "
+                    f"{record['hip_label']} here but {seen[0]} on line {seen[1]}"
+                )
+                continue
         if record["path"] in first_line:
             problems.append(
                 f"{path}:{number}: duplicate path {row['path']!r} "

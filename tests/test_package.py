@@ -129,6 +129,5 @@ def test_bench_holds_the_evaluator_not_scripts() -> None:
         path.name
         for path in sorted((REPO / "bench").glob("*.py"))
         if 'if __name__ == "__main__":' in path.read_text()
-        and path.name != "synth_shortcuts.py"  # being moved out by its own change (issue 13)
     ]
     assert scripts == []

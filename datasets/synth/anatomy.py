@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+#: Share of hips with an effusion in the anterior recess (drawn per hip, for both labels).
+EFFUSION_SHARE = 0.3
 #: Relative backscatter power (linear) of each tissue, before anisotropy and attenuation.
 ECHO = {
     "fat": 0.10,
@@ -25,7 +27,7 @@ ECHO = {
     "tendon": 0.9,
     "capsule": 1.0,
     "recess": 0.16,
-    "labrum": 1.5,
+    "labrum": 5.0,
     "cartilage": 0.025,
     "bone_surface": 12.0,
     "bone_shadow": 0.00003,
@@ -85,7 +87,8 @@ def hip_anatomy(patient: dict[str, Any], side: str) -> dict[str, Any]:
 
     Returns:
         A copy of ``patient`` with millimetre sizes scaled by up to +/-4% (same for a
-        given patient and side) and ``side`` set.
+        given patient and side), ``side`` set, and ``effusion`` (1 in ``EFFUSION_SHARE`` of
+        hips: fluid in the anterior recess that moves with the joint).
     """
     rng = np.random.default_rng([int(patient["patient_seed"]), 0x51DE, 0 if side == "L" else 1])
     hip = dict(patient)
@@ -100,6 +103,7 @@ def hip_anatomy(patient: dict[str, Any], side: str) -> dict[str, Any]:
     ):
         hip[key] = float(round(patient[key] * rng.uniform(0.96, 1.04), 4))
     hip["side"] = side
+    hip["effusion"] = int(rng.random() < EFFUSION_SHARE)
     hip["texture_seed"] = int(patient["texture_seed"]) + (0 if side == "L" else 7919)
     return hip
 

@@ -34,8 +34,9 @@ from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
 from labral.datasets.synth.dicom_writer import encode_cine_dicom
+from labral.datasets.synth.hips import allocate_counts, draw_hip_truth
 from labral.datasets.synth.settings import SPLIT_NAMES, SynthSettings
-from labral.datasets.synth.types import NEGATIVE_TYPES, POSITIVE_TYPE, SynthClip
+from labral.datasets.synth.types import SynthClip
 from labral.datasets.synth.video_writer import write_mp4
 
 MANIFEST_NAME = "manifest.jsonl"
@@ -51,8 +52,12 @@ class ClipJob:
         patient: synthetic patient id, e.g. ``"P0007"``.
         patient_seed: seed passed to ``draw_patient`` (same for all clips of a patient).
         side: ``"R"`` or ``"L"``.
+        hip: hip id, ``"<patient>_<side>"``.
+        hip_label: 1 = the hip is detached, 0 = intact (:mod:`hips`).
+        provocation: how far this clip loads the joint, in [0, 1].
+        extrusion_threshold: the provocation the hip needs to extrude (same per hip).
         clip: clip number within the hip (0-based).
-        clip_type: ``"positive"`` or one of ``NEGATIVE_TYPES``.
+        clip_type: ``"positive"`` (extrusion visible) or one of ``NEGATIVE_TYPES``.
         seed: seed passed to ``generate_clip``.
         fps: frame rate of the clip.
         split: ``"train"``, ``"val"`` or ``"test"`` (by patient).
@@ -64,6 +69,10 @@ class ClipJob:
     patient: str
     patient_seed: int
     side: str
+    hip: str
+    hip_label: int
+    provocation: float
+    extrusion_threshold: float
     clip: int
     clip_type: str
     seed: int
@@ -76,28 +85,6 @@ class ClipJob:
 def _child_seed(*key: int) -> int:
     """A 32-bit seed derived from integer key parts (stable across runs and platforms)."""
     return int(np.random.SeedSequence(list(key)).generate_state(1)[0])
-
-
-def allocate_counts(total: int, weights: Mapping[str, float]) -> dict[str, int]:
-    """Split ``total`` into integer counts proportional to ``weights`` (largest remainder).
-
-    Args:
-        total: number of items to share out, >= 0.
-        weights: non-negative weight per name (zero-weight names get 0).
-
-    Returns:
-        name -> count, summing to ``total`` (all zeros if every weight is 0).
-    """
-    names = [n for n, w in weights.items() if w > 0]
-    if total <= 0 or not names:
-        return dict.fromkeys(weights, 0)
-    wsum = sum(weights[n] for n in names)
-    exact = {n: total * weights[n] / wsum for n in names}
-    counts = {n: int(np.floor(v)) for n, v in exact.items()}
-    by_remainder = sorted(names, key=lambda n: (-(exact[n] - counts[n]), names.index(n)))
-    for name in by_remainder[: total - sum(counts.values())]:
-        counts[name] += 1
-    return {n: counts.get(n, 0) for n in weights}
 
 
 def assign_splits(
@@ -132,9 +119,10 @@ def assign_splits(
 def plan_dataset(settings: SynthSettings) -> list[ClipJob]:
     """Draw the whole data set's structure (no pixels) from ``settings.seed``.
 
-    Patients get 1-2 hips and several clips per hip; clip types are shared out exactly by
-    ``prevalence`` and ``negative_mix`` (largest remainder) and shuffled; splits are by
-    patient.
+    Patients get 1-2 hips and several clips per hip; ``prevalence`` of the hips are
+    detached, and a clip shows the extrusion when its provocation reaches its hip's
+    threshold (:func:`labral.datasets.synth.hips.draw_hip_truth`); the other clips get
+    negative types shared out exactly by ``negative_mix``; splits are by patient.
 
     Returns:
         One job per clip, in manifest order.
@@ -148,18 +136,21 @@ def plan_dataset(settings: SynthSettings) -> list[ClipJob]:
             lo, hi = settings.clips_per_hip
             hips.append((p, side, int(rng.integers(lo, hi + 1))))
     total = sum(n for _, _, n in hips)
-    n_pos = int(round(settings.prevalence * total))
-    negatives = allocate_counts(total - n_pos, settings.negative_mix)
-    types = [POSITIVE_TYPE] * n_pos
-    types += [t for t in NEGATIVE_TYPES for _ in range(negatives.get(t, 0))]
-    types = [types[i] for i in rng.permutation(total)]
+    truth = draw_hip_truth(
+        [n for _, _, n in hips],
+        settings.prevalence,
+        settings.extrusion_threshold,
+        settings.negative_mix,
+        rng,
+    )
     splits = assign_splits(settings.n_patients, settings.splits, rng)
     fps = rng.integers(settings.fps_range[0], settings.fps_range[1] + 1, size=total)
 
     jobs: list[ClipJob] = []
-    for p, side, n_clips in hips:
+    for (p, side, n_clips), hip_truth in zip(hips, truth, strict=True):
         patient = f"P{p:04d}"
         for k in range(n_clips):
+            clip_truth = hip_truth[k]
             index = len(jobs)
             syntax = settings.dicom_syntax
             if syntax == "mixed":
@@ -170,8 +161,12 @@ def plan_dataset(settings: SynthSettings) -> list[ClipJob]:
                     patient=patient,
                     patient_seed=_child_seed(settings.seed, p),
                     side=side,
+                    hip=f"{patient}_{side}",
+                    hip_label=clip_truth.hip_label,
+                    provocation=round(clip_truth.provocation, 4),
+                    extrusion_threshold=round(clip_truth.extrusion_threshold, 4),
                     clip=k,
-                    clip_type=types[index],
+                    clip_type=clip_truth.clip_type,
                     seed=_child_seed(settings.seed, p, 1 if side == "R" else 2, k),
                     fps=float(fps[index]),
                     split=splits[p],
@@ -207,6 +202,7 @@ def render_job(job: ClipJob, settings: SynthSettings) -> SynthClip:
         fps=job.fps,
         side=job.side,
         overrides=dict(settings.overrides) or None,
+        difficulty=settings.difficulty,
     )
 
 
@@ -245,7 +241,9 @@ def make_clip_files(job: ClipJob, settings: SynthSettings) -> tuple[dict[str, An
     row: dict[str, Any] = {
         "path": job.relpath,
         "label": int(clip.label),
+        "hip_label": job.hip_label,
         "patient": job.patient,
+        "hip": job.hip,
         "side": job.side,
         "clip": job.clip,
         "clip_type": clip.clip_type,
@@ -254,6 +252,9 @@ def make_clip_files(job: ClipJob, settings: SynthSettings) -> tuple[dict[str, An
         "frames": int(clip.frames.shape[0]),
         "extrusion_frames": [int(i) for i in clip.extrusion_frames],
         "seed": job.seed,
+        "provocation": job.provocation,
+        "extrusion_threshold": job.extrusion_threshold,
+        "difficulty": settings.difficulty.level,
         "params": _json_ready(clip.params),
     }
     if settings.mp4:
@@ -301,14 +302,25 @@ def summarize(rows: list[dict[str, Any]], settings: SynthSettings, fingerprint: 
             "patients": len({r["patient"] for r in in_split}),
             "positive": sum(r["label"] for r in in_split),
             "negative": sum(1 - r["label"] for r in in_split),
+            "detached_hips": len({r["hip"] for r in in_split if r["hip_label"]}),
+            "intact_hips": len({r["hip"] for r in in_split if not r["hip_label"]}),
         }
+    hip_labels = {r["hip"]: r["hip_label"] for r in rows}
     return {
         "name": "labral-synth",
         "manifest": MANIFEST_NAME,
         "seed": settings.seed,
         "clips": len(rows),
         "patients": len({r["patient"] for r in rows}),
-        "hips": len({(r["patient"], r["side"]) for r in rows}),
+        "hips": len(hip_labels),
+        "difficulty": settings.difficulty.level,
+        "by_hip_label": {
+            "detached": sum(hip_labels.values()),
+            "intact": len(hip_labels) - sum(hip_labels.values()),
+            "detached_clips_without_extrusion": sum(
+                1 for r in rows if r["hip_label"] and not r["label"]
+            ),
+        },
         "by_split": by_split,
         "by_type": dict(sorted(Counter(r["clip_type"] for r in rows).items())),
         "by_label": {str(k): v for k, v in sorted(Counter(r["label"] for r in rows).items())},
@@ -366,7 +378,8 @@ def synthesize(cfg: DictConfig | Mapping[str, Any] | SynthSettings) -> Path:
             line = json.dumps(row, sort_keys=True)
             handle.write(line + "\n")
             digest.update(line.encode() + file_hash.encode())
-            rows.append({k: row[k] for k in ("patient", "side", "split", "label", "clip_type")})
+            keys = ("patient", "hip", "side", "split", "label", "hip_label", "clip_type")
+            rows.append({k: row[k] for k in keys})
             bar.update(1)
     partial.replace(manifest)
     summary = summarize(rows, settings, digest.hexdigest())

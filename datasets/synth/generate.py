@@ -29,13 +29,10 @@ from labral.datasets.synth.anatomy import (
     hip_anatomy,
     render_tissue,
 )
-from labral.datasets.synth.motion import (
-    draw_motion_params,
-    half_wave_extent,
-    make_traces,
-    packet_bounds,
-)
-from labral.datasets.synth.scenarios import CLIP_TYPES, pick_scenario, static_extent
+from labral.datasets.synth.difficulty import Difficulty, load_difficulty
+from labral.datasets.synth.motion import burst_extent, make_traces, packet_bounds
+from labral.datasets.synth.params import CLIP_KEYS, clip_rng, draw_clip_params
+from labral.datasets.synth.scenarios import CLIP_TYPES, Scenario, pick_scenario
 from labral.datasets.synth.types import POSITIVE_TYPE, SynthClip
 from labral.errors import BadConfigError
 
@@ -43,8 +40,8 @@ MARGIN = 10
 #: Sparse scatterers in fluid: fraction of pixels and their echo power.
 SPECK_FRACTION = 0.15
 SPECK_ECHO = 0.05
-#: Clip-level imaging parameters that ``overrides`` may replace (besides anatomy keys).
-CLIP_KEYS = ("dynamic_range_db", "gain_db", "noise_level", "probe_motion", "tgc_error")
+#: A tongue is drawn in frames whose extent exceeds this (fraction of the cleft length).
+MIN_EXTENT = 0.04
 
 
 def draw_patient(seed: int) -> dict[str, Any]:
@@ -124,6 +121,7 @@ def generate_clip(
     fps: float = 20.0,
     side: str = "R",
     overrides: dict[str, Any] | None = None,
+    difficulty: str | dict[str, Any] | Difficulty | None = None,
 ) -> SynthClip:
     """Generate one clip of one hip.
 
@@ -138,105 +136,100 @@ def generate_clip(
         overrides: replace drawn parameters by name: any anatomy key (``center_freq_mhz``,
             ``depth_mm``, ...) or ``dynamic_range_db``, ``gain_db``, ``noise_level``,
             ``tgc_error``, ``probe_motion`` (a multiplier on all probe-motion amplitudes).
+        difficulty: a level name (``"easy"`` .. ``"expert"``), a mapping of knobs, or a
+            checked :class:`Difficulty`; ``None`` = the default level of configs/synth.yaml.
 
     Returns:
         :class:`SynthClip`: frames uint8 (T, H, W), label, extrusion_mask bool (T, H, W),
-        extrusion_frames, params (JSON-ready; per-frame traces under ``"traces"``).
+        extrusion_frames, params (JSON-ready; per-frame traces under ``"traces"``). A
+        ``"positive"`` whose burst falls outside the clip's frames (a short clip) comes back
+        as ``clip_type="normal"``, label 0, variant ``"burst_outside_clip"``: the label is
+        always "the extrusion is visible in this clip".
 
     Raises:
-        BadConfigError: unknown clip type or override, frames < 4, sizes outside 48..1024,
-            bad fps/side/seed; the message names the argument.
+        BadConfigError: unknown clip type, override or level, frames < 4, sizes outside
+            48..1024, bad fps/side/seed or knob ranges; the message names the argument.
     """
     _validate(anatomy, clip_type, seed, frames, height, width, fps, side, overrides)
+    level = load_difficulty(difficulty)
     overrides = dict(overrides or {})
-    type_index = CLIP_TYPES.index(clip_type)
-    rng = np.random.default_rng([int(anatomy["patient_seed"]), int(seed), type_index, 0xC11B])
+    rng = clip_rng(int(anatomy["patient_seed"]), int(seed), clip_type)
     hip = hip_anatomy(anatomy, side)
     hip.update({k: float(v) for k, v in overrides.items() if k in anatomy})
-    scen, variant = pick_scenario(clip_type, rng)
-    imaging_p = {
-        "dynamic_range_db": float(rng.uniform(45.0, 58.0)),
-        "gain_db": float(rng.uniform(-3.0, 3.0)),
-        "noise_level": float(rng.uniform(0.004, 0.012)),
-        "tgc_error": float(rng.normal(0.0, 0.12)),
-        "tgc_wobble_db": float(rng.uniform(0.5, 2.5)),
-        "tgc_wobble_phase": float(rng.uniform(0, 2 * np.pi)),
-        "probe_motion": 1.0,
-    }
-    imaging_p.update({k: float(v) for k, v in overrides.items() if k in CLIP_KEYS})
-    probe_scale = float(rng.uniform(*scen.probe_scale)) * imaging_p["probe_motion"]
-    motion_p = draw_motion_params(rng, probe_scale)
-    if scen.drive == "rocking":
-        # the probe angle that makes the labral base hypoechoic is reached on the unloading
-        # strokes: with psi = theta / 2 - pi / 4, 2 sin^2(psi) - 1 = -sin(theta)
-        motion_p["rock_phase"] = float((motion_p["loading_phase"] / 2 - np.pi / 4) % (2 * np.pi))
-    tr = make_traces(motion_p, frames, fps, rng)
+    drawn = draw_clip_params(rng, level, frames, float(fps), overrides)
+    cleft = drawn["cleft"]
+    scen, variant = pick_scenario(clip_type, cleft["variant_draw"])
+    tr = make_traces(drawn["motion"], frames, fps, rng)
     maps = _cached_tissue(json.dumps(hip, sort_keys=True), height, width)
     hr, wr = maps.echo.shape
 
     # --- cleft channel: extent per frame and the tongue it fills
-    if scen.drive == "loading":
-        extent = half_wave_extent(tr.loading_velocity)
-    elif scen.drive == "unloading":
-        extent = half_wave_extent(-tr.loading_velocity)
-    elif scen.drive == "rocking":
-        # hypoechoic beyond ~71% of the rocking excursion, either way (2 sin^2 - 1 = -cos 2psi)
-        extent = half_wave_extent(2.0 * tr.probe_tilt_norm**2 - 1.0)
-    elif scen.drive == "static":
-        extent = np.full(frames, static_extent(clip_type, rng), np.float32)
-    else:
-        extent = np.zeros(frames, np.float32)
+    extent = _cleft_extent(scen, tr, cleft, frames)
+    if clip_type == POSITIVE_TYPE and not (extent[tr.shown_frame] > MIN_EXTENT).any():
+        # the clip ends before the burst comes: it shows a detached hip without extrusion
+        clip_type, variant = "normal", "burst_outside_clip"
     b0, b1, b2, b3 = maps.cleft_box
     inside = np.isfinite(maps.cleft_s[b0:b1, b2:b3])
-    if scen.width_scale < 1.0:  # narrow channel: keep the centre line of the cleft
-        inside &= _narrow(inside, scen.width_scale)
+    inside &= _narrow(inside, 0.55 if scen.narrow else cleft["width_scale"])
     s_safe = np.where(inside, maps.cleft_s[b0:b1, b2:b3], np.inf)
-    # fluid moves as a packet: joint -> capsule in positives, reversed in the look-alikes
-    lo, hi = packet_bounds(extent, forward=scen.drive == "loading")
+    lo, hi = packet_bounds(extent, scen.packet)
     tongue = (
         (s_safe[None] <= hi[:, None, None])
         & (s_safe[None] >= lo[:, None, None])
-        & (extent[:, None, None] > 0.04)
+        & (extent[:, None, None] > MIN_EXTENT)
     )
 
-    # --- scatterers: static everywhere, except in the joint box where tissue strains and
-    # fluid may flow (s_t = rho s_{t-1} + sqrt(1 - rho^2) n_t); amplitude = sqrt(echo) * s
-    base_echo = maps.echo.copy()
-    if scen.effusion:
-        base_echo[maps.recess_fluid] = ECHO["fluid"]
+    # --- scatterers: static everywhere, except in the dynamic box (joint, cleft, and the
+    # recess when it holds an effusion), where tissue strains and fluid may move
+    # (s_t = rho s_{t-1} + sqrt(1 - rho^2) n_t); amplitude = sqrt(echo) * s
+    base_echo = maps.echo
+    effusion = bool(hip.get("effusion", 0))
     cplx = rng.standard_normal((2, hr, wr), dtype=np.float32)
     amp_ref = (np.sqrt(base_echo) * (cplx[0] + 1j * cplx[1])).astype(np.complex64)
     amp = np.broadcast_to(amp_ref, (frames, hr, wr)).copy()
-    j0, j1 = max(b0 - 12, 0), min(b1 + 12, hr)
-    j2, j3 = max(b2 - 12, 0), min(b3 + 16, wr)
+    j0, j1, j2, j3 = _dynamic_box(maps, effusion)
     jshape = (frames, j1 - j0, j3 - j2)
     moves_j = maps.moves[j0:j1, j2:j3]
+    speed = np.abs(tr.loading_velocity)[:, None, None]
     strain = ((moves_j > 0) & (moves_j < 1)) | (maps.echo[j0:j1, j2:j3] == ECHO["cartilage"])
-    rho = np.where(strain[None], 1.0 - 0.35 * np.abs(tr.loading_velocity)[:, None, None], 1.0)
-    rho = np.broadcast_to(rho, jshape).astype(np.float32)
+    rho = np.where(strain[None], 1.0 - 0.35 * speed, 1.0)
+    fluid_j = np.zeros(jshape, bool)  # anechoic fluid (with specks): tongue and effusion
+    moving = np.zeros(jshape, bool)  # where specks move and speckle decorrelates
+    flow_rho = np.float32(cleft["flow_rho"])
+    if effusion:  # effusion fluid is pushed along the neck as the joint moves
+        recess = np.broadcast_to(maps.recess_fluid[j0:j1, j2:j3][None], jshape)
+        rho = np.where(recess, 1.0 - (1.0 - flow_rho) * speed, rho)
+        fluid_j |= recess
+        moving |= recess
     tj = np.zeros(jshape, bool)
     tj[:, b0 - j0 : b1 - j0, b2 - j2 : b3 - j2] = tongue
+    if scen.filling in ("flow", "aniso"):
+        rho = np.where(tj, flow_rho, rho)
     if scen.filling == "flow":
-        rho = np.where(tj, np.float32(0.1), rho)
+        moving |= tj
+    rho = np.broadcast_to(rho, jshape).astype(np.float32)
     noise = rng.standard_normal((2, *jshape), dtype=np.float32)
     scat = np.empty(jshape, np.complex64)
     scat[0] = cplx[0, j0:j1, j2:j3] + 1j * cplx[1, j0:j1, j2:j3]
     innov = np.sqrt(1.0 - rho**2) * (noise[0] + 1j * noise[1])
     for t in range(1, frames):
         scat[t] = rho[t] * scat[t - 1] + innov[t]
-    echo_j = np.broadcast_to(base_echo[j0:j1, j2:j3], jshape).copy()
-    # fluid (or fibres seen at a steep angle): anechoic with sparse bright specks, which are
-    # re-drawn every frame where fluid flows and stay put otherwise
-    if scen.filling == "flow":
-        specks = rng.random(jshape, dtype=np.float32) < SPECK_FRACTION
-    else:
-        specks = np.broadcast_to(rng.random(jshape[1:], dtype=np.float32) < SPECK_FRACTION, jshape)
-    echo_j[tj] = np.where(specks[tj], np.float32(SPECK_ECHO), np.float32(ECHO["fluid"]))
+    tissue_j = np.broadcast_to(base_echo[j0:j1, j2:j3], jshape)
+    echo_j = np.where(fluid_j, np.float32(ECHO["fluid"]), tissue_j)
+    specks = _specks(rng, jshape, moving, 1.0 - flow_rho)
+    fluid_echo = np.where(specks, np.float32(SPECK_ECHO), np.float32(ECHO["fluid"]))
+    echo_j = np.where(fluid_j, fluid_echo, echo_j)
+    # the tongue: tissue mixed toward fluid (or, for anisotropy, toward no echo) in the log
+    # domain by the drawn contrast; 1 = anechoic
+    target = np.float32(ECHO["fluid"]) if scen.filling == "aniso" else fluid_echo
+    contrast = np.float32(cleft["fluid_contrast"])
+    mixed = tissue_j ** (np.float32(1.0) - contrast) * np.broadcast_to(target, jshape) ** contrast
+    echo_j = np.where(tj, mixed, echo_j)
     amp[:, j0:j1, j2:j3] = np.sqrt(echo_j) * scat
 
     # --- anisotropy |cos|^k of the labrum and the capsule/tendon with the probe angle
-    lab_k = float(rng.uniform(*scen.labrum_k))
-    lab_off = float(rng.uniform(*scen.labrum_offset_deg)) + hip["labrum_fiber_deg"]
+    lab_k = drawn["labrum_anisotropy"]["k"]
+    lab_off = drawn["labrum_anisotropy"]["offset_deg"] + hip["labrum_fiber_deg"]
     lab_gain = np.abs(np.cos(np.deg2rad(lab_off + tr.probe_tilt_deg))) ** lab_k
     sheet_gain = np.abs(np.cos(np.deg2rad(tr.probe_tilt_deg))) ** 4.0
     for mask, gains in ((maps.labrum, lab_gain), (maps.sheet, sheet_gain)):
@@ -248,6 +241,7 @@ def generate_clip(
     # --- warp (image pixel -> tissue point) and image formation
     idx = _lookup_index(maps, tr, height, width, hip)
     iq = np.take(amp.ravel(), idx)
+    imaging_p = drawn["imaging"]
     focus_mm = hip["focus_frac"] * hip["depth_mm"]
     axial, lateral, psf_info = imaging.psf_kernels(
         height,
@@ -293,15 +287,18 @@ def generate_clip(
         "frames": int(frames),
         "fps": float(fps),
         "size": [int(height), int(width)],
+        "difficulty": level.to_json(),
         "anatomy": hip,
         "imaging": {**imaging_p, **psf_info, "focus_mm": float(focus_mm)},
-        "motion": {**motion_p, "probe_scale": probe_scale},
-        "labrum_anisotropy": {"k": lab_k, "offset_deg": lab_off},
+        "motion": drawn["motion"],
+        "labrum_anisotropy": drawn["labrum_anisotropy"],
+        "cleft": cleft,
         "cleft_roi_px": _roi_px(maps.cleft_box, height, width),
         "overrides": {k: float(v) for k, v in overrides.items()},
         "traces": {
             "loading": _r(tr.loading),
             "loading_velocity": _r(tr.loading_velocity),
+            "femur_rot_deg": _r(tr.femur_rot_deg),
             "probe_tilt_deg": _r(tr.probe_tilt_deg),
             "cleft_extent": _r(extent),
             "gain_db": _r(frame_gain),
@@ -318,6 +315,63 @@ def generate_clip(
         extrusion_frames=extrusion_frames,
         params=params,
     )
+
+
+def _cleft_extent(scen: Scenario, tr: Any, cleft: dict[str, Any], frames: int) -> np.ndarray:
+    """float32 (T,) extent of the cleft channel's tongue under the scenario's drive.
+
+    Onsets, in strokes after the loading stroke starts: the positive ``lag``; a look-alike
+    on the unloading stroke ``1 + lag``; a backward pocket its own ``pocket_onset``
+    (anywhere in the cycle at the harder levels: only its direction tells it from a
+    positive). Look-alikes timed by the probe start ``lag`` into the rocking cycle, whose
+    phase is its own (so they fill and drain from the joint side, never flowing through).
+    """
+    clock, lag = tr.loading_clock, cleft["lag"]
+    if scen.drive == "loading":
+        return burst_extent(clock, lag, cleft)
+    if scen.drive == "unloading":
+        onset = cleft["pocket_onset"] if scen.packet == "reverse" else 1.0 + lag
+        return burst_extent(clock, onset, cleft)
+    if scen.drive == "rocking":
+        return burst_extent(tr.rocking_clock, lag, cleft)
+    if scen.drive == "static":
+        share = cleft["sulcus_fraction"] if scen.narrow else cleft["static_fraction"]
+        return np.full(frames, share * cleft["extent_max"], np.float32)
+    return np.zeros(frames, np.float32)
+
+
+def _dynamic_box(maps: TissueMaps, effusion: bool) -> tuple[int, int, int, int]:
+    """Reference-grid box (r0, r1, c0, c1) around the joint and cleft (and the effusion)."""
+    hr, wr = maps.echo.shape
+    b0, b1, b2, b3 = maps.cleft_box
+    box = [max(b0 - 12, 0), min(b1 + 12, hr), max(b2 - 12, 0), min(b3 + 16, wr)]
+    if effusion:
+        rows, cols = np.nonzero(maps.recess_fluid)
+        if rows.size:
+            box = [
+                min(box[0], int(rows.min())),
+                max(box[1], int(rows.max()) + 1),
+                min(box[2], int(cols.min())),
+                max(box[3], int(cols.max()) + 1),
+            ]
+    return box[0], box[1], box[2], box[3]
+
+
+def _specks(
+    rng: np.random.Generator, shape: tuple[int, int, int], moving: np.ndarray, renew: float
+) -> np.ndarray:
+    """bool (T, H, W) sparse bright specks in fluid: where fluid moves, a share ``renew`` of
+    the positions is redrawn every frame; elsewhere they stay put."""
+    specks = np.empty(shape, bool)
+    specks[0] = rng.random(shape[1:], dtype=np.float32) < SPECK_FRACTION
+    if not moving.any():
+        specks[1:] = specks[0]
+        return specks
+    fresh = rng.random(shape, dtype=np.float32) < SPECK_FRACTION
+    redraw = moving & (rng.random(shape, dtype=np.float32) < renew)
+    for t in range(1, shape[0]):
+        specks[t] = np.where(redraw[t], fresh[t], specks[t - 1])
+    return specks
 
 
 @functools.lru_cache(maxsize=8)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-#: Power applied to the half-wave extent so that a burst is visible for most of its stroke.
+#: Power applied to a burst's sine profile so that it is visible for most of its duration.
 EXTENT_POWER = 0.6
 
 
@@ -23,54 +23,28 @@ class MotionTraces:
     Attributes:
         loading: joint angle, 0 (rest) .. 1 (full flexion / internal rotation).
         loading_velocity: dL/dt normalised to [-1, 1] (1 = fastest loading).
+        loading_clock: phase of the loading cycle, radians, unwrapped (float64): the loading
+            stroke is ``clock mod 2 pi`` in [0, pi), the unloading stroke [pi, 2 pi).
+        rocking_clock: phase of the probe-rocking cycle, radians, unwrapped (float64).
         femur_rot_deg: rotation of the femur about the femoral head centre, degrees (the
             head surface stays in place, its cartilage slides and the head-neck junction
             and neck swing).
         probe_dx_mm, probe_dz_mm: probe shift (drift + tremor; dz > 0 = pressing in).
         probe_tilt_deg: probe rocking angle.
-        probe_tilt_norm: the rocking component alone, normalised to [-1, 1].
         gain_db: per-frame gain changes.
         shown_frame: index of the frame actually shown (dropped frames repeat the previous).
     """
 
     loading: np.ndarray
     loading_velocity: np.ndarray
+    loading_clock: np.ndarray
+    rocking_clock: np.ndarray
     femur_rot_deg: np.ndarray
     probe_dx_mm: np.ndarray
     probe_dz_mm: np.ndarray
     probe_tilt_deg: np.ndarray
-    probe_tilt_norm: np.ndarray
     gain_db: np.ndarray
     shown_frame: np.ndarray
-
-
-def draw_motion_params(rng: np.random.Generator, probe_scale: float) -> dict[str, Any]:
-    """Draw the movement and nuisance parameters of one clip.
-
-    Args:
-        rng: the clip's generator.
-        probe_scale: multiplies every probe-motion amplitude (the ``probe_motion`` shift knob
-            and the ``probe_motion`` negative type use values > 1).
-
-    Returns:
-        JSON-ready dict of amplitudes (mm, degrees), periods (s) and phases (rad).
-    """
-    period = float(rng.uniform(0.7, 1.3))
-    return {
-        "movement": str(rng.choice(["flexion", "internal_rotation"])),
-        "loading_period_s": period,
-        "loading_phase": float(rng.uniform(0, 2 * np.pi)),
-        "femur_rot_deg": float(rng.uniform(12.0, 18.0)),  # in-plane component of flexion/IR
-        # the moving thigh rocks the probe once per two strokes (half the loading frequency)
-        "rock_period_s": 2.0 * period,
-        "rock_phase": float(rng.uniform(0, 2 * np.pi)),
-        "rock_deg": float(rng.uniform(0.6, 1.5) * probe_scale),
-        "drift_mm": [float(v) for v in rng.normal(0, 0.5 * probe_scale, 2)],
-        "press_mm": float(abs(rng.normal(0, 0.3 * probe_scale))),
-        "tremor_mm": float(rng.uniform(0.02, 0.08) * probe_scale),
-        "gain_wobble_db": float(rng.uniform(0.0, 1.5)),
-        "drop_rate": float(rng.choice([0.0, 0.0, 0.03, 0.06])),
-    }
 
 
 def make_traces(
@@ -79,7 +53,7 @@ def make_traces(
     """Sample the per-frame traces of a clip.
 
     Args:
-        p: output of :func:`draw_motion_params`.
+        p: the ``"motion"`` part of :func:`labral.datasets.synth.params.draw_clip_params`.
         frames: T.
         fps: frames per second.
         rng: the clip's generator (tremor, gain and dropped-frame draws).
@@ -92,7 +66,7 @@ def make_traces(
     loading = 0.5 - 0.5 * np.cos(theta)
     velocity = np.sin(theta)
     rock_theta = 2 * np.pi * t / p["rock_period_s"] + p["rock_phase"]
-    rock = np.sin(rock_theta)
+    rock = np.sin(rock_theta + np.pi / 2)  # tilt peaks as the rocking stroke starts
     tau = t / max(t[-1], 1e-6)
     tremor = rng.normal(0, p["tremor_mm"], (3, frames))
     gain = p["gain_wobble_db"] * np.sin(2 * np.pi * rng.uniform(0.2, 0.8) * t + rng.uniform(0, 6))
@@ -105,41 +79,59 @@ def make_traces(
     return MotionTraces(
         loading=loading.astype(f32),
         loading_velocity=velocity.astype(f32),
+        loading_clock=theta,
+        rocking_clock=rock_theta,
         femur_rot_deg=(p["femur_rot_deg"] * loading).astype(f32),
         probe_dx_mm=(p["drift_mm"][0] * tau + tremor[0]).astype(f32),
         probe_dz_mm=(p["press_mm"] * (0.5 - 0.5 * np.cos(np.pi * tau)) + tremor[1]).astype(f32),
         probe_tilt_deg=(p["rock_deg"] * rock + 4.0 * tremor[2]).astype(f32),
-        probe_tilt_norm=rock.astype(f32),
         gain_db=gain.astype(f32),
         shown_frame=shown,
     )
 
 
-def half_wave_extent(drive: np.ndarray) -> np.ndarray:
-    """Tongue extent from a drive signal: positive half-wave, shaped by ``EXTENT_POWER``.
+def burst_extent(clock: np.ndarray, onset: float, cleft: dict[str, Any]) -> np.ndarray:
+    """Tongue extent per frame: one burst per loading cycle, ``onset`` strokes after it starts.
+
+    A stroke is half a loading cycle (``pi`` radians): the loading stroke is the first, the
+    unloading stroke the second. In each cycle the burst starts ``onset`` + that cycle's
+    jitter strokes after the loading stroke starts (wrapping round the cycle), lasts
+    ``burst_fraction`` of a stroke and peaks at ``extent_max``, with the profile
+    ``sin(pi u) ** EXTENT_POWER`` over the burst (u in [0, 1]).
 
     Args:
-        drive: float (T,) in [-1, 1] (loading velocity, its negative, or probe rocking).
+        clock: float (T,) unwrapped phase of the loading cycle, radians.
+        onset: burst onset after the loading stroke starts, strokes (0 = with the loading).
+        cleft: the ``"cleft"`` part of :func:`labral.datasets.synth.params.draw_clip_params`.
 
     Returns:
-        float32 (T,) in [0, 1]; 0 where ``drive <= 0``.
+        float32 (T,) in [0, extent_max]; 0 outside bursts.
     """
-    return (np.clip(drive, 0.0, 1.0) ** EXTENT_POWER).astype(np.float32)
+    phase = np.asarray(clock, np.float64) - onset * np.pi
+    cycles = np.floor(phase / (2 * np.pi))
+    index = (cycles - cycles.min()).astype(np.int64)
+    jitter = np.asarray(cleft["stroke_jitter"], np.float64)
+    shift = jitter[np.minimum(index, len(jitter) - 1)]
+    u = (phase - 2 * np.pi * cycles - shift * np.pi) / (cleft["burst_fraction"] * np.pi)
+    inside = (u >= 0.0) & (u <= 1.0)
+    profile = np.sin(np.pi * np.clip(u, 0.0, 1.0)) ** EXTENT_POWER
+    return np.where(inside, cleft["extent_max"] * profile, 0.0).astype(np.float32)
 
 
-def packet_bounds(extent: np.ndarray, forward: bool) -> tuple[np.ndarray, np.ndarray]:
+def packet_bounds(extent: np.ndarray, packet: str) -> tuple[np.ndarray, np.ndarray]:
     """Where along the cleft (0 = joint side, 1 = capsular side) fluid sits in each frame.
 
     Fluid pushed through a cleft travels as a packet: in each burst (a run of frames with
     extent > 0) the front advances from the joint side while the extent grows, then the
-    joint side clears first while it shrinks, so the packet leaves on the capsular side.
-    ``forward=False`` gives the time-reversed sequence (enters on the capsular side, leaves
-    on the joint side): the same set of per-frame shapes in an order no joint-driven flow
-    produces.
+    joint side clears first while it shrinks, so the packet leaves on the capsular side
+    (``"forward"``). ``"reverse"`` gives the time-reversed sequence (enters on the capsular
+    side, leaves on the joint side): the same set of per-frame shapes in an order no
+    joint-driven flow produces. ``"in_out"`` fills from the joint side and drains back
+    (``lo = 0``, ``hi = extent``).
 
     Args:
         extent: float (T,) fluid extent per frame in [0, 1].
-        forward: True for flow from the joint toward the capsule.
+        packet: ``"forward"``, ``"reverse"`` or ``"in_out"``.
 
     Returns:
         ``(lo, hi)``, float32 (T,) each: the fluid occupies ``lo <= s <= hi``.
@@ -147,6 +139,9 @@ def packet_bounds(extent: np.ndarray, forward: bool) -> tuple[np.ndarray, np.nda
     extent = np.asarray(extent, np.float32)
     lo = np.zeros_like(extent)
     hi = extent.copy()
+    if packet == "in_out":
+        return lo, hi
+    forward = packet == "forward"
     active = extent > 0.04
     t, frames = 0, len(extent)
     while t < frames:

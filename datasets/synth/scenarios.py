@@ -1,51 +1,50 @@
 """What each clip type changes: the positive and the named hard negatives.
 
-Every clip shows the same provocative movement (the femur moves with the loading L(t)).
-The types differ only in what happens in the chondrolabral cleft channel and around it:
+Every clip shows the same provocative movement (the femur rotates with the loading L(t)),
+the same probe rocking (once per loading cycle, at a phase of its own), the same
+anatomy, effusion, noise and anisotropy, and draws the same cleft event (size, contrast,
+speckle decorrelation, burst length, lag, jitter; :mod:`params`). The types differ only in
+*what drives* the cleft channel and *which way* fluid moves through it:
 
-- ``positive``: fluid extrudes through the cleft while the joint is *being loaded*: the
-  tongue extent follows the positive half-wave of the loading velocity, and its scatterers
-  decorrelate fast (flow).
-- ``incoherent_twin``: the positive's per-frame appearances in an order no flow produces.
-  Variant ``pocket``: an anechoic pocket filling on the *unloading* stroke (for a symmetric
-  cycle with random phase, the per-frame (femur position, extent) distribution equals the
-  positive's); variant ``flicker``: the labral base goes anechoic-looking beyond ~71% of
-  the probe's rocking excursion either way (anisotropy). The thigh rocks the probe at half
-  the loading frequency; in the rocking-driven types the phase is such that those angles
-  come on the *unloading* strokes, so the (femur position, extent) distribution per frame
-  is again the positive's and only the order differs.
-- ``anisotropy``: a more anisotropic labrum (k 6-12 in |cos|^k, others 2-12): it dims with
-  the probe angle and its base flickers hypoechoic in the tongue's shape as the probe rocks.
-- ``probe_motion``: the probe's rocking, drift and pressure (drawn from the same ranges as
-  every clip, so that motion alone is no cue) make the labral base flicker the same way.
-- ``frozen_twin``: the full tongue shape present but static (static speckle).
+- ``positive``: fluid is pushed from the joint side through the cleft to the capsular side
+  while the joint is being loaded (the burst starts ``lag`` + jitter into the loading stroke);
+  its speckle decorrelates (flow).
+- ``incoherent_twin``: the same burst on the *unloading* stroke: variant ``pocket`` travels
+  backwards (capsule -> joint), variant ``late`` the positive's way, at the wrong time.
+- ``probe_motion``: probe pressure squeezes fluid into the cleft and lets it drain back the
+  way it came: flowing fluid timed by the probe rocking, not by the loading.
+- ``anisotropy``: the labral base looks hypoechoic as the beam angle changes: a tongue-shaped
+  darkening that follows the rocking and fills and drains from the joint side, with the
+  speckle change that a new beam angle brings.
+- ``frozen_twin``: the tongue shape present but static (static speckle).
 - ``sulcus``: a regular, narrow, partial cleft, static, no flow.
-- ``static_effusion``: anechoic fluid in the anterior recess along the neck, never in the cleft.
-- ``normal``: nothing.
+- ``normal``: nothing in the cleft.
+
+Effusion in the anterior recess (fluid moving with the joint) is a property of the hip, drawn
+the same way for both labels (:func:`labral.datasets.synth.anatomy.hip_anatomy`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from labral.datasets.synth.types import NEGATIVE_TYPES, POSITIVE_TYPE
 
-#: Default mix of negative types (weights, sum 1). 84% of negatives show the positive's
-#: set of per-frame appearances with the wrong timing (incoherent_twin, anisotropy,
-#: probe_motion), which keeps an order-free pooled classifier near AUROC 1 - 0.84/2.
+#: Default mix of negative types (weights, sum 1). 91% of negatives have a moving cleft with
+#: the positive's speckle decorrelation (85% with flowing fluid), so neither a still frame,
+#: an order-free pooled statistic nor a two-frame change detector separates the classes.
 DEFAULT_NEGATIVE_MIX = {
-    "normal": 0.04,
-    "sulcus": 0.04,
-    "static_effusion": 0.04,
-    "anisotropy": 0.22,
-    "probe_motion": 0.22,
-    "frozen_twin": 0.04,
-    "incoherent_twin": 0.40,
+    "normal": 0.03,
+    "sulcus": 0.03,
+    "anisotropy": 0.06,
+    "probe_motion": 0.20,
+    "frozen_twin": 0.03,
+    "incoherent_twin": 0.65,
 }
 
 CLIP_TYPES = (POSITIVE_TYPE, *NEGATIVE_TYPES)
+#: Share of incoherent twins that travel backwards (the rest go the positive's way, late).
+POCKET_SHARE = 0.8
 
 
 @dataclass(frozen=True)
@@ -53,59 +52,48 @@ class Scenario:
     """How one clip type drives the cleft channel.
 
     Attributes:
-        drive: what sets the tongue extent per frame: ``"none"``, ``"loading"`` (+velocity),
-            ``"unloading"`` (-velocity), ``"rocking"`` (probe angle) or ``"static"``.
-        filling: ``"flow"`` (fluid, fast decorrelation), ``"still_fluid"`` (fluid, static
-            speckle) or ``"aniso"`` (tissue made hypoechoic by the beam angle).
-        width_scale: tongue width relative to the drawn cleft width.
-        effusion: anterior-recess effusion along the neck.
-        probe_scale: range of the probe-motion amplitude multiplier.
-        labrum_k: range of the labrum's anisotropy exponent k in |cos|^k.
-        labrum_offset_deg: range of the labrum fibre offset from perpendicular, degrees.
+        drive: what times the tongue per frame: ``"none"``, ``"loading"`` (the loading
+            stroke), ``"unloading"`` (the unloading stroke), ``"rocking"`` (the probe
+            rocking cycle) or ``"static"``.
+        filling: ``"flow"`` (fluid, decorrelating speckle and specks), ``"aniso"`` (tissue
+            darkened by the beam angle, speckle changing with it) or ``"still"`` (fluid,
+            static speckle).
+        packet: ``"forward"`` (joint -> capsule), ``"reverse"`` (capsule -> joint) or
+            ``"in_out"`` (fills from the joint side and drains back the same way).
+        narrow: a thin, regular channel (the sulcus) instead of the drawn tongue width.
     """
 
     drive: str = "none"
-    filling: str = "still_fluid"
-    width_scale: float = 1.0
-    effusion: bool = False
-    probe_scale: tuple[float, float] = (0.8, 2.0)
-    labrum_k: tuple[float, float] = (2.0, 12.0)
-    labrum_offset_deg: tuple[float, float] = (-6.0, 6.0)
+    filling: str = "still"
+    packet: str = "forward"
+    narrow: bool = False
 
 
 SCENARIOS: dict[str, Scenario] = {
-    POSITIVE_TYPE: Scenario(drive="loading", filling="flow"),
+    POSITIVE_TYPE: Scenario(drive="loading", filling="flow", packet="forward"),
     "normal": Scenario(),
-    "sulcus": Scenario(drive="static", width_scale=0.55),
-    "static_effusion": Scenario(effusion=True),
-    "anisotropy": Scenario(drive="rocking", filling="aniso", labrum_k=(6.0, 12.0)),
-    "probe_motion": Scenario(drive="rocking", filling="aniso"),
+    "sulcus": Scenario(drive="static", narrow=True),
+    "anisotropy": Scenario(drive="rocking", filling="aniso", packet="in_out"),
+    "probe_motion": Scenario(drive="rocking", filling="flow", packet="in_out"),
     "frozen_twin": Scenario(drive="static"),
-    "incoherent_twin": Scenario(drive="unloading"),
+    "incoherent_twin": Scenario(drive="unloading", filling="flow", packet="reverse"),
 }
 
 
-def pick_scenario(clip_type: str, rng: np.random.Generator) -> tuple[Scenario, str]:
-    """The scenario of a clip type, with the incoherent twin's variant drawn.
+def pick_scenario(clip_type: str, variant_draw: float) -> tuple[Scenario, str]:
+    """The scenario of a clip type, with the incoherent twin's variant.
 
     Args:
         clip_type: ``"positive"`` or one of ``NEGATIVE_TYPES`` (validated by the caller).
-        rng: the clip's generator.
+        variant_draw: the clip's uniform draw in [0, 1) (drawn for every type).
 
     Returns:
-        ``(scenario, variant)``; variant is ``"pocket"`` or ``"flicker"`` for the
-        incoherent twin and ``""`` otherwise.
+        ``(scenario, variant)``; variant is ``"pocket"`` or ``"late"`` for the incoherent
+        twin and ``""`` otherwise.
     """
     scen = SCENARIOS[clip_type]
     if clip_type != "incoherent_twin":
         return scen, ""
-    if rng.random() < 0.6:
+    if variant_draw < POCKET_SHARE:
         return scen, "pocket"
-    return Scenario(drive="rocking", filling="aniso"), "flicker"
-
-
-def static_extent(clip_type: str, rng: np.random.Generator) -> float:
-    """Extent of a static cleft shape: partial for a sulcus, large for a frozen twin."""
-    if clip_type == "sulcus":
-        return float(rng.uniform(0.35, 0.55))
-    return float(rng.uniform(0.6, 1.0))
+    return Scenario(drive="unloading", filling="flow", packet="forward"), "late"

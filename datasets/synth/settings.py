@@ -11,12 +11,14 @@ import math
 import os
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from labral.datasets.synth.difficulty import Difficulty, load_difficulty
 from labral.datasets.synth.scenarios import DEFAULT_NEGATIVE_MIX
 from labral.datasets.synth.types import NEGATIVE_TYPES
 from labral.errors import BadConfigError
@@ -46,6 +48,18 @@ def _as_float(setting: str, value: Any, low: float, high: float | None = None) -
         limits = f"in [{low}, {high}]" if high is not None else f">= {low}"
         raise _bad(setting, value, f"must be {limits}")
     return float(value)
+
+
+def _as_float_range(setting: str, value: Any, low: float, high: float) -> tuple[float, float]:
+    """An inclusive ``[lo, hi]`` pair of numbers within ``[low, high]``."""
+    pair = list(value) if isinstance(value, list | tuple) else [value, value]
+    if len(pair) != 2:
+        raise _bad(setting, value, "must be a number or an inclusive [low, high] pair")
+    lo = _as_float(f"{setting}[0]", pair[0], low, high)
+    hi = _as_float(f"{setting}[1]", pair[1], low, high)
+    if lo > hi:
+        raise _bad(setting, value, "low must not exceed high")
+    return lo, hi
 
 
 def _as_range(setting: str, value: Any, low: int, high: int) -> tuple[int, int]:
@@ -94,7 +108,9 @@ CONFIG_KEYS = (
     "hips_per_patient",
     "clips_per_hip",
     "prevalence",
+    "extrusion_threshold",
     "negative_mix",
+    "difficulty",
     "splits",
     "clip",
     "overrides",
@@ -119,33 +135,52 @@ def _own_settings(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
     return raw
 
 
+@lru_cache(maxsize=1)
+def _yaml_file() -> dict[str, Any]:
+    import labral.configs
+
+    path = Path(labral.configs.__file__).resolve().parent / "synth.yaml"
+    data = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    assert isinstance(data, dict)
+    return data
+
+
+def yaml_defaults() -> dict[str, Any]:
+    """The defaults of :data:`CONFIG_KEYS` as ``configs/synth.yaml`` writes them (the one
+    source; ``out`` and the ``difficulty`` group are left to the caller and the default
+    level)."""
+    return {k: v for k, v in _yaml_file().items() if k in CONFIG_KEYS and k != "out"}
+
+
 @dataclass(frozen=True)
 class SynthSettings:
-    """Everything ``synthesize`` needs, checked. Field names follow ``configs/synth.yaml``."""
+    """Everything ``synthesize`` needs, checked. Field names follow ``configs/synth.yaml``,
+    which holds every default: build this with :meth:`from_config` on the composed config
+    (the fallbacks there apply only to keys a hand-written mapping leaves out)."""
 
     out: Path
-    seed: int = 1234
-    n_patients: int = 120
-    hips_per_patient: tuple[int, int] = (1, 2)
-    clips_per_hip: tuple[int, int] = (2, 4)
-    prevalence: float = 0.5
-    negative_mix: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_NEGATIVE_MIX))
-    splits: dict[str, float] = field(
-        default_factory=lambda: {"train": 0.7, "val": 0.15, "test": 0.15}
-    )
-    frames: int = 32
-    height: int = 128
-    width: int = 128
-    fps_range: tuple[int, int] = (15, 30)
-    overrides: dict[str, Any] = field(default_factory=dict)
-    dicom_syntax: str = "jpeg"
-    jpeg_quality: int = 90
-    burned_in_text: bool = True
-    mp4: bool = False
-    preview: bool = True
-    workers: int = 0
-    chunksize: int = 8
-    progress: bool = True
+    seed: int
+    n_patients: int
+    hips_per_patient: tuple[int, int]
+    clips_per_hip: tuple[int, int]
+    prevalence: float
+    extrusion_threshold: tuple[float, float]
+    negative_mix: dict[str, float]
+    difficulty: Difficulty
+    splits: dict[str, float]
+    frames: int
+    height: int
+    width: int
+    fps_range: tuple[int, int]
+    overrides: dict[str, Any]
+    dicom_syntax: str
+    jpeg_quality: int
+    burned_in_text: bool
+    mp4: bool
+    preview: bool
+    workers: int
+    chunksize: int
+    progress: bool
 
     @property
     def resolved_workers(self) -> int:
@@ -166,7 +201,9 @@ class SynthSettings:
             "hips_per_patient": list(self.hips_per_patient),
             "clips_per_hip": list(self.clips_per_hip),
             "prevalence": self.prevalence,
+            "extrusion_threshold": list(self.extrusion_threshold),
             "negative_mix": dict(self.negative_mix),
+            "difficulty": self.difficulty.to_json(),
             "splits": dict(self.splits),
             "clip": {
                 "frames": self.frames,
@@ -201,10 +238,18 @@ class SynthSettings:
         """
         raw = _own_settings(cfg)
         out_value = raw.get("out")
-        clip = raw.get("clip") or {}
-        formats = raw.get("formats") or {}
+        defaults = yaml_defaults()
+        for key, value in defaults.items():
+            given = raw.get(key)
+            if key in ("clip", "formats") and given is not None:  # merged key by key
+                if not isinstance(given, Mapping):
+                    raise _bad(key, given, "must be a mapping of settings")
+                raw[key] = {**value, **given}
+            else:
+                raw.setdefault(key, value)
+        clip, formats = raw["clip"], raw["formats"]
 
-        prevalence = _as_float("prevalence", raw.get("prevalence", 0.5), 0.0, 1.0)
+        prevalence = _as_float("prevalence", raw["prevalence"], 0.0, 1.0)
         mix_raw = raw.get("negative_mix")
         if mix_raw is None:  # null: the generator's default mix
             mix_raw = dict(DEFAULT_NEGATIVE_MIX)
@@ -218,7 +263,7 @@ class SynthSettings:
         if prevalence < 1.0 and sum(mix.values()) <= 0:
             raise _bad("negative_mix", mix_raw, "needs a positive weight when prevalence < 1")
 
-        splits_raw = raw.get("splits", {"train": 0.7, "val": 0.15, "test": 0.15})
+        splits_raw = raw["splits"]
         if not isinstance(splits_raw, Mapping) or set(splits_raw) - set(SPLIT_NAMES):
             raise _bad("splits", splits_raw, f"keys must be among {SPLIT_NAMES}")
         splits = {
@@ -229,10 +274,10 @@ class SynthSettings:
         if splits["train"] <= 0:
             raise _bad("splits.train", splits["train"], "must be > 0")
 
-        fps_raw = clip.get("fps", [15, 30])
+        fps_raw = clip["fps"]
         fps_range = _as_range("clip.fps", fps_raw, 2, 240)
 
-        syntax = formats.get("dicom_syntax", "jpeg")
+        syntax = formats["dicom_syntax"]
         if syntax not in DICOM_SYNTAXES:
             raise _bad("formats.dicom_syntax", syntax, f"use one of {DICOM_SYNTAXES}")
         overrides = raw.get("overrides") or {}
@@ -244,28 +289,30 @@ class SynthSettings:
         out = Path(str(out_value)).expanduser()
         settings = cls(
             out=out,
-            seed=_as_int("seed", raw.get("seed", 1234), 0),
-            n_patients=_as_int("n_patients", raw.get("n_patients", 120), 1),
-            hips_per_patient=_as_range(
-                "hips_per_patient", raw.get("hips_per_patient", [1, 2]), 1, 2
-            ),
-            clips_per_hip=_as_range("clips_per_hip", raw.get("clips_per_hip", [2, 4]), 1, 1000),
+            seed=_as_int("seed", raw["seed"], 0),
+            n_patients=_as_int("n_patients", raw["n_patients"], 1),
+            hips_per_patient=_as_range("hips_per_patient", raw["hips_per_patient"], 1, 2),
+            clips_per_hip=_as_range("clips_per_hip", raw["clips_per_hip"], 1, 1000),
             prevalence=prevalence,
+            extrusion_threshold=_as_float_range(
+                "extrusion_threshold", raw["extrusion_threshold"], 0.0, 1.0
+            ),
             negative_mix=mix,
+            difficulty=load_difficulty(raw.get("difficulty")),
             splits=splits,
-            frames=_as_int("clip.frames", clip.get("frames", 32), MIN_FRAMES, 4096),
-            height=_as_int("clip.height", clip.get("height", 128), MIN_SIDE, MAX_SIDE),
-            width=_as_int("clip.width", clip.get("width", 128), MIN_SIDE, MAX_SIDE),
+            frames=_as_int("clip.frames", clip["frames"], MIN_FRAMES, 4096),
+            height=_as_int("clip.height", clip["height"], MIN_SIDE, MAX_SIDE),
+            width=_as_int("clip.width", clip["width"], MIN_SIDE, MAX_SIDE),
             fps_range=fps_range,
             overrides=dict(overrides),
             dicom_syntax=syntax,
-            jpeg_quality=_as_int("formats.jpeg_quality", formats.get("jpeg_quality", 90), 1, 95),
-            burned_in_text=_as_bool("formats.burned_in_text", formats.get("burned_in_text", True)),
-            mp4=_as_bool("formats.mp4", formats.get("mp4", False)),
-            preview=_as_bool("preview", raw.get("preview", True)),
-            workers=_as_int("workers", raw.get("workers", 0), 0, 512),
-            chunksize=_as_int("chunksize", raw.get("chunksize", 8), 1, 10_000),
-            progress=_as_bool("progress", raw.get("progress", True)),
+            jpeg_quality=_as_int("formats.jpeg_quality", formats["jpeg_quality"], 1, 95),
+            burned_in_text=_as_bool("formats.burned_in_text", formats["burned_in_text"]),
+            mp4=_as_bool("formats.mp4", formats["mp4"]),
+            preview=_as_bool("preview", raw["preview"]),
+            workers=_as_int("workers", raw["workers"], 0, 512),
+            chunksize=_as_int("chunksize", raw["chunksize"], 1, 10_000),
+            progress=_as_bool("progress", raw["progress"]),
         )
         if check_out:
             check_writable("out", settings.out)

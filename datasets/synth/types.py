@@ -14,11 +14,10 @@ CLASS_NAMES = ("intact", "detachment")
 NEGATIVE_TYPES = (
     "normal",  # plain intact labrum under the same motion
     "sulcus",  # sublabral sulcus: regular partial cleft, no flow
-    "static_effusion",  # anterior recess effusion, never through the cleft
     "anisotropy",  # intact labrum that looks hypoechoic at some probe angles
-    "probe_motion",  # probe drift/tilt/pressure causing apparent change
+    "probe_motion",  # probe pressure squeezing a paralabral pocket, timed by the probe
     "frozen_twin",  # the extrusion shape present but static
-    "incoherent_twin",  # the positive's appearances in an order no flow would produce
+    "incoherent_twin",  # the positive's burst on the unloading stroke
 )
 POSITIVE_TYPE = "positive"
 

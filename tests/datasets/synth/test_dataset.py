@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import shutil
 import subprocess
@@ -28,7 +30,7 @@ def tiny(out: Path, **changes) -> SynthSettings:
     base = dict(out=out, n_patients=6, frames=8, height=48, width=48, preview=False)
     base.update(progress=False, workers=1)
     base.update(changes)
-    return SynthSettings(**base)
+    return dataclasses.replace(SynthSettings.from_config({"out": str(out)}), **base)
 
 
 def rows_of(manifest: Path) -> list[dict]:
@@ -71,7 +73,7 @@ def test_seed_changes_the_data(tmp_path: Path) -> None:
 
 
 def test_manifest_integrity(tmp_path: Path) -> None:
-    settings = tiny(tmp_path / "m", n_patients=24, prevalence=0.4)
+    settings = tiny(tmp_path / "m", n_patients=24, prevalence=0.4, frames=32)
     manifest = synthesize(settings)
     rows = rows_of(manifest)
     files = sorted(
@@ -82,7 +84,9 @@ def test_manifest_integrity(tmp_path: Path) -> None:
     for row in rows:
         split_of.setdefault(row["patient"], set()).add(row["split"])
         assert row["label"] == int(row["clip_type"] == POSITIVE_TYPE)
-        assert row["frames"] == 8 and 15 <= row["fps"] <= 30
+        assert row["frames"] == 32 and 15 <= row["fps"] <= 30
+        assert row["hip"] == f"{row['patient']}_{row['side']}"
+        assert row["label"] <= row["hip_label"]  # an intact hip never extrudes
         assert row["side"] in ("R", "L")
         if row["label"] == 0:
             assert row["extrusion_frames"] == []  # negatives never extrude
@@ -92,12 +96,26 @@ def test_manifest_integrity(tmp_path: Path) -> None:
     assert {r["split"] for r in rows} == {"train", "val", "test"}
     types = Counter(r["clip_type"] for r in rows)
     assert set(types) == {POSITIVE_TYPE, *NEGATIVE_TYPES}  # every class and type present
-    assert types[POSITIVE_TYPE] == round(0.4 * len(rows))  # prevalence shared out exactly
-    hips = Counter((r["patient"], r["side"]) for r in rows)
+    hip_labels: dict[str, set[int]] = {}
+    for row in rows:
+        hip_labels.setdefault(row["hip"], set()).add(row["hip_label"])
+    assert all(len(v) == 1 for v in hip_labels.values())  # one diagnosis per hip
+    detached = {h for h, v in hip_labels.items() if v == {1}}
+    assert len(detached) == round(0.4 * len(hip_labels))  # prevalence is per hip, exact
+    # a detached hip extrudes only in the clips that load it enough: some show nothing
+    assert any(r["hip"] in detached and r["label"] == 0 for r in rows)
+    assert all(
+        (r["label"] == 1) == (r["provocation"] >= r["extrusion_threshold"])
+        for r in rows
+        if r["hip"] in detached and r["params"]["variant"] != "burst_outside_clip"
+    )
+    hips = Counter(r["hip"] for r in rows)
     assert all(2 <= n <= 4 for n in hips.values())
     summary = json.loads((manifest.parent / "dataset.json").read_text())
     assert summary["clips"] == len(rows) and summary["by_type"] == dict(sorted(types.items()))
     assert sum(s["clips"] for s in summary["by_split"].values()) == len(rows)
+    assert summary["by_hip_label"]["detached"] == len(detached)
+    assert summary["difficulty"] == "medium"
 
 
 def test_patient_anatomy_is_shared_across_clips(tmp_path: Path) -> None:

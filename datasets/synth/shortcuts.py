@@ -1,0 +1,387 @@
+"""The shortcut study: can anything but the motion tell the classes apart, at each level?
+
+For each difficulty level, a data set is planned and rendered exactly as ``labral synth``
+does (hips, provocation, negative mix; :func:`labral.datasets.synth.dataset.plan_dataset`),
+then every clip is seen the way the models see it (resampled to the eval transform's frame
+rate, its centre window, resized to its size: ``configs/transforms/default.yaml``), and
+simple classifiers are scored with patient-grouped 5-fold cross-validation (``GroupKFold``):
+
+- (a) ``still_frame``: features of one random frame: a 4x4 grid of regional means and
+  standard deviations plus the cleft region (mean, std, dark fraction) and the ring around it;
+- (b) ``order_free``: the same per-frame features pooled over frames (mean, std, min, max);
+- (c) ``change_pooled``: two-frame change features (absolute frame differences per grid cell
+  and in the cleft region, speckle decorrelation and flicker in the cleft region), pooled
+  without order (mean, std, max);
+- (d) ``timing_best``: the best single handcrafted timing feature: cleft darkness or cleft
+  change against the femur's loading, at lags -1..1. The loading is the generator's own
+  trace (an oracle no image-based estimate can beat), so this is the strongest timing null;
+  each feature is scored on its own and the best AUROC is reported (optimistic, on purpose);
+- ``timing_probe``: a logistic regression on all the timing features together;
+- ``timing_pixels``: the best single timing feature with the loading *estimated from the
+  pixels* (the first temporal principal component of the region beside the cleft, which the
+  femoral neck swings through, signed by the rise of the neck cortex): what a handcrafted
+  detector without the generator's traces gets.
+
+Targets (issue 9): (a)-(c) <= 0.62 at every level; (d) >= 0.95 at easy and <= 0.80 at hard
+and expert, so that a learned model has room above a handcrafted one.
+
+Run: ``PYTHONSAFEPATH=1 .venv/bin/python -m labral.datasets.synth.shortcuts --patients 160``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import OmegaConf
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import GroupKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from labral.datasets.synth.dataset import ClipJob, plan_dataset, render_job
+from labral.datasets.synth.difficulty import known_levels
+from labral.datasets.synth.settings import SynthSettings
+from labral.datasets.transforms import evenly_spaced_starts, resample_indices, resize_frames
+
+TARGETS = {
+    "still_frame": "<= 0.62",
+    "order_free": "<= 0.62",
+    "change_pooled": "<= 0.62",
+    "timing_best": {"easy": ">= 0.95", "hard": "<= 0.80", "expert": "<= 0.80"},
+}
+
+
+@dataclass
+class ModelView:
+    """A clip as the model sees it.
+
+    Attributes:
+        frames: float32 (T, h, w) frames of the eval window, 0..255.
+        roi: (r0, r1, c0, c1) the cleft region in the resized frame (from the anatomy).
+        loading: float32 (T,) the generator's loading trace on the same frames (0..1).
+    """
+
+    frames: np.ndarray
+    roi: tuple[int, int, int, int]
+    loading: np.ndarray
+
+
+def eval_spec() -> dict[str, Any]:
+    """The eval transform spec of ``configs/transforms/default.yaml`` (frames, fps, size)."""
+    import labral.configs
+
+    path = Path(labral.configs.__file__).resolve().parent / "transforms" / "default.yaml"
+    spec = OmegaConf.to_container(OmegaConf.load(path).eval, resolve=True)
+    assert isinstance(spec, dict)
+    return spec
+
+
+def model_view(
+    frames: np.ndarray, fps: float, roi_px: Sequence[int], loading: Sequence[float], spec: dict
+) -> ModelView:
+    """Resample (nearest frame) to the spec's rate, take its centre window, resize.
+
+    Args:
+        frames: uint8 (T, H, W) source frames.
+        fps: source frame rate.
+        roi_px: (r0, r1, c0, c1) of the cleft region in source pixels.
+        loading: float (T,) the generator's loading trace of the source frames.
+        spec: ``{"frames", "fps", "size"}`` of the eval transform.
+
+    Returns:
+        :class:`ModelView` with float32 (spec frames, h, w) frames.
+    """
+    index = resample_indices(frames.shape[0], fps, float(spec["fps"]))
+    length = int(spec["frames"])
+    start = evenly_spaced_starts(len(index), length, 1)[0]
+    window = index[np.minimum(start + np.arange(length), len(index) - 1)]
+    h, w = (int(v) for v in spec["size"])
+    resized = resize_frames(frames[window], (h, w)).astype(np.float32)
+    sy, sx = h / frames.shape[1], w / frames.shape[2]
+    r0, r1, c0, c1 = roi_px
+    roi = (
+        int(r0 * sy),
+        max(int(np.ceil(r1 * sy)), int(r0 * sy) + 1),
+        int(c0 * sx),
+        max(int(np.ceil(c1 * sx)), int(c0 * sx) + 1),
+    )
+    return ModelView(resized, roi, np.asarray(loading, np.float32)[window])
+
+
+def _grid(f: np.ndarray, cells: int = 4) -> np.ndarray:
+    t, h, w = f.shape
+    return f[:, : h - h % cells, : w - w % cells].reshape(t, cells, h // cells, cells, w // cells)
+
+
+def per_frame_features(view: ModelView) -> np.ndarray:
+    """float32 (T, 37): grid means/stds (32) and cleft-region statistics (5) per frame."""
+    f = view.frames
+    grid = _grid(f)
+    r0, r1, c0, c1 = view.roi
+    roi = f[:, r0:r1, c0:c1]
+    ring = f[:, max(r0 - 4, 0) : r1 + 4, max(c0 - 4, 0) : c1 + 4]
+    cleft = np.stack(
+        [
+            roi.mean(axis=(1, 2)),
+            roi.std(axis=(1, 2)),
+            (roi < 50).mean(axis=(1, 2)),
+            ring.mean(axis=(1, 2)),
+            (ring < 50).mean(axis=(1, 2)),
+        ],
+        axis=1,
+    )
+    t = f.shape[0]
+    feats = [grid.mean(axis=(2, 4)).reshape(t, -1), grid.std(axis=(2, 4)).reshape(t, -1), cleft]
+    return np.concatenate(feats, axis=1).astype(np.float32)
+
+
+def change_features(view: ModelView) -> np.ndarray:
+    """float32 (T-1, 20): two-frame change features per consecutive pair (no order kept).
+
+    Absolute difference per grid cell (16), in the cleft region, speckle decorrelation
+    there (1 - correlation of the two frames) and flicker (share of its pixels changing by
+    more than 40 grey levels), and the change in the cleft relative to the tissue above.
+    """
+    f = view.frames
+    diff = np.abs(np.diff(f, axis=0))
+    t1 = diff.shape[0]
+    cells = _grid(diff).mean(axis=(2, 4)).reshape(t1, -1)
+    r0, r1, c0, c1 = view.roi
+    a, b = f[:-1, r0:r1, c0:c1].reshape(t1, -1), f[1:, r0:r1, c0:c1].reshape(t1, -1)
+    a_c, b_c = a - a.mean(1, keepdims=True), b - b.mean(1, keepdims=True)
+    denom = np.sqrt((a_c**2).sum(1) * (b_c**2).sum(1)) + 1e-6
+    decorrelation = 1.0 - (a_c * b_c).sum(1) / denom
+    roi_diff = diff[:, r0:r1, c0:c1]
+    above = diff[:, max(r0 - 12, 0) : max(r0 - 4, 1), c0:c1]
+    cleft = np.stack(
+        [
+            roi_diff.mean(axis=(1, 2)),
+            decorrelation,
+            (roi_diff > 40).mean(axis=(1, 2)),
+            roi_diff.mean(axis=(1, 2)) / (above.mean(axis=(1, 2)) + 1.0),
+        ],
+        axis=1,
+    )
+    return np.concatenate([cells, cleft], axis=1).astype(np.float32)
+
+
+def femur_shift(frames: np.ndarray, roi: Sequence[int]) -> np.ndarray:
+    """float32 (T,): how far the femoral neck cortex has moved (rows) since frame 0.
+
+    The cortex is the strongest bright-to-shadow edge of each column in the right third of
+    the image (the head-neck junction and neck, which swing as the femur rotates).
+    """
+    w = frames.shape[2]
+    win = frames[:, max(roi[0] - 6, 0) :, (2 * w) // 3 :].astype(np.float32)
+    win = (win[:, :, :-2] + win[:, :, 1:-1] + win[:, :, 2:]) / 3.0
+    edge = win[:, :-4] + win[:, 1:-3] - win[:, 3:-1] - win[:, 4:]
+    depth = edge.argmax(axis=1).astype(np.float32)
+    return (depth - depth[0]).mean(axis=1).astype(np.float32)
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    if a.std() < 1e-6 or b.std() < 1e-6:
+        return 0.0
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+TIMING_FEATURES = (
+    "darkness_vs_velocity",
+    "darkness_vs_velocity_lag1",
+    "darkness_vs_velocity_lead1",
+    "darkness_vs_position",
+    "change_vs_velocity",
+    "change_vs_speed",
+)
+
+
+def pixel_loading(frames: np.ndarray, roi: Sequence[int]) -> np.ndarray:
+    """float32 (T,): the loading estimated from the pixels alone (no generator trace).
+
+    The first temporal principal component of the region right of the cleft (which the
+    femoral head-neck junction swings through), signed so that it rises with the neck
+    cortex (:func:`femur_shift`).
+    """
+    t, h, _ = frames.shape
+    r0, r1, _, c1 = roi
+    region = frames[:, r0 : min(h, r0 + 3 * (r1 - r0)), c1:].astype(np.float32).reshape(t, -1)
+    region = region - region.mean(axis=0)
+    u, s, _ = np.linalg.svd(region, full_matrices=False)
+    component = (u[:, 0] * s[0]).astype(np.float32)
+    return component if _corr(component, -femur_shift(frames, roi)) >= 0 else -component
+
+
+def timing_features(view: ModelView, loading: np.ndarray | None = None) -> np.ndarray:
+    """float32 (6,): cleft darkness / change against the loading (order: TIMING_FEATURES).
+
+    Args:
+        view: the clip as the model sees it.
+        loading: float (T,) loading to use; ``None`` = the generator's trace in ``view``.
+    """
+    f = view.frames
+    r0, r1, c0, c1 = view.roi
+    darkness = -f[:, r0:r1, c0:c1].mean(axis=(1, 2))
+    position = view.loading if loading is None else np.asarray(loading, np.float32)
+    velocity = np.gradient(position)
+    change = np.abs(np.diff(f[:, r0:r1, c0:c1], axis=0)).mean(axis=(1, 2))
+    return np.array(
+        [
+            _corr(darkness, velocity),
+            _corr(darkness[1:], velocity[:-1]),
+            _corr(darkness[:-1], velocity[1:]),
+            _corr(darkness, position),
+            _corr(change, velocity[1:]),
+            _corr(change, np.abs(velocity[1:])),
+        ],
+        dtype=np.float32,
+    )
+
+
+def clip_feature_row(view: ModelView, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """The design-matrix rows of one clip for every classifier of the study."""
+    per_frame = per_frame_features(view)
+    change = change_features(view)
+    return {
+        "still_frame": per_frame[rng.integers(0, len(per_frame))],
+        "order_free": np.concatenate(
+            [per_frame.mean(0), per_frame.std(0), per_frame.min(0), per_frame.max(0)]
+        ),
+        "change_pooled": np.concatenate([change.mean(0), change.std(0), change.max(0)]),
+        "timing": timing_features(view),
+        "timing_pixels": timing_features(view, pixel_loading(view.frames, view.roi)),
+    }
+
+
+def grouped_auroc(x: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int = 5) -> float:
+    """Out-of-fold AUROC of a standardised logistic regression, folds grouped by patient.
+
+    Args:
+        x: float (N, F) features; y: int (N,) labels; groups: (N,) patient ids.
+        folds: number of folds.
+
+    Returns:
+        AUROC of the pooled out-of-fold scores.
+    """
+    scores = np.zeros(len(y))
+    for train, test in GroupKFold(n_splits=folds).split(x, y, groups):
+        clf = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
+        clf.fit(x[train], y[train])
+        scores[test] = clf.predict_proba(x[test])[:, 1]
+    return float(roc_auc_score(y, scores))
+
+
+def study_settings(level: str, n_patients: int, seed: int) -> SynthSettings:
+    """``labral synth`` settings of the study at one level (nothing is written)."""
+    return SynthSettings.from_config(
+        {"out": "unused", "seed": seed, "n_patients": n_patients, "difficulty": level},
+        check_out=False,
+    )
+
+
+_SETTINGS: SynthSettings | None = None
+
+
+def _featurise(job: ClipJob) -> tuple[dict[str, np.ndarray], int, str]:
+    assert _SETTINGS is not None
+    clip = render_job(job, _SETTINGS)
+    loading = clip.params["traces"]["loading"]
+    view = model_view(clip.frames, clip.fps, clip.params["cleft_roi_px"], loading, eval_spec())
+    rng = np.random.default_rng(job.seed)
+    return clip_feature_row(view, rng), clip.label, job.patient
+
+
+def _init(settings: SynthSettings) -> None:
+    global _SETTINGS
+    _SETTINGS = settings
+
+
+def study_level(level: str, n_patients: int, seed: int = 0, workers: int = 2) -> dict[str, Any]:
+    """Render one level's data set, featurise it and score every classifier.
+
+    Returns:
+        ``{"level", "clips", "hips", "positives", "still_frame", "order_free",
+        "change_pooled", "timing_best", "timing_best_feature", "timing_probe",
+        "timing_single": {feature: auroc}}``.
+    """
+    settings = study_settings(level, n_patients, seed)
+    jobs = plan_dataset(settings)
+    if workers > 1:
+        with mp.get_context("fork").Pool(workers, _init, (settings,)) as pool:
+            rows = pool.map(_featurise, jobs, chunksize=8)
+    else:
+        _init(settings)
+        rows = [_featurise(job) for job in jobs]
+    y = np.array([r[1] for r in rows])
+    groups = np.array([r[2] for r in rows])
+    mats = {k: np.stack([r[0][k] for r in rows]) for k in rows[0][0]}
+    result: dict[str, Any] = {
+        "level": level,
+        "clips": len(jobs),
+        "hips": len({j.hip for j in jobs}),
+        "positives": int(y.sum()),
+    }
+    for name in ("still_frame", "order_free", "change_pooled"):
+        result[name] = grouped_auroc(mats[name], y, groups)
+    single = {
+        name: grouped_auroc(mats["timing"][:, i : i + 1], y, groups)
+        for i, name in enumerate(TIMING_FEATURES)
+    }
+    best = max(single, key=single.__getitem__)
+    pixels = max(
+        grouped_auroc(mats["timing_pixels"][:, i : i + 1], y, groups)
+        for i in range(len(TIMING_FEATURES))
+    )
+    result.update(
+        timing_best=single[best],
+        timing_best_feature=best,
+        timing_probe=grouped_auroc(mats["timing"], y, groups),
+        timing_pixels=pixels,
+        timing_single=single,
+    )
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: print the per-level table (and write it as JSON with ``--json``)."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--patients", type=int, default=160, help="patients per level")
+    ap.add_argument("--levels", nargs="*", default=None, help="default: every level")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = ap.parse_args(argv)
+    levels = args.levels or known_levels()
+    results = []
+    print(
+        "| level | clips / hips | (a) still frame | (b) order-free | (c) two-frame change | "
+        "(d) best timing feature | timing probe | timing from pixels |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for level in levels:
+        t0 = time.perf_counter()
+        r = study_level(level, args.patients, args.seed, args.workers)
+        results.append(r)
+        print(
+            f"| {level} | {r['clips']} / {r['hips']} | {r['still_frame']:.3f} | "
+            f"{r['order_free']:.3f} | {r['change_pooled']:.3f} | {r['timing_best']:.3f} "
+            f"({r['timing_best_feature']}) | {r['timing_probe']:.3f} | "
+            f"{r['timing_pixels']:.3f} |  "
+            f"<!-- {time.perf_counter() - t0:.0f} s -->",
+            flush=True,
+        )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
