@@ -54,6 +54,29 @@ def _guarded(task: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return wrapper
 
 
+def unknown_group_choice(args: Sequence[str]) -> str | None:
+    """The message for a ``group=choice`` override naming no file of a config group, or None.
+
+    Hydra would stop with its own traceback-like report and exit 1; this names the setting
+    and the choices the way every other bad setting is named (exit 2).
+    """
+    from pathlib import Path
+
+    import labral.configs
+
+    root = Path(labral.configs.__file__).resolve().parent
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if not sep or key.startswith(("+", "~", "-")) or "." in key or "/" in key:
+            continue
+        group = root / key
+        if group.is_dir() and value and not value.startswith(("[", "{", "/", "${")):
+            if not (group / f"{value}.yaml").is_file():
+                choices = sorted(p.stem for p in group.glob("*.yaml"))
+                return f"{key}={value!r}: unknown {key}; use one of {', '.join(choices)}"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``labral`` console script."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -63,6 +86,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     name, rest = args[0], args[1:]
     if name not in COMMANDS:
         print(f"labral: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    problem = unknown_group_choice(rest)
+    if problem:
+        print(f"labral: error [bad_config]: {problem}", file=sys.stderr)
         return 2
     import hydra
 

@@ -30,7 +30,7 @@ ECHO = {
     "labrum": 5.0,
     "cartilage": 0.025,
     "bone_surface": 12.0,
-    "bone_shadow": 0.00003,
+    "bone_shadow": 0.000002,
     "fluid": 0.0003,
 }
 

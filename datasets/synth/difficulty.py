@@ -54,6 +54,8 @@ KNOB_BOUNDS: dict[str, tuple[float, float]] = {
     "probe_motion": (0.0, 5.0),
     "pocket_onset": (0.0, 2.0),
 }
+#: Latest end of a positive's burst, strokes after the loading stroke starts (lag + burst).
+MAX_BURST_END = 1.25
 
 
 def _configs_dir() -> Path:
@@ -125,8 +127,9 @@ def check_difficulty(raw: Mapping[str, Any] | DictConfig) -> Difficulty:
 
     Raises:
         BadConfigError: unknown or missing knob, a range outside its bounds or reversed, or
-            a contradiction (``lag`` + ``burst_fraction`` above 1.5 strokes: the extrusion
-            would run into the next stroke); the message names the key.
+            a contradiction (``lag`` + ``burst_fraction`` above :data:`MAX_BURST_END`
+            strokes: a positive's burst would lie mostly on the unloading stroke, where the
+            look-alikes are); the message names the keys.
     """
     if isinstance(raw, DictConfig):
         raw = OmegaConf.to_container(raw, resolve=True)  # type: ignore[assignment]
@@ -141,12 +144,13 @@ def check_difficulty(raw: Mapping[str, Any] | DictConfig) -> Difficulty:
     if missing:
         raise BadConfigError(f"difficulty.{missing[0]}: missing (every level sets every knob)")
     ranges = {knob: _range(knob, raw[knob]) for knob in KNOB_BOUNDS}
-    if ranges["lag"][1] + ranges["burst_fraction"][1] > 1.5:
+    end = ranges["lag"][1] + ranges["burst_fraction"][1]
+    if end > MAX_BURST_END:
         raise BadConfigError(
             f"difficulty.lag={list(ranges['lag'])} with difficulty.burst_fraction="
-            f"{list(ranges['burst_fraction'])}: lag + burst_fraction may reach "
-            f"{ranges['lag'][1] + ranges['burst_fraction'][1]:.2f} strokes (> 1.5), so an "
-            "extrusion would run into the next loading stroke; lower one of them"
+            f"{list(ranges['burst_fraction'])}: a positive's burst may end {end:.2f} strokes "
+            f"after the loading starts (> {MAX_BURST_END}), mostly on the unloading stroke "
+            "where the look-alikes are; lower one of them"
         )
     return Difficulty(level=str(raw.get("level", "custom")), ranges=ranges)
 
