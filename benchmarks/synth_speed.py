@@ -3,6 +3,10 @@
     .venv/bin/python benchmarks/synth_speed.py              # + 2,000-clip run
     .venv/bin/python benchmarks/synth_speed.py --skip-large # quick figures only
     .venv/bin/python benchmarks/synth_speed.py --smoke      # a few clips: checks it runs
+    .venv/bin/python benchmarks/synth_speed.py --levels hard expert  # per-level split only
+
+The per-clip split is printed for every difficulty level (``--levels``, default all); the
+whole-run throughput uses the default level.
 
 The default clip (32 frames, 128x128, JPEG DICOM written, no preview). Each figure is the
 median of ``--repeats`` runs; the per-stage split (generate vs DICOM write) shows where a
@@ -24,16 +28,20 @@ from pathlib import Path
 
 from labral.datasets.synth.dataset import plan_dataset, render_job, synthesize
 from labral.datasets.synth.dicom_writer import encode_cine_dicom
+from labral.datasets.synth.difficulty import known_levels
 from labral.datasets.synth.settings import SynthSettings
 
 TARGET_PER_CORE = 20.0
 TARGET_LARGE_S = 120.0
 
 
-def settings_for(out: Path, n_clips: int, workers: int) -> SynthSettings:
+def settings_for(
+    out: Path, n_clips: int, workers: int, difficulty: str | None = None
+) -> SynthSettings:
     """Default-clip settings giving about ``n_clips`` clips (3 clips per hip, 1 hip)."""
     return SynthSettings.from_config(
         {
+            "difficulty": difficulty,
             "out": str(out),
             "n_patients": max(1, n_clips // 3),
             "hips_per_patient": [1, 1],
@@ -53,10 +61,10 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def stage_times(repeats: int, clips: int = 10) -> dict[str, float]:
+def stage_times(repeats: int, clips: int = 10, level: str | None = None) -> dict[str, float]:
     """Median wall and CPU seconds per clip spent generating and encoding JPEG DICOM."""
     with tempfile.TemporaryDirectory() as tmp:
-        settings = settings_for(Path(tmp), clips, 1)
+        settings = settings_for(Path(tmp), clips, 1, level)
         jobs = plan_dataset(settings)[:clips]
         runs: dict[str, list[float]] = {"gen": [], "gen_cpu": [], "dicom": [], "dicom_cpu": []}
         for _ in range(repeats):
@@ -99,6 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--large-clips", type=int, default=2000, help="size of the large run")
     parser.add_argument("--skip-large", action="store_true", help="skip the large run")
     parser.add_argument("--smoke", action="store_true", help="3 clips, 1 repeat, no large run")
+    parser.add_argument("--levels", nargs="*", default=None, help="difficulty levels (all)")
     args = parser.parse_args(argv)
     stage_clips = 10
     if args.smoke:
@@ -109,13 +118,15 @@ def main(argv: list[str] | None = None) -> None:
         f"labral synth speed: 32x128x128 clips, JPEG DICOM, {cores} cores, "
         f"load average {os.getloadavg()[0]:.1f} (shared machine)"
     )
-    st = stage_times(args.repeats, stage_clips)
-    print(
-        f"  per clip, one process : generate {st['gen'] * 1e3:.1f} ms "
-        f"(CPU {st['gen_cpu'] * 1e3:.1f}) + encode DICOM {st['dicom'] * 1e3:.1f} ms "
-        f"(CPU {st['dicom_cpu'] * 1e3:.1f}) -> {1 / (st['gen_cpu'] + st['dicom_cpu']):.1f} "
-        "clips per CPU-second"
-    )
+    for level in args.levels or known_levels():
+        st = stage_times(args.repeats, stage_clips, level)
+        rate = 1 / (st["gen_cpu"] + st["dicom_cpu"])
+        print(
+            f"  per clip, one process, {level:>6}: generate {st['gen'] * 1e3:.1f} ms "
+            f"(CPU {st['gen_cpu'] * 1e3:.1f}) + encode DICOM {st['dicom'] * 1e3:.1f} ms "
+            f"(CPU {st['dicom_cpu'] * 1e3:.1f}) -> {rate:.1f} clips per CPU-second "
+            f"({'met' if rate >= TARGET_PER_CORE else 'NOT met'})"
+        )
     one, one_cpu, size = clips_per_second(args.clips, 1, args.repeats)
     verdict = "met" if one_cpu >= TARGET_PER_CORE else "NOT met"
     print(

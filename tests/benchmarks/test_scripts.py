@@ -91,6 +91,8 @@ def test_synth_speed_runs_as_documented() -> None:
         r"1 worker\s*: ([\d.]+) clips/s wall, ([\d.]+) clips per CPU-second \((\d+) clips", out
     )
     assert positive(gen, gen_cpu, enc, wall, per_cpu) and clips == 3
+    for level in ("easy", "medium", "hard", "expert"):  # the split is printed per level
+        assert re.search(rf"one process, +{level}: generate [\d.]+ ms", out), out
     assert re.search(r"target >= 20/core \(CPU time\): (met|NOT met)", out)
     assert "large run" not in out  # --smoke skips the 2,000-clip run
 
