@@ -1,4 +1,8 @@
-"""Cache of the deterministic preprocessing (load, fps resample, resize) as small uint8 files.
+"""Cache of the eval transform's head (load, fps resample, resize) as small uint8 files.
+
+What is cached is ``build_eval_transform(spec).head``: the first transforms of the very
+pipeline the bundle carries (training's pipeline shares that head), so a cached item run
+through ``pipeline.tail`` equals the whole pipeline run on the file.
 
 Why not MONAI's ``PersistentDataset``: it hashes the input dict only, so it cannot see a file
 being rewritten in place; it pickles whole dicts (our ``Clip`` objects) with ``torch.save``,
@@ -22,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from labral.datasets.transforms import Reader, build_preprocess_transform, check_spec
+from labral.datasets.transforms import Reader, build_eval_transform, check_spec
 
 CACHE_VERSION = 2
 
@@ -81,7 +85,7 @@ class ClipCache:
         if self.cache_dir is not None:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
         self.in_memory = in_memory or self.cache_dir is None
-        self.preprocess = build_preprocess_transform(spec, reader)
+        self.head = build_eval_transform(spec, reader).head
         self.memory: dict[str, dict[str, Any]] = {}
         self.hits = 0
         self.misses = 0
@@ -112,7 +116,7 @@ class ClipCache:
         item = self._load(key)
         if item is None:
             self.misses += 1
-            out = self.preprocess({"clip": str(path)})
+            out = self.head({"clip": str(path)})
             item = {
                 "frames": np.ascontiguousarray(out["frames"], dtype=np.uint8),
                 "frame_index": np.asarray(out["frame_index"], dtype=np.int64),

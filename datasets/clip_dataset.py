@@ -1,4 +1,8 @@
-"""A torch Dataset over manifest records: cached deterministic preprocessing + per-epoch tail.
+"""A torch Dataset over manifest records: the pipeline's cached head, then its tail per item.
+
+The pipeline is :func:`~labral.datasets.transforms.build_eval_transform` (or
+:func:`~labral.datasets.transforms.build_train_transform` when training); its head is what
+:class:`~labral.datasets.cache.ClipCache` stores, its tail runs on every ``__getitem__``.
 
 At construction every clip is read once (or found in the cache); a file the reader rejects
 (any :class:`~labral.errors.LabralError`, or a missing file) is dropped, recorded in
@@ -20,7 +24,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from labral.datasets.cache import ClipCache
-from labral.datasets.transforms import Reader, build_eval_sampling, build_train_sampling
+from labral.datasets.transforms import Reader, build_eval_transform, build_train_transform
 from labral.errors import BadManifestError, LabralError
 
 log = logging.getLogger(__name__)
@@ -61,9 +65,12 @@ class ClipDataset(Dataset):
     ) -> None:
         self.cache = ClipCache(spec, cache_dir=cache_dir, reader=reader)
         self.train, self.seed, self.epoch = train, int(seed), 0
-        self.tail = (
-            build_train_sampling(spec, augment, seed) if train else build_eval_sampling(spec)
+        pipeline = (
+            build_train_transform(spec, augment, seed, reader)
+            if train
+            else build_eval_transform(spec, reader)
         )
+        self.tail = pipeline.tail  # the cache holds the output of pipeline.head
         self.records: list[dict[str, Any]] = []
         self.skipped: list[dict[str, str]] = []
         self.keys: list[str] = []  # cache key of each kept record, fixed at construction

@@ -11,10 +11,20 @@ The data dictionary that flows through these transforms:
 - ``"image"``: float32 tensor (1, T, H, W) for training or (N, 1, T, H, W) for evaluation,
   values in [0, 1] (set by :class:`ToClipTensord`, which removes ``"frames"``).
 
-The pipeline is built in ONE place from the JSON spec ``{"frames", "fps", "size", "windows"}``
-carried inside the exported bundle (optional ``"crop"``: fractions ``[top, bottom, left,
-right]`` removed before resizing). Its deterministic head (load, resample, resize; see
-:func:`build_preprocess_transform`) is what :mod:`labral.datasets.cache` caches.
+Both pipelines are built from the JSON spec ``{"frames", "fps", "size", "windows"}`` carried
+inside the exported bundle (optional ``"crop"``: fractions ``[top, bottom, left, right]``
+removed before resizing), and both are a :class:`ClipPipeline`: one deterministic, cacheable
+head followed by a tail::
+
+    head (both):   LoadCined -> ResampleFPSd -> ResizeClipd        uint8 "frames" (T', h, w)
+    eval tail:     SampleFramesd(windows) -> ScaleUint8d -> ToClipTensord  (N, 1, T, h, w)
+    train tail:    SampleFramesd(random) -> augmentations -> ToClipTensord    (1, T, h, w)
+
+:func:`build_eval_transform` (serve, bench, training-time evaluation) and
+:func:`build_train_transform` are the only builders. The head is literally the first
+transforms of each (``pipeline.head``); :mod:`labral.datasets.cache` stores its output and
+:class:`~labral.datasets.clip_dataset.ClipDataset` runs ``pipeline.tail`` on it, so a cached
+item goes through exactly the transform the bundle carries.
 """
 
 from __future__ import annotations
@@ -119,18 +129,6 @@ def evenly_spaced_starts(num_frames: int, length: int, windows: int) -> list[int
     if windows == 1:
         return [span // 2]
     return [int(round(v)) for v in np.linspace(0, span, windows)]
-
-
-class ResampleFPS(Transform):
-    """Array transform: frames (T, H, W) at ``fps`` -> (T_out, H, W) at ``target_fps``."""
-
-    def __init__(self, target_fps: float) -> None:
-        self.target_fps = float(target_fps)
-
-    def __call__(self, frames: np.ndarray, fps: float) -> tuple[np.ndarray, np.ndarray]:
-        """Returns the selected frames and their int64 (T_out,) source indices."""
-        index = resample_indices(frames.shape[0], fps, self.target_fps)
-        return frames[index], index
 
 
 class ResizeClip(Transform):
@@ -343,6 +341,8 @@ class ClipCompose(Compose):
     MONAI wraps any exception raised inside a transform in ``RuntimeError("applying
     transform ...")``; callers (the CLI, the service, the data set's skip list) need the
     original :class:`~labral.errors.LabralError` and its code, so it is re-raised unwrapped.
+    ``len()`` counts this compose's own transforms: MONAI's builds a new ``Compose`` of
+    them, which reseeds every random child.
     """
 
     def __call__(  # noqa: D102 - the class docstring says what changes
@@ -363,62 +363,39 @@ class ClipCompose(Compose):
                 raise
             raise cause from None
 
+    def __len__(self) -> int:
+        return len(self.transforms)
 
-def build_preprocess_transform(
-    spec: Mapping[str, Any], reader: Reader | None = None
-) -> ClipCompose:
-    """The deterministic, cacheable head: load -> resample to spec fps -> resize to spec size.
+
+class ClipPipeline(ClipCompose):
+    """A clip transform in two parts: the cacheable ``head``, then the ``tail``.
+
+    ``pipeline(d)`` equals ``pipeline.tail(pipeline.head(d))``: the head's transforms are the
+    first transforms of the pipeline (the same objects), so whatever caches the head's output
+    and runs the tail gets exactly what the whole pipeline gives.
 
     Args:
-        spec: the eval spec (see :func:`check_spec`).
-        reader: ``source -> Clip``; default :func:`labral.datasets.reader.read_cine`.
-
-    Returns:
-        Compose mapping ``{"clip": source}`` to a dict with uint8 ``"frames"`` (T', h, w),
-        int64 ``"frame_index"`` (T',), ``"fps"`` and ``"num_source_frames"``.
+        head: deterministic transforms from ``{"clip": source}`` to uint8 ``"frames"``
+            (T', h, w), ``"frame_index"`` int64 (T',), ``"fps"``, ``"num_source_frames"``.
+        tail: the transforms after it, ending with ``"image"`` float32.
     """
-    spec = check_spec(spec)
-    return ClipCompose(
-        [
-            LoadCined("clip", reader=reader),
-            ResampleFPSd("frames", target_fps=spec["fps"]),
-            ResizeClipd("frames", size=spec["size"], crop=spec["crop"]),
-        ]
-    )
+
+    def __init__(self, head: Sequence[Callable], tail: Sequence[Callable]) -> None:
+        self.head = ClipCompose(list(head))
+        self.tail = ClipCompose(list(tail))
+        super().__init__([*self.head.transforms, *self.tail.transforms])
 
 
-def build_eval_sampling(spec: Mapping[str, Any]) -> ClipCompose:
-    """The evaluation tail: N evenly spaced windows -> float32 (N, 1, T, H, W) ``"image"``."""
-    spec = check_spec(spec)
-    return ClipCompose(
-        [
-            SampleFramesd("frames", length=spec["frames"], mode="windows", windows=spec["windows"]),
-            ScaleUint8d("frames"),
-            ToClipTensord("frames"),
-        ]
-    )
+def _cacheable_head(spec: dict[str, Any], reader: Reader | None) -> list[Callable]:
+    """load -> resample to ``spec["fps"]`` -> resize to ``spec["size"]`` (after ``crop``)."""
+    return [
+        LoadCined("clip", reader=reader),
+        ResampleFPSd("frames", target_fps=spec["fps"]),
+        ResizeClipd("frames", size=spec["size"], crop=spec["crop"]),
+    ]
 
 
-def build_train_sampling(
-    spec: Mapping[str, Any], augment: Mapping[str, Any] | None, seed: int | None = None
-) -> ClipCompose:
-    """The training tail: random window + ultrasound augmentation -> float32 (1, T, H, W)."""
-    from labral.datasets.augment import build_augmentations
-
-    spec = check_spec(spec)
-    tail = ClipCompose(
-        [
-            SampleFramesd("frames", length=spec["frames"], mode="random"),
-            *build_augmentations(augment or {}, keys="frames"),
-            ToClipTensord("frames"),
-        ]
-    )
-    if seed is not None:
-        tail.set_random_state(seed=seed)
-    return tail
-
-
-def build_eval_transform(spec: Mapping[str, Any], reader: Reader | None = None) -> ClipCompose:
+def build_eval_transform(spec: Mapping[str, Any], reader: Reader | None = None) -> ClipPipeline:
     """The evaluation transform, deterministic; the bundle stores ``spec``, not code.
 
     Args:
@@ -426,26 +403,22 @@ def build_eval_transform(spec: Mapping[str, Any], reader: Reader | None = None) 
         reader: ``source -> Clip``; default :func:`labral.datasets.reader.read_cine`.
 
     Returns:
-        Callable mapping ``{"clip": Clip | path | bytes | array, ...}`` to the same dict plus
-        ``"image"`` float32 tensor (N, 1, T, H, W) in [0, 1] and ``"frame_index"`` int64
-        tensor (N, T) of source-frame indices (N = ``spec["windows"]``).
+        :class:`ClipPipeline` mapping ``{"clip": Clip | path | bytes | array, ...}`` to the
+        same dict plus ``"image"`` float32 tensor (N, 1, T, H, W) in [0, 1] and
+        ``"frame_index"`` int64 tensor (N, T) of source-frame indices (N = ``spec["windows"]``
+        evenly spaced windows; one window is centred). Its ``head`` (load, resample, resize)
+        is what :class:`labral.datasets.cache.ClipCache` stores.
 
     Raises:
         BadConfigError: an invalid spec (the message names the key).
     """
     spec = check_spec(spec)
-    # Same result as preprocess + eval sampling (resize works frame by frame), but the windows
-    # are picked before resizing so frames outside them are never resized.
-    return ClipCompose(
-        [
-            LoadCined("clip", reader=reader),
-            ResampleFPSd("frames", target_fps=spec["fps"]),
-            SampleFramesd("frames", length=spec["frames"], mode="windows", windows=spec["windows"]),
-            ResizeClipd("frames", size=spec["size"], crop=spec["crop"]),
-            ScaleUint8d("frames"),
-            ToClipTensord("frames"),
-        ]
-    )
+    tail = [
+        SampleFramesd("frames", length=spec["frames"], mode="windows", windows=spec["windows"]),
+        ScaleUint8d("frames"),
+        ToClipTensord("frames"),
+    ]
+    return ClipPipeline(_cacheable_head(spec, reader), tail)
 
 
 def build_train_transform(
@@ -453,8 +426,8 @@ def build_train_transform(
     augment: Mapping[str, Any] | None,
     seed: int | None = None,
     reader: Reader | None = None,
-) -> ClipCompose:
-    """The training transform: the eval geometry (same fps and size) plus augmentation.
+) -> ClipPipeline:
+    """The training transform: the eval head (same fps and size), a random window, augmentation.
 
     Args:
         spec: the eval spec; ``windows`` is ignored (one random window).
@@ -463,17 +436,24 @@ def build_train_transform(
         reader: ``source -> Clip``; default :func:`labral.datasets.reader.read_cine`.
 
     Returns:
-        Callable adding ``"image"`` float32 tensor (1, T, H, W) in [0, 1] and
-        ``"frame_index"`` int64 tensor (T,).
+        :class:`ClipPipeline` adding ``"image"`` float32 tensor (1, T, H, W) in [0, 1] and
+        ``"frame_index"`` int64 tensor (T,); its ``head`` is the eval transform's.
 
     Raises:
         BadConfigError: an invalid spec or augmentation setting (named in the message).
     """
-    head = build_preprocess_transform(spec, reader)
-    full = ClipCompose([*head.transforms, *build_train_sampling(spec, augment).transforms])
+    from labral.datasets.augment import build_augmentations
+
+    spec = check_spec(spec)
+    tail = [
+        SampleFramesd("frames", length=spec["frames"], mode="random"),
+        *build_augmentations(augment or {}, keys="frames"),
+        ToClipTensord("frames"),
+    ]
+    pipeline = ClipPipeline(_cacheable_head(spec, reader), tail)
     if seed is not None:  # after composing: Compose.__init__ reseeds its children
-        full.set_random_state(seed=seed)
-    return full
+        pipeline.set_random_state(seed=seed)
+    return pipeline
 
 
 def relevance_to_source_frames(

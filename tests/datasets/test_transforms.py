@@ -8,8 +8,10 @@ import torch
 
 from labral.datasets.clip import Clip
 from labral.datasets.transforms import (
+    LoadCined,
+    ResampleFPSd,
+    ResizeClipd,
     build_eval_transform,
-    build_preprocess_transform,
     build_train_transform,
     check_spec,
     relevance_to_source_frames,
@@ -103,6 +105,35 @@ def test_train_has_eval_geometry_and_is_seeded():
     assert torch.equal(again["frame_index"], out["frame_index"])
 
 
+def test_cacheable_head_is_a_prefix_of_both_pipelines():
+    spec = {**SPEC, "windows": 3, "crop": [0.1, 0.0, 0.0, 0.2]}
+    augment = {"gain": {"prob": 1.0, "db": [-6, 6]}}
+    for pipeline in (build_eval_transform(spec), build_train_transform(spec, augment, seed=1)):
+        head = pipeline.head.transforms
+        assert [type(t) for t in head] == [LoadCined, ResampleFPSd, ResizeClipd]
+        assert pipeline.transforms[: len(head)] == head  # the same objects, first in line
+        assert pipeline.transforms[len(head) :] == pipeline.tail.transforms
+    clip = ramp_clip(frames=40)
+    eval_pipeline = build_eval_transform(spec)
+    whole = eval_pipeline({"clip": clip})
+    split = eval_pipeline.tail(eval_pipeline.head({"clip": clip}))
+    assert torch.equal(whole["image"], split["image"])
+    assert torch.equal(whole["frame_index"], split["frame_index"])
+    train_head = build_train_transform(spec, augment).head({"clip": clip})
+    eval_head = eval_pipeline.head({"clip": clip})
+    assert np.array_equal(train_head["frames"], eval_head["frames"])  # one head, one cache
+
+
+def test_len_does_not_reseed_a_seeded_pipeline():
+    # MONAI's Compose.__len__ builds a new Compose, which reseeds every random child
+    augment = {"gain": {"prob": 1.0, "db": [-6, 6]}}
+    clip = ramp_clip()
+    want = build_train_transform(SPEC, augment, seed=5)({"clip": clip})["image"]
+    pipeline = build_train_transform(SPEC, augment, seed=5)
+    assert len(pipeline) == len(pipeline.head) + len(pipeline.tail) == 7
+    assert torch.equal(pipeline({"clip": clip})["image"], want)
+
+
 def test_load_from_path_with_reader(tmp_path):
     path = tmp_path / "clip.npy"
     np.save(path, ramp_clip().frames)
@@ -112,7 +143,7 @@ def test_load_from_path_with_reader(tmp_path):
             raise CorruptPixelDataError(f"{source}: truncated")
         return Clip(np.load(source), 20.0)
 
-    out = build_preprocess_transform(SPEC, reader=reader)({"clip": str(path)})
+    out = build_eval_transform(SPEC, reader=reader).head({"clip": str(path)})
     assert out["frames"].shape == (16, 24, 32) and out["frames"].dtype == np.uint8
     assert out["num_source_frames"] == 32 and out["fps"] == 10.0
     with pytest.raises(CorruptPixelDataError):
