@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from labral.datasets.synth.settings import SynthSettings
 
 RED = (230, 40, 40)
-LABEL_WIDTH = 120
+LABEL_WIDTH = 150
 BORDER = 2
 TYPE_ORDER = (POSITIVE_TYPE, *NEGATIVE_TYPES)
 
@@ -121,9 +121,52 @@ def write_preview(jobs: Sequence[ClipJob], settings: SynthSettings, folder: Path
     first: dict[str, ClipJob] = {}
     for job in jobs:
         first.setdefault(job.clip_type, job)
-    examples = {t: render_job(first[t], settings) for t in TYPE_ORDER if t in first}
+    rendered = [render_job(first[t], settings) for t in TYPE_ORDER if t in first]
+    by_type: dict[str, SynthClip] = {}
+    for clip in rendered:  # a positive whose burst missed its clip renders as "normal"
+        by_type.setdefault(clip.clip_type, clip)
+    examples = {t: by_type[t] for t in TYPE_ORDER if t in by_type}
     if not examples:
         return []
     paths = [contact_sheet(examples, folder / "contact_sheet.png")]
     paths += [animation(clip, folder / f"{t}.gif") for t, clip in examples.items()]
     return paths
+
+
+def level_sheet(path: Path, patient_seed: int = 3, seed: int = 5) -> Path:
+    """A contact sheet of one hip at every difficulty level: a positive and its look-alike.
+
+    The positive (fluid joint -> capsule while loading) and the backward-pocket twin of the
+    same patient and seed, per level, 32 frames at 20 fps.
+
+    Returns:
+        The written PNG.
+    """
+    from labral.datasets.synth.difficulty import known_levels
+    from labral.datasets.synth.generate import draw_patient, generate_clip
+
+    examples: dict[str, SynthClip] = {}
+    for level in known_levels():
+        for clip_type in (POSITIVE_TYPE, "incoherent_twin"):
+            clip = generate_clip(draw_patient(patient_seed), clip_type, seed, difficulty=level)
+            examples[f"{level}: {clip_type}"] = clip
+    contact_sheet(examples, path, frames_per_row=6)
+    Image.open(path).quantize(64).save(path, optimize=True)  # small enough to keep in docs/
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m labral.datasets.synth.preview OUT.png``: write :func:`level_sheet`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="one hip at every difficulty level")
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--patient", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=5)
+    args = parser.parse_args(argv)
+    print(level_sheet(args.out, args.patient, args.seed))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -89,9 +89,6 @@ def test_cli_bad_setting_exits_2_naming_it(tmp_path: Path) -> None:
 
 
 def test_cli_end_to_end(tmp_path: Path) -> None:
-    pytest.importorskip(
-        "labral.datasets.synth.generate", reason="needs the generator (GEN's generate.py)"
-    )
     out = tmp_path / "synth"
     result = _cli(
         tmp_path,
