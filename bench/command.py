@@ -6,7 +6,9 @@ Order of work: check the config, load every bundle, resolve (and if needed gener
 suite, check the robustness sweep - every user error surfaces before the first clip is scored.
 Then one clean pass (all bundles), the robustness passes, a latency probe, and the outputs:
 ``results.json``, ``predictions.csv``, ``report.html`` under ``out`` (or Hydra's run dir),
-a terminal summary, and finally the ``fail_under`` gate.
+a terminal summary, and finally the ``fail_under`` gate. ``+spatial_maps=true`` also writes
+``spatial_maps.npz`` (the clean pass's spatial map on every clip's peak frames). Every clip
+is scored by :class:`labral.scoring.ClipScorer`, as in the service.
 """
 
 from __future__ import annotations
@@ -112,13 +114,31 @@ def _container(cfg: DictConfig, key: str) -> Any:
 def _write_predictions(
     path: Path, records: list[dict], names: list[str], passes: scoring.PassResult
 ) -> None:
+    """predictions.csv: one row per clip; per model its probability, decision and relevance.
+
+    Columns: ``path, patient, label, clip_type, shift``, ``p_<model>`` for every model, then
+    for every model ``decision_<model>`` (0/1) and ``relevance_<model>`` (the clip's temporal
+    relevance on its source frames, ``;``-separated, rounded as in the service's answer).
+    """
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(
-            ["path", "patient", "label", "clip_type", "shift", *[f"p_{n}" for n in names]]
+            [
+                "path",
+                "patient",
+                "label",
+                "clip_type",
+                "shift",
+                *[f"p_{n}" for n in names],
+                *[f"{col}_{n}" for n in names for col in ("decision", "relevance")],
+            ]
         )
         for i, r in enumerate(records):
-            probs = [f"{s.probability[i]:.6f}" for s in passes.scores]
+            probs = [f"{s.probability[i]:.9f}" for s in passes.scores]
+            details = []
+            for s in passes.scores:
+                relevance = s.clips[i].rounded_relevance() if s.clips[i] else []
+                details += [int(s.decision[i]), ";".join(f"{v:g}" for v in relevance)]
             writer.writerow(
                 [
                     r["path"],
@@ -127,8 +147,23 @@ def _write_predictions(
                     r.get("clip_type", ""),
                     r.get("shift", ""),
                     *probs,
+                    *details,
                 ]
             )
+
+
+def _write_spatial_maps(path: Path, passes: scoring.PassResult) -> None:
+    """spatial_maps.npz: ``model<b>_clip<i>_frame<f>`` -> float32 (h, w) map (see
+    :class:`labral.scoring.SpatialMap`); ``b`` indexes results.json ``models``, ``i`` the rows
+    of predictions.csv, ``f`` a peak (source) frame of that clip."""
+    arrays = {
+        f"model{b}_clip{i}_frame{m.frame}": m.values
+        for b, model in enumerate(passes.scores)
+        for i, clip in enumerate(model.clips)
+        if clip is not None
+        for m in clip.spatial_maps
+    }
+    np.savez_compressed(path, **arrays)
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
@@ -147,6 +182,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     tolerance = _setting(cfg, "localisation_tolerance", 0)
     ece_bins = _setting(cfg, "ece_bins", 1)
     latency_clips = _setting(cfg, "latency_clips", 0)
+    spatial = bool(OmegaConf.select(cfg, "spatial_maps", default=False))  # +spatial_maps=true
     level = _ci_level(cfg)
     threads = _setting(cfg, "threads", 1) if cfg.get("threads") is not None else None
     gate = validate_gate(_container(cfg, "fail_under"))
@@ -168,7 +204,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     show = bool(cfg.get("progress", True))
     with tqdm(total=len(source) * n_passes, desc="scoring", unit="clip", disable=not show) as bar:
         clean = scoring.score_pass(
-            source, bundles, transforms, batch_size=batch_size, workers=workers, progress=bar.update
+            source,
+            bundles,
+            transforms,
+            batch_size=batch_size,
+            workers=workers,
+            progress=bar.update,
+            spatial=spatial,
         )
         sweep_passes = {}
         for item in suite.perturbations:
@@ -253,6 +295,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             "ci_level": level,
             "ece_bins": ece_bins,
             "localisation_tolerance": tolerance,
+            "spatial_maps": spatial,
             "reweight_prevalences": list(metrics.REWEIGHT_PREVALENCES),
         },
         "versions": versions(),
@@ -266,6 +309,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     results["gate"] = check_gate(gate, {n: per_model[n]["overall"] for n in names})
     (out / "results.json").write_text(json.dumps(results, indent=2, default=float))
     _write_predictions(out / "predictions.csv", suite.records, names, clean)
+    if spatial:
+        _write_spatial_maps(out / "spatial_maps.npz", clean)
     probabilities = {n: s.probability for n, s in zip(names, clean.scores, strict=True)}
     (out / "report.html").write_text(report.render_report(results, arrays["y"], probabilities))
     print_summary(results, out)

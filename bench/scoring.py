@@ -3,9 +3,9 @@
 Decoding (``read_cine``) and each bundle's eval transform run in a small thread pool that
 stays ``prefetch`` clips ahead of the model, so the model call on one batch overlaps the
 decoding of the next. A clip is decoded once and fed to every bundle's own transform (bundles
-may differ in frames, fps, size). With several windows per clip (``windows`` > 1 in the eval
-spec), the clip's logit is the mean of its windows' logits and its temporal relevance is the
-mapping of every window back onto the source frames.
+may differ in frames, fps, size). Every clip's score comes from
+:class:`labral.scoring.ClipScorer` (``prepare`` per clip, ``forward`` per batch, ``finish``
+per clip), the same function the service and training-time evaluation use.
 """
 
 from __future__ import annotations
@@ -22,25 +22,43 @@ import numpy as np
 import torch
 
 from labral.bench import perturb
-from labral.bundle import Bundle, clip_score
+from labral.bundle import Bundle
 from labral.datasets.clip import Clip
+from labral.scoring import ClipScore, ClipScorer, PreparedClip
 
-Prepared = tuple[int, list[tuple[torch.Tensor, torch.Tensor]], int]
+Prepared = tuple[int, list[PreparedClip]]
 
 
 @dataclass
 class ModelScores:
-    """Per-clip outputs of one bundle on one pass over a suite.
+    """Per-clip outputs of one bundle on one pass over a suite (see :class:`ClipScore`).
 
     Attributes:
         logits: float64 (N,) mean logit over windows.
-        probability: float64 (N,) sigmoid(logit / temperature).
-        relevance: list of N float64 arrays (T_source,) temporal relevance on source frames.
+        probability: float64 (N,) calibrated probability.
+        decision: bool (N,) probability >= the bundle's threshold.
+        relevance: list of N float64 arrays (T_source,) temporal relevance in [0, 1].
+        clips: the N :class:`ClipScore` objects (peak frames, spatial maps if asked for).
     """
 
     logits: np.ndarray
     probability: np.ndarray
+    decision: np.ndarray
     relevance: list[np.ndarray] = field(default_factory=list)
+    clips: list[ClipScore | None] = field(default_factory=list)
+
+    @classmethod
+    def empty(cls, n: int) -> ModelScores:
+        """Room for ``n`` clips, filled in by :meth:`put`."""
+        return cls(np.zeros(n), np.zeros(n), np.zeros(n, bool), [np.zeros(0)] * n, [None] * n)
+
+    def put(self, index: int, score: ClipScore) -> None:
+        """Store clip ``index``'s score."""
+        self.logits[index] = score.logit
+        self.probability[index] = score.probability
+        self.decision[index] = score.decision
+        self.relevance[index] = score.relevance
+        self.clips[index] = score
 
 
 @dataclass
@@ -101,28 +119,19 @@ class ClipSource:
 def prepare_clip(
     source: ClipSource,
     index: int,
-    transforms: Sequence[Callable[[dict], dict]],
+    scorers: Sequence[ClipScorer],
     perturbation: tuple[str, float, int] | None = None,
 ) -> Prepared:
     """Decode clip ``index``, perturb it if asked, and run every bundle's eval transform.
 
     Returns:
-        ``(index, [(image float32 (W, 1, T, H, W), frame_index int64 (W, T)) per bundle],
-        num_source_frames)``.
+        ``(index, [PreparedClip per bundle])``.
     """
     clip = source.get(index)
     if perturbation is not None:
         name, level, seed = perturbation
         clip = perturb.apply(clip, name, level, seed * 1_000_003 + index)
-    outputs = []
-    for transform in transforms:
-        data = transform({"clip": clip})
-        image = torch.as_tensor(data["image"], dtype=torch.float32)
-        frame_index = torch.as_tensor(data["frame_index"], dtype=torch.int64)
-        if image.ndim == 4:  # a transform that returns (1, T, H, W): one window
-            image, frame_index = image.unsqueeze(0), frame_index.reshape(1, -1)
-        outputs.append((image, frame_index))
-    return index, outputs, clip.num_frames
+    return index, [scorer.prepare(clip) for scorer in scorers]
 
 
 def _prefetched(
@@ -144,33 +153,25 @@ def _prefetched(
 
 
 def _score_batch(
-    bundles: Sequence[Bundle],
+    scorers: Sequence[ClipScorer],
     batch: list[Prepared],
     scores: list[ModelScores],
     model_seconds: list[float],
+    spatial: bool,
 ) -> None:
-    for b, bundle in enumerate(bundles):
-        images = [item[1][b][0] for item in batch]
-        counts = [image.shape[0] for image in images]
+    for b, scorer in enumerate(scorers):
+        prepared = [item[1][b] for item in batch]
         started = time.perf_counter()
-        with torch.inference_mode():
-            logits, relevance = bundle.module(torch.cat(images))
+        out = scorer.forward(torch.cat([p.image for p in prepared]))
         model_seconds[b] += time.perf_counter() - started
-        logits = logits.double().numpy()
-        relevance = relevance.double().numpy()
         start = 0
-        for (index, prepared, num_source), n in zip(batch, counts, strict=True):
-            logit, probability, clip_relevance = clip_score(
-                logits[start : start + n],
-                relevance[start : start + n],
-                prepared[b][1],
-                num_source,
-                bundle.temperature,
+        for (index, _), clip in zip(batch, prepared, strict=True):
+            stop = start + clip.image.shape[0]
+            score = scorer.finish(
+                clip, out["logits"][start:stop], out["relevance"][start:stop], spatial=spatial
             )
-            scores[b].logits[index] = logit
-            scores[b].probability[index] = probability
-            scores[b].relevance[index] = clip_relevance
-            start += n
+            scores[b].put(index, score)
+            start = stop
 
 
 def score_pass(
@@ -183,37 +184,42 @@ def score_pass(
     prefetch: int | None = None,
     perturbation: tuple[str, float, int] | None = None,
     progress: Callable[[int], Any] | None = None,
+    spatial: bool = False,
 ) -> PassResult:
     """Score every clip of ``source`` with every bundle.
 
     Args:
-        source: the suite's clips. bundles: loaded bundles. transforms: their eval transforms.
+        source: the suite's clips. bundles: loaded bundles. transforms: their eval
+            transforms (:func:`eval_transforms`).
         batch_size: clips per model call. workers: decoding threads (0 = decode inline).
         prefetch: clips decoded ahead of the model (default 2 x batch_size).
         perturbation: ``(name, level, seed)`` applied to every decoded clip, or None.
         progress: called with the number of clips just scored (e.g. a tqdm ``update``).
+        spatial: also compute each clip's spatial maps (one extra forward and backward pass
+            per clip and bundle).
 
     Returns:
         :class:`PassResult` with one :class:`ModelScores` per bundle, clips in suite order.
     """
     n = len(source)
-    scores = [ModelScores(np.zeros(n), np.zeros(n), [np.zeros(0)] * n) for _ in bundles]
+    scorers = [ClipScorer(b, t) for b, t in zip(bundles, transforms, strict=True)]
+    scores = [ModelScores.empty(n) for _ in bundles]
     model_seconds = [0.0] * len(bundles)
     started = time.perf_counter()
 
     def work(index: int) -> Prepared:
-        return prepare_clip(source, index, transforms, perturbation)
+        return prepare_clip(source, index, scorers, perturbation)
 
     batch: list[Prepared] = []
     for item in _prefetched(n, work, workers, prefetch or 2 * batch_size):
         batch.append(item)
         if len(batch) == batch_size:
-            _score_batch(bundles, batch, scores, model_seconds)
+            _score_batch(scorers, batch, scores, model_seconds, spatial)
             if progress:
                 progress(len(batch))
             batch = []
     if batch:
-        _score_batch(bundles, batch, scores, model_seconds)
+        _score_batch(scorers, batch, scores, model_seconds, spatial)
         if progress:
             progress(len(batch))
     return PassResult(scores, time.perf_counter() - started, model_seconds)
@@ -222,18 +228,14 @@ def score_pass(
 def single_clip_latency(
     source: ClipSource, bundle: Bundle, transform: Callable[[dict], dict], n_clips: int
 ) -> list[float]:
-    """Seconds per clip, end to end (decode + transform + model, batch of one), for the first
-    ``n_clips`` clips (after one warm-up call)."""
+    """Seconds per clip, end to end (decode + transform + model + score, batch of one), for
+    the first ``n_clips`` clips (after one warm-up call)."""
     from labral.datasets.reader import read_cine
 
+    scorer = ClipScorer(bundle, transform)
     timings = []
     for index in range(min(n_clips, len(source)) + 1):
         started = time.perf_counter()
-        clip = read_cine(source.paths[index % len(source)])
-        image = torch.as_tensor(transform({"clip": clip})["image"], dtype=torch.float32)
-        if image.ndim == 4:
-            image = image.unsqueeze(0)
-        with torch.inference_mode():
-            bundle.module(image)
+        scorer.score(read_cine(source.paths[index % len(source)]))
         timings.append(time.perf_counter() - started)
     return timings[1:]

@@ -14,6 +14,14 @@ A bundle is a folder::
 The spec is a JSON dict with at least ``SPEC_REQUIRED_KEYS``. ``serve`` and ``bench`` take the
 eval transform, input spec, temperature and threshold from here and never redeclare them.
 No labral model code is needed to run a bundle: only torch.
+
+This module also owns what the spec's fields mean, so that no consumer restates it:
+
+- ``temperature``: :func:`calibrated_probability` = sigmoid(logit / temperature).
+- ``threshold``: :func:`decide` = probability >= threshold (:func:`labral.metrics.decision`).
+- relevance: :func:`normalise_relevance` scales it to [0, 1] (minimum 0, maximum 1).
+
+How a clip's windows become one score is :mod:`labral.scoring`, which builds on these.
 """
 
 from __future__ import annotations
@@ -30,8 +38,12 @@ import torch
 from scipy.special import expit
 
 from labral.errors import IncompatibleBundleError
+from labral.metrics import decision
 
 BUNDLE_SCHEMA_VERSION = 1
+#: Scaled logits are clipped to +-60 before the sigmoid: float64 sigmoid already rounds to 1
+#: above +37, and the clip gives train, bench and serve the same ties among saturated scores.
+LOGIT_LIMIT = 60.0
 SPEC_EXTRA_FILE = "labral/spec.json"
 SPEC_REQUIRED_KEYS = (
     "schema_version",
@@ -62,6 +74,58 @@ def input_spec_from(eval_transform: dict[str, Any]) -> dict[str, Any]:
         "dtype": "float32",
         "value_range": [0, 1],
     }
+
+
+def calibrated_probability(
+    logits: np.ndarray | torch.Tensor | float, temperature: float
+) -> np.ndarray:
+    """The calibrated probability of label 1: sigmoid(logit / temperature).
+
+    Args:
+        logits: float (...) uncalibrated log-odds (a clip's logit, or a batch of them).
+        temperature: the bundle's (or a training run's) calibration temperature, > 0.
+
+    Returns:
+        float64 (...) probabilities, computed as ``expit(clip(logits / temperature, -60, 60))``
+        (see :data:`LOGIT_LIMIT`).
+    """
+    if isinstance(logits, torch.Tensor):
+        logits = logits.detach().cpu().double().numpy()
+    scaled = np.asarray(logits, dtype=np.float64) / float(temperature)
+    return expit(np.clip(scaled, -LOGIT_LIMIT, LOGIT_LIMIT))
+
+
+def decide(probability: np.ndarray | float, threshold: float) -> np.ndarray:
+    """The decision at the operating threshold: True (label 1) where probability >= threshold.
+
+    Args:
+        probability: float (...) calibrated probabilities.
+        threshold: the bundle's ``threshold``.
+
+    Returns:
+        bool (...) array (0-d for a float); the rule is :func:`labral.metrics.decision`.
+    """
+    return decision(probability, threshold)
+
+
+def normalise_relevance(relevance: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Scale relevance to [0, 1] along its last axis: minimum 0, maximum 1.
+
+    Args:
+        relevance: float (..., T) relevance (model frames of a window, or source frames).
+
+    Returns:
+        float64 (..., T); a constant row becomes all zeros. The scaling is affine and
+        increasing, so the order of frames (and hence every peak) is kept.
+    """
+    if isinstance(relevance, torch.Tensor):
+        relevance = relevance.detach().cpu().numpy()
+    rel = np.asarray(relevance, dtype=np.float64)
+    if rel.size == 0:
+        return rel
+    rel = rel - rel.min(axis=-1, keepdims=True)
+    top = rel.max(axis=-1, keepdims=True)
+    return rel / np.where(top > 0, top, 1.0)
 
 
 def sha256_file(path: str | Path) -> str:
@@ -148,26 +212,24 @@ class Bundle:
 
     @torch.inference_mode()
     def predict(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Score a batch.
+        """Score a batch of windows, each on its own (a clip's score is :mod:`labral.scoring`).
 
         Args:
             x: float32 (B, 1, T, H, W), the bundle's eval transform output.
 
         Returns:
-            ``logits`` (B,), ``probability`` (B,) calibrated with the bundle's temperature,
-            ``decision`` (B,) bool at the bundle's threshold, ``relevance`` (B, T) in [0, 1]
-            (per clip, scaled so its maximum is 1).
+            ``logits`` float32 (B,), ``probability`` float32 (B,)
+            (:func:`calibrated_probability`), ``decision`` bool (B,) (:func:`decide` on the
+            float32 probability returned),
+            ``relevance`` float32 (B, T) in [0, 1] (:func:`normalise_relevance` per row).
         """
         logits, relevance = self.module(x)
-        probability = torch.sigmoid(logits.float() / self.temperature)
-        rel = relevance.float()
-        rel = rel - rel.amin(dim=1, keepdim=True)
-        rel = rel / rel.amax(dim=1, keepdim=True).clamp_min(1e-12)
+        probability = calibrated_probability(logits, self.temperature).astype(np.float32)
         return {
             "logits": logits.float(),
-            "probability": probability,
-            "decision": probability >= self.threshold,
-            "relevance": rel,
+            "probability": torch.from_numpy(probability),
+            "decision": torch.from_numpy(decide(probability, self.threshold)),
+            "relevance": torch.from_numpy(normalise_relevance(relevance)).float(),
         }
 
 
@@ -226,34 +288,3 @@ def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> Bundle:
         raise IncompatibleBundleError(f"{folder}: temperature must be a positive number")
     module.eval()
     return Bundle(path=folder, module=module, spec=spec, sha256=digest)
-
-
-def clip_score(
-    window_logits: np.ndarray | torch.Tensor,
-    window_relevance: np.ndarray | torch.Tensor,
-    frame_index: np.ndarray | torch.Tensor,
-    num_source_frames: int,
-    temperature: float,
-) -> tuple[float, float, np.ndarray]:
-    """One clip's calibrated score from its windows' model outputs (serve and bench share it).
-
-    Args:
-        window_logits: float (W,) logit of every window of the clip.
-        window_relevance: float (W, T) relevance of every model frame of every window.
-        frame_index: int (W, T) source-frame index of every model frame.
-        num_source_frames: T_source of the decoded clip.
-        temperature: the bundle's calibration temperature (``bundle.temperature``).
-
-    Returns:
-        ``(logit, probability, relevance)``: the mean window logit, sigmoid(logit /
-        temperature), and float64 (T_source,) relevance mapped onto the source frames.
-    """
-    from labral.datasets.transforms import relevance_to_source_frames
-
-    logit = float(np.asarray(torch.as_tensor(window_logits).double().cpu()).mean())
-    probability = float(expit(logit / temperature))
-    relevance = np.asarray(
-        relevance_to_source_frames(window_relevance, frame_index, num_source_frames),
-        dtype=np.float64,
-    )
-    return logit, probability, relevance

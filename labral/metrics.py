@@ -8,7 +8,8 @@ Conventions, for every metric function here:
 - Arguments are ``(y_true, y_score)``, plus ``threshold`` for metrics of a decision:
   ``y_true`` int (N,) labels 0/1, ``y_score`` float (N,) scores, probabilities in [0, 1]
   where the metric needs them (Brier, log loss, ECE). The order is scikit-learn's.
-- The decision at a threshold is ``y_score >= threshold`` (the bundle's rule).
+- The decision at a threshold is :func:`decision`, ``y_score >= threshold``: the one
+  definition of the bundle's rule, which :mod:`labral.scoring` applies to every clip.
 - An undefined value is ``float("nan")``: AUROC with one class present, a ratio with a zero
   denominator, any metric of an empty sample. Metric functions never return None and never
   raise for these cases, so bootstrap replicates can be filtered with ``np.isfinite``.
@@ -68,16 +69,29 @@ def auprc(y_true: np.ndarray, y_score: np.ndarray) -> float:
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
+def decision(y_score: np.ndarray | float, threshold: float) -> np.ndarray:
+    """The decision rule: label 1 where ``y_score >= threshold`` (a score at the threshold is 1).
+
+    Args:
+        y_score: float (...) calibrated probabilities (or a single float).
+        threshold: the operating threshold (``calibration.json``, the bundle's ``threshold``).
+
+    Returns:
+        bool (...) array, the same shape as ``y_score`` (0-d for a float).
+    """
+    return np.asarray(y_score) >= threshold
+
+
 def confusion_counts(
     y_true: np.ndarray, y_score: np.ndarray, threshold: float
 ) -> tuple[int, int, int, int]:
-    """``(TP, FP, TN, FN)`` of labels ``y_true`` against the decision ``y_score >= threshold``."""
+    """``(TP, FP, TN, FN)`` of labels ``y_true`` against :func:`decision` at ``threshold``."""
     positive = np.asarray(y_true) == 1
-    decision = np.asarray(y_score) >= threshold
-    tp = int(np.sum(decision & positive))
-    fp = int(np.sum(decision & ~positive))
-    tn = int(np.sum(~decision & ~positive))
-    fn = int(np.sum(~decision & positive))
+    decided = decision(y_score, threshold)
+    tp = int(np.sum(decided & positive))
+    fp = int(np.sum(decided & ~positive))
+    tn = int(np.sum(~decided & ~positive))
+    fn = int(np.sum(~decided & positive))
     return tp, fp, tn, fn
 
 

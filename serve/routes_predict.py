@@ -55,10 +55,14 @@ class OutputFormat(StrEnum):
     sr = "sr"
 
 
-async def _score(service: ScoringService, settings: ServeSettings, data: bytes) -> ScoredClip:
+async def _score(
+    service: ScoringService, settings: ServeSettings, data: bytes, spatial: bool
+) -> ScoredClip:
     """Score with the request timeout; unexpected failures become ``internal_error``."""
     try:
-        return await asyncio.wait_for(service.score(data), settings.request_timeout_s)
+        return await asyncio.wait_for(
+            service.score(data, spatial=spatial), settings.request_timeout_s
+        )
     except TimeoutError as exc:
         raise RequestTimeoutError(
             f"scoring took longer than {settings.request_timeout_s:g} s (serve "
@@ -88,6 +92,13 @@ async def predict(
         OutputFormat.json
     ),
     preview: Annotated[bool, Query(description="add base64 PNG frames for the web page")] = False,
+    spatial: Annotated[
+        bool,
+        Query(
+            description="add spatial_maps: where in each peak frame the evidence lies "
+            "(input gradient at model input size; costs about three model calls)"
+        ),
+    ] = False,
 ) -> Any:
     """Score one cine clip: calibrated probability, decision, temporal relevance."""
     if not service.ready.is_set():
@@ -96,19 +107,19 @@ async def predict(
         data = await read_upload(request, settings.max_upload_bytes)
         # an SR needs a DICOM source: refuse a video before spending a model call on it
         source = read_source_header(data) if format is OutputFormat.sr else None
-        scored = await _score(service, settings, data)
-    bundle = service.bundle
+        scored = await _score(service, settings, data, spatial)
+    bundle, score = service.bundle, scored.score
     log.info(
         "scored instance=%s p=%.3f frames=%d total_ms=%.1f",
         str(scored.clip.source.get("instance_hash") or "video")[:16],
-        scored.probability,
+        score.probability,
         scored.clip.num_frames,
         scored.timing_ms["total"],
     )
     if source is not None:
         try:
             dataset = build_sr(
-                source, scored.probability, scored.decision, bundle.threshold, bundle.identity()
+                source, score.probability, score.decision, bundle.threshold, bundle.identity()
             )
         except (AttributeError, ValueError, TypeError) as exc:
             raise SrSourceError(
@@ -117,23 +128,25 @@ async def predict(
             ) from exc
         return Response(sr_bytes(dataset), media_type="application/dicom")
     body: dict[str, Any] = {
-        "probability": scored.probability,
-        "decision": bool(scored.decision),
-        "label": bundle.spec["class_names"][int(scored.decision)],
+        "probability": score.probability,
+        "decision": score.decision,
+        "label": bundle.spec["class_names"][int(score.decision)],
         "threshold": bundle.threshold,
         "model": bundle.identity(),
         "clip": scored.clip.facts(),
-        "relevance": [round(float(v), 4) for v in scored.relevance],
-        "peak_frames": scored.peak_frames,
+        "relevance": score.rounded_relevance(),
+        "peak_frames": score.peak_frames,
         "warnings": scored.warnings,
         "timing_ms": scored.timing_ms,
         "disclaimer": "research tool, not a diagnosis",
     }
+    if spatial:
+        body["spatial_maps"] = [m.to_json() for m in score.spatial_maps]
     if preview:
         body["preview"] = build_preview(
             scored.clip.frames,
             scored.clip.fps,
-            scored.peak_frames,
+            score.peak_frames,
             max_frames=settings.preview_max_frames,
             width=settings.preview_width,
             key_width=settings.key_frame_width,

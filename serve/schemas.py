@@ -55,8 +55,19 @@ class Preview(BaseModel):
     key_frames: list[KeyFrame]
 
 
+class SpatialMap(BaseModel):
+    """Where in one peak frame the evidence lies (``labral.scoring.SpatialMap``)."""
+
+    frame: int = Field(description="the peak (source) frame")
+    model_frame: int = Field(description="the sampled source frame whose model input was used")
+    size: list[int] = Field(description="[h, w] of the model input (after crop and resize)")
+    values: list[list[float]] = Field(
+        description="h rows of w values in [0, 1]: |d logit / d pixel| over its maximum"
+    )
+
+
 class Prediction(BaseModel):
-    """One scored clip. ``relevance`` has one value in [0, 1] per source frame."""
+    """One scored clip. ``relevance`` has one value in [0, 1] per source frame (maximum 1)."""
 
     probability: float
     decision: bool
@@ -69,6 +80,7 @@ class Prediction(BaseModel):
     warnings: list[str]
     timing_ms: Timing
     disclaimer: str
+    spatial_maps: list[SpatialMap] | None = None
     preview: Preview | None = None
 
 

@@ -2,26 +2,29 @@
 
 Decode and preprocessing run in a small thread pool, the model in the batcher's single
 worker thread, so the event loop keeps answering health checks while clips are scored.
+Every step after decoding is :class:`labral.scoring.ClipScorer`'s (``prepare`` in the pool,
+``forward`` in the batcher, ``finish`` per request), the function ``labral bench`` uses.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
 
-from labral.bundle import Bundle, clip_score, load_bundle
+from labral.bundle import Bundle, load_bundle
 from labral.datasets.clip import Clip
 from labral.errors import CorruptPixelDataError, LabralError
+from labral.scoring import ClipScore, ClipScorer, PreparedClip
 from labral.serve.batching import MicroBatcher
 from labral.serve.errors import BusyError, NotReadyError
 from labral.serve.metrics import ServeMetrics
@@ -32,42 +35,12 @@ log = logging.getLogger("labral.serve")
 
 @dataclass
 class ScoredClip:
-    """One scored upload: the clip, the model outputs mapped onto source frames, timings."""
+    """One scored upload: the clip, its :class:`~labral.scoring.ClipScore`, timings, warnings."""
 
     clip: Clip
-    probability: float
-    decision: bool
-    relevance: np.ndarray  # float32 (T_source,)
-    peak_frames: list[int]
+    score: ClipScore
     timing_ms: dict[str, float]
     warnings: list[str] = field(default_factory=list)
-
-
-def peak_frames(relevance: np.ndarray, k: int = 3) -> list[int]:
-    """Source frames where the evidence peaks: the ``k`` highest local maxima, best first.
-
-    A run of equal values (relevance is often repeated across source frames that map to
-    one model frame) counts as one peak, reported at its middle frame.
-
-    Args:
-        relevance: float (T,) per-source-frame relevance.
-        k: how many frames at most.
-
-    Returns:
-        Up to ``k`` frame indices of strict local maxima, highest relevance first.
-    """
-    rel = np.asarray(relevance, dtype=np.float64).reshape(-1)
-    if rel.size == 0:
-        return []
-    change = np.flatnonzero(np.diff(rel) != 0) + 1
-    starts = np.concatenate([[0], change])
-    ends = np.concatenate([change, [rel.size]])
-    values = rel[starts]
-    left = np.concatenate([[-np.inf], values[:-1]])
-    right = np.concatenate([values[1:], [-np.inf]])
-    runs = np.flatnonzero((values > left) & (values > right))
-    runs = runs[np.argsort(-values[runs], kind="stable")][:k]
-    return [int((starts[r] + ends[r] - 1) // 2) for r in runs]
 
 
 class ScoringService:
@@ -82,7 +55,7 @@ class ScoringService:
         self.settings = settings
         self.metrics = metrics
         self.bundle: Bundle | None = None
-        self.transform: Any = None
+        self.scorer: ClipScorer | None = None
         self.batcher: MicroBatcher | None = None
         self.load_error: str | None = None
         self.ready = threading.Event()
@@ -94,17 +67,15 @@ class ScoringService:
 
     # ---- life cycle -------------------------------------------------------------------
     def load(self) -> None:
-        """Load the bundle, build its eval transform and warm both up (blocking)."""
-        from labral.datasets.transforms import build_eval_transform
-
+        """Load the bundle, build its scorer (eval transform included), warm both up (blocking)."""
         start = time.perf_counter()
         try:
             torch.set_num_threads(self.settings.torch_threads)
             bundle = load_bundle(self.settings.bundle)
-            self.transform = build_eval_transform(bundle.spec["eval_transform"])
+            self.scorer = ClipScorer(bundle)
             self.bundle = bundle
             self.batcher = MicroBatcher(
-                bundle.predict,
+                self.scorer.forward,
                 self.settings.max_batch,
                 self.settings.batch_window_ms,
                 on_batch=self.metrics.batch_size.observe,
@@ -126,8 +97,8 @@ class ScoringService:
             0, 255, (max(int(spec["frames"]), 2), height, width), dtype=np.uint8
         )
         for _ in range(self.settings.warmup_runs):
-            item = self.transform({"clip": Clip(frames=frames, fps=float(spec["fps"]))})
-            self.batcher.run_now(item["image"])
+            prepared = self.scorer.prepare(Clip(frames=frames, fps=float(spec["fps"])))
+            self.batcher.run_now(prepared.image)
 
     def start(self) -> None:
         """Start the batcher on the running loop after a successful ``load``; mark ready."""
@@ -160,7 +131,7 @@ class ScoringService:
             self.pending -= 1
 
     # ---- scoring ----------------------------------------------------------------------
-    def _decode_and_preprocess(self, data: bytes) -> tuple[Clip, dict, float, float]:
+    def _decode_and_preprocess(self, data: bytes) -> tuple[Clip, PreparedClip, float, float]:
         from labral.datasets.reader import ReadLimits, read_cine
 
         s = self.settings
@@ -181,9 +152,9 @@ class ScoringService:
                 "send an intact DICOM cine or MP4/AVI/MOV export"
             ) from exc
         t1 = time.perf_counter()
-        item = self.transform({"clip": clip})
+        prepared = self.scorer.prepare(clip)
         t2 = time.perf_counter()
-        return clip, item, (t1 - t0) * 1000, (t2 - t1) * 1000
+        return clip, prepared, (t1 - t0) * 1000, (t2 - t1) * 1000
 
     def clip_warnings(self, clip: Clip) -> list[str]:
         """Reader warnings plus the service's own checks (short clip, low frame rate)."""
@@ -204,8 +175,13 @@ class ScoringService:
             notes.append(f"low frame rate: {clip.fps:.1f} fps < {s.min_fps:.1f} fps")
         return notes
 
-    async def score(self, data: bytes) -> ScoredClip:
+    async def score(self, data: bytes, *, spatial: bool = False) -> ScoredClip:
         """Decode, preprocess and score one upload.
+
+        Args:
+            data: the uploaded file's bytes.
+            spatial: also compute the spatial maps on the peak frames (one extra forward and
+                backward pass, run in the decode pool).
 
         Raises:
             NotReadyError: the model is not loaded yet.
@@ -217,32 +193,25 @@ class ScoringService:
         t0 = time.perf_counter()
         self.decoding += 1
         try:
-            clip, item, decode_ms, prep_ms = await loop.run_in_executor(
+            clip, prepared, decode_ms, prep_ms = await loop.run_in_executor(
                 self._decode_pool, self._decode_and_preprocess, data
             )
         finally:
             self.decoding -= 1
         t1 = time.perf_counter()
-        out = await self.batcher.submit(item["image"])
+        out = await self.batcher.submit(prepared.image)
         model_ms = (time.perf_counter() - t1) * 1000
-        # the same window -> clip rule as the benchmark: mean logit, bundle temperature
-        _, probability, relevance = clip_score(
-            out["logits"],
-            out["relevance"],
-            item["frame_index"],
-            clip.num_frames,
-            self.bundle.temperature,
+        finish = functools.partial(
+            self.scorer.finish, prepared, out["logits"], out["relevance"], spatial=spatial
         )
-        relevance = relevance.astype(np.float32)
+        # without spatial maps finishing is a few array operations: no thread hop for it
+        score = await loop.run_in_executor(self._decode_pool, finish) if spatial else finish()
         self.metrics.stage_latency.labels(stage="decode").observe(decode_ms / 1000)
         self.metrics.stage_latency.labels(stage="preprocess").observe(prep_ms / 1000)
         self.metrics.stage_latency.labels(stage="model").observe(model_ms / 1000)
         return ScoredClip(
             clip=clip,
-            probability=probability,
-            decision=probability >= self.bundle.threshold,
-            relevance=relevance,
-            peak_frames=peak_frames(relevance),
+            score=score,
             timing_ms={
                 "decode": round(decode_ms, 2),
                 "preprocess": round(prep_ms, 2),

@@ -95,3 +95,16 @@ def test_input_spec_follows_the_eval_transform() -> None:
         "dtype": "float32",
         "value_range": [0, 1],
     }
+
+
+def test_predict_decision_is_the_threshold_rule_on_its_probability(bundle_dir: Path) -> None:
+    bundle = load_bundle(bundle_dir)
+    x = torch.zeros(3, 1, 4, 8, 8)
+    x[0] += 0.5  # logit 0 -> probability exactly 0.5 = threshold: decided positive
+    x[1] += 0.49
+    x[2] += 0.9
+    out = bundle.predict(x)
+    assert out["probability"].dtype == torch.float32
+    assert out["probability"][0].item() == 0.5
+    assert out["decision"].tolist() == [True, False, True]
+    assert torch.equal(out["decision"], out["probability"] >= 0.5)

@@ -1,4 +1,10 @@
-"""The training loop as plain functions: one epoch of training, and evaluation."""
+"""The training loop as plain functions: one epoch of training, and evaluation.
+
+Evaluation scores clips by the scoring contract (:mod:`labral.scoring`): a clip's logit is
+the mean of its windows' (:func:`labral.scoring.clip_logits`) and its probability is
+:func:`labral.bundle.calibrated_probability`, exactly as ``labral bench`` and the service
+score the exported bundle.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +16,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.special import expit
 from tqdm import tqdm
+
+from labral.bundle import calibrated_probability
+from labral.scoring import clip_logits
 
 
 def autocast_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
@@ -166,11 +174,11 @@ def evaluate(
     for batch in loader:
         image, label = to_device(batch, device, channels_last)
         with autocast_context(device, precision):
-            if image.ndim == 6:  # (B, N, 1, T, H, W): N eval windows per clip, mean logit
-                logits = model(image.flatten(0, 1)).float().view(image.shape[:2]).mean(1)
+            if image.ndim == 6:  # (B, N, 1, T, H, W): N eval windows per clip
+                windows = model(image.flatten(0, 1)).float().view(image.shape[:2])
             else:
-                logits = model(image)
-        all_logits.append(logits.float().reshape(-1).cpu())
+                windows = model(image).float().reshape(-1, 1)  # (B, 1): one window each
+        all_logits.append(torch.from_numpy(clip_logits(windows)))
         all_labels.append(label.reshape(-1).cpu())
     if not all_logits:
         return np.zeros(0), np.zeros(0, dtype=np.int64)
@@ -182,10 +190,10 @@ def evaluate(
 
 
 def sigmoid(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """float64 (N,) probabilities ``expit(logits / temperature)``, the scaled logits clipped
-    to [-60, 60] first (as before the switch to expit, so the ties among saturated scores,
-    and hence every AUROC computed from them, stay the same)."""
-    return expit(np.clip(np.asarray(logits, dtype=np.float64) / temperature, -60, 60))
+    """float64 (N,) calibrated probabilities of logits (N,):
+    :func:`labral.bundle.calibrated_probability` (scaled logits clipped to [-60, 60], then
+    expit), the rule every exported bundle is scored by."""
+    return calibrated_probability(logits, temperature)
 
 
 def steps_per_epoch(num_batches: int, accum_steps: int) -> int:

@@ -8,7 +8,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from labral.serve.service import peak_frames
+from labral.scoring import peak_frames
 
 
 def post_file(client, path, **params):
@@ -81,6 +81,21 @@ def test_preview_frames_and_key_frames(client, clips):
     first = Image.open(io.BytesIO(base64.b64decode(preview["frames"][0])))
     assert first.size == (64, 48)  # never upscaled
     assert [k["frame"] for k in preview["key_frames"]] == body["peak_frames"]
+
+
+def test_spatial_maps_only_when_asked(client, clips):
+    plain = post_file(client, clips["bright.dcm"]).json()
+    assert plain.get("spatial_maps") is None
+    body = post_file(client, clips["bright.dcm"], spatial="true").json()
+    assert body["probability"] == plain["probability"] and body["relevance"] == plain["relevance"]
+    maps = body["spatial_maps"]
+    assert [m["frame"] for m in maps] == body["peak_frames"]
+    # the demo model's logit is 30 * (the brightest model frame's mean - 0.25): on the peak
+    # frame every pixel counts the same, so the map is uniformly 1
+    first = maps[0]
+    assert first["size"] == [32, 32] and len(first["values"]) == 32
+    assert all(v == 1.0 for row in first["values"] for v in row)
+    assert abs(first["model_frame"] - body["peak_frames"][0]) <= 1
 
 
 def test_model_card(client):

@@ -106,7 +106,7 @@ def test_exposed_host_without_key_refuses_to_start(bundle_dir):
 
 
 def test_timeout(client, clips, monkeypatch):
-    async def slow_score(data: bytes):
+    async def slow_score(data: bytes, *, spatial: bool = False):
         await asyncio.sleep(5)
 
     monkeypatch.setattr(client.app.state.service, "score", slow_score)

@@ -105,7 +105,7 @@ def busy(client: TestClient) -> Iterator[None]:
 
 @contextlib.contextmanager
 def scoring_too_slow(client: TestClient) -> Iterator[None]:
-    async def never(data: bytes) -> None:
+    async def never(data: bytes, *, spatial: bool = False) -> None:
         await asyncio.sleep(5)
 
     with pytest.MonkeyPatch.context() as patch:
