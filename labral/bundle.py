@@ -17,6 +17,8 @@ No labral model code is needed to run a bundle: only torch.
 
 This module also owns what the spec's fields mean, so that no consumer restates it:
 
+- ``class_names`` is :data:`CLASS_NAMES`: label 0 is ``"intact"``, label 1
+  (:data:`POSITIVE_LABEL`) is ``"detachment"``, the class whose probability is reported.
 - ``temperature``: :func:`calibrated_probability` = sigmoid(logit / temperature).
 - ``threshold``: :func:`decide` = probability >= threshold (:func:`labral.metrics.decision`).
 - relevance: :func:`normalise_relevance` scales it to [0, 1] (minimum 0, maximum 1).
@@ -41,6 +43,10 @@ from labral.errors import IncompatibleBundleError
 from labral.metrics import decision
 
 BUNDLE_SCHEMA_VERSION = 1
+#: The product's classes, indexed by label: what every bundle's ``class_names`` must be.
+CLASS_NAMES: tuple[str, str] = ("intact", "detachment")
+#: The label whose calibrated probability a bundle reports (``class_names[1]``).
+POSITIVE_LABEL = 1
 #: Scaled logits are clipped to +-60 before the sigmoid: float64 sigmoid already rounds to 1
 #: above +37, and the clip gives train, bench and serve the same ties among saturated scores.
 LOGIT_LIMIT = 60.0
@@ -79,7 +85,7 @@ def input_spec_from(eval_transform: dict[str, Any]) -> dict[str, Any]:
 def calibrated_probability(
     logits: np.ndarray | torch.Tensor | float, temperature: float
 ) -> np.ndarray:
-    """The calibrated probability of label 1: sigmoid(logit / temperature).
+    """The calibrated probability of :data:`POSITIVE_LABEL`: sigmoid(logit / temperature).
 
     Args:
         logits: float (...) uncalibrated log-odds (a clip's logit, or a batch of them).
@@ -148,6 +154,12 @@ def _check_spec(spec: dict[str, Any], where: str) -> None:
             f"{where}: bundle schema_version {spec['schema_version']} but this labral reads "
             f"version {BUNDLE_SCHEMA_VERSION}; re-export the model with this labral version"
         )
+    names = spec["class_names"]
+    if not isinstance(names, list | tuple) or list(names) != list(CLASS_NAMES):
+        raise IncompatibleBundleError(
+            f"{where}: bundle class_names {spec['class_names']} but labral scores "
+            f"{list(CLASS_NAMES)} (label 0, label 1); re-export the model with `labral export`"
+        )
 
 
 def write_bundle(
@@ -209,6 +221,10 @@ class Bundle:
             "version": self.spec.get("model_version", self.spec.get("labral_version", "")),
             "sha256": self.sha256,
         }
+
+    def label_name(self, decided: bool) -> str:
+        """The class name of a decision: ``class_names[1]`` when True, else ``class_names[0]``."""
+        return str(self.spec["class_names"][POSITIVE_LABEL if decided else 1 - POSITIVE_LABEL])
 
     @torch.inference_mode()
     def predict(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

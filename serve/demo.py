@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from labral.bundle import input_spec_from, write_bundle
+from labral.bundle import CLASS_NAMES, input_spec_from, write_bundle
 
 DEMO_EVAL_SPEC = {"frames": 8, "fps": 10.0, "size": [32, 32], "windows": 1}
 
@@ -30,7 +30,7 @@ def make_demo_bundle(folder: str | Path) -> Path:
     spec = {
         "model_name": "mean-intensity-test",
         "model_version": "0.0.1",
-        "class_names": ["intact", "detachment"],
+        "class_names": list(CLASS_NAMES),
         "eval_transform": DEMO_EVAL_SPEC,
         "input_spec": input_spec_from(DEMO_EVAL_SPEC),
         "temperature": 1.0,

@@ -130,7 +130,7 @@ async def predict(
     body: dict[str, Any] = {
         "probability": score.probability,
         "decision": score.decision,
-        "label": bundle.spec["class_names"][int(score.decision)],
+        "label": bundle.label_name(score.decision),
         "threshold": bundle.threshold,
         "model": bundle.identity(),
         "clip": scored.clip.facts(),

@@ -97,6 +97,19 @@ def test_input_spec_follows_the_eval_transform() -> None:
     }
 
 
+def test_the_schema_owns_the_class_names(tmp_path: Path, bundle_dir: Path) -> None:
+    from labral.bundle import CLASS_NAMES, POSITIVE_LABEL
+
+    assert CLASS_NAMES[POSITIVE_LABEL] == "detachment" and CLASS_NAMES[0] == "intact"
+    bundle = load_bundle(bundle_dir)
+    assert bundle.label_name(True) == "detachment" and bundle.label_name(False) == "intact"
+    for names in (["detachment", "intact"], ["normal", "detachment"], "intact,detachment"):
+        with pytest.raises(IncompatibleBundleError, match="class_names"):
+            write_bundle(
+                tmp_path / "swapped", torch.jit.script(_MeanModel()), _spec(class_names=names)
+            )
+
+
 def test_predict_decision_is_the_threshold_rule_on_its_probability(bundle_dir: Path) -> None:
     bundle = load_bundle(bundle_dir)
     x = torch.zeros(3, 1, 4, 8, 8)

@@ -26,8 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 import labral
-from labral.bundle import input_spec_from, load_bundle, sha256_file, write_bundle
-from labral.datasets.synth.types import CLASS_NAMES
+from labral.bundle import CLASS_NAMES, input_spec_from, load_bundle, sha256_file, write_bundle
 from labral.errors import BadConfigError, IncompatibleBundleError
 from labral.train.exporters import Exporter, RelevanceModule, make_exporter
 from labral.train.exporters import OnnxExporter as OnnxExporter  # re-exported: tests patch
