@@ -1,11 +1,12 @@
 """The checkpoint contract end to end: a real (tiny) `labral train` run exported to a bundle.
 
-Uses TRAIN's fixtures from tests/train/conftest.py (``train_cfg``, ``tiny_datasets``).
+Uses TRAIN's fixtures from tests/train/conftest.py (``train_cfg``, ``motion_datasets``).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -18,10 +19,11 @@ from labral.train.command import train
 
 
 def test_a_trained_run_exports_to_a_bundle_that_scores_like_its_best_checkpoint(
-    train_cfg, tiny_datasets, tmp_path
+    train_cfg, motion_datasets, tmp_path
 ) -> None:
-    cfg = train_cfg("trainer.max_epochs=1")
-    train(cfg, datasets=tiny_datasets())
+    # half-trained (2 epochs): temperature (~4.9) and threshold (~0.44) both matter below
+    cfg = train_cfg("trainer.max_epochs=2", "optim.lr=0.01", "logger.tensorboard=false")
+    train(cfg, datasets=motion_datasets)
     run_dir = Path(cfg.paths.output_dir)
     GlobalHydra.instance().clear()
     with initialize_config_module(config_module="labral.configs", version_base="1.3"):
@@ -40,7 +42,16 @@ def test_a_trained_run_exports_to_a_bundle_that_scores_like_its_best_checkpoint(
 
     training = export_mod.load_training_run(run_dir / "checkpoints" / "best.pt", None)
     model = export_mod.build_model(training)
-    x = torch.stack([tiny_datasets()["test"][i]["image"] for i in range(4)])
+    test = motion_datasets["test"]
+    x = torch.stack([test[i]["image"] for i in range(len(test))])
     with torch.no_grad():
         want = model(x)
-    torch.testing.assert_close(bundle.predict(x)["logits"], want, rtol=0, atol=1e-5)
+    out = bundle.predict(x)
+    torch.testing.assert_close(out["logits"], want, rtol=0, atol=1e-5)
+    # calibrated as calibration.json says, and decided at its threshold
+    probability = torch.sigmoid(want / calibration["temperature"])
+    torch.testing.assert_close(out["probability"], probability, rtol=0, atol=1e-6)
+    decision = probability >= calibration["threshold"]
+    assert abs(math.log(calibration["temperature"])) > 0.1, "T ~ 1 cannot show it is applied"
+    assert (decision != (probability >= 0.5)).any(), "no clip tells the threshold from 0.5"
+    assert torch.equal(out["decision"], decision)
