@@ -126,6 +126,10 @@ class CompactVideoNet(nn.Module):
         motion_channel: also feed the frame-to-frame difference x[t] - x[t-1] (0 at t = 0) to
             the stem as a second channel, so flow flicker and a growing tongue are visible
             to the very first filters.
+        init_weights: a local state dict to start training from (``model.init_weights``).
+            ``labral train`` loads it after building the net
+            (:func:`labral.models.weights.load_init_weights`); the constructor ignores it,
+            so a net rebuilt from a run's config (``labral export``) never needs the file.
 
     Raises:
         BadConfigError: widths/strides of inconsistent length, unknown norm, act or pool.
@@ -141,6 +145,7 @@ class CompactVideoNet(nn.Module):
         dropout: float = 0.2,
         pool: str = "avgmax",
         motion_channel: bool = True,
+        init_weights: str | None = None,
     ) -> None:
         super().__init__()
         from labral.errors import BadConfigError

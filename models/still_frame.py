@@ -22,6 +22,10 @@ class StillFrameNet(nn.Module):
         norm: ``batch`` | ``instance`` | ``group`` | ``none`` (2-D).
         act: ``relu`` | ``gelu`` | ``silu`` | ``leaky_relu``.
         dropout: dropout before the linear head.
+        init_weights: a local state dict to start training from (``model.init_weights``).
+            ``labral train`` loads it after building the net
+            (:func:`labral.models.weights.load_init_weights`); the constructor ignores it,
+            so a net rebuilt from a run's config (``labral export``) never needs the file.
 
     Raises:
         BadConfigError: empty widths, unknown norm or act.
@@ -34,6 +38,7 @@ class StillFrameNet(nn.Module):
         norm: str = "batch",
         act: str = "relu",
         dropout: float = 0.2,
+        init_weights: str | None = None,
     ) -> None:
         super().__init__()
         widths = check_widths(widths)

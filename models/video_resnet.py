@@ -1,6 +1,8 @@
 """torchvision's video ResNets (r2plus1d_18, r3d_18, mc3_18) for 1-channel clips.
 
-Randomly initialised (``weights=None``: nothing downloads). The stem's first convolution is
+Randomly initialised (``weights=None``: nothing downloads); ``model.init_weights=PATH``
+starts from torchvision's Kinetics-400 file, downloaded by the user
+(:mod:`labral.models.weights`). The stem's first convolution is
 replaced by one with ``in_channels`` inputs and the classifier by the temporal CAM head, so
 these nets have the same ``forward`` / ``forward_with_relevance`` as the compact model.
 Meant for users with GPUs: about 60 GFLOPs per 16x96x96 clip, 70x the compact model.
@@ -25,13 +27,21 @@ class VideoResNet(nn.Module):
         in_channels: C of the input clip (1 for grayscale ultrasound).
         arch: ``r2plus1d_18`` | ``r3d_18`` | ``mc3_18``.
         dropout: dropout before the linear head.
+        init_weights: a local state dict to start training from (``model.init_weights``).
+            ``labral train`` loads it after building the net
+            (:func:`labral.models.weights.load_init_weights`); the constructor ignores it,
+            so a net rebuilt from a run's config never needs the file.
 
     Raises:
         BadConfigError: unknown ``arch``.
     """
 
     def __init__(
-        self, in_channels: int = 1, arch: str = "r2plus1d_18", dropout: float = 0.0
+        self,
+        in_channels: int = 1,
+        arch: str = "r2plus1d_18",
+        dropout: float = 0.0,
+        init_weights: str | None = None,
     ) -> None:
         super().__init__()
         if arch not in ARCHS:
