@@ -89,6 +89,8 @@ def build_model(cfg: DictConfig) -> torch.nn.Module:
     """Instantiate ``cfg.model``; a wrong ``_target_`` or argument becomes a BadConfigError."""
     from hydra.utils import instantiate
 
+    from labral.models.weights import load_init_weights
+
     target = cfg.model.get("_target_", "<missing>")
     try:
         model = instantiate(cfg.model)
@@ -99,6 +101,8 @@ def build_model(cfg: DictConfig) -> torch.nn.Module:
         ) from exc
     if not isinstance(model, torch.nn.Module):
         raise BadConfigError(f"model._target_={target} did not build a torch.nn.Module")
+    if cfg.model.get("init_weights"):  # start from a local state dict (labral.models.weights)
+        print(load_init_weights(model, str(cfg.model.init_weights)), flush=True)
     return model
 
 
