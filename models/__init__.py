@@ -8,6 +8,8 @@ Every network maps float32 (B, 1, T, H, W) to logits (B,) and has
 - ``labral.models.video_resnet.VideoResNet``: torchvision r2plus1d_18 / r3d_18 / mc3_18.
 - ``labral.models.still_frame.StillFrameNet``: per-frame 2-D CNN, blind to motion.
 - ``labral.models.describe.describe_model``: parameters and FLOPs per clip.
+- ``labral.models.weights.load_init_weights``: start a net from a local state dict (a labral
+  checkpoint or torchvision's Kinetics-400 file), ``model.init_weights=PATH``.
 """
 
 # Guard: this folder must never be importable under a bare name.
