@@ -88,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"labral: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
+    if name == "manifest" and rest and "=" not in rest[0] and not rest[0].startswith("-"):
+        rest = [f"dir={rest[0]}", *rest[1:]]  # `labral manifest DIR ...`
     problem = unknown_group_choice(rest)
     if problem:
         print(f"labral: error [bad_config]: {problem}", file=sys.stderr)

@@ -314,12 +314,14 @@ def test_key_is_required_and_checked(tmp_path: Path, monkeypatch) -> None:
     assert load_key(tmp_path / "good.key") == KEY
 
 
-def _cli(tmp_path: Path, *overrides: str, key: str | None = None):
+def _cli(tmp_path: Path, *overrides: str, key: str | None = None, folder: Path | None = None):
     env = {k: v for k, v in os.environ.items() if k != KEY_ENV}
     env.update({"PYTHONSAFEPATH": "1", "LABRAL_ROOT": str(tmp_path)})
     if key:
         env[KEY_ENV] = key
-    command = [sys.executable, "-m", "labral.cli", "manifest", f"hydra.run.dir={tmp_path}/run"]
+    command = [sys.executable, "-m", "labral.cli", "manifest"]
+    command += [str(folder)] if folder else []  # `labral manifest DIR ...`
+    command += [f"hydra.run.dir={tmp_path}/run"]
     return subprocess.run(
         [*command, *overrides], capture_output=True, text=True, env=env, timeout=120
     )
@@ -335,10 +337,10 @@ def test_cli_refuses_to_run_without_a_key(archive: Path, tmp_path: Path) -> None
 def test_cli_end_to_end_leaves_no_identity_in_its_logs(archive: Path, tmp_path: Path) -> None:
     result = _cli(
         tmp_path,
-        f"dir={archive}",
         f"labels={_file_labels(tmp_path)}",
         "progress=false",
         key=KEY.decode(),
+        folder=archive,
     )
     assert result.returncode == 0, result.stderr
     run = tmp_path / "run"
