@@ -44,7 +44,7 @@ DEFAULT_NEGATIVE_MIX = {
 
 CLIP_TYPES = (POSITIVE_TYPE, *NEGATIVE_TYPES)
 #: Share of incoherent twins that travel backwards (the rest go the positive's way, late).
-POCKET_SHARE = 0.8
+POCKET_SHARE = 0.85
 
 
 @dataclass(frozen=True)
