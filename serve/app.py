@@ -1,7 +1,8 @@
 """``create_app(settings)``: the FastAPI application of the scoring service.
 
 The bundle is loaded in the lifespan, in a background thread, so /healthz answers at once
-and /readyz turns 200 only when the model is loaded and warmed.
+and /readyz turns 200 only when the model is loaded and warmed. The same lifespan opens the
+results store and runs the DICOM node, the intake and the forwarder (``serve/stateful.py``).
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from labral.serve import routes_health, routes_predict
+from labral.serve import dicomweb, routes_health, routes_predict, routes_results
 from labral.serve.errors import install_error_handlers
 from labral.serve.metrics import ServeMetrics
 from labral.serve.service import ScoringService
 from labral.serve.settings import ServeSettings
+from labral.serve.stateful import run_stateful
 
 STATIC_DIR = resources.files("labral.serve") / "static"
 SECURITY_HEADERS = {
@@ -56,7 +58,9 @@ def create_app(settings: ServeSettings) -> FastAPI:
 
         loading = asyncio.create_task(load())
         try:
-            yield
+            async with run_stateful(settings, service) as stateful:
+                app.state.stateful = stateful
+                yield
         finally:
             if not loading.done():
                 loading.cancel()
@@ -73,6 +77,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
     install_error_handlers(app)
     app.include_router(routes_predict.router)
     app.include_router(routes_health.router)
+    app.include_router(routes_results.router)
+    app.include_router(dicomweb.router)
     _add_page(app, settings)
     if settings.cors_origins:
         app.add_middleware(

@@ -38,14 +38,23 @@ async def healthz(service: ServiceDep) -> JSONResponse:
 @router.get(
     "/readyz",
     response_model=Readiness,
-    responses={503: {"model": Readiness, "description": "loading, or the bundle failed to load"}},
+    responses={
+        503: {
+            "model": Readiness,
+            "description": "loading, the bundle failed to load, or the DICOM node is down",
+        }
+    },
 )
-async def readyz(service: ServiceDep) -> JSONResponse:
-    """200 once the model is loaded and warmed, 503 before (or after a failed load)."""
-    if service.ready.is_set():
-        return JSONResponse({"status": "ready", "model": service.bundle.identity()})
-    status = "failed" if service.load_error else "loading"
-    return JSONResponse({"status": status, "error": service.load_error}, status_code=503)
+async def readyz(service: ServiceDep, request: Request) -> JSONResponse:
+    """200 once the model is loaded and warmed (and the DICOM node, if enabled, listens)."""
+    node = request.app.state.stateful.node_status()
+    extra = {} if node is None else {"dicom": node}
+    node_down = node is not None and not node["up"]
+    if service.ready.is_set() and not node_down:
+        return JSONResponse({"status": "ready", "model": service.bundle.identity(), **extra})
+    status = "failed" if service.load_error or node_down else "loading"
+    error = service.load_error or (node["error"] if node_down else None)
+    return JSONResponse({"status": status, "error": error, **extra}, status_code=503)
 
 
 # response_class=Response (no media type of its own): 200 is documented as text/plain only,

@@ -24,6 +24,7 @@ from labral.serve.errors import (
     error_responses,
 )
 from labral.serve.preview import build_preview
+from labral.serve.recording import record_upload
 from labral.serve.schemas import ModelCard, Prediction
 from labral.serve.service import ScoredClip, ScoringService
 from labral.serve.settings import ServeSettings
@@ -107,7 +108,12 @@ async def predict(
         data = await read_upload(request, settings.max_upload_bytes)
         # an SR needs a DICOM source: refuse a video before spending a model call on it
         source = read_source_header(data) if format is OutputFormat.sr else None
-        scored = await _score(service, settings, data, spatial)
+        try:
+            scored = await _score(service, settings, data, spatial)
+        except LabralError as error:
+            await record_upload(request, data, error=error)  # a failed row with its code
+            raise
+    await record_upload(request, data, scored)  # the results store (serve/recording.py)
     bundle, score = service.bundle, scored.score
     log.info(
         "scored instance=%s p=%.3f frames=%d total_ms=%.1f",

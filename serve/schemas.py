@@ -105,6 +105,18 @@ class Health(BaseModel):
     error: str | None = Field(None, description="why the bundle failed to load")
 
 
+class DicomNodeStatus(BaseModel):
+    """The DICOM node (``dicom.enabled=true``): listening or not, and why not."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool
+    up: bool
+    ae_title: str
+    port: int | None
+    error: str | None = Field(None, description="why the node is not listening")
+
+
 class Readiness(BaseModel):
     """/readyz: ``ready`` with the model's identity, or ``loading``/``failed`` (503)."""
 
@@ -113,3 +125,6 @@ class Readiness(BaseModel):
     status: Literal["ready", "loading", "failed"]
     model: ModelIdentity | None = None
     error: str | None = Field(None, description="why the bundle failed to load")
+    dicom: DicomNodeStatus | None = Field(
+        None, description="the DICOM node, when enabled; not up means not ready"
+    )

@@ -6,8 +6,9 @@ import ipaddress
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from labral.datasets.limits import ReadLimits
 from labral.errors import BadConfigError
 
 LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
@@ -21,6 +22,92 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _ae_title(value: str | None) -> str | None:
+    """An AE title: 1-16 characters of printable ASCII without a backslash."""
+    if value is None:
+        return None
+    title = value.strip()
+    if not 1 <= len(title) <= 16 or not title.isascii() or "\\" in title or not title.isprintable():
+        raise ValueError(f"{value!r} is not an AE title (1-16 printable ASCII characters)")
+    return title
+
+
+class StoreSettings(BaseModel):
+    """The results store (``serve/store.py``).
+
+    Attributes:
+        url: SQLAlchemy URL; None is embedded SQLite, ``sqlite:///<state_dir>/results.sqlite``.
+            PostgreSQL: ``postgresql+psycopg://user:password@host/db``.
+        pseudonym_key: secret of the keyed hash that turns SOP Instance and Study Instance
+            UIDs into the store's keys. None: a random key kept in ``<state_dir>/pseudonym.key``
+            (replicas sharing one database must share one key).
+        retention_days: results rows and stored SRs older than this are deleted (at start and
+            hourly); None keeps them. The audit trail is never deleted.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = None
+    pseudonym_key: str | None = None
+    retention_days: float | None = Field(None, gt=0)
+
+
+class ForwardSettings(BaseModel):
+    """Where the SR made for each DICOM instance is sent by C-STORE (``serve/forward.py``).
+
+    Attributes:
+        ae_title / host / port: the destination (a PACS); forwarding is off unless all three
+            are set.
+        retries: tries after the first one; then the SR goes to ``<state_dir>/dead_letter``.
+        backoff_s: wait before the first retry, doubled before each further one.
+        timeout_s: association and DIMSE timeout of each try.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    ae_title: str | None = None
+    host: str | None = None
+    port: int | None = Field(None, ge=1, le=65535)
+    retries: int = Field(3, ge=0)
+    backoff_s: float = Field(1.0, ge=0)
+    timeout_s: float = Field(10.0, gt=0)
+
+    _title = field_validator("ae_title")(_ae_title)
+
+    @property
+    def enabled(self) -> bool:
+        """True when a destination is fully configured."""
+        return bool(self.ae_title and self.host and self.port)
+
+
+class DicomSettings(BaseModel):
+    """The DICOM node: a C-STORE SCP beside the HTTP app (``serve/dicom_node.py``).
+
+    Attributes:
+        enabled: start the node.
+        host / port / ae_title: where it listens and the AE title callers address.
+        allowed_callers: calling AE titles accepted; empty accepts any caller.
+        workers: spooled instances scored at once.
+        max_associations: concurrent associations.
+        score_delay_s: test-only; wait this long before scoring each spooled instance.
+        forward: where SRs are sent back.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(11112, ge=0, le=65535)
+    ae_title: str = "LABRAL"
+    allowed_callers: list[str] = Field(default_factory=list)
+    workers: int = Field(2, ge=1)
+    max_associations: int = Field(8, ge=1)
+    score_delay_s: float = Field(0.0, ge=0)
+    forward: ForwardSettings = Field(default_factory=ForwardSettings)
+
+    _title = field_validator("ae_title")(_ae_title)
 
 
 class ServeSettings(BaseModel):
@@ -44,6 +131,10 @@ class ServeSettings(BaseModel):
         samples_dir: a folder served read-only at /samples (demo and browser tests); off
             by default.
         min_fps / min_duration_s: below these a response carries a warning.
+        state_dir: what the service keeps: the SQLite store, the spool of received
+            instances, the SRs it made, the forward outbox and dead letters. None: a
+            temporary folder removed at shutdown (nothing survives a restart).
+        store / dicom: the results store and the DICOM node (see their classes).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -71,6 +162,9 @@ class ServeSettings(BaseModel):
     preview_width: int = Field(192, ge=16)
     key_frame_width: int = Field(320, ge=16)
     log_level: str = "info"
+    state_dir: Path | None = None
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    dicom: DicomSettings = Field(default_factory=DicomSettings)
 
     @model_validator(mode="after")
     def _exposed_needs_key(self) -> ServeSettings:
@@ -80,6 +174,15 @@ class ServeSettings(BaseModel):
                 "empty; set serve api_key=<secret> (or bind host=127.0.0.1)"
             )
         return self
+
+    def read_limits(self) -> ReadLimits:
+        """The reader's limits from ``max_frames/max_rows/max_cols/max_upload_bytes``."""
+        return ReadLimits(
+            max_frames=self.max_frames,
+            max_rows=self.max_rows,
+            max_cols=self.max_cols,
+            max_bytes=self.max_upload_bytes,
+        )
 
     @property
     def auth_required(self) -> bool:

@@ -59,6 +59,9 @@ def build_sr(
     decision: bool,
     threshold: float,
     identity: dict[str, Any],
+    *,
+    series_instance_uid: str | None = None,
+    sop_instance_uid: str | None = None,
 ) -> pydicom.Dataset:
     """Build the SR dataset.
 
@@ -68,6 +71,9 @@ def build_sr(
         decision: probability >= threshold.
         threshold: the bundle's decision threshold.
         identity: ``{"name", "version", "sha256"}`` of the model.
+        series_instance_uid / sop_instance_uid: the SR's own UIDs (new ones when None); the
+            DICOM node derives them from the spool entry, so scoring it again after a crash
+            makes the same SR rather than a second one.
 
     Returns:
         A ``highdicom.sr.ComprehensiveSR`` (a pydicom Dataset).
@@ -111,9 +117,9 @@ def build_sr(
     return hd.sr.ComprehensiveSR(
         evidence=[source],
         content=report,
-        series_instance_uid=generate_uid(),
+        series_instance_uid=series_instance_uid or generate_uid(),
         series_number=9901,
-        sop_instance_uid=generate_uid(),
+        sop_instance_uid=sop_instance_uid or generate_uid(),
         instance_number=1,
         manufacturer="labral (research tool, not a diagnosis)",
         is_complete=True,

@@ -38,6 +38,7 @@ TOOL_PACKAGES = {
     "img2dcm": "dcmtk",
     "storescu": "dcmtk",
     "storescp": "dcmtk",
+    "echoscu": "dcmtk",
     "dciodvfy": "dicom3tools",
     "chromium": "chromium",
     "ffmpeg": "ffmpeg",

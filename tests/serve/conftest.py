@@ -229,3 +229,67 @@ def live_server(
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+# ---- DICOM node, DICOMweb and results store ------------------------------------------
+def identity_of(index: int) -> dict[str, str]:
+    """Identifiable test values for instance ``index``; none may reach a log or a table."""
+    return {
+        "PatientName": f"Identifiable^Testperson{index:03d}^Q",
+        "PatientID": f"PID-5550{index:03d}-XY",
+        "AccessionNumber": f"ACC77{index:03d}",
+        "PatientBirthDate": "19700101",
+        "OtherPatientIDs": f"OTHER-ID-{index:03d}",
+        "ReferringPhysicianName": f"Referrer^Doctor{index:03d}",
+    }
+
+
+def write_instance(folder: Path, index: int, syntax: str, bright: bool = True) -> Path:
+    """A US multi-frame cine with its own UIDs and identity, in ``syntax``.
+
+    JPEG Baseline comes from the synthetic writer; RLE, JPEG-LS and JPEG 2000 (lossless)
+    are pydicom's encoders over the explicit-VR file; implicit VR is a re-encoding.
+    """
+    from pydicom.uid import (
+        ImplicitVRLittleEndian,
+        JPEG2000Lossless,
+        JPEGLSLossless,
+        RLELossless,
+    )
+
+    frames = ramp_frames(frames=16, height=40, width=48, bright=bright)
+    base = folder / f"{syntax}-{index:03d}-base.dcm"
+    write_cine_dicom(
+        synth_clip(frames),
+        base,
+        syntax="jpeg" if syntax == "jpeg" else "explicit",
+        burned_in_text=False,
+        patient={"patient": f"T{index:04d}", "clip": index, "dataset_seed": 4242},
+    )
+    ds = pydicom.dcmread(base)
+    base.unlink()
+    for name, value in identity_of(index).items():
+        setattr(ds, name, value)
+    encoders = {"rle": RLELossless, "jpegls": JPEGLSLossless, "j2k": JPEG2000Lossless}
+    if syntax in encoders:
+        ds.compress(encoders[syntax])
+    elif syntax == "implicit":
+        ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    path = folder / f"{syntax}-{index:03d}.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def instance_writer(tmp_path_factory: pytest.TempPathFactory):
+    """``write(index, syntax, bright=True) -> Path``: an identifiable US cine instance."""
+    folder = tmp_path_factory.mktemp("instances")
+    return lambda index, syntax="explicit", bright=True: write_instance(
+        folder, index, syntax, bright
+    )
+
+
+@pytest.fixture(scope="session")
+def port_finder():
+    """``port_finder() -> int``: a free loopback TCP port."""
+    return free_port

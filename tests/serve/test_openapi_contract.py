@@ -34,13 +34,19 @@ from starlette.routing import Mount, Route
 from labral.serve import routes_health, routes_predict
 from labral.serve.app import create_app
 from labral.serve.deps import get_service
+from labral.serve.routes_results import ResultsPage
 from labral.serve.schemas import ErrorBody, Health, ModelCard, Prediction, Readiness
 from labral.serve.settings import ServeSettings
 
 KEY = "s3cret"
 SCHEMA_MODELS: dict[str, type[BaseModel]] = {
-    m.__name__: m for m in (ErrorBody, Health, ModelCard, Prediction, Readiness)
+    m.__name__: m for m in (ErrorBody, Health, ModelCard, Prediction, Readiness, ResultsPage)
 }
+STOW, STUDY, SR = (
+    "/dicomweb/studies",
+    "/dicomweb/studies/{study}",
+    "/dicomweb/studies/{study}/series/{series}/instances/{instance}",
+)
 # Not in the OpenAPI document by design: the documentation itself, the clinician page and
 # its static files. A new route must be documented or added here on purpose.
 UNDOCUMENTED = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/", "/static"}
@@ -62,6 +68,11 @@ class Probe:
     request: dict[str, Any] = field(default_factory=dict)
     state: State | None = None
     keyed: bool = False  # send it to the app that has an api_key
+    url: Callable[[TestClient], str] | None = None  # the URL of a templated path
+
+    def send(self, client: TestClient) -> Any:
+        url = self.url(client) if self.url else self.path
+        return client.request(self.method, url, **self.request)
 
 
 # ---- service states -------------------------------------------------------------------
@@ -169,6 +180,53 @@ def source_without_study(client: TestClient) -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def store_raises(client: TestClient) -> Iterator[None]:
+    """The results store, the spool and the SR archive hit an unexpected exception."""
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("boom")
+
+    stateful = client.app.state.stateful
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(stateful.store, "page", broken)
+        patch.setattr(stateful.intake, "receive", broken)
+        patch.setattr(stateful.archive, "find", broken)
+        yield
+
+
+@contextlib.contextmanager
+def stow_too_slow(client: TestClient) -> Iterator[None]:
+    async def never(entry: object) -> None:
+        await asyncio.sleep(5)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(client.app.state.stateful.intake, "submit", never)
+        patch.setattr(client.app.state.settings, "request_timeout_s", 0.05)
+        yield
+
+
+def stow_body(*parts: bytes, boundary: str = "labral-test-boundary") -> dict[str, Any]:
+    """A STOW-RS request: one application/dicom part per instance."""
+    body = b"".join(
+        f"\r\n--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + part
+        for part in parts
+    )
+    media = f'multipart/related; type="application/dicom"; boundary={boundary}'
+    return raw(body + f"\r\n--{boundary}--".encode(), media)
+
+
+def sr_urls(client: TestClient, dicom: bytes) -> tuple[str, str]:
+    """(study URL, SR instance URL) of an SR the app made (a STOW-RS of ``dicom`` first)."""
+    request = stow_body(dicom)
+    request["headers"]["Authorization"] = f"Bearer {KEY}"
+    answer = client.post(STOW, **request)
+    assert answer.status_code == 200, answer.text
+    url = answer.json()["00081199"]["Value"][0]["00081190"]["Value"][0]
+    path = url.removeprefix(str(client.base_url))
+    return path.split("/series/")[0], path
+
+
 # ---- probes ---------------------------------------------------------------------------
 def raw(data: bytes, media: str | None, **params: str) -> dict[str, Any]:
     headers = {"Content-Type": media} if media else {}
@@ -246,10 +304,80 @@ def probes(clips, bad_inputs) -> list[Probe]:
         P("metrics, bug", "GET", "/metrics", 500, frozenset({"internal_error"}),
           state=exposition_raises),
     ]  # fmt: skip
+    found += results_and_dicomweb_probes(dicom, bad_inputs["ct_image"][0])
     for name, (data, media, status, codes) in bad_inputs.items():
         if status is not None:  # truncated_mp4 may fail either way; every 4xx is fine there
             found.append(P(name, "POST", pred, status, frozenset(codes), raw(data, media)))
     return found
+
+
+def results_and_dicomweb_probes(dicom: bytes, ct: bytes) -> list[Probe]:
+    """GET /v1/results, STOW-RS and WADO-RS: every documented answer."""
+    results, P, key = "/v1/results", Probe, {"Authorization": f"Bearer {KEY}"}
+    keyed_stow = stow_body(dicom)
+    keyed_stow["headers"].update(key)
+    no_parts = raw(b"--b--\r\n", 'multipart/related; type="application/dicom"; boundary=b')
+
+    def study(client: TestClient) -> str:
+        return sr_urls(client, dicom)[0]
+
+    def instance(client: TestClient) -> str:
+        return sr_urls(client, dicom)[1]
+
+    def nowhere(client: TestClient) -> str:
+        return "/dicomweb/studies/1.2.3/series/4.5/instances/6.7"
+
+    def not_a_uid(client: TestClient) -> str:
+        return f"/dicomweb/studies/{'1.' * 40}/series/4.5/instances/6.7"
+
+    return [
+        P("results", "GET", results, 200),
+        P("results with the key", "GET", results, 200, keyed=True, request={"headers": key}),
+        P("results page", "GET", results, 200, request={"params": {"decision": "true",
+          "since": "2020-01-01T00:00:00", "limit": 5}}),
+        P("results, no key", "GET", results, 401, frozenset({"unauthorized"}), keyed=True),
+        P("results, bad limit", "GET", results, 422, frozenset({"invalid_request"}),
+          {"params": {"limit": 0}}),
+        P("results, store down", "GET", results, 500, frozenset({"internal_error"}),
+          state=store_raises),
+        P("STOW one", "POST", STOW, 200, request=stow_body(dicom)),
+        P("STOW with the key", "POST", STOW, 200, keyed=True, request=keyed_stow),
+        P("STOW one of two", "POST", STOW, 202, request=stow_body(dicom, ct)),
+        P("STOW none", "POST", STOW, 409, request=stow_body(ct)),
+        P("STOW, no key", "POST", STOW, 401, frozenset({"unauthorized"}), stow_body(dicom),
+          keyed=True),
+        P("STOW, not multipart", "POST", STOW, 415, frozenset({"unsupported_media_type"}),
+          raw(dicom, "application/dicom")),
+        P("STOW, too large", "POST", STOW, 413, frozenset({"payload_too_large"}),
+          stow_body(dicom), small_upload_limit),
+        P("STOW, no part", "POST", STOW, 400, frozenset({"missing_file"}), no_parts),
+        P("STOW, no boundary", "POST", STOW, 422, frozenset({"invalid_request"}),
+          raw(b"x", 'multipart/related; type="application/dicom"')),
+        P("STOW, not ready", "POST", STOW, 503, frozenset({"not_ready"}), stow_body(dicom),
+          not_ready),
+        P("STOW, busy", "POST", STOW, 503, frozenset({"busy"}), stow_body(dicom), busy),
+        P("STOW, timeout", "POST", STOW, 503, frozenset({"timeout"}), stow_body(dicom),
+          stow_too_slow),
+        P("STOW, spool down", "POST", STOW, 500, frozenset({"internal_error"}),
+          stow_body(dicom), store_raises),
+        P("WADO study", "GET", STUDY, 200, url=study),
+        P("WADO study, with the key", "GET", STUDY, 200, keyed=True, url=study,
+          request={"headers": key}),
+        P("WADO study, unknown", "GET", STUDY, 404, frozenset({"not_found"}), url=nowhere),
+        P("WADO study, no key", "GET", STUDY, 401, frozenset({"unauthorized"}), keyed=True,
+          url=nowhere),
+        P("WADO study, archive down", "GET", STUDY, 500, frozenset({"internal_error"}),
+          state=store_raises, url=nowhere),
+        P("WADO study, not a UID", "GET", STUDY, 422, frozenset({"invalid_request"}),
+          url=lambda client: not_a_uid(client).split("/series/")[0]),
+        P("WADO SR", "GET", SR, 200, url=instance),
+        P("WADO SR, unknown", "GET", SR, 404, frozenset({"not_found"}), url=nowhere),
+        P("WADO SR, no key", "GET", SR, 401, frozenset({"unauthorized"}), keyed=True,
+          url=nowhere),
+        P("WADO SR, archive down", "GET", SR, 500, frozenset({"internal_error"}),
+          state=store_raises, url=nowhere),
+        P("WADO SR, not a UID", "GET", SR, 422, frozenset({"invalid_request"}), url=not_a_uid),
+    ]  # fmt: skip
 
 
 def accepted_media_probes(schema: dict[str, Any], dicom: bytes) -> list[Probe]:
@@ -319,8 +447,23 @@ def check_body(media: str, documented: dict[str, Any], response: Any) -> None:
         assert pydicom.dcmread(io.BytesIO(response.content)).SOPClassUID
     elif media == "text/plain":
         assert list(text_string_to_metric_families(response.text))
+    elif media == "application/dicom+json":  # a PS3.18 store response
+        answer = pydicom.Dataset.from_json(response.json())
+        assert "ReferencedSOPSequence" in answer or "FailedSOPSequence" in answer
+    elif media == "multipart/related":
+        parts = multipart_parts(response)
+        assert parts and all(pydicom.dcmread(io.BytesIO(p)).SOPClassUID for p in parts)
     else:
         raise AssertionError(f"no body check for {media}")
+
+
+def multipart_parts(response: Any) -> list[bytes]:
+    """The part bodies of a multipart answer (split on its boundary, headers dropped)."""
+    params = dict(p.strip().split("=", 1) for p in response.headers["content-type"].split(";")[1:])
+    boundary = params["boundary"].strip('"').encode()
+    pieces = (b"\r\n" + response.content).split(b"\r\n--" + boundary)[1:]
+    assert pieces and pieces[-1].startswith(b"--"), "no closing boundary"
+    return [piece.partition(b"\r\n\r\n")[2] for piece in pieces[:-1]]
 
 
 def check_documented(schema: dict[str, Any], probe: Probe, response: Any) -> tuple:
@@ -369,7 +512,7 @@ def test_every_answer_of_every_route_is_documented(apps, probes, clips):
     for probe in probes:
         client = apps["keyed" if probe.keyed else "plain"]
         with probe.state(client) if probe.state else contextlib.nullcontext():
-            response = client.request(probe.method, probe.path, **probe.request)
+            response = probe.send(client)
         assert response.status_code == probe.status, (probe.name, response.text[:300])
         if probe.codes:
             assert response.json()["error"]["code"] in probe.codes, (probe.name, response.text)
@@ -378,9 +521,10 @@ def test_every_answer_of_every_route_is_documented(apps, probes, clips):
     assert not missing, f"documented but never answered: {sorted(missing, key=str)}"
 
 
-def test_only_predictions_need_the_api_key(apps, clips):
-    """serve/README.md: the key is "enforced on /v1/predictions whenever set"; probes,
-    /v1/model and /metrics stay open (Prometheus and Kubernetes send no key)."""
+def test_only_scoring_and_results_need_the_api_key(apps, clips):
+    """serve/README.md: the key is enforced on scoring and results (/v1/predictions,
+    /v1/results, /dicomweb) whenever set; probes, /v1/model and /metrics stay open
+    (Prometheus and Kubernetes send no key)."""
     keyed = apps["keyed"]
     schema = keyed.get("/openapi.json").json()
     secured = {
@@ -389,7 +533,13 @@ def test_only_predictions_need_the_api_key(apps, clips):
         for method, operation in item.items()
         if operation.get("security")
     }
-    assert secured == {("/v1/predictions", "POST")}
+    assert secured == {
+        ("/v1/predictions", "POST"),
+        ("/v1/results", "GET"),
+        (STOW, "POST"),
+        (STUDY, "GET"),
+        (SR, "GET"),
+    }
     assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     for path in ("/v1/model", "/metrics", "/healthz", "/readyz", "/openapi.json", "/"):
         assert keyed.get(path).status_code == 200, path
@@ -401,14 +551,16 @@ def test_only_predictions_need_the_api_key(apps, clips):
     assert response.status_code == 401 and response.headers["www-authenticate"] == "Bearer"
 
 
-def test_every_route_answers_405_with_an_allow_header(apps):
+def test_every_route_answers_405_with_an_allow_header(apps, clips):
     client = apps["plain"]
     files = {"/static": "/static/app.js", "/samples": "/samples/bright.dcm"}
+    study, instance = sr_urls(client, clips["bright.dcm"].read_bytes())
+    templated = {STUDY: study, SR: instance}
     routes = walk_routes(client.app)
-    assert len(routes) == len(UNDOCUMENTED) + 5
+    assert len(routes) == len(UNDOCUMENTED) + 9
     for route in routes:
         allowed = set(route.methods)
-        path = files[route.path] if route.mount else route.path
+        path = files[route.path] if route.mount else templated.get(route.path, route.path)
         for method in sorted(set(OTHER_METHODS) - allowed):
             response = client.request(method, path)
             where = f"{method} {path}"

@@ -1,0 +1,170 @@
+"""The DICOM node: a pynetdicom C-STORE SCP (and C-ECHO) beside the HTTP app.
+
+    labral serve bundle=... dicom.enabled=true dicom.port=11112 dicom.ae_title=LABRAL
+
+What it accepts at association negotiation: Verification, and Ultrasound Multi-frame Image
+Storage (1.2.840.10008.5.1.4.1.1.3.1 and the retired 1.2.840.10008.5.1.4.1.1.3) in every
+transfer syntax the reader decodes (:func:`accepted_transfer_syntaxes`: uncompressed,
+deflated, RLE, JPEG baseline/extended/lossless, JPEG-LS, JPEG 2000, HTJ2K, the MPEG-2/H.264/
+HEVC video syntaxes). Every other SOP class is refused there, so a scanner's CT or
+single-frame image never reaches the handler.
+
+A C-STORE is answered only after :meth:`Intake.receive` ran the reader's header checks and
+wrote the instance to the spool (fsync, then rename): success (0x0000) means it cannot be
+lost; it is scored afterwards, off the association. A refused instance gets a failure
+status from :data:`DIMSE_STATUS` (the one mapping from labral's error codes to DIMSE) with
+the code in Error Comment, and its failure row is stored.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pydicom.dataset import Dataset
+from pydicom.uid import UID
+from pynetdicom import AE, evt
+from pynetdicom._globals import ALL_TRANSFER_SYNTAXES
+from pynetdicom.sop_class import Verification
+
+from labral.datasets.dicom_reader import US_MULTIFRAME, US_MULTIFRAME_RETIRED, VIDEO_SYNTAXES
+from labral.errors import (
+    CorruptPixelDataError,
+    LabralError,
+    NotACineError,
+    NotDicomError,
+    NotUltrasoundError,
+    OverLimitError,
+    UnsupportedTransferSyntaxError,
+)
+from labral.serve.intake import Intake
+from labral.serve.settings import DicomSettings
+
+log = logging.getLogger("labral.serve")
+US_CLASSES = (US_MULTIFRAME, US_MULTIFRAME_RETIRED)
+SUCCESS = 0x0000
+OUT_OF_RESOURCES = 0xA700  # Refused: Out of Resources
+DOES_NOT_MATCH = 0xA900  # Error: Data Set does not match SOP Class
+CANNOT_UNDERSTAND = 0xC000  # Error: Cannot understand
+#: labral's error classes -> the C-STORE failure status a refused instance gets.
+DIMSE_STATUS: dict[type[LabralError], int] = {
+    NotUltrasoundError: DOES_NOT_MATCH,
+    NotACineError: DOES_NOT_MATCH,
+    OverLimitError: OUT_OF_RESOURCES,
+    CorruptPixelDataError: CANNOT_UNDERSTAND,
+    NotDicomError: CANNOT_UNDERSTAND,
+    UnsupportedTransferSyntaxError: CANNOT_UNDERSTAND,
+}
+
+
+def dimse_status(error: LabralError) -> int:
+    """The C-STORE failure status for a typed error (0xC000 for anything unlisted)."""
+    for cls in type(error).__mro__:
+        if cls in DIMSE_STATUS:
+            return DIMSE_STATUS[cls]
+    return CANNOT_UNDERSTAND
+
+
+def accepted_transfer_syntaxes() -> list[str]:
+    """Every transfer syntax the reader decodes here: pydicom's available decoders + video."""
+    from pydicom.pixels import get_decoder
+
+    accepted = []
+    for uid in ALL_TRANSFER_SYNTAXES:
+        if uid in VIDEO_SYNTAXES:
+            accepted.append(uid)
+            continue
+        try:
+            if get_decoder(UID(uid)).is_available:
+                accepted.append(uid)
+        except (NotImplementedError, ValueError):
+            continue
+    return accepted
+
+
+class DicomNode:
+    """The SCP: starts a pynetdicom server thread, hands instances to the intake.
+
+    Args:
+        settings: ``dicom`` settings (address, AE title, allowed callers, associations).
+        intake: checks and spools each instance, then scores it.
+    """
+
+    def __init__(self, settings: DicomSettings, intake: Intake) -> None:
+        self.settings = settings
+        self.intake = intake
+        self.error: str | None = None
+        self._server: Any = None
+
+    @property
+    def port(self) -> int | None:
+        """The bound port (useful with ``dicom.port=0``), None when not listening."""
+        return None if self._server is None else int(self._server.server_address[1])
+
+    @property
+    def up(self) -> bool:
+        """True while the server thread accepts associations."""
+        return self._server is not None and self.error is None
+
+    def status(self) -> dict[str, Any]:
+        """``{"enabled", "up", "ae_title", "port", "error"}`` for /readyz."""
+        return {
+            "enabled": True,
+            "up": self.up,
+            "ae_title": self.settings.ae_title,
+            "port": self.port if self.up else self.settings.port,
+            "error": self.error,
+        }
+
+    def start(self) -> None:
+        """Bind and serve in background threads; a failure is kept in ``error`` (readyz)."""
+        s = self.settings
+        ae = AE(ae_title=s.ae_title)
+        ae.maximum_associations = s.max_associations
+        ae.require_called_aet = True  # a caller addressing another AE title is refused
+        if s.allowed_callers:
+            ae.require_calling_aet = list(s.allowed_callers)
+        ae.add_supported_context(Verification)
+        syntaxes = accepted_transfer_syntaxes()
+        for sop_class in US_CLASSES:
+            ae.add_supported_context(sop_class, syntaxes)
+        handlers = [(evt.EVT_C_STORE, self._on_store), (evt.EVT_C_ECHO, self._on_echo)]
+        try:
+            self._server = ae.start_server((s.host, s.port), block=False, evt_handlers=handlers)
+        except OSError as exc:
+            self.error = f"cannot listen on {s.host}:{s.port}: {exc.strerror or exc}"
+            log.error("DICOM node not started: %s", self.error)
+            return
+        log.info("DICOM node %s listening on %s:%d", s.ae_title, s.host, self.port)
+
+    def stop(self) -> None:
+        """Stop accepting; associations in progress are closed."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server = None
+
+    # ---- handlers (association threads) -----------------------------------------------
+    @staticmethod
+    def _on_echo(event: evt.Event) -> int:
+        return SUCCESS
+
+    def _on_store(self, event: evt.Event) -> int | Dataset:
+        requestor = event.assoc.requestor
+        caller = f"{requestor.ae_title.strip()}@{requestor.address}"
+        try:
+            data = event.encoded_dataset()
+            receipt = self.intake.receive(data, "cstore", caller)
+        except OSError:
+            log.exception("spool write failed; answering out of resources")
+            return OUT_OF_RESOURCES
+        except Exception:  # never let a handler bug kill the association silently
+            log.exception("C-STORE handler failed")
+            return CANNOT_UNDERSTAND
+        if receipt.error is not None:
+            answer = Dataset()
+            answer.Status = dimse_status(receipt.error)
+            answer.ErrorComment = receipt.error.code[:64]
+            return answer
+        assert receipt.entry is not None
+        self.intake.enqueue_threadsafe(receipt.entry)
+        return SUCCESS
