@@ -15,9 +15,7 @@ function setStatus(text, isError) {
 async function score(blob, name) {
   const form = new FormData();
   form.append("file", blob, name || "clip");
-  const headers = {};
-  const key = $("api-key").value.trim();
-  if (key) headers["Authorization"] = "Bearer " + key;
+  const headers = authHeaders();
   setStatus("Scoring " + (name || "clip") + " ...");
   document.body.dataset.state = "scoring";
   const response = await fetch("/v1/predictions?preview=true", {
@@ -34,6 +32,37 @@ async function score(blob, name) {
   render(body);
   setStatus("Scored in " + body.timing_ms.total.toFixed(0) + " ms.");
   document.body.dataset.state = "done";
+  loadRecent();
+}
+
+function authHeaders() {
+  const key = $("api-key").value.trim();
+  return key ? { Authorization: "Bearer " + key } : {};
+}
+
+async function loadRecent() {
+  // GET /v1/results: the newest stored results (needs the API key when the server has one)
+  const table = $("recent-results");
+  const response = await fetch("/v1/results?limit=10", { headers: authHeaders() });
+  if (!response.ok) { table.dataset.state = "unavailable"; return; }
+  const page = await response.json();
+  const cells = (r) => [
+    r.created_at.replace("T", " ").slice(0, 19), r.source,
+    r.probability === null ? "-" : (100 * r.probability).toFixed(1) + " %",
+    r.status === "failed" ? "failed: " + r.reason
+      : (r.decision ? "detachment suggested" : "no detachment suggested"),
+    (r.instance_key || "-").slice(0, 12),
+  ];
+  table.tBodies[0].replaceChildren(...page.results.map((r) => {
+    const tr = document.createElement("tr");
+    tr.dataset.decision = String(r.decision);
+    for (const text of cells(r)) {
+      const td = document.createElement("td"); td.textContent = text; tr.append(td);
+    }
+    return tr;
+  }));
+  table.dataset.rows = String(page.results.length);
+  table.dataset.total = String(page.total);
 }
 
 function relevanceColor(value) {
@@ -137,6 +166,9 @@ $("upload-form").addEventListener("submit", (event) => {
   if (!file) { setStatus("Choose a clip first.", true); return; }
   score(file, file.name).catch((e) => setStatus("Request failed: " + e, true));
 });
+
+loadRecent().catch(() => {});
+$("api-key").addEventListener("change", () => loadRecent().catch(() => {}));
 
 const sample = new URLSearchParams(location.search).get("sample");
 if (sample && sample.startsWith("/samples/")) {

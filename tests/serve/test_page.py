@@ -59,3 +59,12 @@ def test_page_shows_errors_from_the_server(chromium, live_server, tmp_path):
     dom = run_chromium(chromium, url, tmp_path / "profile", "--dump-dom").stdout
     assert 'data-state="done"' in dom
     assert "low frame rate" in dom  # warnings are listed
+
+
+def test_page_lists_recent_results(chromium, live_server, tmp_path):
+    """After scoring, the page lists the stored results (GET /v1/results), newest first."""
+    url = f"{live_server['url']}/?sample=/samples/bright.dcm"
+    dom = run_chromium(chromium, url, tmp_path / "profile", "--dump-dom").stdout
+    table = re.search(r'<table id="recent-results"[^>]*data-rows="(\d+)"', dom)
+    assert table and int(table.group(1)) >= 1, dom[-2000:]
+    assert re.search(r'<tr data-decision="true"><td>[\d-]+ [\d:]+</td><td>upload</td>', dom)
