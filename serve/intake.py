@@ -26,16 +26,18 @@ from pydicom.uid import generate_uid
 
 from labral.datasets import dicom_reader
 from labral.datasets.limits import ReadLimits
-from labral.errors import CorruptPixelDataError, LabralError
+from labral.errors import CorruptPixelDataError, LabralError, NotDicomError
 from labral.serve.forward import Forwarder
 from labral.serve.pseudonym import Pseudonymizer
 from labral.serve.service import ScoredClip, ScoringService
 from labral.serve.spool import Spool, SpoolEntry
-from labral.serve.sr import build_sr, read_source_header, sr_bytes
+from labral.serve.sr import build_sr, is_dicom, read_source_header, sr_bytes
 from labral.serve.sr_archive import SrArchive
 from labral.serve.store import AuditEntry, ResultRow, ResultsStore
 
 log = logging.getLogger("labral.serve")
+#: Tries at recording a spooled instance (store or disk trouble) before it waits for a restart.
+RECORD_TRIES = 5
 ROUTES = {"cstore": "C-STORE", "stowrs": "POST /dicomweb/studies", "upload": "POST /v1/predictions"}
 
 
@@ -155,6 +157,7 @@ class Intake:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._waiting: dict[str, asyncio.Future[Outcome]] = {}
+        self._tries: dict[str, int] = {}
 
     # ---- life cycle -------------------------------------------------------------------
     def start(self) -> int:
@@ -196,6 +199,11 @@ class Intake:
             OSError: the spool could not be written (answer "out of resources").
         """
         try:
+            if not is_dicom(data):
+                raise NotDicomError(
+                    "not a DICOM Part 10 file (no DICM prefix); send each instance as a file "
+                    "with its File Meta Information"
+                )
             header = check_header(data, self.limits)
         except LabralError as error:
             sop_class, sop_instance, study = _uids_if_readable(data)
@@ -239,10 +247,16 @@ class Intake:
             except asyncio.CancelledError:
                 raise
             except Exception:  # the store is down, the disk full: keep it, retry later
-                log.exception("spooled instance %s could not be recorded; retrying", entry.id)
-                await asyncio.sleep(1.0)
-                self._queue.put_nowait(entry)
-                continue
+                tries = self._tries[entry.id] = self._tries.get(entry.id, 0) + 1
+                if tries < RECORD_TRIES:
+                    log.exception("spooled instance %s not recorded (try %d)", entry.id, tries)
+                    await asyncio.sleep(min(30.0, 0.5 * 2**tries))
+                    self._queue.put_nowait(entry)
+                    continue
+                # it stays in the spool, to be scored at the next start
+                log.exception("spooled instance %s kept for the next start", entry.id)
+                outcome = Outcome("failed", "internal_error", None)
+            self._tries.pop(entry.id, None)
             future = self._waiting.get(entry.id)
             if future is not None and not future.done():
                 future.set_result(outcome)
