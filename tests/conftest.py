@@ -39,6 +39,7 @@ TOOL_PACKAGES = {
     "storescu": "dcmtk",
     "storescp": "dcmtk",
     "echoscu": "dcmtk",
+    "initdb": "postgresql",  # tests/serve/test_store.py: the store on PostgreSQL (.ci/run)
     "dciodvfy": "dicom3tools",
     "chromium": "chromium",
     "ffmpeg": "ffmpeg",
