@@ -183,3 +183,19 @@ def test_results_survive_a_restart_and_need_the_key(bundle_dir, clips, tmp_path,
         assert first.get("/v1/results").status_code == 401
     with TestClient(create_app(settings)) as again:
         assert again.get("/v1/results", headers=auth).json()["total"] == 1
+
+
+def test_asgi_workers_read_the_state_folder_and_store_from_the_environment(bundle_dir):
+    from labral.serve.asgi import settings_from_env
+
+    settings = settings_from_env(
+        {
+            "LABRAL_BUNDLE": str(bundle_dir),
+            "LABRAL_STATE_DIR": "/var/lib/labral",
+            "LABRAL_STORE_URL": "postgresql+psycopg://labral@db/labral",
+            "LABRAL_STORE_RETENTION_DAYS": "30",
+        }
+    )
+    assert str(settings.state_dir) == "/var/lib/labral"
+    assert settings.store.url == "postgresql+psycopg://labral@db/labral"
+    assert settings.store.retention_days == 30 and not settings.dicom.enabled
