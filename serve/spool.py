@@ -132,6 +132,10 @@ class Spool:
         return [SpoolEntry(stem, path, meta) for _, stem, path, meta in sorted(entries)]
 
     def remove(self, entry: SpoolEntry) -> None:
-        """Forget a scored entry (instance first, so a crash leaves an orphan sidecar only)."""
-        remove_durably(entry.path)
-        remove_durably(entry.sidecar)
+        """Forget a scored entry (instance first, so a crash leaves an orphan sidecar only).
+
+        No fsync: an unlink lost in a power cut brings the entry back at the next start,
+        where its stored row (same ``intake_id``) ends it without a second result.
+        """
+        entry.path.unlink(missing_ok=True)
+        entry.sidecar.unlink(missing_ok=True)

@@ -58,6 +58,7 @@ def _restore_torch_state() -> Iterator[None]:
 def test_every_script_has_a_smoke_mode_and_a_main_guard() -> None:
     assert SCRIPTS == [
         "data_speed",
+        "dicom_load",
         "gpu_train_speed",
         "inference_speed",
         "scoring_speed",
@@ -185,6 +186,25 @@ def test_serve_load_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     assert all(positive(*map(float, r[1:4])) and r[4] == "0" for r in rows)  # no errors
     assert re.search(r"long run: 8 requests, 0 errors, .* healthy True", out)
     assert result["long_run"]["errors"] == 0 and result["long_run"]["healthy_after"]
+
+
+@pytest.mark.slow  # starts labral serve with its DICOM node (about 15 s on 2 cores)
+def test_dicom_load_smoke(capsys: pytest.CaptureFixture[str]) -> None:
+    result = load("dicom_load").main(["--smoke"])
+    out = capsys.readouterr().out
+    assert "6 instances over 2 associations" in out
+    ack50, ack95 = figures(r"acknowledgement p50 ([\d.]+) ms, p95 ([\d.]+) ms", out)
+    res50, res95, rate = figures(
+        r"send -> stored result p50 ([\d.]+) ms, p95 ([\d.]+) ms .*; ([\d.]+) instances/s", out
+    )
+    http50, http95, ratio = figures(
+        r"HTTP /v1/predictions \(2 clients\) p50 ([\d.]+) ms, p95 ([\d.]+) ms; .* = ([\d.]+)",
+        out,
+    )
+    assert positive(ack50, ack95, res50, res95, rate, http50, http95, ratio)
+    assert ack50 <= ack95 and res50 <= res95 and http50 <= http95
+    first, last = figures(r"VmRSS ([\d.]+) MiB after the first 50 results, ([\d.]+) MiB", out)
+    assert positive(first, last) and result["instances"] == 6
 
 
 def test_gpu_train_speed_smoke_reports_both_paths_and_ratio(
