@@ -38,7 +38,7 @@ from labral.errors import (
     UnsupportedTransferSyntaxError,
 )
 from labral.serve.intake import Intake
-from labral.serve.settings import DicomSettings
+from labral.serve.settings import DicomSettings, is_loopback
 
 log = logging.getLogger("labral.serve")
 US_CLASSES = (US_MULTIFRAME, US_MULTIFRAME_RETIRED)
@@ -136,6 +136,12 @@ class DicomNode:
             log.error("DICOM node not started: %s", self.error)
             return
         log.info("DICOM node %s listening on %s:%d", s.ae_title, s.host, self.port)
+        if not is_loopback(s.host) and not s.allowed_callers:
+            log.warning(
+                "the DICOM node listens on %s and accepts any calling AE title; set "
+                "dicom.allowed_callers to your modalities' AE titles",
+                s.host,
+            )
 
     def stop(self) -> None:
         """Stop accepting; associations in progress are closed."""

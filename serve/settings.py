@@ -76,6 +76,15 @@ class ForwardSettings(BaseModel):
 
     _title = field_validator("ae_title")(_ae_title)
 
+    @model_validator(mode="after")
+    def _all_or_nothing(self) -> ForwardSettings:
+        given = [name for name in ("ae_title", "host", "port") if getattr(self, name)]
+        if given and len(given) < 3:
+            raise ValueError(
+                f"dicom.forward needs ae_title, host and port together (only {given} set)"
+            )
+        return self
+
     @property
     def enabled(self) -> bool:
         """True when a destination is fully configured."""

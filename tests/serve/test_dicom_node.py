@@ -18,6 +18,7 @@ import pydicom
 import pytest
 from fastapi.testclient import TestClient
 
+from labral.errors import BadConfigError
 from labral.serve.app import create_app
 from labral.serve.settings import ServeSettings
 
@@ -92,6 +93,22 @@ def test_echo_and_readiness(dcmtk, node):
         "port": node["port"],
         "error": None,
     }
+
+
+def test_a_node_that_cannot_listen_is_not_ready(node, bundle_dir, tmp_path):
+    taken = {"enabled": True, "port": node["port"]}  # the module's node holds this port
+    settings = ServeSettings(bundle=bundle_dir, state_dir=tmp_path, dicom=taken)
+    with TestClient(create_app(settings)) as client:
+        deadline = time.monotonic() + 60
+        while client.app.state.service.ready.is_set() is False and time.monotonic() < deadline:
+            time.sleep(0.05)
+        ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.json()["status"] == "failed"
+    assert ready.json()["dicom"]["up"] is False and "cannot listen" in ready.json()["error"]
+    with pytest.raises(BadConfigError, match="together"):
+        ServeSettings.from_mapping(
+            {"bundle": bundle_dir, "dicom": {"forward": {"host": "pacs.example"}}}
+        )
 
 
 def test_every_syntax_is_received_and_scored(dcmtk, node, instance_writer):
