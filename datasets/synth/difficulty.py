@@ -19,6 +19,8 @@ burst_fraction      [0.1, 1]      extrusion duration / loading-stroke duration
 lag                 [0, 0.5]      extrusion onset after the stroke starts, fraction of a stroke
 jitter              [0, 0.3]      sd of the per-stroke onset jitter, fraction of a stroke
 femur_rot_deg       [1, 30]       in-plane femur rotation amplitude of the movement, degrees
+femur_glide_mm      [0, 4]        how far the femoral head glides toward the probe at full
+                                  loading, mm (what makes the loading phase easy to see)
 noise_level         [0, 0.1]      receiver noise amplitude (lower SNR as it grows)
 probe_motion        [0, 5]        multiplier on probe rocking, drift, pressure and tremor
 pocket_onset        [0, 2]        onset of a backward pocket after the loading stroke starts,
@@ -50,6 +52,7 @@ KNOB_BOUNDS: dict[str, tuple[float, float]] = {
     "lag": (0.0, 0.5),
     "jitter": (0.0, 0.3),
     "femur_rot_deg": (1.0, 30.0),
+    "femur_glide_mm": (0.0, 4.0),
     "noise_level": (0.0, 0.1),
     "probe_motion": (0.0, 5.0),
     "pocket_onset": (0.0, 2.0),

@@ -20,6 +20,7 @@ import json
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
 
 from labral.datasets.synth import imaging
 from labral.datasets.synth.anatomy import (
@@ -299,6 +300,7 @@ def generate_clip(
             "loading": _r(tr.loading),
             "loading_velocity": _r(tr.loading_velocity),
             "femur_rot_deg": _r(tr.femur_rot_deg),
+            "femur_glide_mm": _r(tr.femur_glide_mm),
             "probe_tilt_deg": _r(tr.probe_tilt_deg),
             "cleft_extent": _r(extent),
             "gain_db": _r(frame_gain),
@@ -445,8 +447,14 @@ def _lookup_index(maps: Any, tr: Any, height: int, width: int, hip: dict[str, An
     v = (zpx + 0.5) * np.float32(maps.dz) - np.float32(maps.pivot_mm[1])  # mm, (1, H, 1)
     d_col = (u * cos1 + v * sin) * np.float32(1.0 / maps.dx)
     d_row = (v * cos1 - u * sin) * np.float32(1.0 / maps.dz)
+    # the head glides toward the probe as the joint is loaded; the tissue above follows it
+    # less and less (weights smoothed in depth, so the cortex line moves whole, unbroken)
+    glide_w = ndimage.gaussian_filter1d(maps.moves, sigma=3.0, axis=0)[
+        m : m + height, m : m + width
+    ]
+    glide = (tr.femur_glide_mm / maps.dz).astype(np.float32)[:, None, None]
     rows = (zpx + np.float32(m + 0.5)) + row_t.astype(np.float32)
-    rows += w_img * d_row
+    rows += w_img * d_row + glide_w[None] * glide
     cols = (xpx + np.float32(m + 0.5)) + col_t.astype(np.float32)
     cols += w_img * d_col
     np.clip(rows, 0, hr - 1, out=rows)

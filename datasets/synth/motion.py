@@ -29,6 +29,7 @@ class MotionTraces:
         femur_rot_deg: rotation of the femur about the femoral head centre, degrees (the
             head surface stays in place, its cartilage slides and the head-neck junction
             and neck swing).
+        femur_glide_mm: how far the femoral head has glided toward the probe, mm.
         probe_dx_mm, probe_dz_mm: probe shift (drift + tremor; dz > 0 = pressing in).
         probe_tilt_deg: probe rocking angle.
         gain_db: per-frame gain changes.
@@ -40,6 +41,7 @@ class MotionTraces:
     loading_clock: np.ndarray
     rocking_clock: np.ndarray
     femur_rot_deg: np.ndarray
+    femur_glide_mm: np.ndarray
     probe_dx_mm: np.ndarray
     probe_dz_mm: np.ndarray
     probe_tilt_deg: np.ndarray
@@ -82,6 +84,7 @@ def make_traces(
         loading_clock=theta,
         rocking_clock=rock_theta,
         femur_rot_deg=(p["femur_rot_deg"] * loading).astype(f32),
+        femur_glide_mm=(p["femur_glide_mm"] * loading).astype(f32),
         probe_dx_mm=(p["drift_mm"][0] * tau + tremor[0]).astype(f32),
         probe_dz_mm=(p["press_mm"] * (0.5 - 0.5 * np.cos(np.pi * tau)) + tremor[1]).astype(f32),
         probe_tilt_deg=(p["rock_deg"] * rock + 4.0 * tremor[2]).astype(f32),

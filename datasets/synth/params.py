@@ -74,6 +74,7 @@ def draw_clip_params(
         "loading_period_s": period,
         "loading_phase": loading_phase,
         "femur_rot_deg": _u(rng, knobs["femur_rot_deg"]),  # in-plane part of flexion / IR
+        "femur_glide_mm": _u(rng, knobs["femur_glide_mm"]),  # the head rides up as it loads
         # the moving thigh rocks the probe once per cycle, at a phase of its own: uniform, so
         # the probe angle during a burst has one distribution whenever the burst comes
         "rock_period_s": period,
