@@ -323,10 +323,10 @@ def _cleft_extent(scen: Scenario, tr: Any, cleft: dict[str, Any], frames: int) -
     """float32 (T,) extent of the cleft channel's tongue under the scenario's drive.
 
     Onsets, in strokes after the loading stroke starts: the positive ``lag``; a look-alike
-    on the unloading stroke ``1 + lag``; a backward pocket its own ``pocket_onset``
-    (anywhere in the cycle at the harder levels: only its direction tells it from a
-    positive). Look-alikes timed by the probe start ``lag`` into the rocking cycle, whose
-    phase is its own (so they fill and drain from the joint side, never flowing through).
+    on the unloading stroke ``1 + lag``; a backward pocket, and fluid or a flicker that the
+    probe squeezes in and out, their own ``pocket_onset`` (on the unloading stroke at easy,
+    anywhere in the cycle at the harder levels: then only the way the fluid moves tells them
+    from a positive).
     """
     clock, lag = tr.loading_clock, cleft["lag"]
     if scen.drive == "loading":
@@ -334,8 +334,8 @@ def _cleft_extent(scen: Scenario, tr: Any, cleft: dict[str, Any], frames: int) -
     if scen.drive == "unloading":
         onset = cleft["pocket_onset"] if scen.packet == "reverse" else 1.0 + lag
         return burst_extent(clock, onset, cleft)
-    if scen.drive == "rocking":
-        return burst_extent(tr.rocking_clock, lag, cleft)
+    if scen.drive == "probe":
+        return burst_extent(clock, cleft["pocket_onset"], cleft)
     if scen.drive == "static":
         share = cleft["sulcus_fraction"] if scen.narrow else cleft["static_fraction"]
         return np.full(frames, share * cleft["extent_max"], np.float32)

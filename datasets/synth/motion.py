@@ -25,7 +25,6 @@ class MotionTraces:
         loading_velocity: dL/dt normalised to [-1, 1] (1 = fastest loading).
         loading_clock: phase of the loading cycle, radians, unwrapped (float64): the loading
             stroke is ``clock mod 2 pi`` in [0, pi), the unloading stroke [pi, 2 pi).
-        rocking_clock: phase of the probe-rocking cycle, radians, unwrapped (float64).
         femur_rot_deg: rotation of the femur about the femoral head centre, degrees (the
             head surface stays in place, its cartilage slides and the head-neck junction
             and neck swing).
@@ -39,7 +38,6 @@ class MotionTraces:
     loading: np.ndarray
     loading_velocity: np.ndarray
     loading_clock: np.ndarray
-    rocking_clock: np.ndarray
     femur_rot_deg: np.ndarray
     femur_glide_mm: np.ndarray
     probe_dx_mm: np.ndarray
@@ -82,7 +80,6 @@ def make_traces(
         loading=loading.astype(f32),
         loading_velocity=velocity.astype(f32),
         loading_clock=theta,
-        rocking_clock=rock_theta,
         femur_rot_deg=(p["femur_rot_deg"] * loading).astype(f32),
         femur_glide_mm=(p["femur_glide_mm"] * loading).astype(f32),
         probe_dx_mm=(p["drift_mm"][0] * tau + tremor[0]).astype(f32),

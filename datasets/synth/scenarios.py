@@ -12,10 +12,10 @@ speckle decorrelation, burst length, lag, jitter; :mod:`params`). The types diff
 - ``incoherent_twin``: the same burst on the *unloading* stroke: variant ``pocket`` travels
   backwards (capsule -> joint), variant ``late`` the positive's way, at the wrong time.
 - ``probe_motion``: probe pressure squeezes fluid into the cleft and lets it drain back the
-  way it came: flowing fluid timed by the probe rocking, not by the loading.
+  way it came: flowing fluid timed by the probe (``pocket_onset``), not by the loading.
 - ``anisotropy``: the labral base looks hypoechoic as the beam angle changes: a tongue-shaped
-  darkening that follows the rocking and fills and drains from the joint side, with the
-  speckle change that a new beam angle brings.
+  darkening timed by the probe that fills and drains from the joint side, with the speckle
+  change that a new beam angle brings.
 - ``frozen_twin``: the tongue shape present but static (static speckle).
 - ``sulcus``: a regular, narrow, partial cleft, static, no flow.
 - ``normal``: nothing in the cleft.
@@ -53,8 +53,8 @@ class Scenario:
 
     Attributes:
         drive: what times the tongue per frame: ``"none"``, ``"loading"`` (the loading
-            stroke), ``"unloading"`` (the unloading stroke), ``"rocking"`` (the probe
-            rocking cycle) or ``"static"``.
+            stroke), ``"unloading"`` (the unloading stroke), ``"probe"`` (the probe's own
+            timing, ``pocket_onset``) or ``"static"``.
         filling: ``"flow"`` (fluid, decorrelating speckle and specks), ``"aniso"`` (tissue
             darkened by the beam angle, speckle changing with it) or ``"still"`` (fluid,
             static speckle).
@@ -73,8 +73,8 @@ SCENARIOS: dict[str, Scenario] = {
     POSITIVE_TYPE: Scenario(drive="loading", filling="flow", packet="forward"),
     "normal": Scenario(),
     "sulcus": Scenario(drive="static", narrow=True),
-    "anisotropy": Scenario(drive="rocking", filling="aniso", packet="in_out"),
-    "probe_motion": Scenario(drive="rocking", filling="flow", packet="in_out"),
+    "anisotropy": Scenario(drive="probe", filling="aniso", packet="in_out"),
+    "probe_motion": Scenario(drive="probe", filling="flow", packet="in_out"),
     "frozen_twin": Scenario(drive="static"),
     "incoherent_twin": Scenario(drive="unloading", filling="flow", packet="reverse"),
 }
