@@ -50,28 +50,27 @@ def _as_float(setting: str, value: Any, low: float, high: float | None = None) -
     return float(value)
 
 
-def _as_float_range(setting: str, value: Any, low: float, high: float) -> tuple[float, float]:
-    """An inclusive ``[lo, hi]`` pair of numbers within ``[low, high]``."""
+def _as_pair(setting: str, value: Any, check: Any, low: Any, high: Any) -> tuple[Any, Any]:
+    """An inclusive ``[lo, hi]`` pair (a single value means ``[v, v]``), each end checked by
+    ``check(setting, value, low, high)`` (:func:`_as_int` or :func:`_as_float`)."""
     pair = list(value) if isinstance(value, list | tuple) else [value, value]
     if len(pair) != 2:
         raise _bad(setting, value, "must be a number or an inclusive [low, high] pair")
-    lo = _as_float(f"{setting}[0]", pair[0], low, high)
-    hi = _as_float(f"{setting}[1]", pair[1], low, high)
+    lo = check(f"{setting}[0]", pair[0], low, high)
+    hi = check(f"{setting}[1]", pair[1], low, high)
     if lo > hi:
         raise _bad(setting, value, "low must not exceed high")
     return lo, hi
+
+
+def _as_float_range(setting: str, value: Any, low: float, high: float) -> tuple[float, float]:
+    """An inclusive ``[lo, hi]`` pair of numbers within ``[low, high]``."""
+    return _as_pair(setting, value, _as_float, low, high)
 
 
 def _as_range(setting: str, value: Any, low: int, high: int) -> tuple[int, int]:
-    """An inclusive ``[lo, hi]`` pair of whole numbers (a single number means ``[n, n]``)."""
-    pair = list(value) if isinstance(value, list | tuple) else [value, value]
-    if len(pair) != 2:
-        raise _bad(setting, value, "must be a number or an inclusive [low, high] pair")
-    lo = _as_int(f"{setting}[0]", pair[0], low, high)
-    hi = _as_int(f"{setting}[1]", pair[1], low, high)
-    if lo > hi:
-        raise _bad(setting, value, "low must not exceed high")
-    return lo, hi
+    """An inclusive ``[lo, hi]`` pair of whole numbers within ``[low, high]``."""
+    return _as_pair(setting, value, _as_int, low, high)
 
 
 def _as_bool(setting: str, value: Any) -> bool:
