@@ -28,15 +28,8 @@ from pynetdicom._globals import ALL_TRANSFER_SYNTAXES
 from pynetdicom.sop_class import Verification
 
 from labral.datasets.dicom_reader import US_MULTIFRAME, US_MULTIFRAME_RETIRED, VIDEO_SYNTAXES
-from labral.errors import (
-    CorruptPixelDataError,
-    LabralError,
-    NotACineError,
-    NotDicomError,
-    NotUltrasoundError,
-    OverLimitError,
-    UnsupportedTransferSyntaxError,
-)
+from labral.errors import LabralError, NotACineError, NotUltrasoundError, OverLimitError
+from labral.serve.errors import READER_ERRORS
 from labral.serve.intake import Intake
 from labral.serve.settings import DicomSettings, is_loopback
 
@@ -46,14 +39,16 @@ SUCCESS = 0x0000
 OUT_OF_RESOURCES = 0xA700  # Refused: Out of Resources
 DOES_NOT_MATCH = 0xA900  # Error: Data Set does not match SOP Class
 CANNOT_UNDERSTAND = 0xC000  # Error: Cannot understand
-#: labral's error classes -> the C-STORE failure status a refused instance gets.
-DIMSE_STATUS: dict[type[LabralError], int] = {
+#: The reader's errors whose C-STORE failure status is not "Cannot understand".
+_SPECIFIC_STATUS: dict[type[LabralError], int] = {
     NotUltrasoundError: DOES_NOT_MATCH,
     NotACineError: DOES_NOT_MATCH,
     OverLimitError: OUT_OF_RESOURCES,
-    CorruptPixelDataError: CANNOT_UNDERSTAND,
-    NotDicomError: CANNOT_UNDERSTAND,
-    UnsupportedTransferSyntaxError: CANNOT_UNDERSTAND,
+}
+#: labral's error classes (the reader's, ``READER_ERRORS``) -> the C-STORE failure status a
+#: refused instance gets.
+DIMSE_STATUS: dict[type[LabralError], int] = {
+    cls: _SPECIFIC_STATUS.get(cls, CANNOT_UNDERSTAND) for cls in READER_ERRORS
 }
 
 
