@@ -21,28 +21,16 @@ import torch
 
 from labral.train.command import build_model, seed_everything, train
 
+from ._manifest_run import manifest_run_overrides  # noqa: TID252
 from .test_train_data import BALANCED, write_manifest  # noqa: TID252
 
 EPOCHS = 2
 
 
 def shared_overrides(manifest: Path, run_dir: Path) -> list[str]:
-    return [
-        f"trainer.max_epochs={EPOCHS}",
-        "trainer.early_stopping_patience=0",
-        "trainer.num_threads=1",
-        "trainer.progress=false",
-        "logger.tensorboard=false",
-        f"data.manifest={manifest}",
-        "data.cache_dir=null",
-        "transforms.eval.frames=8",
-        "transforms.eval.size=[32,32]",
-        "model.widths=[8,8,8,8]",
-        "model.norm=group",
-        "model.dropout=0.0",
-        f"paths.root_dir={run_dir.parent}",
-        f"hydra.run.dir={run_dir}",
-    ]
+    return manifest_run_overrides(
+        manifest, run_dir, EPOCHS, "model.widths=[8,8,8,8]", "model.norm=group", "model.dropout=0.0"
+    )
 
 
 def epoch_rows(run_dir: Path) -> list[dict]:

@@ -23,6 +23,7 @@ import torch
 
 from labral.train.command import train
 
+from ._manifest_run import manifest_run_overrides  # noqa: TID252
 from .test_train_data import BALANCED, write_manifest  # noqa: TID252
 
 EPOCHS = 3
@@ -30,22 +31,14 @@ EPOCHS = 3
 
 def tiny_overrides(manifest: Path, run_dir: Path) -> list[str]:
     """A tiny manifest run: 8x32x32 input, 4-8 channels, dropout 0.2, 3 epochs."""
-    return [
-        f"trainer.max_epochs={EPOCHS}",
-        "trainer.early_stopping_patience=0",
-        "trainer.num_threads=1",
-        "trainer.progress=false",
-        "logger.tensorboard=false",
-        f"data.manifest={manifest}",
+    return manifest_run_overrides(
+        manifest,
+        run_dir,
+        EPOCHS,
         "data.batch_size=2",
-        "data.cache_dir=null",
-        "transforms.eval.frames=8",
-        "transforms.eval.size=[32,32]",
         "model.widths=[4,8,8,8]",
         "model.dropout=0.2",
-        f"paths.root_dir={run_dir.parent}",
-        f"hydra.run.dir={run_dir}",
-    ]
+    )
 
 
 def train_command(manifest: Path, run_dir: Path, *overrides: str) -> list[str]:
