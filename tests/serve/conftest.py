@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
 import socket
 import subprocess
 import sys
@@ -182,6 +184,53 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@contextlib.contextmanager
+def serve_process(
+    cmd: list[str],
+    log_path: Path,
+    port: int,
+    env: dict[str, str] | None = None,
+    name: str = "live server",
+    stop_timeout: float = 10.0,
+) -> Iterator[tuple[subprocess.Popen, str]]:
+    """Run ``cmd`` (a ``labral serve`` on ``port``, output to ``log_path``, ``env`` added to
+    this process's) until /readyz is 200; yield it and its URL; terminate it on exit."""
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONSAFEPATH": "1", **(env or {})},
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 240  # imports torch+monai; slow on a busy machine
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, log_path.read_text()
+            try:
+                if httpx.get(base + "/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"{name} never became ready:\n" + log_path.read_text())
+        yield proc, base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=stop_timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="session")
+def serve_runner():
+    """``serve_process(cmd, log_path, port, env=None, name=..., stop_timeout=10.0)`` for tests:
+    a context manager yielding a ready ``labral serve`` process and its URL."""
+    return serve_process
+
+
 @pytest.fixture(scope="session")
 def live_server(
     tmp_path_factory: pytest.TempPathFactory, bundle_dir: Path, clips
@@ -202,33 +251,8 @@ def live_server(
         f"paths.output_root={tmp_path_factory.mktemp('out')}",
     ]
     log_path = tmp_path_factory.mktemp("log") / "serve.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            cmd,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**__import__("os").environ, "PYTHONSAFEPATH": "1"},
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 240  # imports torch+monai; slow on a busy machine
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, log_path.read_text()
-            try:
-                if httpx.get(base + "/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        else:
-            raise AssertionError("live server never became ready:\n" + log_path.read_text())
+    with serve_process(cmd, log_path, port) as (proc, base):
         yield {"url": base, "proc": proc, "log": log_path, "samples": samples}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 # ---- DICOM node, DICOMweb and results store ------------------------------------------

@@ -7,7 +7,6 @@ its stdout, stderr and Hydra log file are what the identity test reads.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
 import sys
@@ -33,7 +32,7 @@ def tools(require_tool: Callable[[str], str]) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def server(bundle_dir, tmp_path_factory, port_finder) -> Iterator[dict]:
+def server(bundle_dir, tmp_path_factory, port_finder, serve_runner) -> Iterator[dict]:
     """``labral serve`` with an API key and the DICOM node, on free loopback ports."""
     root = tmp_path_factory.mktemp("dicomweb")
     http, node = port_finder(), port_finder()
@@ -43,29 +42,9 @@ def server(bundle_dir, tmp_path_factory, port_finder) -> Iterator[dict]:
         "dicom.enabled=true", f"dicom.port={node}", "dicom.ae_title=LABRAL",
     ]  # fmt: skip
     log = root / "serve.log"
-    env = {**os.environ, "PYTHONSAFEPATH": "1", "LABRAL_API_KEY": KEY}
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
-    base = f"http://127.0.0.1:{http}"
-    try:
-        deadline = time.monotonic() + 240  # imports torch and MONAI; slow on a busy machine
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, log.read_text()
-            try:
-                if httpx.get(base + "/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        else:
-            raise AssertionError("labral serve never became ready:\n" + log.read_text())
+    env = {"LABRAL_API_KEY": KEY}
+    with serve_runner(cmd, log, http, env, name="labral serve", stop_timeout=15) as (proc, base):
         yield {"url": base, "node": node, "root": root, "log": log, "proc": proc}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def client_for(server: dict, headers: dict | None = AUTH) -> DICOMwebClient:
