@@ -19,16 +19,15 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.util
 import io
 import json
-import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import httpx
@@ -38,27 +37,20 @@ import pydicom
 SECRET = "dicom-load-benchmark"  # store.pseudonym_key, so rows can be matched to instances
 
 
-def newest_bundle(root: Path) -> Path | None:
-    """The most recently written bundle folder (model.ts + metadata.json) under ``root``."""
-    found = [p.parent for p in root.glob("**/model.ts") if (p.parent / "metadata.json").is_file()]
-    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+def _serve_load() -> ModuleType:
+    """benchmarks/serve_load.py, whose helpers this script shares (the scripts are not a
+    package, so it is loaded by path)."""
+    path = Path(__file__).with_name("serve_load.py")
+    spec = importlib.util.spec_from_file_location("benchmark_serve_load", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def sample_clip_bytes() -> bytes:
-    """A 2 s synthetic DICOM cine (JPEG Baseline), 128x128, as a scanner would send."""
-    from labral.datasets.synth.dicom_writer import write_cine_dicom
-    from labral.datasets.synth.generate import draw_patient, generate_clip
-
-    clip = generate_clip(draw_patient(7), "positive", 7, frames=40, height=128, width=128)
-    with tempfile.TemporaryDirectory() as folder:
-        return write_cine_dicom(clip, Path(folder) / "clip.dcm", syntax="jpeg").read_bytes()
-
-
-def free_port() -> int:
-    """A loopback TCP port that is free now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+_shared = _serve_load()
+free_port, launch_server = _shared.free_port, _shared.launch_server
+newest_bundle, sample_clip_bytes = _shared.newest_bundle, _shared.sample_clip_bytes
 
 
 def start_server(bundle: Path, state: Path, http: int, dicom: int, associations: int):
@@ -68,21 +60,7 @@ def start_server(bundle: Path, state: Path, http: int, dicom: int, associations:
         f"state_dir={state}", f"paths.output_root={state.parent / 'out'}", "log_level=warning",
         "dicom.enabled=true", f"dicom.port={dicom}", f"dicom.max_associations={associations}",
     ]  # fmt: skip
-    env = {**os.environ, "PYTHONSAFEPATH": "1", "LABRAL_STORE_PSEUDONYM_KEY": SECRET}
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    url = f"http://127.0.0.1:{http}"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited with {proc.returncode}: {' '.join(cmd)}")
-        try:
-            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("server did not become ready within 300 s")
+    return launch_server(cmd, {"PYTHONSAFEPATH": "1", "LABRAL_STORE_PSEUDONYM_KEY": SECRET}, http)
 
 
 def vm_rss_mib(pid: int) -> float:

@@ -30,7 +30,6 @@ from typing import Any
 
 import httpx
 import numpy as np
-import torch
 
 
 def newest_bundle(root: Path) -> Path | None:
@@ -93,7 +92,13 @@ def start_server(
         f"torch_threads={args.torch_threads}", "log_level=warning",
         f"paths.output_root={out_root}",
     ]  # fmt: skip
-    env = {**os.environ, "PYTHONSAFEPATH": "1"}
+    return launch_server(cmd, {"PYTHONSAFEPATH": "1"}, port)
+
+
+def launch_server(cmd: list[str], env: dict[str, str], port: int) -> tuple[subprocess.Popen, str]:
+    """Run ``cmd`` (a ``labral serve`` on loopback ``port``; ``env`` added to this process's,
+    output discarded); return it and its URL once /readyz is 200 (dicom_load.py uses it too)."""
+    env = {**os.environ, **env}
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300
@@ -170,6 +175,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     if args.smoke:
         args.requests, args.latency_requests, args.bare_runs = 8, 3, 2
+    import torch  # here: dicom_load.py loads this file for its helpers, without torch
+
     torch.set_num_threads(args.torch_threads)
 
     tmp = tempfile.TemporaryDirectory()
