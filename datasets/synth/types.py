@@ -7,9 +7,6 @@ from typing import Any
 
 import numpy as np
 
-#: Class names; index = label.
-CLASS_NAMES = ("intact", "detachment")
-
 #: Named hard-negative types. ``"positive"`` marks a positive clip's type.
 NEGATIVE_TYPES = (
     "normal",  # plain intact labrum under the same motion
