@@ -25,7 +25,8 @@ class SynthClip:
 
     Attributes:
         frames: uint8 (T, H, W) B-mode frames, H = depth (rows), W = lateral (columns).
-        label: 1 = detachment (fluid extrudes through a chondrolabral cleft), 0 = intact.
+        label: 1 = fluid extrudes through the chondrolabral cleft in this clip, 0 = it does
+            not (the hip itself may still be detached: see :mod:`hips`).
         clip_type: ``"positive"`` or one of ``NEGATIVE_TYPES``.
         fps: frame rate in frames per second.
         spacing_mm: (row, column) pixel size in millimetres.
