@@ -1,4 +1,12 @@
-"""Validated settings of the scoring service (built from ``configs/serve.yaml``)."""
+"""Validated settings of the scoring service (built from ``configs/serve.yaml``).
+
+Every default is stated once: the read limits (``max_frames``, ``max_rows``, ``max_cols``) are
+``ReadLimits``' dataclass defaults (``datasets/limits.py``); every other default is the field's
+default here. ``configs/serve.yaml`` lists each key (so ``labral serve port=9000`` overrides it)
+but leaves it ``null``, and a ``None`` value means "this field's default" (fields that accept
+``None`` default to ``None``, so nothing is lost). ``serve/asgi.py`` only passes the
+``LABRAL_*`` variables that are set.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +32,22 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+_READER = ReadLimits()  # the reader's default limits, the one source of max_frames/rows/cols
+
+
+class _Settings(BaseModel):
+    """Unknown keys are errors; a ``None`` value (YAML ``null``) takes the field's default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _none_is_default(cls, values: Any) -> Any:
+        if isinstance(values, dict):
+            return {key: value for key, value in values.items() if value is not None}
+        return values
+
+
 def _ae_title(value: str | None) -> str | None:
     """An AE title: 1-16 characters of printable ASCII without a backslash."""
     if value is None:
@@ -34,7 +58,7 @@ def _ae_title(value: str | None) -> str | None:
     return title
 
 
-class StoreSettings(BaseModel):
+class StoreSettings(_Settings):
     """The results store (``serve/store.py``).
 
     Attributes:
@@ -47,14 +71,12 @@ class StoreSettings(BaseModel):
             hourly); None keeps them. The audit trail is never deleted.
     """
 
-    model_config = ConfigDict(extra="forbid")
-
     url: str | None = None
     pseudonym_key: str | None = None
     retention_days: float | None = Field(None, gt=0)
 
 
-class ForwardSettings(BaseModel):
+class ForwardSettings(_Settings):
     """Where the SR made for each DICOM instance is sent by C-STORE (``serve/forward.py``).
 
     Attributes:
@@ -64,8 +86,6 @@ class ForwardSettings(BaseModel):
         backoff_s: wait before the first retry, doubled before each further one.
         timeout_s: association and DIMSE timeout of each try.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     ae_title: str | None = None
     host: str | None = None
@@ -91,7 +111,7 @@ class ForwardSettings(BaseModel):
         return bool(self.ae_title and self.host and self.port)
 
 
-class DicomSettings(BaseModel):
+class DicomSettings(_Settings):
     """The DICOM node: a C-STORE SCP beside the HTTP app (``serve/dicom_node.py``).
 
     Attributes:
@@ -103,8 +123,6 @@ class DicomSettings(BaseModel):
         score_delay_s: test-only; wait this long before scoring each spooled instance.
         forward: where SRs are sent back.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     enabled: bool = False
     host: str = "127.0.0.1"
@@ -119,7 +137,7 @@ class DicomSettings(BaseModel):
     _title = field_validator("ae_title")(_ae_title)
 
 
-class ServeSettings(BaseModel):
+class ServeSettings(_Settings):
     """Everything ``create_app`` needs; every field has a safe default except ``bundle``.
 
     Attributes:
@@ -129,7 +147,8 @@ class ServeSettings(BaseModel):
             ``/metrics`` stay open); required when ``host`` is not
             loopback (the service refuses to start exposed without one).
         max_upload_bytes: request bodies above this get 413 ``payload_too_large``.
-        max_frames / max_rows / max_cols: header-checked limits (ReadLimits) before decoding.
+        max_frames / max_rows / max_cols: header-checked limits (ReadLimits) before decoding;
+            their defaults are ReadLimits' defaults.
         request_timeout_s: a prediction taking longer gets ``timeout``.
         max_batch / batch_window_ms: micro-batching of concurrent requests.
         max_pending: requests being scored at once (their uploads are in memory); beyond it
@@ -146,16 +165,14 @@ class ServeSettings(BaseModel):
         store / dicom: the results store and the DICOM node (see their classes).
     """
 
-    model_config = ConfigDict(extra="forbid")
-
     bundle: Path
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     api_key: str | None = None
     max_upload_bytes: int = Field(256 << 20, gt=0)
-    max_frames: int = Field(2000, gt=0)
-    max_rows: int = Field(2048, gt=0)
-    max_cols: int = Field(2048, gt=0)
+    max_frames: int = Field(_READER.max_frames, gt=0)
+    max_rows: int = Field(_READER.max_rows, gt=0)
+    max_cols: int = Field(_READER.max_cols, gt=0)
     request_timeout_s: float = Field(30.0, gt=0)
     max_batch: int = Field(8, ge=1)
     batch_window_ms: float = Field(5.0, ge=0)

@@ -6,8 +6,10 @@ import pytest
 from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
 
+from labral.datasets.limits import ReadLimits
 from labral.errors import BadConfigError, IncompatibleBundleError
 from labral.serve import command
+from labral.serve.settings import ServeSettings
 
 
 def compose_serve(tmp_path, *overrides: str):
@@ -28,7 +30,16 @@ def test_defaults_are_safe(tmp_path, bundle_dir, monkeypatch):
     settings = command.settings_from_config(cfg)
     assert settings.host == "127.0.0.1" and settings.api_key is None
     assert settings.cors_origins == [] and settings.samples_dir is None
-    assert settings.max_frames == 2000 and settings.max_upload_bytes == 256 << 20
+    assert settings == ServeSettings(bundle=bundle_dir, state_dir=settings.state_dir)
+    assert settings.max_frames == ReadLimits().max_frames
+
+
+def test_null_keys_take_overrides(tmp_path, bundle_dir):
+    cfg = compose_serve(
+        tmp_path, f"bundle={bundle_dir}", "port=9001", "dicom.allowed_callers=[US_ROOM_3]"
+    )
+    settings = command.settings_from_config(cfg)
+    assert settings.port == 9001 and settings.dicom.allowed_callers == ["US_ROOM_3"]
 
 
 def test_api_key_from_environment(tmp_path, bundle_dir, monkeypatch):
