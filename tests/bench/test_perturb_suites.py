@@ -133,3 +133,18 @@ def test_suites_inherit_the_generators_negative_mix() -> None:
     plan = suites._clip_plan({**suites.training_defaults(), "seed": 1, "n_patients": 60})
     types = {item["clip_type"] for item in plan}
     assert {"incoherent_twin", "anisotropy", "probe_motion"} <= types
+
+
+def test_suites_do_not_restate_the_training_defaults() -> None:
+    # one source per default: a suite that inherits synth takes these keys from configs/synth.yaml
+    # (so a new synth default reaches every suite and its hash); it may only set them to differ
+    from omegaconf import OmegaConf
+
+    inherited = suites.training_defaults()
+    for name in suites.known_suites():
+        raw = OmegaConf.to_container(OmegaConf.load(suites.SUITES_DIR / f"{name}.yaml"))
+        assert raw.get("inherit") == "synth", name
+        restated = [key for key in inherited if key in raw and raw[key] == inherited[key]]
+        assert restated == [], f"{name} restates {restated}"
+        definition = suites.load_definition(name)
+        assert all(definition[key] == inherited[key] for key in inherited if key not in raw)
