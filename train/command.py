@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,11 @@ from torch.utils.data import DataLoader, Dataset
 
 from labral.errors import BadConfigError
 from labral.metrics import binary_metrics
+from labral.train.callbacks import EarlyStopping, ModelCheckpoint
 from labral.train.checkpoint import (
     capture_rng_state,
     load_checkpoint,
     restore_rng_state,
-    save_checkpoint,
 )
 from labral.train.data import (
     build_datasets,
@@ -155,14 +156,60 @@ def train(cfg: DictConfig, datasets: dict[str, Dataset] | None = None) -> dict[s
         shutdown_distributed()
 
 
-def _train(
+@dataclass
+class TrainParts:
+    """Everything :func:`setup` builds from the config, shared by :func:`fit` and the rest.
+
+    ``raw_model`` is the unwrapped net (its state dict goes into checkpoints); ``model`` is
+    what trains (DDP-wrapped and/or compiled when the trainer says so).
+    """
+
+    datasets: dict[str, Dataset]
+    fingerprint: str | None
+    raw_model: torch.nn.Module
+    model: torch.nn.Module
+    summary: dict[str, Any]
+    sampler: EpochSampler
+    train_loader: Any
+    val_loader: DataLoader
+    test_loader: DataLoader
+    loss_fn: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    accum: int
+    max_epochs: int
+    precision: str
+    channels_last: bool
+
+
+def new_train_state() -> dict[str, Any]:
+    """The train state of a fresh run (stored as ``train_state`` in every checkpoint)."""
+    return {
+        "epoch": -1,
+        "best_metric": -1.0,
+        "best_epoch": -1,
+        "bad_epochs": 0,
+        "global_step": 0,
+        "stopped": False,
+    }
+
+
+def setup(
     cfg: DictConfig, datasets: dict[str, Dataset] | None, device: torch.device, info: DistInfo
-) -> dict[str, Any]:
+) -> TrainParts:
+    """Seed, then build data, model, loaders, loss, optimizer and scheduler from ``cfg``.
+
+    The order of construction is fixed (it draws from the seeded RNGs), so a run is
+    reproducible from its config.
+
+    Raises:
+        BadConfigError, BadManifestError: for anything that cannot work.
+    """
+    from hydra.utils import instantiate
+
     trainer = cfg.trainer
     seed = int(cfg.seed)
     seed_everything(seed)
-    run_dir = Path(str(cfg.paths.output_dir))
-    ckpt_dir = run_dir / "checkpoints"
     if datasets is None:
         datasets = build_datasets(cfg)
     else:
@@ -209,12 +256,8 @@ def _train(
         )
     else:
         train_loader = make_loader(datasets["train"], cfg, sampler)
-    val_loader = make_loader(datasets["val"], cfg)
-    test_loader = make_loader(datasets["test"], cfg)
     pos_weight = positive_weight(datasets["train"].labels) if sampling == "class_weight" else 1.0
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight, device=device))
-
-    from hydra.utils import instantiate
 
     accum = max(1, int(trainer.get("accumulate_grad_batches", 1)))
     max_epochs = int(trainer.max_epochs)
@@ -223,64 +266,130 @@ def _train(
     scheduler = instantiate(cfg.scheduler)(
         optimizer, total_steps=per_epoch * max_epochs, steps_per_epoch=per_epoch
     )
-    precision = str(trainer.get("precision", "32"))
-    state = {
-        "epoch": -1,
-        "best_metric": -1.0,
-        "best_epoch": -1,
-        "bad_epochs": 0,
-        "global_step": 0,
-        "stopped": False,
+    return TrainParts(
+        datasets=datasets,
+        fingerprint=fingerprint,
+        raw_model=raw_model,
+        model=model,
+        summary=summary,
+        sampler=sampler,
+        train_loader=train_loader,
+        val_loader=make_loader(datasets["val"], cfg),
+        test_loader=make_loader(datasets["test"], cfg),
+        loss_fn=loss_fn,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        accum=accum,
+        max_epochs=max_epochs,
+        precision=str(trainer.get("precision", "32")),
+        channels_last=channels_last,
+    )
+
+
+def build_callbacks(cfg: DictConfig, run_dir: Path) -> tuple[EarlyStopping, ModelCheckpoint]:
+    """``cfg.callbacks`` (configs/callbacks/) instantiated with ``hydra.utils.instantiate``;
+    ``model_checkpoint.dirpath: null`` means ``<run_dir>/checkpoints``."""
+    from hydra.utils import instantiate
+
+    callbacks = cfg.callbacks
+    dirpath = callbacks.model_checkpoint.get("dirpath") or run_dir / "checkpoints"
+    stopper = instantiate(callbacks.early_stopping)
+    checkpointer = instantiate(callbacks.model_checkpoint, dirpath=str(dirpath))
+    return stopper, checkpointer
+
+
+def checkpoint_dict(
+    parts: TrainParts,
+    state: dict[str, Any],
+    config: dict[str, Any],
+) -> dict[str, Any]:
+    """The one checkpoint dict (docs/contracts.md, TRAIN): weights, optimizer, scheduler,
+    scaler, RNG states (captured now), train state, epoch, best metric, config, model summary.
+    """
+    return {
+        "model": parts.raw_model.state_dict(),
+        "optimizer": parts.optimizer.state_dict(),
+        "scheduler": parts.scheduler.state_dict(),
+        "scaler": {},
+        "rng": capture_rng_state(),
+        "train_state": dict(state),
+        "epoch": state["epoch"],
+        "best_metric": state["best_metric"],
+        "config": config,
+        "model_summary": parts.summary,
     }
-    ckpt_path = cfg.get("ckpt_path") or (ckpt_dir / "last.pt" if cfg.get("resume") else None)
-    if ckpt_path is not None and not cfg.get("ckpt_path") and not Path(ckpt_path).is_file():
+
+
+def restore_checkpoint(ckpt: dict[str, Any], parts: TrainParts) -> dict[str, Any]:
+    """Inverse of :func:`checkpoint_dict`: load weights, optimizer and scheduler state into
+    ``parts``, restore the RNG states, and return the train state to continue from."""
+    parts.raw_model.load_state_dict(ckpt["model"])
+    parts.optimizer.load_state_dict(ckpt["optimizer"])
+    parts.scheduler.load_state_dict(ckpt["scheduler"])
+    state = new_train_state()
+    state.update(ckpt["train_state"])
+    restore_rng_state(ckpt["rng"])
+    return state
+
+
+def resume_path(cfg: DictConfig, checkpointer: ModelCheckpoint) -> Path | None:
+    """``ckpt_path``, else ``checkpoints/last.pt`` when ``resume=true``, else None.
+
+    Raises:
+        BadConfigError: ``resume=true`` and the run folder has no ``last.pt``.
+    """
+    if cfg.get("ckpt_path"):
+        return Path(str(cfg.ckpt_path))
+    if not cfg.get("resume"):
+        return None
+    path = checkpointer.last_path
+    if not path.is_file():
         raise BadConfigError(
-            f"resume=true but {ckpt_path} does not exist; set hydra.run.dir=<the folder of the "
+            f"resume=true but {path} does not exist; set hydra.run.dir=<the folder of the "
             "run to continue> (or ckpt_path=<its checkpoints/last.pt>)"
         )
-    if ckpt_path is not None:
-        ckpt = load_checkpoint(ckpt_path, map_location=device)
-        raw_model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        state.update(ckpt["train_state"])
-        restore_rng_state(ckpt["rng"])
-        if info.is_main:
-            print(f"resumed from {ckpt_path} after epoch {state['epoch']}")
+    return path
 
-    logger = RunLogger(
-        run_dir, tensorboard=bool(cfg.logger.get("tensorboard", True)), enabled=info.is_main
-    )
-    config = config_dict(cfg)  # resolved once; stored in every checkpoint
-    if info.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(config))
-        logger.record({"event": "start", **summary, "resumed_from_epoch": state["epoch"]})
-    patience = int(trainer.get("early_stopping_patience", 0) or 0)
-    min_delta = float(trainer.get("early_stopping_min_delta", 0.0))
+
+def fit(
+    cfg: DictConfig,
+    parts: TrainParts,
+    state: dict[str, Any],
+    *,
+    stopper: EarlyStopping,
+    checkpointer: ModelCheckpoint,
+    logger: RunLogger,
+    config: dict[str, Any],
+    device: torch.device,
+    info: DistInfo,
+) -> dict[str, Any]:
+    """The epoch loop from ``state["epoch"] + 1``: train, validate (rank 0), early-stop,
+    checkpoint, log. Returns the final train state (``state`` is updated in place)."""
+    trainer = cfg.trainer
     progress = bool(trainer.get("progress", True)) and info.is_main
+    log_every = int(cfg.logger.get("log_every_n_steps", 10))
 
     def on_step(step: int, values: dict[str, float]) -> None:
-        if step % int(cfg.logger.get("log_every_n_steps", 10)) == 0:
+        if step % log_every == 0:
             logger.scalars(step, values)
 
     epoch = state["epoch"] + 1
-    while epoch < max_epochs and not state["stopped"]:
-        sampler.set_epoch(epoch)
-        if hasattr(train_loader, "set_epoch"):
-            train_loader.set_epoch(epoch)
-        _set_epoch(datasets["train"], epoch)
+    while epoch < parts.max_epochs and not state["stopped"]:
+        parts.sampler.set_epoch(epoch)
+        if hasattr(parts.train_loader, "set_epoch"):
+            parts.train_loader.set_epoch(epoch)
+        _set_epoch(parts.datasets["train"], epoch)
         stats = train_one_epoch(
-            model,
-            train_loader,
-            optimizer,
-            scheduler,
-            loss_fn,
+            parts.model,
+            parts.train_loader,
+            parts.optimizer,
+            parts.scheduler,
+            parts.loss_fn,
             device,
             epoch=epoch,
-            accum_steps=accum,
-            precision=precision,
-            channels_last=channels_last,
+            accum_steps=parts.accum,
+            precision=parts.precision,
+            channels_last=parts.channels_last,
             grad_clip_norm=trainer.get("gradient_clip_val"),
             progress=progress,
             on_step=on_step if info.is_main else None,
@@ -290,31 +399,16 @@ def _train(
         stop = False
         if info.is_main:
             logits, labels = evaluate(
-                raw_model, val_loader, device, precision=precision, channels_last=channels_last
+                parts.raw_model,
+                parts.val_loader,
+                device,
+                precision=parts.precision,
+                channels_last=parts.channels_last,
             )
             val = binary_metrics(labels, sigmoid(logits))
-            improved = val["auroc"] is not None and val["auroc"] > state["best_metric"] + min_delta
-            if improved:
-                state.update(best_metric=val["auroc"], best_epoch=epoch, bad_epochs=0)
-            else:
-                state["bad_epochs"] += 1
-            stop = bool(patience) and state["bad_epochs"] >= patience
+            improved, stop = stopper.update(state, val["auroc"], epoch)
             state.update(epoch=epoch, stopped=stop)
-            ckpt = {
-                "model": raw_model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": {},
-                "rng": capture_rng_state(),
-                "train_state": dict(state),
-                "epoch": epoch,
-                "best_metric": state["best_metric"],
-                "config": config,
-                "model_summary": summary,
-            }
-            if improved:
-                save_checkpoint(ckpt, ckpt_dir / "best.pt")
-            save_checkpoint(ckpt, ckpt_dir / "last.pt")
+            checkpointer.save(checkpoint_dict(parts, state, config), improved)
             logger.record(
                 {
                     "epoch": epoch,
@@ -322,7 +416,7 @@ def _train(
                     "clips_per_s": stats["clips_per_s"],
                     "val_auroc": val["auroc"],
                     "val_nll": val["nll"],
-                    "lr": optimizer.param_groups[0]["lr"],
+                    "lr": parts.optimizer.param_groups[0]["lr"],
                     "best_val_auroc": state["best_metric"],
                 },
                 step=epoch,
@@ -335,6 +429,48 @@ def _train(
             state["epoch"] = epoch
         state["stopped"] = broadcast_flag(stop, info, device)
         epoch += 1
+    return state
+
+
+def _train(
+    cfg: DictConfig, datasets: dict[str, Dataset] | None, device: torch.device, info: DistInfo
+) -> dict[str, Any]:
+    run_dir = Path(str(cfg.paths.output_dir))
+    parts = setup(cfg, datasets, device, info)
+    stopper, checkpointer = build_callbacks(cfg, run_dir)
+    state = new_train_state()
+    ckpt_path = resume_path(cfg, checkpointer)
+    if ckpt_path is not None:
+        state = restore_checkpoint(load_checkpoint(ckpt_path, map_location=device), parts)
+        if info.is_main:
+            print(f"resumed from {ckpt_path} after epoch {state['epoch']}")
+
+    logger = RunLogger(
+        run_dir, tensorboard=bool(cfg.logger.get("tensorboard", True)), enabled=info.is_main
+    )
+    config = config_dict(cfg)  # resolved once; stored in every checkpoint
+    if info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(config))
+        logger.record(
+            {
+                "event": "start",
+                "task_name": str(cfg.get("task_name", "train")),
+                **parts.summary,
+                "resumed_from_epoch": state["epoch"],
+            }
+        )
+    state = fit(
+        cfg,
+        parts,
+        state,
+        stopper=stopper,
+        checkpointer=checkpointer,
+        logger=logger,
+        config=config,
+        device=device,
+        info=info,
+    )
     result: dict[str, Any] = {
         "epochs_run": state["epoch"] + 1,
         "run_dir": str(run_dir),
@@ -346,14 +482,14 @@ def _train(
         result.update(
             calibrate_and_test(
                 cfg,
-                raw_model,
-                val_loader,
-                test_loader,
+                parts.raw_model,
+                parts.val_loader,
+                parts.test_loader,
                 device,
                 run_dir,
-                fingerprint,
-                precision,
-                channels_last,
+                parts.fingerprint,
+                parts.precision,
+                parts.channels_last,
             )
         )
         logger.record(

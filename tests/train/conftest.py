@@ -15,11 +15,6 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 from torch.utils.data import Dataset
 
-TINY_MODEL = [
-    "model.widths=[4,8,8,8]",
-    "model.dropout=0.0",
-]
-
 
 def tiny_clip(label: int, seed: int, frames: int = 8, size: int = 32) -> np.ndarray:
     """uint8 (T, H, W): a blob that moves down over time (label 1) or stays put (label 0)."""
@@ -86,7 +81,8 @@ def motion_datasets() -> dict[str, Dataset]:
 
 @pytest.fixture
 def train_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
-    """Factory: the real ``configs/train.yaml`` composed with tiny overrides into tmp_path."""
+    """Factory: the real ``configs/train.yaml`` composed with ``debug=default`` (the tiny
+    settings) and ``overrides``, writing into tmp_path."""
 
     def make(*overrides: str, run_name: str = "run") -> DictConfig:
         GlobalHydra.instance().clear()
@@ -97,14 +93,7 @@ def train_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
                 overrides=[
                     f"paths.root_dir={tmp_path}",
                     f"hydra.run.dir={run_dir}",
-                    "trainer.max_epochs=2",
-                    "trainer.num_threads=1",
-                    "trainer.progress=false",
-                    "logger.log_every_n_steps=1",
-                    "data.batch_size=4",
-                    "transforms.eval.frames=8",
-                    "transforms.eval.size=[32,32]",
-                    *TINY_MODEL,
+                    "debug=default",  # configs/debug/default.yaml: tiny model, 8x32x32, 2 epochs
                     *overrides,
                 ],
                 return_hydra_config=True,
