@@ -8,8 +8,9 @@ the tests notice.
     .venv/bin/python scripts/mutation_smoke.py --ref HEAD   # the last commit, not the tree
 
 Each mutation is a small text edit of the product source (e.g. ``optimizer.step()`` ->
-``pass``) plus the tests that must catch it. For each one the script applies the edit, runs
-those tests with pytest, undoes the edit, and finally prints a table::
+``pass``) plus the tests that must catch it; the table of them is ``scripts/mutations.py``.
+For each one the script applies the edit, runs those tests with pytest, undoes the edit, and
+finally prints a table::
 
     mutation -> tests run -> failed?
 
@@ -39,209 +40,15 @@ import sys
 import tempfile
 import time
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
+
+# scripts/ is not a package: import the mutation table from this script's own folder,
+# also under PYTHONSAFEPATH=1 or python -P (which leave it off sys.path).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from mutations import MUTATIONS, Mutation  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
-
-@dataclass(frozen=True)
-class Edit:
-    """Replace ``old`` (exact text, must occur exactly once) by ``new`` in ``path``."""
-
-    path: str
-    old: str
-    new: str
-
-
-@dataclass(frozen=True)
-class Mutation:
-    name: str
-    what: str
-    edits: tuple[Edit, ...]
-    tests: tuple[str, ...]
-
-
-MUTATIONS = (
-    Mutation(
-        "optimizer-step-noop",
-        "the optimizer never steps",
-        (Edit("train/loop.py", "            optimizer.step()\n", "            pass\n"),),
-        ("tests/train/test_train_learning.py",),
-    ),
-    Mutation(
-        "rng-restore-removed",
-        "resume does not restore the RNG state of the checkpoint",
-        (
-            Edit(
-                "train/command.py",
-                '        restore_rng_state(ckpt["rng"])\n',
-                "        pass\n",
-            ),
-        ),
-        ("tests/train/test_resume_kill.py",),
-    ),
-    Mutation(
-        "rng-restore-scrambled",
-        "resume reseeds every RNG instead of restoring the checkpoint's state",
-        (
-            Edit(
-                "train/command.py",
-                '        restore_rng_state(ckpt["rng"])\n',
-                "        seed_everything(seed + 1)\n",
-            ),
-        ),
-        ("tests/train/test_resume_kill.py",),
-    ),
-    Mutation(
-        "ddp-unwrapped",
-        "DDP ranks train without DistributedDataParallel (no gradient all-reduce)",
-        (
-            Edit(
-                "train/command.py",
-                "model = torch.nn.parallel.DistributedDataParallel(raw_model, device_ids=ids)",
-                "model = raw_model",
-            ),
-        ),
-        ("tests/train/test_ddp.py",),
-    ),
-    Mutation(
-        "ddp-rank-ignored",
-        "every DDP rank draws the whole epoch instead of its share",
-        (
-            Edit(
-                "train/distributed.py",
-                "return iter(self.order()[self.rank :: self.world_size].tolist())",
-                "return iter(self.order()[: self.per_rank].tolist())",
-            ),
-        ),
-        ("tests/train/test_ddp.py",),
-    ),
-    Mutation(
-        "accumulation-ignored",
-        "the optimizer steps after every micro-batch whatever accumulate_grad_batches says",
-        (
-            Edit(
-                "train/loop.py",
-                "last_of_group = (index + 1) % accum_steps == 0 or (",
-                "last_of_group = True or (",
-            ),
-        ),
-        (
-            "tests/train/test_train_learning.py"
-            "::test_gradient_accumulation_sets_the_optimizer_step_count",
-        ),
-    ),
-    Mutation(
-        "class-weight-ignored",
-        "data.sampling=class_weight leaves the positive weight at 1",
-        (
-            Edit(
-                "train/command.py",
-                'positive_weight(datasets["train"].labels) if sampling == "class_weight"',
-                "1.0 if True",
-            ),
-        ),
-        ("tests/train/test_train_learning.py::test_class_weighting_sets_the_positive_weight",),
-    ),
-    Mutation(
-        "temperature-ignored",
-        "calibrated_probability (bundle, bench, service, training) leaves out the temperature",
-        (
-            Edit(
-                "labral/bundle.py",
-                "scaled = np.asarray(logits, dtype=np.float64) / float(temperature)",
-                "scaled = np.asarray(logits, dtype=np.float64)",
-            ),
-        ),
-        (
-            "tests/test_bundle.py",
-            "tests/test_scoring.py",
-            "tests/train/test_finalize.py",
-            "tests/train/test_export_from_training.py",
-        ),
-    ),
-    Mutation(
-        "temperature-ignored-test-metrics",
-        "training scores its test split without the fitted temperature",
-        (
-            Edit(
-                "train/finalize.py",
-                "sigmoid(test_logits, temperature)",
-                "sigmoid(test_logits)",
-            ),
-        ),
-        ("tests/train/test_finalize.py",),
-    ),
-    Mutation(
-        "threshold-ignored",
-        "decide (bundle, bench, service) decides at 0.5 instead of the bundle's threshold",
-        (
-            Edit(
-                "labral/bundle.py",
-                "    return decision(probability, threshold)\n",
-                "    return decision(probability, 0.5)\n",
-            ),
-        ),
-        (
-            "tests/test_bundle.py",
-            "tests/test_scoring.py",
-            "tests/train/test_export_from_training.py",
-        ),
-    ),
-    Mutation(
-        "threshold-ignored-test-metrics",
-        "training's test metrics decide at 0.5 instead of the fitted threshold",
-        (
-            Edit(
-                "train/finalize.py",
-                "sigmoid(test_logits, temperature), threshold)",
-                "sigmoid(test_logits, temperature))",
-            ),
-        ),
-        ("tests/train/test_finalize.py",),
-    ),
-    Mutation(
-        "relevance-zeroed",
-        "normalise_relevance (bundle, bench, service) returns all-zero temporal relevance",
-        (
-            Edit(
-                "labral/bundle.py",
-                "    return rel / np.where(top > 0, top, 1.0)\n",
-                "    return rel * 0\n",
-            ),
-        ),
-        ("tests/test_bundle.py", "tests/test_scoring.py"),
-    ),
-    Mutation(
-        "patient-split-ignored",
-        "assign_splits deals out clips, so one patient's clips land in several splits",
-        (
-            Edit(
-                "datasets/splits.py",
-                'out = [{**record, "split": chosen[str(record["patient"])]} for record in records]',
-                'out = [{**record, "split": list(chosen.values())[i % len(chosen)]}'
-                " for i, record in enumerate(records)]",
-            ),
-        ),
-        (
-            "tests/datasets/test_splits.py",
-            "tests/train/test_train_data.py::test_rows_without_a_split_are_assigned_one_by_patient",
-        ),
-    ),
-    Mutation(
-        "leakage-check-ignored",
-        "a patient found in two splits is no longer refused",
-        (
-            Edit(
-                "datasets/splits.py",
-                "    splits_of: dict[str, set[str]] = defaultdict(set)\n",
-                "    return\n    splits_of: dict[str, set[str]] = defaultdict(set)\n",
-            ),
-        ),
-        ("tests/datasets/test_splits.py",),
-    ),
-)
 
 SITECUSTOMIZE = '''"""Written by scripts/mutation_smoke.py: labral.* comes from the copy."""
 import sys
