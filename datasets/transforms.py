@@ -25,6 +25,10 @@ head followed by a tail::
 transforms of each (``pipeline.head``); :mod:`labral.datasets.cache` stores its output and
 :class:`~labral.datasets.clip_dataset.ClipDataset` runs ``pipeline.tail`` on it, so a cached
 item goes through exactly the transform the bundle carries.
+
+The index and resize helpers (``resample_indices``, ``window_indices``,
+``evenly_spaced_starts``, ``resize_frames``) live in :mod:`labral.datasets.clip_ops` and are
+re-exported here.
 """
 
 from __future__ import annotations
@@ -35,10 +39,15 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from monai.transforms import Compose, MapTransform, Randomizable, Transform
 
 from labral.datasets.clip import Clip
+from labral.datasets.clip_ops import (
+    evenly_spaced_starts,
+    resample_indices,
+    resize_frames,
+    window_indices,
+)
 from labral.errors import BadConfigError, LabralError
 
 KeysLike = Hashable | Sequence[Hashable]
@@ -90,47 +99,6 @@ def check_spec(spec: Mapping[str, Any], where: str = "eval_transform") -> dict[s
     return {"frames": frames, "fps": fps, "size": size, "windows": windows, "crop": crop}
 
 
-def resample_indices(num_frames: int, source_fps: float, target_fps: float) -> np.ndarray:
-    """Nearest source frame for every output time ``k / target_fps`` within the clip.
-
-    Args:
-        num_frames: T of the source clip (>= 1).
-        source_fps: source frame rate (> 0).
-        target_fps: wanted frame rate (> 0).
-
-    Returns:
-        int64 (T_out,) non-decreasing source indices, ``T_out = ceil(T * target / source)``.
-    """
-    ratio = source_fps / target_fps
-    count = max(1, math.ceil(num_frames / ratio - 1e-9))
-    index = np.floor(np.arange(count) * ratio + 0.5).astype(np.int64)
-    return np.minimum(index, num_frames - 1)
-
-
-def window_indices(num_frames: int, length: int, starts: Sequence[int]) -> np.ndarray:
-    """Indices of fixed-length windows; a clip shorter than ``length`` repeats its last frame.
-
-    Args:
-        num_frames: frames available (>= 1).
-        length: frames per window.
-        starts: first index of each window.
-
-    Returns:
-        int64 (len(starts), length) indices into the available frames.
-    """
-    offsets = np.arange(length, dtype=np.int64)
-    rows = [np.minimum(int(start) + offsets, num_frames - 1) for start in starts]
-    return np.stack(rows).astype(np.int64)
-
-
-def evenly_spaced_starts(num_frames: int, length: int, windows: int) -> list[int]:
-    """Starts of ``windows`` evenly spaced windows; one window is centred."""
-    span = max(0, num_frames - length)
-    if windows == 1:
-        return [span // 2]
-    return [int(round(v)) for v in np.linspace(0, span, windows)]
-
-
 class ResizeClip(Transform):
     """Array transform: uint8 (..., H, W) -> uint8 (..., h, w), antialiased bilinear.
 
@@ -151,22 +119,6 @@ class ResizeClip(Transform):
             c0, c1 = int(round(left * width)), width - int(round(right * width))
             frames = frames[..., r0 : max(r1, r0 + 1), c0 : max(c1, c0 + 1)]
         return resize_frames(frames, self.size)
-
-
-def resize_frames(frames: np.ndarray, size: Sequence[int]) -> np.ndarray:
-    """Resize uint8 or float32 frames (..., H, W) to (..., h, w); dtype is kept.
-
-    Antialiased bilinear (torch), so downscaling averages like an area filter.
-    """
-    lead, (height, width) = frames.shape[:-2], frames.shape[-2:]
-    if (height, width) == tuple(size):
-        return frames
-    tensor = torch.from_numpy(np.ascontiguousarray(frames)).reshape(-1, 1, height, width)
-    if tensor.dtype not in (torch.uint8, torch.float32):
-        tensor = tensor.float()
-    # torch resizes uint8 natively (rounded), about 2x faster than going through float
-    out = F.interpolate(tensor, size=tuple(size), mode="bilinear", antialias=True)
-    return out.reshape(*lead, *size).numpy().astype(frames.dtype, copy=False)
 
 
 class ScaleUint8(Transform):

@@ -1,0 +1,71 @@
+"""Index and array helpers for clip transforms: frame resampling, windows and resizing.
+
+Plain functions on numpy arrays (no data dict); :mod:`labral.datasets.transforms` builds its
+MONAI transforms on them and re-exports them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def resample_indices(num_frames: int, source_fps: float, target_fps: float) -> np.ndarray:
+    """Nearest source frame for every output time ``k / target_fps`` within the clip.
+
+    Args:
+        num_frames: T of the source clip (>= 1).
+        source_fps: source frame rate (> 0).
+        target_fps: wanted frame rate (> 0).
+
+    Returns:
+        int64 (T_out,) non-decreasing source indices, ``T_out = ceil(T * target / source)``.
+    """
+    ratio = source_fps / target_fps
+    count = max(1, math.ceil(num_frames / ratio - 1e-9))
+    index = np.floor(np.arange(count) * ratio + 0.5).astype(np.int64)
+    return np.minimum(index, num_frames - 1)
+
+
+def window_indices(num_frames: int, length: int, starts: Sequence[int]) -> np.ndarray:
+    """Indices of fixed-length windows; a clip shorter than ``length`` repeats its last frame.
+
+    Args:
+        num_frames: frames available (>= 1).
+        length: frames per window.
+        starts: first index of each window.
+
+    Returns:
+        int64 (len(starts), length) indices into the available frames.
+    """
+    offsets = np.arange(length, dtype=np.int64)
+    rows = [np.minimum(int(start) + offsets, num_frames - 1) for start in starts]
+    return np.stack(rows).astype(np.int64)
+
+
+def evenly_spaced_starts(num_frames: int, length: int, windows: int) -> list[int]:
+    """Starts of ``windows`` evenly spaced windows; one window is centred."""
+    span = max(0, num_frames - length)
+    if windows == 1:
+        return [span // 2]
+    return [int(round(v)) for v in np.linspace(0, span, windows)]
+
+
+def resize_frames(frames: np.ndarray, size: Sequence[int]) -> np.ndarray:
+    """Resize uint8 or float32 frames (..., H, W) to (..., h, w); dtype is kept.
+
+    Antialiased bilinear (torch), so downscaling averages like an area filter.
+    """
+    lead, (height, width) = frames.shape[:-2], frames.shape[-2:]
+    if (height, width) == tuple(size):
+        return frames
+    tensor = torch.from_numpy(np.ascontiguousarray(frames)).reshape(-1, 1, height, width)
+    if tensor.dtype not in (torch.uint8, torch.float32):
+        tensor = tensor.float()
+    # torch resizes uint8 natively (rounded), about 2x faster than going through float
+    out = F.interpolate(tensor, size=tuple(size), mode="bilinear", antialias=True)
+    return out.reshape(*lead, *size).numpy().astype(frames.dtype, copy=False)
