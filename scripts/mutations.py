@@ -38,8 +38,8 @@ MUTATIONS = (
         (
             Edit(
                 "train/checkpointing.py",
-                '        restore_rng_state(ckpt["rng"])\n',
-                "        pass\n",
+                '    restore_rng_state(ckpt["rng"])\n',
+                "    pass\n",
             ),
         ),
         ("tests/train/test_resume_kill.py",),
@@ -50,8 +50,8 @@ MUTATIONS = (
         (
             Edit(
                 "train/checkpointing.py",
-                '        restore_rng_state(ckpt["rng"])\n',
-                "        seed_everything(seed + 1)\n",
+                '    restore_rng_state(ckpt["rng"])\n',
+                "    seed_everything(seed + 1)\n",
             ),
         ),
         ("tests/train/test_resume_kill.py",),

@@ -8,24 +8,26 @@ torchrun --nproc_per_node=2 -m labral.train.command trainer=ddp hydra.run.dir=<d
 
 from __future__ import annotations
 
-import random
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from labral.errors import BadConfigError
 from labral.metrics import binary_metrics
 from labral.train.callbacks import EarlyStopping, ModelCheckpoint
 from labral.train.checkpoint import (
-    capture_rng_state,
     load_checkpoint,
-    restore_rng_state,
+)
+from labral.train.checkpointing import (
+    build_callbacks,
+    checkpoint_dict,
+    new_train_state,
+    restore_checkpoint,
+    resume_path,
 )
 from labral.train.data import (
     build_datasets,
@@ -45,14 +47,14 @@ from labral.train.distributed import (
 from labral.train.finalize import calibrate_and_test
 from labral.train.loop import evaluate, sigmoid, steps_per_epoch, train_one_epoch
 from labral.train.model_summary import summarize_model
+from labral.train.parts import (
+    TrainParts,
+    build_model,
+    make_loader,
+    seed_everything,
+    select_device,
+)
 from labral.train.run_log import RunLogger
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (all devices)."""
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
 
 
 def config_dict(cfg: DictConfig) -> dict[str, Any]:
@@ -68,58 +70,6 @@ def config_dict(cfg: DictConfig) -> dict[str, Any]:
     except Exception:  # noqa: BLE001 - outside a Hydra run ${hydra:...} cannot resolve
         plain = OmegaConf.to_container(cfg, resolve=False)
         return {key: plain[key] for key in keys}  # type: ignore[index]
-
-
-def select_device(trainer: DictConfig) -> torch.device:
-    """``trainer.accelerator``: cpu, gpu/cuda, or auto (cuda when available)."""
-    accelerator = str(trainer.get("accelerator", "cpu"))
-    if accelerator == "auto":
-        accelerator = "gpu" if torch.cuda.is_available() else "cpu"
-    if accelerator in ("gpu", "cuda"):
-        if not torch.cuda.is_available():
-            raise BadConfigError(
-                "trainer.accelerator=gpu but no CUDA device is visible; use trainer=cpu"
-            )
-        return torch.device("cuda")
-    if accelerator != "cpu":
-        raise BadConfigError(f"trainer.accelerator={accelerator!r}: use cpu, gpu or auto")
-    return torch.device("cpu")
-
-
-def build_model(cfg: DictConfig) -> torch.nn.Module:
-    """Instantiate ``cfg.model``; a wrong ``_target_`` or argument becomes a BadConfigError."""
-    from hydra.utils import instantiate
-
-    from labral.models.weights import load_init_weights
-
-    target = cfg.model.get("_target_", "<missing>")
-    try:
-        model = instantiate(cfg.model)
-    except Exception as exc:  # noqa: BLE001 - Hydra wraps import and argument errors alike
-        raise BadConfigError(
-            f"model._target_={target} cannot be built ({str(exc).splitlines()[0]}); choose one "
-            "of the configs in configs/model/ (e.g. model=compact) or fix its arguments"
-        ) from exc
-    if not isinstance(model, torch.nn.Module):
-        raise BadConfigError(f"model._target_={target} did not build a torch.nn.Module")
-    if cfg.model.get("init_weights"):  # start from a local state dict (labral.models.weights)
-        print(load_init_weights(model, str(cfg.model.init_weights)), flush=True)
-    return model
-
-
-def make_loader(dataset: Dataset, cfg: DictConfig, sampler: Any = None) -> DataLoader:
-    """A DataLoader with ``data.batch_size`` / ``data.num_workers``; fixed order if no sampler."""
-    workers = int(cfg.data.get("num_workers", 0))
-    return DataLoader(
-        dataset,
-        batch_size=int(cfg.data.batch_size),
-        sampler=sampler,
-        shuffle=False,
-        num_workers=workers,
-        pin_memory=bool(cfg.data.get("pin_memory", False)),
-        persistent_workers=False,
-        drop_last=False,
-    )
 
 
 def _set_epoch(dataset: Dataset, epoch: int) -> None:
@@ -154,44 +104,6 @@ def train(cfg: DictConfig, datasets: dict[str, Dataset] | None = None) -> dict[s
         return _train(cfg, datasets, device, info)
     finally:
         shutdown_distributed()
-
-
-@dataclass
-class TrainParts:
-    """Everything :func:`setup` builds from the config, shared by :func:`fit` and the rest.
-
-    ``raw_model`` is the unwrapped net (its state dict goes into checkpoints); ``model`` is
-    what trains (DDP-wrapped and/or compiled when the trainer says so).
-    """
-
-    datasets: dict[str, Dataset]
-    fingerprint: str | None
-    raw_model: torch.nn.Module
-    model: torch.nn.Module
-    summary: dict[str, Any]
-    sampler: EpochSampler
-    train_loader: Any
-    val_loader: DataLoader
-    test_loader: DataLoader
-    loss_fn: torch.nn.Module
-    optimizer: torch.optim.Optimizer
-    scheduler: Any
-    accum: int
-    max_epochs: int
-    precision: str
-    channels_last: bool
-
-
-def new_train_state() -> dict[str, Any]:
-    """The train state of a fresh run (stored as ``train_state`` in every checkpoint)."""
-    return {
-        "epoch": -1,
-        "best_metric": -1.0,
-        "best_epoch": -1,
-        "bad_epochs": 0,
-        "global_step": 0,
-        "stopped": False,
-    }
 
 
 def setup(
@@ -284,71 +196,6 @@ def setup(
         precision=str(trainer.get("precision", "32")),
         channels_last=channels_last,
     )
-
-
-def build_callbacks(cfg: DictConfig, run_dir: Path) -> tuple[EarlyStopping, ModelCheckpoint]:
-    """``cfg.callbacks`` (configs/callbacks/) instantiated with ``hydra.utils.instantiate``;
-    ``model_checkpoint.dirpath: null`` means ``<run_dir>/checkpoints``."""
-    from hydra.utils import instantiate
-
-    callbacks = cfg.callbacks
-    dirpath = callbacks.model_checkpoint.get("dirpath") or run_dir / "checkpoints"
-    stopper = instantiate(callbacks.early_stopping)
-    checkpointer = instantiate(callbacks.model_checkpoint, dirpath=str(dirpath))
-    return stopper, checkpointer
-
-
-def checkpoint_dict(
-    parts: TrainParts,
-    state: dict[str, Any],
-    config: dict[str, Any],
-) -> dict[str, Any]:
-    """The one checkpoint dict (docs/contracts.md, TRAIN): weights, optimizer, scheduler,
-    scaler, RNG states (captured now), train state, epoch, best metric, config, model summary.
-    """
-    return {
-        "model": parts.raw_model.state_dict(),
-        "optimizer": parts.optimizer.state_dict(),
-        "scheduler": parts.scheduler.state_dict(),
-        "scaler": {},
-        "rng": capture_rng_state(),
-        "train_state": dict(state),
-        "epoch": state["epoch"],
-        "best_metric": state["best_metric"],
-        "config": config,
-        "model_summary": parts.summary,
-    }
-
-
-def restore_checkpoint(ckpt: dict[str, Any], parts: TrainParts) -> dict[str, Any]:
-    """Inverse of :func:`checkpoint_dict`: load weights, optimizer and scheduler state into
-    ``parts``, restore the RNG states, and return the train state to continue from."""
-    parts.raw_model.load_state_dict(ckpt["model"])
-    parts.optimizer.load_state_dict(ckpt["optimizer"])
-    parts.scheduler.load_state_dict(ckpt["scheduler"])
-    state = new_train_state()
-    state.update(ckpt["train_state"])
-    restore_rng_state(ckpt["rng"])
-    return state
-
-
-def resume_path(cfg: DictConfig, checkpointer: ModelCheckpoint) -> Path | None:
-    """``ckpt_path``, else ``checkpoints/last.pt`` when ``resume=true``, else None.
-
-    Raises:
-        BadConfigError: ``resume=true`` and the run folder has no ``last.pt``.
-    """
-    if cfg.get("ckpt_path"):
-        return Path(str(cfg.ckpt_path))
-    if not cfg.get("resume"):
-        return None
-    path = checkpointer.last_path
-    if not path.is_file():
-        raise BadConfigError(
-            f"resume=true but {path} does not exist; set hydra.run.dir=<the folder of the "
-            "run to continue> (or ckpt_path=<its checkpoints/last.pt>)"
-        )
-    return path
 
 
 def fit(
