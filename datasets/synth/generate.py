@@ -20,7 +20,6 @@ import json
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
 
 from labral.datasets.synth import imaging
 from labral.datasets.synth.anatomy import (
@@ -35,9 +34,9 @@ from labral.datasets.synth.motion import burst_extent, make_traces, packet_bound
 from labral.datasets.synth.params import CLIP_KEYS, clip_rng, draw_clip_params
 from labral.datasets.synth.scenarios import CLIP_TYPES, Scenario, pick_scenario
 from labral.datasets.synth.types import POSITIVE_TYPE, SynthClip
+from labral.datasets.synth.warp import MARGIN, lookup_index, receiver_noise
 from labral.errors import BadConfigError
 
-MARGIN = 10
 #: Sparse scatterers in fluid: fraction of pixels and their echo power.
 SPECK_FRACTION = 0.15
 SPECK_ECHO = 0.05
@@ -240,7 +239,7 @@ def generate_clip(
         sub[:, mask[r0:r1, c0:c1]] *= np.sqrt(gains).astype(np.float32)[:, None]
 
     # --- warp (image pixel -> tissue point) and image formation
-    idx = _lookup_index(maps, tr, height, width, hip)
+    idx = lookup_index(maps, tr, height, width, hip)
     iq = np.take(amp.ravel(), idx)
     imaging_p = drawn["imaging"]
     focus_mm = hip["focus_frac"] * hip["depth_mm"]
@@ -264,7 +263,7 @@ def generate_clip(
         imaging_p["tgc_wobble_phase"],
     )
     iq = imaging.convolve_psf(iq, axial, lateral * row_gain)
-    noise_iq = _receiver_noise(rng, frames, height, width, imaging_p["noise_level"])
+    noise_iq = receiver_noise(rng, frames, height, width, imaging_p["noise_level"])
     frame_gain = imaging_p["gain_db"] + tr.gain_db
     for t in range(frames):
         iq[t] += noise_iq[t]
@@ -404,63 +403,3 @@ def _narrow(inside: np.ndarray, scale: float) -> np.ndarray:
             start = cols[0] + (cols.size - keep) // 2
             out[r, start : start + keep] = True
     return out
-
-
-def _receiver_noise(
-    rng: np.random.Generator, frames: int, height: int, width: int, level: float
-) -> list[np.ndarray]:
-    """Complex white noise, T views (H, W): random crops of one field (cheap, new per frame)."""
-    pad = 24
-    field = rng.standard_normal((2, height + pad, width + pad), dtype=np.float32) * np.float32(
-        level
-    )
-    field_c = (field[0] + 1j * field[1]).astype(np.complex64)
-    offs = rng.integers(0, pad, (frames, 2))
-    return [field_c[a : a + height, b : b + width] for a, b in offs]
-
-
-def _lookup_index(maps: Any, tr: Any, height: int, width: int, hip: dict[str, Any]) -> np.ndarray:
-    """Flat int32 indices (T, H, W) into the (T, Hr, Wr) reference stacks, one per pixel.
-
-    Probe tilt is a small rotation about the labrum, drift/pressure a shift; the femur
-    rotates about the femoral head centre, and each pixel's displacement is weighted by how
-    much its tissue follows the femur (looked up at the pixel's un-moved position: the probe
-    moves by a few pixels at most).
-    """
-    frames = tr.loading.shape[0]
-    hr, wr = maps.echo.shape
-    m = MARGIN
-    zpx = np.arange(height, dtype=np.float32)[None, :, None]
-    xpx = np.arange(width, dtype=np.float32)[None, None, :]
-    theta = np.deg2rad(tr.probe_tilt_deg).astype(np.float32)[:, None, None]
-    # the sonographer rocks the probe about the labrum, keeping it in view
-    b0, b1, b2, b3 = maps.cleft_box
-    zp_px, xp_px = np.float32((b0 + b1) / 2 - m), np.float32((b2 + b3) / 2 - m)
-    ratio = np.float32(maps.dz / maps.dx)
-    w_img = maps.moves[m : m + height, m : m + width][None]
-    col_t = (tr.probe_dx_mm / maps.dx)[:, None, None] - theta * (zpx - zp_px) * ratio
-    row_t = (tr.probe_dz_mm / maps.dz)[:, None, None] + theta * (xpx - xp_px) / ratio
-    # femur rotation about the head centre: source = c + R(-phi) (p - c), weighted by w
-    phi = np.deg2rad(tr.femur_rot_deg).astype(np.float32)[:, None, None]
-    cos1, sin = np.cos(phi) - np.float32(1.0), np.sin(phi)
-    u = (xpx + 0.5) * np.float32(maps.dx) - np.float32(maps.pivot_mm[0])  # mm, (1, 1, W)
-    v = (zpx + 0.5) * np.float32(maps.dz) - np.float32(maps.pivot_mm[1])  # mm, (1, H, 1)
-    d_col = (u * cos1 + v * sin) * np.float32(1.0 / maps.dx)
-    d_row = (v * cos1 - u * sin) * np.float32(1.0 / maps.dz)
-    # the head glides toward the probe as the joint is loaded; the tissue above follows it
-    # less and less (weights smoothed in depth, so the cortex line moves whole, unbroken)
-    glide_w = ndimage.gaussian_filter1d(maps.moves, sigma=3.0, axis=0)[
-        m : m + height, m : m + width
-    ]
-    glide = (tr.femur_glide_mm / maps.dz).astype(np.float32)[:, None, None]
-    rows = (zpx + np.float32(m + 0.5)) + row_t.astype(np.float32)
-    rows += w_img * d_row + glide_w[None] * glide
-    cols = (xpx + np.float32(m + 0.5)) + col_t.astype(np.float32)
-    cols += w_img * d_col
-    np.clip(rows, 0, hr - 1, out=rows)
-    np.clip(cols, 0, wr - 1, out=cols)
-    ri = rows.astype(np.int32)
-    ri += (np.arange(frames, dtype=np.int32) * hr)[:, None, None]
-    ri *= np.int32(wr)
-    ri += cols.astype(np.int32)
-    return ri
