@@ -39,6 +39,10 @@ GENERATOR_MODULES = (
     "labral.datasets.synth.imaging",
     "labral.datasets.synth.motion",
     "labral.datasets.synth.scenarios",
+    "labral.datasets.synth.difficulty",
+    "labral.datasets.synth.params",
+    "labral.datasets.synth.hips",
+    "labral.datasets.synth.warp",
     "labral.datasets.synth.generate",
     "labral.datasets.synth.dicom_writer",
     "labral.bench.suites",  # the clip plan (patients, seeds, types) is drawn here
@@ -118,13 +122,17 @@ def training_defaults() -> dict[str, Any]:
 
 
 def generator_code_version() -> str:
-    """SHA-256 over the source of ``GENERATOR_MODULES`` that are installed (in order)."""
+    """SHA-256 over the source of ``GENERATOR_MODULES`` that are installed (in order) and
+    the difficulty levels' files (a suite names its level; the file holds its knobs)."""
     digest = hashlib.sha256()
     for module in GENERATOR_MODULES:
         spec = importlib.util.find_spec(module)
         if spec is not None and spec.origin:
             digest.update(module.encode())
             digest.update(Path(spec.origin).read_bytes())
+    for level in sorted((SUITES_DIR.parent / "difficulty").glob("*.yaml")):  # the knob ranges
+        digest.update(level.name.encode())
+        digest.update(level.read_bytes())
     return digest.hexdigest()
 
 

@@ -148,3 +148,20 @@ def test_suites_do_not_restate_the_training_defaults() -> None:
         assert restated == [], f"{name} restates {restated}"
         definition = suites.load_definition(name)
         assert all(definition[key] == inherited[key] for key in inherited if key not in raw)
+
+
+def test_suite_hash_covers_every_module_the_generator_reads() -> None:
+    # a suite is cached by the hash of the generator's code: a module generate_clip reads
+    # but the hash leaves out would serve stale clips after it changes
+    import re
+    from pathlib import Path
+
+    from labral.bench import suites
+    from labral.datasets.synth import generate
+
+    source = Path(generate.__file__).read_text()
+    used = set(re.findall(r"from (labral\.datasets\.synth\.\w+) import", source))
+    for name in list(used):
+        module_source = Path(__import__(name, fromlist=["x"]).__file__).read_text()
+        used |= set(re.findall(r"from (labral\.datasets\.synth\.\w+) import", module_source))
+    assert used and used <= set(suites.GENERATOR_MODULES), used - set(suites.GENERATOR_MODULES)
