@@ -6,9 +6,10 @@ DICOM writer, so scoring exercises the same reader path as real files. The resul
 of the generator and writer modules (the "generator code version"): changing either makes a
 new folder, never a silently stale one.
 
-Patients are disjoint from training data by seed range: ``labral synth`` derives patient seeds
-as 32-bit hashes (< 2**32), while a suite's patient seeds are ``2**32 + seed + 100_000 *
-setting + patient``, which no 32-bit seed can equal; patient ids differ too.
+Patients are disjoint from training data and from every other suite by seed range: the one
+registry of ranges is :mod:`labral.bench.seeds`, and a suite whose range meets another's is
+refused when it is loaded. What a suite contains (the clip plan, the truth written beside
+each clip) is :mod:`labral.bench.suite_plan`.
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from omegaconf import OmegaConf
 from tqdm import tqdm
 
+from labral.bench.seeds import check_suite_seeds
+from labral.bench.suite_plan import clip_plan, generate_one
 from labral.datasets.synth.difficulty import default_level
-from labral.datasets.synth.hips import draw_hip_truth
 from labral.datasets.synth.scenarios import DEFAULT_NEGATIVE_MIX
 from labral.errors import BadConfigError, BadManifestError
 
@@ -45,11 +46,10 @@ GENERATOR_MODULES = (
     "labral.datasets.synth.warp",
     "labral.datasets.synth.generate",
     "labral.datasets.synth.dicom_writer",
-    "labral.bench.suites",  # the clip plan (patients, seeds, types) is drawn here
+    "labral.bench.seeds",  # patient seed ranges
+    "labral.bench.suite_plan",  # the clip plan (patients, seeds, types) and its truth
 )
 COMPLETE_MARKER = ".complete"
-#: Suite patient seeds start here: above every 32-bit seed that ``labral synth`` can draw.
-SEED_OFFSET = 2**32
 
 
 @dataclass
@@ -78,11 +78,18 @@ def known_suites() -> list[str]:
     return sorted(path.stem for path in SUITES_DIR.glob("*.yaml"))
 
 
-def load_definition(name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+def load_definition(
+    name: str, overrides: dict[str, Any] | None = None, check_seeds: bool = True
+) -> dict[str, Any]:
     """Read ``configs/suites/<name>.yaml`` and apply ``overrides`` (e.g. ``{"n_patients": 10}``).
 
+    Args:
+        check_seeds: refuse a suite whose patient seeds meet another shipped suite's or
+            training's (:func:`labral.bench.seeds.check_suite_seeds`).
+
     Raises:
-        BadConfigError: unknown suite name (the message lists the known ones).
+        BadConfigError: unknown suite name (the message lists the known ones), or patient
+            seeds shared with another suite or with training.
     """
     path = SUITES_DIR / f"{name}.yaml"
     if not path.is_file():
@@ -97,6 +104,9 @@ def load_definition(name: str, overrides: dict[str, Any] | None = None) -> dict[
     for key, value in (overrides or {}).items():
         if value is not None:
             definition[key] = value
+    if check_seeds:
+        others = {other: load_definition(other, check_seeds=False) for other in known_suites()}
+        check_suite_seeds(definition, others)
     return definition
 
 
@@ -142,116 +152,6 @@ def definition_hash(definition: dict[str, Any]) -> str:
     return hashlib.sha256(f"{canonical}|{generator_code_version()}".encode()).hexdigest()
 
 
-def _clip_plan(definition: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every clip to generate, in order: patient, hip truth, seeds, type, fps, frames, setting.
-
-    Each patient has one or two hips (clips alternate sides); hips are detached or intact and
-    clips show the extrusion by the generator's hip-level rule
-    (:func:`labral.datasets.synth.hips.draw_hip_truth`), per setting.
-    """
-    prevalence = float(definition.get("prevalence", 0.5))
-    mix = dict(definition.get("negative_mix") or DEFAULT_NEGATIVE_MIX)
-    threshold = tuple(definition.get("extrusion_threshold") or (0.05, 0.55))
-    base_clip = dict(definition.get("clip") or {})
-    settings = definition.get("settings") or [{"name": "default"}]
-    n_clips = int(definition.get("clips_per_patient", 2))
-    plan: list[dict[str, Any]] = []
-    for s_index, setting in enumerate(settings):
-        clip_cfg = {**base_clip, **(setting.get("clip") or {})}
-        n_patients = int(setting.get("n_patients", definition.get("n_patients", 10)))
-        seeds = [
-            SEED_OFFSET + int(definition["seed"]) + s_index * 100_000 + p for p in range(n_patients)
-        ]
-        sides = [("R", "L")[: min(2, n_clips)] for _ in seeds]
-        per_hip = [[c for c in range(n_clips) if c % 2 == k] for k in range(2)]
-        hips = [(p, side) for p in range(n_patients) for side in sides[p]]
-        truth = draw_hip_truth(
-            [len(per_hip[0 if side == "R" else 1]) for _, side in hips],
-            prevalence,
-            (float(threshold[0]), float(threshold[1])),
-            mix,
-            np.random.default_rng([int(definition["seed"]), s_index, 0x5017E]),
-        )
-        by_clip = {
-            (p, per_hip[0 if side == "R" else 1][k]): (side, t)
-            for (p, side), hip_truth in zip(hips, truth, strict=True)
-            for k, t in enumerate(hip_truth)
-        }
-        for p_index, patient_seed in enumerate(seeds):
-            rng = np.random.default_rng(patient_seed)
-            for c_index in range(n_clips):
-                side, clip_truth = by_clip[(p_index, c_index)]
-                fps = clip_cfg.get("fps", 20.0)
-                if isinstance(fps, list):  # integer fps in the range, as labral synth draws
-                    fps = int(rng.integers(int(fps[0]), int(fps[1]) + 1))
-                patient = f"B{s_index:02d}-{p_index:05d}"  # DICOM SH/LO-safe, unlike "P0007"
-                plan.append(
-                    {
-                        "patient": patient,
-                        "hip": f"{patient}_{side}",
-                        "hip_label": clip_truth.hip_label,
-                        "patient_seed": patient_seed,
-                        "clip_seed": patient_seed * 100 + c_index + 1,
-                        "clip": c_index,
-                        "side": side,
-                        "clip_type": clip_truth.clip_type,
-                        "label": clip_truth.label,
-                        "fps": round(float(fps), 3),
-                        "frames": int(clip_cfg.get("frames", 32)),
-                        "height": int(clip_cfg.get("height", 128)),
-                        "width": int(clip_cfg.get("width", 128)),
-                        "overrides": dict(setting.get("overrides") or {}),
-                        "difficulty": setting.get("difficulty", definition.get("difficulty")),
-                        "shift": str(setting["name"]),
-                    }
-                )
-    return plan
-
-
-def _generate_one(item: dict[str, Any], dicom: dict[str, Any], out: Path) -> dict[str, Any]:
-    from labral.datasets.synth.dicom_writer import write_cine_dicom
-    from labral.datasets.synth.generate import draw_patient, generate_clip
-
-    anatomy = draw_patient(item["patient_seed"])
-    clip = generate_clip(
-        anatomy,
-        item["clip_type"],
-        item["clip_seed"],
-        frames=item["frames"],
-        height=item["height"],
-        width=item["width"],
-        fps=item["fps"],
-        side=item["side"],
-        overrides=item["overrides"] or None,
-        difficulty=item["difficulty"],
-    )
-    rel = Path("clips") / f"{item['patient']}-{item['clip']}.dcm"
-    write_cine_dicom(
-        clip,
-        out / rel,
-        syntax=dicom.get("syntax", "jpeg"),
-        jpeg_quality=int(dicom.get("jpeg_quality", 90)),
-        burned_in_text=bool(dicom.get("burned_in_text", True)),
-        patient={"patient": item["patient"], "side": item["side"], "clip": item["clip"]},
-    )
-    return {
-        "path": rel.as_posix(),
-        "label": int(clip.label),
-        "hip_label": item["hip_label"],
-        "patient": item["patient"],
-        "hip": item["hip"],
-        "side": item["side"],
-        "clip": item["clip"],
-        "split": "test",
-        "clip_type": clip.clip_type,
-        "fps": float(clip.fps),
-        "extrusion_frames": [int(f) for f in clip.extrusion_frames],
-        "shift": item["shift"],
-        "difficulty": clip.params["difficulty"]["level"],
-        "params": {"overrides": item["overrides"], "clip_seed": item["clip_seed"]},
-    }
-
-
 def generate_suite(
     definition: dict[str, Any], cache_dir: str | Path, show_progress: bool = True, workers: int = 1
 ) -> Path:
@@ -268,8 +168,8 @@ def generate_suite(
         return manifest
     out.mkdir(parents=True, exist_ok=True)
     dicom = dict(definition.get("dicom") or {})
-    plan = _clip_plan(definition)
-    work = partial(_generate_one, dicom=dicom, out=out)
+    plan = clip_plan(definition)
+    work = partial(generate_one, dicom=dicom, out=out)
     desc = f"generating suite {definition['name']}"
     with tqdm(total=len(plan), desc=desc, disable=not show_progress) as bar:
         if workers > 1:
@@ -310,6 +210,9 @@ def load_records(manifest: Path) -> list[dict[str, Any]]:
         row["path"] = str(path)
         if not path.is_file():
             missing.append(str(path))
+        if row.get("extrusion_mask"):  # a synthetic suite's truth file (bench.suite_plan)
+            mask = Path(row["extrusion_mask"])
+            row["extrusion_mask"] = str(mask if mask.is_absolute() else manifest.parent / mask)
     if missing:
         listed = "\n  ".join(missing)
         raise BadManifestError(

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from labral.bench import perturb, suites
+from labral.bench.suite_plan import clip_plan
 from labral.datasets.clip import Clip
 from labral.errors import BadConfigError
 
@@ -46,19 +47,21 @@ def test_sweep_check_names_the_setting() -> None:
 
 
 def test_shipped_suites_hash_and_plan() -> None:
-    assert {"synthetic-id", "synthetic-shift", "robustness"} <= set(suites.known_suites())
+    assert {"synthetic-id", "synthetic-shift", "robustness", "synthetic-graded"} <= set(
+        suites.known_suites()
+    )
     definition = suites.load_definition("synthetic-id")
     changed = copy.deepcopy(definition)
     changed["clip"]["frames"] = 24
     assert suites.definition_hash(definition) == suites.definition_hash(copy.deepcopy(definition))
     assert suites.definition_hash(definition) != suites.definition_hash(changed)
-    plan = suites._clip_plan(definition)
+    plan = clip_plan(definition)
     assert len(plan) == definition["n_patients"] * definition["clips_per_patient"]
-    assert plan == suites._clip_plan(definition)  # deterministic
+    assert plan == clip_plan(definition)  # deterministic
     assert min(item["patient_seed"] for item in plan) >= 2**32  # above every labral synth seed
     labels = [item["label"] for item in plan]
     assert 0.35 < np.mean(labels) < 0.65
-    shift = suites._clip_plan(suites.load_definition("synthetic-shift", {"n_patients": 2}))
+    shift = clip_plan(suites.load_definition("synthetic-shift", {"n_patients": 2}))
     tags = {item["shift"] for item in shift}
     assert len(tags) == 10 and {"fps_8", "freq_4mhz"} <= tags
     assert {item["fps"] for item in shift if item["shift"] == "fps_8"} == {8.0}
@@ -130,7 +133,7 @@ def test_suites_inherit_the_generators_negative_mix() -> None:
 
     mix = suites.training_defaults()["negative_mix"]
     assert mix == DEFAULT_NEGATIVE_MIX
-    plan = suites._clip_plan({**suites.training_defaults(), "seed": 1, "n_patients": 60})
+    plan = clip_plan({**suites.training_defaults(), "seed": 1, "n_patients": 60})
     types = {item["clip_type"] for item in plan}
     assert {"incoherent_twin", "anisotropy", "probe_motion"} <= types
 
