@@ -45,6 +45,7 @@ from labral.train.distributed import (
     shutdown_distributed,
 )
 from labral.train.finalize import calibrate_and_test
+from labral.train.finetune import finetune_settings, frozen_backbone, param_groups
 from labral.train.loop import evaluate, sigmoid, steps_per_epoch, train_one_epoch
 from labral.train.model_summary import summarize_model
 from labral.train.parts import (
@@ -174,7 +175,13 @@ def setup(
     accum = max(1, int(trainer.get("accumulate_grad_batches", 1)))
     max_epochs = int(trainer.max_epochs)
     per_epoch = steps_per_epoch(len(train_loader), accum)
-    optimizer = instantiate(cfg.optim)(params=raw_model.parameters())
+    if info.enabled and finetune_settings(cfg)[1] > 0:
+        raise BadConfigError(
+            "finetune.freeze_backbone_epochs>0 with trainer=ddp: DDP cannot change which "
+            "parameters train mid-run; freeze on one process or set it to 0"
+        )
+    params = param_groups(raw_model, cfg, float(cfg.optim.lr))
+    optimizer = instantiate(cfg.optim)(params=params)
     scheduler = instantiate(cfg.scheduler)(
         optimizer, total_steps=per_epoch * max_epochs, steps_per_epoch=per_epoch
     )
@@ -226,6 +233,7 @@ def fit(
         if hasattr(parts.train_loader, "set_epoch"):
             parts.train_loader.set_epoch(epoch)
         _set_epoch(parts.datasets["train"], epoch)
+        frozen = frozen_backbone(parts.raw_model, cfg, epoch)
         stats = train_one_epoch(
             parts.model,
             parts.train_loader,
@@ -241,6 +249,7 @@ def fit(
             progress=progress,
             on_step=on_step if info.is_main else None,
             global_step=state["global_step"],
+            frozen=frozen,
         )
         state["global_step"] += stats["steps"]
         stop = False

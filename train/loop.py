@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -68,6 +68,7 @@ def train_one_epoch(
     progress: bool = True,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
     global_step: int = 0,
+    frozen: Sequence[torch.nn.Module] = (),
 ) -> dict[str, float]:
     """Train for one pass over ``loader``.
 
@@ -87,11 +88,15 @@ def train_one_epoch(
         on_step: called as ``on_step(global_step, {"train/loss", "train/lr"})`` after each
             optimizer step (TensorBoard logging).
         global_step: optimizer steps taken before this epoch.
+        frozen: modules kept in eval mode while the rest trains (a frozen backbone, see
+            :mod:`labral.train.finetune`: its BatchNorm statistics stay fixed).
 
     Returns:
         ``{"loss": mean loss per clip, "clips_per_s", "steps": optimizer steps, "clips"}``.
     """
     model.train()
+    for module in frozen:
+        module.eval()
     total_batches = len(loader) if hasattr(loader, "__len__") else None
     bar = tqdm(
         loader,
