@@ -147,3 +147,66 @@ def records_in(records: Sequence[Mapping[str, Any]], split: str) -> list[Record]
     if not chosen:
         raise BadManifestError(f"split {split!r} is empty; check the manifest's split column")
     return chosen
+
+
+CLASS_NAMES = {0: "intact", 1: "detachment"}
+
+
+def patient_label(records: Sequence[Mapping[str, Any]], label_key: str = "hip_label") -> dict:
+    """Patient id -> 0/1: 1 when any of the patient's rows has ``label_key`` 1 (``label`` is
+    used for a row without ``label_key``)."""
+    label_of: dict[str, int] = defaultdict(int)
+    for record in records:
+        value = record.get(label_key)
+        label_of[str(record["patient"])] |= int(record["label"] if value is None else value)
+    return dict(label_of)
+
+
+def patient_folds(
+    records: Sequence[Mapping[str, Any]],
+    k: int,
+    seed: int = 0,
+    label_key: str = "hip_label",
+    min_per_class: int = 2,
+) -> list[int]:
+    """Assign every record a fold 0..k-1 by patient, stratified by the patient's label.
+
+    Within each class (a patient is positive if any hip is, :func:`patient_label`) the
+    patients are shuffled (seeded) and dealt round-robin, so fold sizes per class differ by
+    at most one and every clip of a patient shares its fold.
+
+    Args:
+        records: manifest records (``patient``, ``label``, optional ``hip_label``).
+        k: number of folds (>= 2).
+        seed: shuffling seed; the same records and seed give the same folds.
+        label_key: the column to stratify by (``hip_label``, the diagnosis).
+        min_per_class: patients of each class every fold must hold.
+
+    Returns:
+        The fold of each record (same order).
+
+    Raises:
+        BadConfigError: ``k`` < 2.
+        BadManifestError: a fold would hold fewer than ``min_per_class`` patients of a class
+            (the message names the class and the fold).
+    """
+    if k < 2:
+        raise BadConfigError(f"cv.folds={k}: needs at least 2 folds")
+    check_no_leakage(records)
+    label_of = patient_label(records, label_key)
+    rng = np.random.default_rng(seed)
+    fold_of: dict[str, int] = {}
+    for stratum in (0, 1):
+        patients = sorted(p for p, y in label_of.items() if y == stratum)
+        for position, index in enumerate(rng.permutation(len(patients))):
+            fold_of[patients[index]] = position % k
+        for fold in range(k):
+            count = sum(1 for p in patients if fold_of[p] == fold)
+            if count < min_per_class:
+                raise BadManifestError(
+                    f"cv fold {fold} of {k} holds {count} patient(s) of class {stratum} "
+                    f"({label_key} {stratum}, {CLASS_NAMES[stratum]}); each fold needs at "
+                    f"least {min_per_class} (the manifest has {len(patients)} such "
+                    f"patient(s)): use fewer folds or add patients"
+                )
+    return [fold_of[str(record["patient"])] for record in records]

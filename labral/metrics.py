@@ -25,6 +25,7 @@ scikit-learn on random data.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 from scipy.stats import rankdata
@@ -220,3 +221,51 @@ def binary_metrics(
         threshold=float(threshold), n=int(y_true.size), n_positive=int(np.sum(y_true == 1))
     )
     return record
+
+
+def cluster_bootstrap_ci(
+    y_true: np.ndarray,
+    y_score: np.ndarray,
+    clusters: np.ndarray,
+    metric: Callable[[np.ndarray, np.ndarray], float] = auroc,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[float, float, int]:
+    """Percentile CI of ``metric`` under resampling whole clusters (patients) with replacement.
+
+    Clips of one patient are correlated, so a clip-level bootstrap would understate the
+    spread; every replicate draws as many patients as there are, with replacement, and
+    keeps all their clips.
+
+    Args:
+        y_true: int (N,) labels 0/1.
+        y_score: float (N,) scores.
+        clusters: (N,) cluster (patient) id of each item, any values ``str()`` can key.
+        metric: ``metric(y_true, y_score) -> float`` (NaN where undefined; such replicates
+            are dropped).
+        n_boot: replicates.
+        seed: NumPy generator seed; the same inputs and seed give the same interval.
+        level: coverage of the interval.
+
+    Returns:
+        ``(low, high, replicates with a finite value)``; NaN bounds when none is finite.
+    """
+    y_true = np.asarray(y_true)
+    y_score = np.asarray(y_score, dtype=np.float64)
+    ids = np.asarray([str(c) for c in clusters])
+    unique, inverse = np.unique(ids, return_inverse=True)
+    if unique.size == 0 or n_boot <= 0:
+        return float("nan"), float("nan"), 0
+    members = [np.nonzero(inverse == k)[0] for k in range(unique.size)]
+    rng = np.random.default_rng(seed)
+    values = np.empty(n_boot)
+    for b, draw in enumerate(rng.integers(0, unique.size, size=(n_boot, unique.size))):
+        index = np.concatenate([members[k] for k in draw])
+        values[b] = metric(y_true[index], y_score[index])
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return float("nan"), float("nan"), 0
+    alpha = (1 - level) / 2
+    low, high = np.quantile(finite, [alpha, 1 - alpha])
+    return float(low), float(high), int(finite.size)

@@ -363,8 +363,14 @@ def run(cfg: DictConfig) -> dict[str, Any] | float:
     """Hydra entry (``labral train``): train and return the metrics.
 
     When ``optimized_metric`` is set (``hparams_search=optuna`` sets ``best_val_auroc``), the
-    value of that metric is returned instead, as a float, for Hydra's sweeper.
+    value of that metric is returned instead, as a float, for Hydra's sweeper. With
+    ``cv.folds=K`` the run is a K-fold cross-validation (:mod:`labral.train.cv`) and its
+    ``cv.json`` summary is returned.
     """
+    if int(cfg.get("cv", {}).get("folds", 0) or 0):
+        from labral.train.cv import run_cv
+
+        return run_cv(cfg)
     result = train(cfg)
     metric = cfg.get("optimized_metric")
     if metric:

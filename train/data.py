@@ -126,8 +126,24 @@ def build_datasets(cfg: DictConfig) -> dict[str, Dataset]:
         BadConfigError: missing manifest. BadManifestError: bad labels or splits.
     """
     path = manifest_path(cfg)
-    rows = load_rows(path)
-    splits = split_rows(rows, str(path))
+    return datasets_from_rows(cfg, load_rows(path), str(path))
+
+
+def datasets_from_rows(
+    cfg: DictConfig, rows: Sequence[dict[str, Any]], where: str
+) -> dict[str, Dataset]:
+    """:func:`build_datasets` on manifest rows that already carry their ``split``
+    (cross-validation builds each fold's datasets this way).
+
+    Args:
+        cfg: the train config (``transforms``, ``data.cache_dir``, ``seed``).
+        rows: validated manifest rows, each with ``split`` train/val/test.
+        where: the manifest (and fold), for messages.
+
+    Raises:
+        BadManifestError: bad labels or splits, also after dropping unreadable clips.
+    """
+    splits = split_rows(rows, where)
     from labral.datasets.clip_dataset import ClipDataset
 
     spec = OmegaConf.to_container(cfg.transforms.eval, resolve=True)
@@ -144,7 +160,7 @@ def build_datasets(cfg: DictConfig) -> dict[str, Dataset]:
         for name, dataset in datasets.items()
         for label in dataset.labels
     ]
-    split_rows(kept, f"{path} (after dropping unreadable clips)")
+    split_rows(kept, f"{where} (after dropping unreadable clips)")
     return datasets
 
 
