@@ -118,7 +118,11 @@ class DicomSettings(_Settings):
         enabled: start the node.
         host / port / ae_title: where it listens and the AE title callers address.
         allowed_callers: calling AE titles accepted; empty accepts any caller.
-        workers: spooled instances scored at once.
+        workers: spooled instances scored at once; they share the micro-batcher's model
+            calls, so ``max_batch`` of them fill one.
+        max_backlog: received instances waiting for their result row beyond which the node
+            holds its C-STORE answers (at most ``intake.BACKLOG_WAIT_S`` each), slowing
+            senders to the pace of the model.
         max_associations: concurrent associations.
         score_delay_s: test-only; wait this long before scoring each spooled instance.
         forward: where SRs are sent back.
@@ -129,7 +133,8 @@ class DicomSettings(_Settings):
     port: int = Field(11112, ge=0, le=65535)
     ae_title: str = "LABRAL"
     allowed_callers: list[str] = Field(default_factory=list)
-    workers: int = Field(2, ge=1)
+    workers: int = Field(8, ge=1)
+    max_backlog: int = Field(16, ge=1)
     max_associations: int = Field(8, ge=1)
     score_delay_s: float = Field(0.0, ge=0)
     forward: ForwardSettings = Field(default_factory=ForwardSettings)
