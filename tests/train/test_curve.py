@@ -1,0 +1,83 @@
+"""The learning curve (``labral curve``): hip draws, epochs, and the quick preset end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from labral.errors import BadConfigError
+from labral.train.curve import by_hip, choose_hips, epochs_for
+
+
+def _pool(n_hips: int) -> list[dict]:
+    return [
+        {"path": f"h{h}_{c}.dcm", "patient": f"P{h}", "hip": f"P{h}_R", "label": h % 2}
+        | {"hip_label": h % 2}
+        for h in range(n_hips)
+        for c in range(2)
+    ]
+
+
+def test_hips_are_drawn_balanced_nested_and_split_by_hip():
+    pool = _pool(40)
+    small, large = choose_hips(pool, 10, seed=1, val_fraction=0.2), choose_hips(pool, 20, 1, 0.2)
+    for rows, n in ((small, 10), (large, 20)):
+        hips = by_hip(rows)
+        assert len(hips) == n
+        assert sum(r[0]["label"] for r in hips.values()) == n // 2
+        assert all(len({r["split"] for r in clips}) == 1 for clips in hips.values())
+        val = [clips[0] for clips in hips.values() if clips[0]["split"] == "val"]
+        assert sorted(r["label"] for r in val) == [0] * round(0.2 * n / 2) + [1] * round(
+            0.2 * n / 2
+        )
+    assert set(by_hip(small)) <= set(by_hip(large))  # nested for one seed
+    assert set(by_hip(small)) != set(by_hip(choose_hips(pool, 10, seed=2, val_fraction=0.2)))
+    with pytest.raises(BadConfigError, match="hips=60: the target pool has 20 hips of class 1"):
+        choose_hips(pool, 60, seed=0, val_fraction=0.2)
+
+
+def test_epochs_follow_the_clip_budget_within_bounds():
+    spec = OmegaConf.create({"min": 6, "max": 30, "min_clips": 480})
+    assert [epochs_for(n, spec) for n in (10, 40, 80, 300)] == [30, 12, 6, 6]
+
+
+def test_quick_preset_end_to_end(tmp_path):
+    out = tmp_path / "curve"
+    done = subprocess.run(
+        [sys.executable, "-m", "labral.cli", "curve", "curve_preset=quick", f"out={out}"]
+        + [f"paths.root_dir={tmp_path}", f"hydra.run.dir={tmp_path / 'hydra'}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((out / "curve.json").read_text())
+    points = result["points"]
+    assert {(p["arm"], p["hips"], p["seed"]) for p in points} == {
+        (arm, hips, seed) for arm in ("scratch", "synthetic") for hips in (4, 8) for seed in (0, 1)
+    }
+    for arm, cells in result["summary"].items():
+        for hips, cell in cells.items():
+            values = [p["auroc"] for p in points if p["arm"] == arm and str(p["hips"]) == hips]
+            assert cell["mean"] == pytest.approx(np.mean(values))
+            assert cell["sd"] == pytest.approx(np.std(values, ddof=1))
+    assert result["goal"] is None  # the quick sizes have no 40 / 160 hips
+    assert (out / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    pretrained = out / "pretrain" / "checkpoints" / "best.pt"
+    assert done.stdout.count(f"from {pretrained} (labral checkpoint)") == 4  # synthetic runs
+    # the target domain carries the shift, the source does not; test hips are their own
+    rows = {
+        name: [json.loads(x) for x in (out / "data" / name / "manifest.jsonl").open()]
+        for name in ("source", "target", "target_test")
+    }
+    assert {r["params"]["overrides"].get("center_freq_mhz") for r in rows["target"]} == {5.0}
+    assert all(r["params"]["overrides"] == {} for r in rows["source"])
+    anatomy = {n: {json.dumps(r["params"]["anatomy"]) for r in rows[n]} for n in rows}
+    assert not anatomy["target"] & anatomy["target_test"]  # other patients, not a copy
+    for seed in (0, 1):
+        assert (out / "runs" / f"synthetic_h8_s{seed}" / "calibration.json").is_file()

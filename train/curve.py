@@ -1,0 +1,332 @@
+"""``labral curve``: test AUROC against the number of labelled hips of a new domain, from
+scratch against synthetic-pretrained init (and Kinetics-400 init when a file is given).
+
+1. Two synthetic domains (``configs/curve.yaml``): the *source*, the generator's own
+   ranges, and the *target*, with every ``target.overrides`` value outside what the source
+   draws (probe frequency, depth, gain, labrum thickness). One hip per target patient.
+2. One pretraining run on the source (``pretrain_epochs``), in-domain test split included.
+3. For every arm, number of hips n and seed: n target hips (half detached, drawn nested:
+   a seed's 20 hips contain its 10), split by hip into train and ``val_fraction``
+   validation (early stopping on val AUROC, calibration), trained for
+   ``ceil(epochs.min_clips / training clips)`` epochs clamped to ``[epochs.min,
+   epochs.max]``, scored on a fixed, separate target test set (``target.test_hips``).
+   Arm ``scratch`` starts from random weights; ``synthetic`` from the pretraining run's
+   ``best.pt`` with ``arms.synthetic`` overrides (a lower backbone learning rate); with
+   ``kinetics_weights=PATH``, ``kinetics`` starts ``kinetics_model`` from that file.
+4. ``curve.json`` (every run, then mean and sd per arm and n) and ``curve.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from labral.errors import BadConfigError
+
+RESULT_NAME, PLOT_NAME = "curve.json", "curve.png"
+
+
+@contextmanager
+def _hydra_ready() -> Iterator[None]:
+    """Compose configs inside ``labral curve`` (Hydra is up) or from a plain call."""
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():
+        yield
+        return
+    with initialize_config_module(config_module="labral.configs", version_base="1.3"):
+        yield
+
+
+def compose(name: str, overrides: Sequence[str]) -> DictConfig:
+    """``configs/<name>.yaml`` composed with ``overrides`` (no ``hydra`` node)."""
+    from hydra import compose as hydra_compose
+
+    with _hydra_ready():
+        return hydra_compose(name, overrides=list(overrides))
+
+
+def _value(value: Any) -> str:
+    """A Hydra override value for a plain list or dict."""
+    return json.dumps(value).replace('"', "").replace(" ", "")
+
+
+def make_domain(cfg: DictConfig, name: str, n_patients: int, seed: int, overrides: Any) -> list:
+    """Generate (or reuse) one synthetic domain under ``<out>/data/<name>``; its rows.
+
+    Args:
+        cfg: the curve config. name: folder name. n_patients: patients to draw.
+        seed: generator seed. overrides: generator ``overrides`` (dict).
+
+    Returns:
+        The domain's manifest rows (validated, absolute paths).
+    """
+    from labral.datasets.manifest import load_manifest
+    from labral.datasets.synth.dataset import synthesize
+
+    out = Path(str(cfg.out)) / "data" / name
+    hips = [1, 1] if name != "source" else [1, 2]
+    settings = [
+        f"out={out}",
+        f"seed={seed}",
+        f"n_patients={n_patients}",
+        f"difficulty={cfg.difficulty}",
+        f"hips_per_patient={_value(hips)}",
+        f"clips_per_hip={int(cfg.clips_per_hip)}",
+        f"extrusion_threshold={_value(list(cfg.extrusion_threshold))}",
+        f"clip.frames={int(cfg.clip.frames)}",
+        f"clip.height={int(cfg.clip.height)}",
+        f"clip.width={int(cfg.clip.width)}",
+        "preview=false",
+        "progress=false",
+    ]
+    shift = OmegaConf.to_container(overrides) if overrides else {}
+    stamp, manifest = out / "curve_settings.json", out / "manifest.jsonl"
+    recorded = {"settings": settings, "overrides": shift}
+    if not (manifest.is_file() and stamp.is_file() and json.loads(stamp.read_text()) == recorded):
+        synth = compose("synth", settings)
+        with open_dict(synth):
+            synth.overrides = shift
+        synthesize(synth)
+        stamp.write_text(json.dumps(recorded))
+    # ids are per data set (P0000 in two domains are two people): prefix them with its name
+    return [
+        {**row, "patient": f"{name}-{row['patient']}", "hip": f"{name}-{row['hip']}"}
+        for row in load_manifest(manifest)
+    ]
+
+
+def by_hip(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Rows grouped by ``hip`` (insertion order)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        out.setdefault(str(row["hip"]), []).append(row)
+    return out
+
+
+def choose_hips(
+    pool: Sequence[dict[str, Any]], n: int, seed: int, val_fraction: float
+) -> list[dict[str, Any]]:
+    """``n`` hips of ``pool``, half of them positive, rows with ``split`` train/val.
+
+    A hip is positive when one of its clips shows the sign (``label`` 1): training and the
+    test AUROC are per clip, and a detached hip whose clips never show it (rare at
+    ``extrusion_threshold`` 0) would leave a validation split without positive clips.
+
+    The draw is nested: for one seed, the hips of a smaller ``n`` are a subset of a larger
+    one's. Validation takes ``max(1, round(val_fraction * n / 2))`` hips of each class.
+
+    Raises:
+        BadConfigError: the pool holds fewer than ``n / 2`` hips of a class, or ``n`` < 4.
+    """
+    if n < 4:
+        raise BadConfigError(f"hips={n}: a run needs at least 4 hips (2 per class)")
+    hips = by_hip(pool)
+    rng = np.random.default_rng(seed)
+    chosen: list[dict[str, Any]] = []
+    for label, count in ((1, n // 2), (0, n - n // 2)):
+        names = [h for h, rows in hips.items() if max(r["label"] for r in rows) == label]
+        if len(names) < count:
+            raise BadConfigError(
+                f"hips={n}: the target pool has {len(names)} hips of class {label}, "
+                f"needs {count}; raise max(hips) or lower hips"
+            )
+        order = [names[i] for i in rng.permutation(len(names))][:count]
+        n_val = max(1, round(val_fraction * count))
+        for index, hip in enumerate(order):
+            split = "val" if index < n_val else "train"
+            chosen += [{**row, "split": split} for row in hips[hip]]
+    return chosen
+
+
+def epochs_for(train_clips: int, spec: DictConfig) -> int:
+    """``ceil(spec.min_clips / train_clips)`` clamped to ``[spec.min, spec.max]``."""
+    wanted = math.ceil(int(spec.min_clips) / max(1, train_clips))
+    return int(min(max(wanted, int(spec.min)), int(spec.max)))
+
+
+def train_run(
+    overrides: Sequence[str], rows: Sequence[dict[str, Any]], run_dir: Path
+) -> dict[str, Any]:
+    """One ``labral train`` on ``rows`` (with splits) under ``run_dir``; its result."""
+    from labral.train.command import train
+    from labral.train.data import datasets_from_rows
+
+    cfg = compose("train", [*overrides, f"paths.output_dir={run_dir}"])
+    started = time.perf_counter()
+    result = train(cfg, datasets=datasets_from_rows(cfg, rows, str(run_dir)))
+    result["seconds"] = time.perf_counter() - started
+    return result
+
+
+def arm_overrides(cfg: DictConfig, arm: str, pretrained: Path | None) -> list[str]:
+    """The train overrides of one arm (after the shared ``train`` list)."""
+    base = [str(o) for o in cfg.train]
+    if arm == "scratch":
+        return base
+    if arm == "synthetic":
+        extra = [str(o) for o in (cfg.arms.get("synthetic") or [])]
+        return [*base, f"model.init_weights={pretrained}", *extra]
+    shared = [o for o in base if not o.startswith("model.")]  # another architecture
+    kinetics = [str(o) for o in (cfg.arms.get("kinetics") or [])]
+    return [
+        *shared,
+        f"model={cfg.kinetics_model}",
+        f"model.init_weights={cfg.kinetics_weights}",
+    ] + (kinetics)
+
+
+def summarize(points: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{arm: {hips: {"mean", "sd", "n", "values"}}}`` of the test AUROC of ``points``
+    (sd with ddof 1; 0 for one seed; undefined AUROCs are left out)."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for point in points:
+        out.setdefault(point["arm"], {}).setdefault(str(point["hips"]), {"values": []})
+        if point["auroc"] is not None:
+            out[point["arm"]][str(point["hips"])]["values"].append(point["auroc"])
+    for arms in out.values():
+        for cell in arms.values():
+            values = np.asarray(cell["values"], dtype=float)
+            cell["n"] = int(values.size)
+            cell["mean"] = float(values.mean()) if values.size else None
+            cell["sd"] = float(values.std(ddof=1)) if values.size > 1 else 0.0
+    return out
+
+
+def goal(summary: dict[str, Any], cfg: DictConfig) -> dict[str, Any] | None:
+    """Whether the synthetic arm at ``goal.synthetic`` hips matches scratch at
+    ``goal.scratch`` hips (mean test AUROC); None when either was not run."""
+    spec = cfg.get("goal") or {"synthetic": 40, "scratch": 160}
+    try:
+        ours = summary["synthetic"][str(spec["synthetic"])]["mean"]
+        theirs = summary["scratch"][str(spec["scratch"])]["mean"]
+    except KeyError:
+        return None
+    if ours is None or theirs is None:
+        return None
+    return {**dict(spec), "synthetic_auroc": ours, "scratch_auroc": theirs, "met": ours >= theirs}
+
+
+def plot(summary: dict[str, Any], path: Path, title: str) -> None:
+    """AUROC mean +/- sd against hips (log x), one line per arm, chance at 0.5."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 4), dpi=120)
+    for arm, cells in summary.items():
+        hips = sorted(int(h) for h in cells if cells[h]["mean"] is not None)
+        means = [cells[str(h)]["mean"] for h in hips]
+        sds = [cells[str(h)]["sd"] for h in hips]
+        axes.errorbar(hips, means, yerr=sds, marker="o", capsize=3, label=arm)
+    axes.axhline(0.5, color="grey", linestyle=":", linewidth=1)
+    axes.set_xscale("log", base=2)
+    axes.set_xlabel("labelled target hips")
+    axes.set_ylabel("target test AUROC (mean ± sd over seeds)")
+    axes.set_ylim(0.3, 1.0)
+    axes.set_title(title, fontsize=9)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Entry point of ``labral curve``; returns the ``curve.json`` payload.
+
+    Raises:
+        BadConfigError: bad sizes (named), before any training.
+    """
+    out = Path(str(cfg.out))
+    out.mkdir(parents=True, exist_ok=True)
+    hips = sorted(int(h) for h in cfg.hips)
+    if not hips or hips[0] < 4:
+        raise BadConfigError(f"hips={list(cfg.hips)}: every size must be >= 4")
+    started = time.perf_counter()
+    from labral.datasets.splits import assign_splits
+
+    source = make_domain(cfg, "source", int(cfg.source.n_patients), int(cfg.source.seed), None)
+    # by patient and class, so a small source still validates on both classes
+    source = assign_splits([{k: v for k, v in r.items() if k != "split"} for r in source])
+    pool = make_domain(cfg, "target", hips[-1], int(cfg.target.seed), cfg.target.overrides)
+    test = make_domain(
+        cfg,
+        "target_test",
+        int(cfg.target.test_hips),
+        int(cfg.target.seed) + 1,
+        cfg.target.overrides,
+    )
+    test = [{**row, "split": "test"} for row in test]
+    print(f"curve: data ready in {time.perf_counter() - started:.0f} s", flush=True)
+    pretrain = train_run(
+        [*[str(o) for o in cfg.train], f"trainer.max_epochs={int(cfg.pretrain_epochs)}"],
+        source,
+        out / "pretrain",
+    )
+    pretrained = out / "pretrain" / "checkpoints" / "best.pt"
+    arms = ["scratch", "synthetic"] + (["kinetics"] if cfg.get("kinetics_weights") else [])
+    points: list[dict[str, Any]] = []
+    payload: dict[str, Any] = {
+        "settings": OmegaConf.to_container(cfg, resolve=True),
+        "pretrain": {"test_auroc": pretrain["test"]["auroc"], "seconds": pretrain["seconds"]},
+        "points": points,
+    }
+    for arm in arms:
+        for n in hips:
+            for seed in cfg.seeds:
+                rows = choose_hips(pool, n, int(seed), float(cfg.val_fraction))
+                n_train = sum(1 for r in rows if r["split"] == "train")
+                epochs = epochs_for(n_train, cfg.epochs)
+                result = train_run(
+                    [*arm_overrides(cfg, arm, pretrained), f"seed={seed}"]
+                    + [f"trainer.max_epochs={epochs}"],
+                    rows + test,
+                    out / "runs" / f"{arm}_h{n}_s{seed}",
+                )
+                points.append(
+                    {
+                        "arm": arm,
+                        "hips": n,
+                        "seed": int(seed),
+                        "auroc": result["test"]["auroc"],
+                        "train_clips": n_train,
+                        "epochs": epochs,
+                        "best_epoch": result["best_epoch"],
+                        "seconds": round(result["seconds"], 1),
+                    }
+                )
+                print(f"curve: {arm} {n} hips seed {seed}: AUROC {points[-1]['auroc']}")
+                (out / RESULT_NAME).write_text(json.dumps(payload, indent=2))
+    payload["summary"] = summarize(points)
+    payload["goal"] = goal(payload["summary"], cfg)
+    payload["seconds"] = round(time.perf_counter() - started, 1)
+    (out / RESULT_NAME).write_text(json.dumps(payload, indent=2))
+    plot(payload["summary"], out / PLOT_NAME, f"target {dict(cfg.target.overrides)}")
+    print(
+        f"labral curve: {len(points)} runs in {payload['seconds'] / 60:.1f} min; "
+        f"goal {payload['goal']}\n  {out / RESULT_NAME}\n  {out / PLOT_NAME}"
+    )
+    return payload
+
+
+def main() -> None:
+    """``python -m labral.train.curve ...``: same as ``labral curve``."""
+    import sys
+
+    from labral.cli import main as cli_main
+
+    sys.exit(cli_main(["curve", *sys.argv[1:]]))
+
+
+if __name__ == "__main__":
+    main()
