@@ -134,7 +134,7 @@ class DicomSettings(_Settings):
     ae_title: str = "LABRAL"
     allowed_callers: list[str] = Field(default_factory=list)
     workers: int = Field(8, ge=1)
-    max_backlog: int = Field(16, ge=1)
+    max_backlog: int = Field(8, ge=1)
     max_associations: int = Field(8, ge=1)
     score_delay_s: float = Field(0.0, ge=0)
     forward: ForwardSettings = Field(default_factory=ForwardSettings)
