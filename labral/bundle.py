@@ -7,9 +7,14 @@ A bundle is a folder::
                       logits: float32 (B,) uncalibrated log-odds of "detachment"
                       relevance: float32 (B, T) temporal relevance, one value per input frame
                     its extra file ``labral/spec.json`` carries the spec below
-    metadata.json   the same spec plus the SHA-256 of model.ts (MONAI-bundle spirit)
+    model.pt2       the same forward as a ``torch.export`` program (batch axis dynamic)
+    model.onnx      the same forward for ONNX Runtime (batch axis dynamic)
+    metadata.json   the same spec plus the SHA-256 of every model file (MONAI-bundle spirit)
     README.md       a short model card
-    model.onnx      optional, same forward, for ONNX Runtime
+
+``labral export`` writes all three model files by default; :func:`load_bundle` runs one of
+them, chosen by ``runtime`` (:mod:`labral.runtimes`: ``torchscript`` -> model.ts, ``export``
+-> model.pt2, ``onnxruntime`` -> model.onnx, which also needs model.ts for spatial maps).
 
 The spec is a JSON dict with at least ``SPEC_REQUIRED_KEYS``. ``serve`` and ``bench`` take the
 eval transform, input spec, temperature and threshold from here and never redeclare them.
@@ -41,6 +46,16 @@ from scipy.special import expit
 
 from labral.errors import IncompatibleBundleError
 from labral.metrics import decision
+from labral.runtimes import (
+    DEFAULT_RUNTIME,
+    RUNTIME_FILES,
+    Forward,
+    load_exported,
+    load_onnxruntime,
+    load_torchscript,
+    onnx_bytes,
+    runtime_file,
+)
 
 BUNDLE_SCHEMA_VERSION = 1
 #: The product's classes, indexed by label: what every bundle's ``class_names`` must be.
@@ -167,14 +182,21 @@ def write_bundle(
     scripted: torch.jit.ScriptModule,
     spec: dict[str, Any],
     model_card: str = "",
+    *,
+    onnx: bool = True,
 ) -> Path:
     """Save a scripted model and its spec as a bundle folder; returns the folder.
 
     Args:
         out_dir: folder to create (parents too); existing files in it are replaced.
         scripted: TorchScript module with forward(x (B,1,T,H,W)) -> (logits (B,), relevance (B,T)).
+            A ``model.pt2`` or ``model.onnx`` already in ``out_dir`` is recorded with its
+            SHA-256 too (``labral export`` saves them first).
         spec: the bundle spec; ``schema_version`` is filled in if absent.
         model_card: Markdown written to README.md (a default stub is written if empty).
+        onnx: convert ``scripted`` to model.onnx when the folder has none, so that the
+            default runtime can run the bundle (``labral export`` writes its own, verified
+            one, and passes False).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -184,10 +206,15 @@ def write_bundle(
     tmp = out / "model.ts.tmp"
     torch.jit.save(scripted, str(tmp), _extra_files={SPEC_EXTRA_FILE: json.dumps(spec)})
     tmp.replace(model_path)
+    onnx_path = out / RUNTIME_FILES["onnxruntime"]
+    if onnx and not onnx_path.is_file():
+        frames, size = int(spec["eval_transform"]["frames"]), spec["eval_transform"]["size"]
+        example = torch.rand(2, 1, frames, int(size[0]), int(size[1]))  # batch 2: dynamic
+        onnx_path.write_bytes(onnx_bytes(scripted, example))
     metadata = {**spec, "files": {"model.ts": {"sha256": sha256_file(model_path)}}}
-    onnx_path = out / "model.onnx"
-    if onnx_path.exists():
-        metadata["files"]["model.onnx"] = {"sha256": sha256_file(onnx_path)}
+    for name in RUNTIME_FILES.values():  # model.pt2 / model.onnx written beside it
+        if name != model_path.name and (out / name).is_file():
+            metadata["files"][name] = {"sha256": sha256_file(out / name)}
     (out / "metadata.json").write_text(json.dumps(metadata, indent=2, default=str))
     (out / "README.md").write_text(model_card or f"# {spec['model_name']}\n")
     return out
@@ -195,12 +222,23 @@ def write_bundle(
 
 @dataclass
 class Bundle:
-    """A loaded bundle: the TorchScript module, its spec and the SHA-256 of model.ts."""
+    """A loaded bundle: the runtime's forward, the spec and the SHA-256 of the file it runs.
+
+    Attributes:
+        path: the bundle folder.
+        module: ``forward(x float32 (B, 1, T, H, W)) -> (logits (B,), relevance (B, T))`` of
+            the runtime (a ScriptModule, the exported program's module or an ONNX session).
+        spec: the bundle spec.
+        sha256: SHA-256 of the file ``module`` was loaded from (model.ts for torchscript).
+        runtime: ``torchscript`` | ``export`` | ``onnxruntime`` (:mod:`labral.runtimes`;
+            with onnxruntime, calls that need input gradients run model.ts).
+    """
 
     path: Path
-    module: torch.jit.ScriptModule
+    module: Forward
     spec: dict[str, Any]
     sha256: str
+    runtime: str = DEFAULT_RUNTIME
 
     @property
     def temperature(self) -> float:
@@ -265,42 +303,81 @@ def read_bundle_spec(path: str | Path) -> dict[str, Any]:
     return spec
 
 
-def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> Bundle:
-    """Load a bundle folder (or its model.ts) and check it is one this labral can run.
+def _recorded_sha256(folder: Path, name: str) -> str | None:
+    meta = folder / "metadata.json"
+    if not meta.is_file():
+        return None
+    return json.loads(meta.read_text()).get("files", {}).get(name, {}).get("sha256")
 
-    Raises:
-        IncompatibleBundleError: missing files, bad spec, other schema version, or a
-            model.ts whose SHA-256 differs from metadata.json.
-    """
-    folder = Path(path)
-    if folder.is_file():
-        folder = folder.parent
-    model_path = folder / "model.ts"
-    if not model_path.is_file():
+
+def _checked_sha256(folder: Path, path: Path, required: bool) -> str:
+    """The file's SHA-256, which must equal metadata.json's record (and exist if required)."""
+    digest = sha256_file(path)
+    recorded = _recorded_sha256(folder, path.name)
+    if recorded is None and required:
         raise IncompatibleBundleError(
-            f"{folder}: no model.ts; point at a bundle folder written by `labral export`"
+            f"{path}: metadata.json records no SHA-256 for {path.name}; re-export the model "
+            "with `labral export`"
         )
+    if recorded and recorded != digest:
+        raise IncompatibleBundleError(
+            f"{path}: SHA-256 {digest[:12]}... differs from metadata.json "
+            f"({recorded[:12]}...); the bundle was modified after export"
+        )
+    return digest
+
+
+def _load_scripted(
+    folder: Path, device: str | torch.device, runtime: str
+) -> tuple[Any, dict[str, Any], str]:
+    """model.ts (which ``runtime`` needs), the spec in its extra file and its checked SHA-256."""
+    model_path = runtime_file(folder, runtime, RUNTIME_FILES["torchscript"])
     extra = {SPEC_EXTRA_FILE: ""}
-    try:
-        module = torch.jit.load(str(model_path), map_location=device, _extra_files=extra)
-    except Exception as exc:  # torch raises RuntimeError subclasses of many kinds
-        raise IncompatibleBundleError(f"{model_path}: cannot be loaded by torch ({exc})") from exc
+    module = load_torchscript(model_path, device, extra)
     if not extra[SPEC_EXTRA_FILE]:
         raise IncompatibleBundleError(
             f"{model_path}: has no {SPEC_EXTRA_FILE}; not a labral bundle"
         )
     spec = json.loads(extra[SPEC_EXTRA_FILE])
     _check_spec(spec, str(folder))
-    digest = sha256_file(model_path)
-    meta = folder / "metadata.json"
-    if meta.is_file():
-        recorded = json.loads(meta.read_text()).get("files", {}).get("model.ts", {}).get("sha256")
-        if recorded and recorded != digest:
-            raise IncompatibleBundleError(
-                f"{model_path}: SHA-256 {digest[:12]}... differs from metadata.json "
-                f"({recorded[:12]}...); the bundle was modified after export"
-            )
+    return module, spec, _checked_sha256(folder, model_path, required=False)
+
+
+def load_bundle(
+    path: str | Path, device: str | torch.device = "cpu", runtime: str | None = None
+) -> Bundle:
+    """Load a bundle folder (or a file in it) and check it is one this labral can run.
+
+    Args:
+        path: the bundle folder, or any file in it (e.g. its model.ts).
+        device: where the model runs (onnxruntime: the CPU only).
+        runtime: ``torchscript`` (model.ts) | ``export`` (model.pt2) | ``onnxruntime``
+            (model.onnx, plus model.ts for the gradients of spatial maps); None is
+            :data:`labral.runtimes.DEFAULT_RUNTIME`.
+
+    Raises:
+        BadConfigError: an unknown runtime, or onnxruntime on a device other than the CPU.
+        IncompatibleBundleError: missing files (the one the runtime loads is named), bad spec,
+            other schema version, or a model file whose SHA-256 differs from metadata.json
+            (model.pt2 and model.onnx must be recorded there: their spec lives only there).
+    """
+    folder = Path(path)
+    if folder.is_file():
+        folder = folder.parent
+    runtime = runtime or DEFAULT_RUNTIME
+    if runtime == "torchscript":
+        module, spec, digest = _load_scripted(folder, device, runtime)
+    elif runtime == "export":
+        model_path = runtime_file(folder, runtime)
+        spec = read_bundle_spec(folder)
+        digest = _checked_sha256(folder, model_path, required=True)
+        module = load_exported(model_path, device)
+    else:  # ONNX Runtime cannot differentiate: calls that need gradients run model.ts
+        scripted, _, _ = _load_scripted(folder, device, runtime)
+        model_path = runtime_file(folder, runtime)
+        spec = read_bundle_spec(folder)
+        digest = _checked_sha256(folder, model_path, required=True)
+        module = load_onnxruntime(model_path, device, differentiable=scripted)
     if not (math.isfinite(float(spec["temperature"])) and float(spec["temperature"]) > 0):
         raise IncompatibleBundleError(f"{folder}: temperature must be a positive number")
-    module.eval()
-    return Bundle(path=folder, module=module, spec=spec, sha256=digest)
+    return Bundle(path=folder, module=module, spec=spec, sha256=digest, runtime=runtime)

@@ -174,6 +174,7 @@ async def model_card(service: ServiceDep) -> Any:
     readme = service.bundle.path / "README.md"
     return {
         **service.bundle.identity(),
+        "runtime": service.bundle.runtime,
         "class_names": spec["class_names"],
         "threshold": service.bundle.threshold,
         "threshold_rule": spec.get("threshold_rule"),

@@ -85,6 +85,10 @@ class Prediction(BaseModel):
 
 
 class ModelCard(ModelIdentity):
+    runtime: str = Field(
+        description="which bundle file runs the model: torchscript (model.ts), "
+        "export (model.pt2) or onnxruntime (model.onnx)"
+    )
     class_names: list[str]
     threshold: float
     threshold_rule: Any = None

@@ -71,7 +71,7 @@ class ScoringService:
         start = time.perf_counter()
         try:
             torch.set_num_threads(self.settings.torch_threads)
-            bundle = load_bundle(self.settings.bundle)
+            bundle = load_bundle(self.settings.bundle, runtime=self.settings.runtime)
             self.scorer = ClipScorer(bundle)
             self.bundle = bundle
             self.batcher = MicroBatcher(
@@ -88,7 +88,12 @@ class ScoringService:
             return
         elapsed = time.perf_counter() - start
         self.metrics.model_load_seconds.set(elapsed)
-        log.info("model %s loaded and warmed in %.2f s", bundle.identity(), elapsed)
+        log.info(
+            "model %s (runtime %s) loaded and warmed in %.2f s",
+            bundle.identity(),
+            bundle.runtime,
+            elapsed,
+        )
 
     def _warm_up(self) -> None:
         spec = self.bundle.spec["eval_transform"]  # build_eval_transform required these keys

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from labral.datasets.limits import ReadLimits
 from labral.errors import BadConfigError
+from labral.runtimes import DEFAULT_RUNTIME, check_runtime
 
 LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
 
@@ -147,6 +148,9 @@ class ServeSettings(_Settings):
 
     Attributes:
         bundle: folder of a model bundle written by ``labral export``.
+        runtime: which of the bundle's model files runs it: ``torchscript`` (model.ts),
+            ``export`` (model.pt2) or ``onnxruntime`` (model.onnx; spatial maps through
+            model.ts); the default is ``labral.runtimes.DEFAULT_RUNTIME``.
         host / port: where uvicorn binds; loopback by default.
         api_key: bearer token for ``POST /v1/predictions`` (the probes, ``/v1/model`` and
             ``/metrics`` stay open); required when ``host`` is not
@@ -171,6 +175,7 @@ class ServeSettings(_Settings):
     """
 
     bundle: Path
+    runtime: str = DEFAULT_RUNTIME
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     api_key: str | None = None
@@ -196,6 +201,14 @@ class ServeSettings(_Settings):
     state_dir: Path | None = None
     store: StoreSettings = Field(default_factory=StoreSettings)
     dicom: DicomSettings = Field(default_factory=DicomSettings)
+
+    @field_validator("runtime")
+    @classmethod
+    def _known_runtime(cls, value: str) -> str:
+        try:
+            return check_runtime(value)
+        except BadConfigError as exc:
+            raise ValueError(exc.message) from exc
 
     @model_validator(mode="after")
     def _exposed_needs_key(self) -> ServeSettings:

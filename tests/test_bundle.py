@@ -10,6 +10,7 @@ import torch
 
 from labral.bundle import BUNDLE_SCHEMA_VERSION, load_bundle, read_bundle_spec, write_bundle
 from labral.errors import IncompatibleBundleError
+from labral.runtimes import RUNTIME_FILES
 
 
 class _MeanModel(torch.nn.Module):
@@ -42,10 +43,10 @@ def bundle_dir(tmp_path: Path) -> Path:
 def test_round_trip_and_calibration(bundle_dir: Path) -> None:
     bundle = load_bundle(bundle_dir)
     assert bundle.spec["schema_version"] == BUNDLE_SCHEMA_VERSION
-    assert (
-        bundle.identity()["sha256"]
-        == json.loads((bundle_dir / "metadata.json").read_text())["files"]["model.ts"]["sha256"]
-    )
+    files = json.loads((bundle_dir / "metadata.json").read_text())["files"]
+    assert set(files) == {"model.ts", "model.onnx"}  # write_bundle converts to ONNX itself
+    # the identity names the file that scores: the default runtime's
+    assert bundle.identity()["sha256"] == files[RUNTIME_FILES[bundle.runtime]]["sha256"]
     x = torch.zeros(2, 1, 4, 8, 8)
     x[0] += 0.7  # logit 2 -> calibrated sigmoid(2 / 2) = 0.731
     x[1] += 0.4  # logit -1 -> sigmoid(-0.5) = 0.378

@@ -5,10 +5,10 @@
 
 The model is rebuilt with ``hydra.utils.instantiate`` from the checkpoint's own config,
 wrapped so its forward returns ``(logits (B,), relevance (B, T))``, converted by each
-requested ``Exporter`` (:mod:`labral.train.exporters`; TorchScript is the bundle's format,
-ONNX and ``torch.export`` can sit beside it), checked against eager outputs on synthetic
-clips, and written with ``labral.bundle.write_bundle`` (which records the SHA-256) plus a
-model card.
+requested ``Exporter`` (:mod:`labral.train.exporters`: model.ts, model.onnx and model.pt2 by
+default; TorchScript is required), checked against eager outputs on synthetic clips, and
+written with ``labral.bundle.write_bundle`` (which records every file's SHA-256) plus a
+model card; every file is then loaded back with its runtime and checked again.
 """
 
 from __future__ import annotations
@@ -26,9 +26,11 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 import labral
-from labral.bundle import CLASS_NAMES, input_spec_from, load_bundle, sha256_file, write_bundle
+from labral.bundle import CLASS_NAMES, input_spec_from, load_bundle, write_bundle
 from labral.errors import BadConfigError, IncompatibleBundleError
+from labral.runtimes import ONNX_OPSET, RUNTIME_FILES
 from labral.train.exporters import Exporter, RelevanceModule, make_exporter
+from labral.train.split_record import split_patient_record
 from labral.train.exporters import OnnxExporter as OnnxExporter  # re-exported: tests patch
 from labral.train.exporters import TorchScriptExporter as TorchScriptExporter  # them here
 
@@ -254,7 +256,7 @@ def export_run(
     verify_clips: int = 4,
     atol: float = 1e-4,
     seed: int = 0,
-    onnx_opset: int = 17,
+    onnx_opset: int = ONNX_OPSET,
 ) -> Path:
     """Export a loaded training run to a bundle folder; returns the folder.
 
@@ -306,23 +308,23 @@ def export_run(
         "threshold_rule": str(cal.get("threshold_rule", "")),
         "val_metrics": cal.get("val_metrics", {}),
         "data_fingerprint": cal.get("data_fingerprint"),
+        "split_patients": split_patient_record(run.config, cal.get("data_fingerprint")),
         "code_version": code_version(),
         "labral_version": labral.__version__,
         "config": run.config,
         "export_checks": {"max_abs_diff": verified, "atol": atol, "clips": len(clips)},
     }
-    write_bundle(out, artifacts["torchscript"], spec, model_card(spec, verified, description))
-    meta_path = out / "metadata.json"
-    metadata = json.loads(meta_path.read_text())
-    for path in extra_files:
-        metadata["files"][path.name] = {"sha256": sha256_file(path)}
-    meta_path.write_text(json.dumps(metadata, indent=2, default=str))
-    bundle = load_bundle(out)  # the written bundle must load and agree with the eager model
-    logits = bundle.predict(clips)["logits"]
+    card = model_card(spec, verified, description)
+    write_bundle(out, artifacts["torchscript"], spec, card, onnx=False)  # records every file
     with torch.inference_mode():
         expected = module(clips)[0]
-    if not torch.allclose(logits, expected, rtol=0, atol=atol):
-        raise ExportVerificationError(f"{out}/model.ts reloaded does not match the eager model")
+    for runtime, name in RUNTIME_FILES.items():  # each written file must load and agree
+        if (out / name).is_file():
+            logits = load_bundle(out, runtime=runtime).predict(clips)["logits"]
+            if not torch.allclose(logits, expected, rtol=0, atol=atol):
+                raise ExportVerificationError(
+                    f"{out}/{name} reloaded (runtime={runtime}) does not match the eager model"
+                )
     return out
 
 
@@ -346,13 +348,13 @@ def run(cfg: DictConfig) -> Path:
     bundle_dir = export_run(
         training,
         out,
-        [str(f) for f in cfg.get("formats", ["torchscript"])],
+        [str(f) for f in cfg.get("formats", ["torchscript", "onnx", "torch_export"])],
         model_name=cfg.get("model_name"),
         model_version=cfg.get("model_version"),
         verify_clips=int(verify_cfg.get("clips", 4)),
         atol=float(verify_cfg.get("atol", 1e-4)),
         seed=int(verify_cfg.get("seed", 0)),
-        onnx_opset=int(cfg.get("onnx_opset", 17)),
+        onnx_opset=int(cfg.get("onnx_opset") or ONNX_OPSET),
     )
     sha = json.loads((bundle_dir / "metadata.json").read_text())["files"]["model.ts"]["sha256"]
     print(f"bundle written to {bundle_dir} (model.ts sha256 {sha})")

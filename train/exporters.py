@@ -7,7 +7,6 @@ TorchScript is the bundle's format; ONNX (``model.onnx``) and ``torch.export``
 
 from __future__ import annotations
 
-import io
 import warnings
 from pathlib import Path
 from typing import Any, Protocol
@@ -17,6 +16,7 @@ import torch
 from torch import nn
 
 from labral.errors import BadConfigError
+from labral.runtimes import ONNX_OPSET, OnnxRuntimeForward, onnx_bytes
 
 
 class RelevanceModule(nn.Module):
@@ -74,36 +74,15 @@ class OnnxExporter:
 
     name = "onnx"
 
-    def __init__(self, opset: int = 17) -> None:
+    def __init__(self, opset: int = ONNX_OPSET) -> None:
         self.opset = opset
 
     def convert(self, module: nn.Module, example: torch.Tensor) -> bytes:
-        buffer = io.BytesIO()
-        axes = {"clip": {0: "batch"}, "logits": {0: "batch"}, "relevance": {0: "batch"}}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                module,
-                (example,),
-                buffer,
-                dynamo=False,  # the TorchScript-based exporter needs no onnxscript
-                input_names=["clip"],
-                output_names=["logits", "relevance"],
-                dynamic_axes=axes,
-                opset_version=self.opset,
-            )
-        return buffer.getvalue()
+        return onnx_bytes(module, example, self.opset)
 
     def run(self, artifact: Any, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        import onnxruntime
-
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = max(1, torch.get_num_threads())
-        session = onnxruntime.InferenceSession(
-            artifact, options, providers=["CPUExecutionProvider"]
-        )
-        logits, relevance = session.run(None, {"clip": x.numpy()})
-        return logits, relevance
+        logits, relevance = OnnxRuntimeForward(artifact)(x)
+        return logits.numpy(), relevance.numpy()
 
     def save(self, artifact: Any, out_dir: Path) -> Path | None:
         path = out_dir / "model.onnx"
@@ -130,7 +109,7 @@ class TorchExportExporter:
         return path
 
 
-def make_exporter(name: str, onnx_opset: int = 17) -> Exporter:
+def make_exporter(name: str, onnx_opset: int = ONNX_OPSET) -> Exporter:
     """The exporter for a format name (``torchscript`` | ``onnx`` | ``torch_export``).
 
     Raises:

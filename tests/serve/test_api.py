@@ -8,6 +8,7 @@ import io
 import numpy as np
 from PIL import Image
 
+from labral.runtimes import DEFAULT_RUNTIME
 from labral.scoring import peak_frames
 
 
@@ -103,6 +104,7 @@ def test_model_card(client):
     assert card["eval_transform"] == {"frames": 8, "fps": 10.0, "size": [32, 32], "windows": 1}
     assert card["input_spec"]["size"] == [32, 32] and card["threshold"] == 0.5
     assert card["card"].startswith("# test bundle") and "not a diagnosis" in card["intended_use"]
+    assert card["runtime"] == DEFAULT_RUNTIME  # the file that scores, by its runtime's name
 
 
 def test_health_ready_metrics(client, clips):

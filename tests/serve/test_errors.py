@@ -195,3 +195,15 @@ def test_sr_for_incomplete_source_is_422(client, clips, monkeypatch):
     monkeypatch.setattr(routes_predict, "read_source_header", header_without_study)
     response = post_raw(client, clips["bright.dcm"].read_bytes(), format="sr")
     expect_error(response, 422, "sr_source_incomplete")
+
+
+def test_a_runtime_whose_file_the_bundle_lacks_is_refused_naming_it(tmp_path):
+    from labral.serve.demo import make_demo_bundle
+
+    bundle = make_demo_bundle(tmp_path / "b")  # model.ts and model.onnx, no model.pt2
+    with TestClient(create_app(ServeSettings(bundle=bundle, runtime="export"))) as client:
+        deadline = time.monotonic() + 10
+        while client.get("/healthz").status_code == 200 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        health = client.get("/healthz")
+        assert health.status_code == 503 and "no model.pt2" in health.json()["error"]

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from omegaconf import OmegaConf
 from pydantic import BaseModel
 
 import labral.configs
 from labral.datasets.limits import ReadLimits
+from labral.errors import BadConfigError
+from labral.runtimes import DEFAULT_RUNTIME
 from labral.serve import settings as settings_module
 from labral.serve.asgi import settings_from_env
 from labral.serve.settings import DicomSettings, ServeSettings
@@ -85,3 +88,10 @@ def test_asgi_and_hydra_defaults_agree(tmp_path):
     """The env factory adds no defaults of its own: unset variables are the model's defaults."""
     from_env = settings_from_env({"LABRAL_BUNDLE": str(tmp_path)})
     assert from_env == ServeSettings(bundle=tmp_path)
+
+
+def test_the_runtime_default_is_labral_runtimes_and_a_wrong_one_is_named(tmp_path):
+    assert ServeSettings.model_fields["runtime"].default == DEFAULT_RUNTIME
+    assert ServeSettings(bundle=tmp_path, runtime="export").runtime == "export"
+    with pytest.raises(BadConfigError, match="serve.runtime: .*'tflite' is not known"):
+        ServeSettings.from_mapping({"bundle": tmp_path, "runtime": "tflite"})
