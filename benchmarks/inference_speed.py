@@ -1,28 +1,31 @@
-"""Batch-1 inference latency: eager vs TorchScript vs ONNX Runtime, in one process.
+"""Inference latency of every runtime at batch 1 and 8, in one process.
 
     .venv/bin/python benchmarks/inference_speed.py            # compact + still_frame, 32 frames
     .venv/bin/python benchmarks/inference_speed.py --models compact --repeats 50 --json out.json
     .venv/bin/python benchmarks/inference_speed.py --smoke    # compact, 16 frames, 2 rounds
 
 Each model is built from ``configs/model/<name>.yaml`` (random weights: latency does not
-depend on them), wrapped as the bundle runs it (``forward -> (logits, relevance)``) and
-converted with the same exporters as ``labral export``; the TorchScript module goes through
-a save/load round trip, as in a bundle. The backends are timed in interleaved rounds (one
-call each per round) after a warm-up, so a busy shared machine slows them alike; the figures
-are medians, and the ratios against eager come from the same rounds.
-Targets: compact <= 50 ms per 32-frame clip on 2 threads; TorchScript no slower than eager.
+depend on them), wrapped as the bundle runs it (``forward -> (logits, relevance)``),
+converted with the same exporters as ``labral export`` and loaded back from ``model.ts``,
+``model.pt2`` and ``model.onnx`` with the loaders ``labral.bundle.load_bundle`` uses
+(:mod:`labral.runtimes`); ``eager`` is the wrapped module itself. For each batch size the
+runtimes are timed in interleaved rounds (one call each per round) after a warm-up, so a busy
+shared machine slows them alike; the figures are medians in ms per clip, and the ratios
+against TorchScript come from the same rounds.
+Targets: the default runtime (``labral.runtimes.DEFAULT_RUNTIME``) <= 20 ms per 32-frame clip
+at batch 1 on 2 threads, and no slower than TorchScript.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import statistics
+import tempfile
 import time
-from collections.abc import Callable
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -30,9 +33,22 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from labral.models.describe import describe_model
-from labral.train.exporters import OnnxExporter, RelevanceModule, TorchScriptExporter
+from labral.runtimes import (
+    DEFAULT_RUNTIME,
+    Forward,
+    load_exported,
+    load_onnxruntime,
+    load_torchscript,
+)
+from labral.train.exporters import (
+    OnnxExporter,
+    RelevanceModule,
+    TorchExportExporter,
+    TorchScriptExporter,
+)
 
 DEFAULT_SIZE = (96, 96)
+BATCHES = (1, 8)
 
 
 def default_size() -> tuple[int, int]:
@@ -45,88 +61,88 @@ def default_size() -> tuple[int, int]:
         return DEFAULT_SIZE
 
 
-def build_backends(name: str, example: torch.Tensor, threads: int) -> dict[str, Callable[[], Any]]:
-    """Callables running one forward each: ``eager``, ``torchscript``, ``onnxruntime``.
+def build_runtimes(name: str, example: torch.Tensor, folder: Path) -> dict[str, Forward]:
+    """One forward callable per runtime, each loaded from its bundle file as a bundle would.
 
     Args:
         name: a config in configs/model/.
-        example: float32 (1, 1, T, H, W), the clip every backend scores.
-        threads: intra-op threads for ONNX Runtime (torch's are set by the caller).
-    """
-    import onnxruntime
+        example: float32 (2, 1, T, H, W), the export example (batch 2: batch axis dynamic).
+        folder: where ``model.ts``, ``model.pt2`` and ``model.onnx`` are written and loaded.
 
+    Returns:
+        ``{"eager", "torchscript", "export", "onnxruntime"}`` -> forward(x (B, 1, T, H, W)).
+        ONNX Runtime takes torch's intra-op thread count, as in the service.
+    """
     cfg = OmegaConf.load(str(resources.files("labral.configs") / "model" / f"{name}.yaml"))
     module = RelevanceModule(instantiate(cfg).eval()).eval()
-    buffer = io.BytesIO()
-    torch.jit.save(TorchScriptExporter().convert(module, example), buffer)
-    buffer.seek(0)
-    scripted = torch.jit.load(buffer)
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    session = onnxruntime.InferenceSession(
-        OnnxExporter().convert(module, example), options, providers=["CPUExecutionProvider"]
-    )
-    feed = {"clip": example.numpy()}
-
-    def eager() -> Any:
-        with torch.inference_mode():
-            return module(example)
-
-    def torchscript() -> Any:
-        with torch.inference_mode():
-            return scripted(example)
-
+    torch.jit.save(TorchScriptExporter().convert(module, example), str(folder / "model.ts"))
+    TorchExportExporter().save(TorchExportExporter().convert(module, example), folder)
+    OnnxExporter().save(OnnxExporter().convert(module, example), folder)
     return {
-        "eager": eager,
-        "torchscript": torchscript,
-        "onnxruntime": lambda: session.run(None, feed),
+        "eager": module,
+        "torchscript": load_torchscript(folder / "model.ts", "cpu", {}),
+        "export": load_exported(folder / "model.pt2", "cpu"),
+        "onnxruntime": load_onnxruntime(folder / "model.onnx", "cpu"),
     }
 
 
 def time_interleaved(
-    backends: dict[str, Callable[[], Any]], repeats: int, warmup: int
+    runtimes: dict[str, Forward], x: torch.Tensor, repeats: int, warmup: int
 ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
-    """Wall and process-CPU milliseconds per call for each backend, one call each per round.
+    """Wall and process-CPU milliseconds per call of each runtime on ``x``, one call per round.
+
+    Args:
+        x: float32 (B, 1, T, H, W), the batch every runtime scores.
 
     Returns:
-        (wall, cpu): backend -> list of ``repeats`` times in ms. CPU time sums all threads
-        of this process, so it is less disturbed than wall time by other jobs on the machine.
+        (wall, cpu): runtime -> list of ``repeats`` times in ms per call. CPU time sums all
+        threads of this process, so other jobs on the machine disturb it less than wall time.
     """
-    for _ in range(warmup):
-        for call in backends.values():
-            call()
-    wall: dict[str, list[float]] = {key: [] for key in backends}
-    cpu: dict[str, list[float]] = {key: [] for key in backends}
-    for _ in range(repeats):
-        for key, call in backends.items():
-            start, start_cpu = time.perf_counter(), time.process_time()
-            call()
-            wall[key].append((time.perf_counter() - start) * 1000.0)
-            cpu[key].append((time.process_time() - start_cpu) * 1000.0)
+    with torch.inference_mode():
+        for _ in range(warmup):
+            for call in runtimes.values():
+                call(x)
+        wall: dict[str, list[float]] = {key: [] for key in runtimes}
+        cpu: dict[str, list[float]] = {key: [] for key in runtimes}
+        for _ in range(repeats):
+            for key, call in runtimes.items():
+                start, start_cpu = time.perf_counter(), time.process_time()
+                call(x)
+                wall[key].append((time.perf_counter() - start) * 1000.0)
+                cpu[key].append((time.process_time() - start_cpu) * 1000.0)
     return wall, cpu
 
 
-def measure(name: str, frames: int, size: tuple[int, int], threads: int, repeats: int,
+def measure(name: str, frames: int, size: tuple[int, int], repeats: int,
             warmup: int) -> dict[str, Any]:  # fmt: skip
-    """Median latency (ms) per backend and the ratios against eager for one model."""
-    example = torch.rand(1, 1, frames, *size, generator=torch.Generator().manual_seed(0))
-    backends = build_backends(name, example, threads)
-    wall, cpu = time_interleaved(backends, repeats, warmup)
-    medians = {key: statistics.median(values) for key, values in wall.items()}
+    """Median ms per clip of every runtime at each batch size, and ratios against TorchScript.
+
+    Returns:
+        ``{"model", "gflops_per_clip", "params", "batches": {"1": {"median_ms", "min_ms",
+        "median_cpu_ms", "ratio_vs_torchscript"}, "8": {...}}}``; every time is per clip.
+    """
+    gen = torch.Generator().manual_seed(0)
+    row: dict[str, Any] = {"model": name, "batches": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        runtimes = build_runtimes(name, torch.rand(2, 1, frames, *size, generator=gen), Path(tmp))
+        for batch in BATCHES:
+            x = torch.rand(batch, 1, frames, *size, generator=gen)
+            wall, cpu = time_interleaved(runtimes, x, repeats, warmup)
+            medians = {key: statistics.median(v) / batch for key, v in wall.items()}
+            row["batches"][str(batch)] = {
+                "median_ms": {key: round(value, 2) for key, value in medians.items()},
+                "min_ms": {key: round(min(v) / batch, 2) for key, v in wall.items()},
+                "median_cpu_ms": {
+                    key: round(statistics.median(v) / batch, 2) for key, v in cpu.items()
+                },
+                "ratio_vs_torchscript": {
+                    key: round(value / medians["torchscript"], 3) for key, value in medians.items()
+                },
+            }
     cfg = OmegaConf.load(str(resources.files("labral.configs") / "model" / f"{name}.yaml"))
     described = describe_model(instantiate(cfg), (1, frames, *size))
-    return {
-        "model": name,
-        "gflops_per_clip": described["gflops_per_clip"],
-        "params": described["params"],
-        "median_ms": {key: round(value, 2) for key, value in medians.items()},
-        "min_ms": {key: round(min(values), 2) for key, values in wall.items()},
-        "median_cpu_ms": {key: round(statistics.median(v), 2) for key, v in cpu.items()},
-        "ratio_vs_eager": {
-            key: round(value / medians["eager"], 3) for key, value in medians.items()
-        },
-    }
+    row["gflops_per_clip"], row["params"] = described["gflops_per_clip"], described["params"]
+    return row
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
@@ -150,23 +166,26 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     torch.set_num_threads(args.threads)
     size = tuple(args.size) if args.size else default_size()
     print(
-        f"batch 1, {args.frames}x{size[0]}x{size[1]} clip, torch {torch.__version__}, "
-        f"{args.threads} threads, {args.repeats} interleaved rounds after {args.warmup} warm-up, "
-        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (shared machine)"
+        f"batch {' and '.join(map(str, BATCHES))}, {args.frames}x{size[0]}x{size[1]} clip, "
+        f"torch {torch.__version__}, {args.threads} threads, {args.repeats} interleaved rounds "
+        f"after {args.warmup} warm-up, load average {os.getloadavg()[0]:.1f} on "
+        f"{os.cpu_count()} CPUs (shared machine); default runtime {DEFAULT_RUNTIME}"
     )
     rows = []
     for name in args.models:
-        row = measure(name, args.frames, size, args.threads, args.repeats, args.warmup)
+        row = measure(name, args.frames, size, args.repeats, args.warmup)
         rows.append(row)
-        ms, low, cpu, ratio = (
-            row[k] for k in ("median_ms", "min_ms", "median_cpu_ms", "ratio_vs_eager")
-        )
         print(f"{name} ({row['gflops_per_clip']:.2f} GFLOPs per clip)")
-        for k in ms:
-            print(
-                f"  {k:<12} median {ms[k]:8.2f} ms  min {low[k]:8.2f} ms  "
-                f"cpu {cpu[k]:8.2f} ms  x{ratio[k]:.2f} of eager"
+        for batch, figures in row["batches"].items():
+            ms, low, cpu, ratio = (
+                figures[k] for k in ("median_ms", "min_ms", "median_cpu_ms", "ratio_vs_torchscript")
             )
+            for k in ms:
+                print(
+                    f"  batch {batch} {k:<12} median {ms[k]:8.2f} ms/clip  min {low[k]:8.2f} ms  "
+                    f"cpu {cpu[k]:8.2f} ms  x{ratio[k]:.2f} of torchscript"
+                )
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(rows, handle, indent=2)

@@ -118,18 +118,22 @@ def test_inference_speed_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     rows = load("inference_speed").main(["--smoke"])
     out = capsys.readouterr().out
     assert [row["model"] for row in rows] == ["compact"]
-    assert figures(r"batch 1, (\d+)x(\d+)x(\d+) clip", out) == [16, 96, 96]
+    assert figures(r"batch 1 and 8, (\d+)x(\d+)x(\d+) clip", out) == [16, 96, 96]
     (gflops,) = figures(r"compact \(([\d.]+) GFLOPs per clip\)", out)
     assert positive(gflops)
-    for backend in ("eager", "torchscript", "onnxruntime"):
-        median, low, cpu, ratio = figures(
-            rf"{backend}\s+median\s+([\d.]+) ms\s+min\s+([\d.]+) ms\s+cpu\s+([\d.]+) ms\s+"
-            r"x([\d.]+) of eager",
-            out,
-        )
-        assert positive(median, low, cpu) and low <= median, backend
-        assert ratio == pytest.approx(rows[0]["ratio_vs_eager"][backend], abs=0.006)
-    assert rows[0]["ratio_vs_eager"]["eager"] == 1.0
+    assert set(rows[0]["batches"]) == {"1", "8"}
+    for batch in ("1", "8"):
+        ratios = rows[0]["batches"][batch]["ratio_vs_torchscript"]
+        assert set(ratios) == {"eager", "torchscript", "export", "onnxruntime"}
+        for runtime in ratios:
+            median, low, cpu, ratio = figures(
+                rf"batch {batch} {runtime}\s+median\s+([\d.]+) ms/clip\s+min\s+([\d.]+) ms\s+"
+                r"cpu\s+([\d.]+) ms\s+x([\d.]+) of torchscript",
+                out,
+            )
+            assert positive(median, low, cpu) and low <= median, runtime
+            assert ratio == pytest.approx(ratios[runtime], abs=0.006)
+        assert ratios["torchscript"] == 1.0
 
 
 def test_train_speed_smoke_with_the_data_pipeline(
