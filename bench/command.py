@@ -3,8 +3,12 @@
 ``bundle=[a,b]`` compares several bundles (the first is the candidate).
 
 Order of work: check the config, load every bundle, resolve (and if needed generate) the
-suite, check the robustness sweep - every user error surfaces before the first clip is scored.
-Then one clean pass (all bundles), the robustness passes, a latency probe, and the outputs:
+suite, check the robustness sweep and the patient overlap of a manifest suite with the
+bundles' training splits (:mod:`labral.bench.overlap`) - every user error surfaces before
+the first clip is scored. Then one clean pass (all bundles), the order controls (every
+positive reversed and shuffled, :mod:`labral.bench.controls`), the pointing game on
+positives with extrusion masks (:mod:`labral.bench.localisation`), the robustness passes, a
+latency probe, and the outputs:
 ``results.json``, ``predictions.csv``, ``report.html`` under ``out`` (or Hydra's run dir),
 a terminal summary, and finally the ``fail_under`` gate. ``+spatial_maps=true`` also writes
 ``spatial_maps.npz`` (the clean pass's spatial map on every clip's peak frames). Every clip
@@ -13,12 +17,8 @@ is scored by :class:`labral.scoring.ClipScorer`, as in the service.
 
 from __future__ import annotations
 
-import csv
 import json
-import os
-import platform
 import time
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -27,50 +27,16 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from tqdm import tqdm
 
-from labral.bench import evaluate, metrics, perturb, report, scoring
+from labral.bench import controls, evaluate, localisation, metrics, perturb, report, scoring, stats
 from labral.bench.gate import check_gate, validate_gate
+from labral.bench.outputs import hardware, versions, write_predictions, write_spatial_maps
+from labral.bench.overlap import check_overlap
 from labral.bench.suites import resolve_suite
 from labral.bench.summary import print_summary
 from labral.bundle import Bundle, load_bundle
 from labral.errors import BadConfigError
 
-RESULTS_SCHEMA_VERSION = 1
-VERSIONED_PACKAGES = ("labral", "torch", "numpy", "scikit-learn", "monai", "pydicom", "scipy")
-
-
-def hardware() -> dict[str, Any]:
-    """CPU model, core count, torch threads and platform/torch versions of this machine."""
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return {
-        "cpu_model": cpu,
-        "cpu_count": os.cpu_count(),
-        "affinity_cores": len(os.sched_getaffinity(0))
-        if hasattr(os, "sched_getaffinity")
-        else None,
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
-
-
-def versions() -> dict[str, str]:
-    """Installed versions of the packages that shape the numbers."""
-    out = {}
-    for package in VERSIONED_PACKAGES:
-        try:
-            out[package] = version(package)
-        except PackageNotFoundError:
-            out[package] = "not installed"
-    return out
+RESULTS_SCHEMA_VERSION = 2
 
 
 def _model_paths(cfg: DictConfig) -> list[str]:
@@ -111,59 +77,31 @@ def _container(cfg: DictConfig, key: str) -> Any:
     )
 
 
-def _write_predictions(
-    path: Path, records: list[dict], names: list[str], passes: scoring.PassResult
-) -> None:
-    """predictions.csv: one row per clip; per model its probability, decision and relevance.
-
-    Columns: ``path, patient, label, clip_type, shift``, ``p_<model>`` for every model, then
-    for every model ``decision_<model>`` (0/1) and ``relevance_<model>`` (the clip's temporal
-    relevance on its source frames, ``;``-separated, rounded as in the service's answer).
-    """
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(
-            [
-                "path",
-                "patient",
-                "label",
-                "clip_type",
-                "shift",
-                *[f"p_{n}" for n in names],
-                *[f"{col}_{n}" for n in names for col in ("decision", "relevance")],
-            ]
-        )
-        for i, r in enumerate(records):
-            probs = [f"{s.probability[i]:.9f}" for s in passes.scores]
-            details = []
-            for s in passes.scores:
-                relevance = s.clips[i].rounded_relevance() if s.clips[i] else []
-                details += [int(s.decision[i]), ";".join(f"{v:g}" for v in relevance)]
-            writer.writerow(
-                [
-                    r["path"],
-                    r["patient"],
-                    r["label"],
-                    r.get("clip_type", ""),
-                    r.get("shift", ""),
-                    *probs,
-                    *details,
-                ]
-            )
+def _replicate_groups(names: list[str], bundles: list[Bundle]) -> dict[str, list[str]]:
+    """Bundles of one recipe trained with other seeds (:func:`stats.recipe_key`), 2 or more."""
+    groups: dict[str, list[str]] = {}
+    for name, bundle in zip(names, bundles, strict=True):
+        groups.setdefault(stats.recipe_key(bundle.spec), []).append(name)
+    return {names_[0]: names_ for names_ in groups.values() if len(names_) > 1}
 
 
-def _write_spatial_maps(path: Path, passes: scoring.PassResult) -> None:
-    """spatial_maps.npz: ``model<b>_clip<i>_frame<f>`` -> float32 (h, w) map (see
-    :class:`labral.scoring.SpatialMap`); ``b`` indexes results.json ``models``, ``i`` the rows
-    of predictions.csv, ``f`` a peak (source) frame of that clip."""
-    arrays = {
-        f"model{b}_clip{i}_frame{m.frame}": m.values
-        for b, model in enumerate(passes.scores)
-        for i, clip in enumerate(model.clips)
-        if clip is not None
-        for m in clip.spatial_maps
-    }
-    np.savez_compressed(path, **arrays)
+def _replicates(groups: dict[str, list[str]], per_model: dict[str, Any]) -> dict[str, Any]:
+    """Mean +- SD of the headline AUROCs over each group of replicate bundles."""
+    out = {}
+    for first, members in groups.items():
+        blocks = [per_model[m] for m in members]
+        entry = {
+            "models": members,
+            "auroc": stats.replicate_spread([b["overall"]["auroc"]["value"] for b in blocks]),
+            "per_shift": {
+                shift: stats.replicate_spread(
+                    [b["per_shift"][shift]["auroc"]["value"] for b in blocks]
+                )
+                for shift in blocks[0]["per_shift"]
+            },
+        }
+        out[first] = entry
+    return out
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
@@ -173,16 +111,20 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         BadConfigError: bad settings or an unknown suite name (lists the known suites).
         BadManifestError: a manifest suite with invalid rows or missing files (all listed).
         IncompatibleBundleError: a bundle this labral cannot run.
+        OverlapError: a manifest holds clips of a bundle's training patients (``overlap=refuse``).
         GateFailedError: a ``fail_under`` threshold is not met (after all outputs are written).
     """
     paths = _model_paths(cfg)
     batch_size = _setting(cfg, "batch_size", 1)
     workers = _setting(cfg, "workers", 0)
     boot_n = _setting(cfg, "bootstrap.n", 1)
+    boot_seed = int(cfg.bootstrap.seed)
     tolerance = _setting(cfg, "localisation_tolerance", 0)
     ece_bins = _setting(cfg, "ece_bins", 1)
     latency_clips = _setting(cfg, "latency_clips", 0)
     spatial = bool(OmegaConf.select(cfg, "spatial_maps", default=False))  # +spatial_maps=true
+    with_controls = bool(cfg.get("controls", True))
+    with_pointing = bool(cfg.get("pointing_game", True))
     level = _ci_level(cfg)
     threads = _setting(cfg, "threads", 1) if cfg.get("threads") is not None else None
     gate = validate_gate(_container(cfg, "fail_under"))
@@ -191,46 +133,81 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     names = _unique_names(bundles)
     overrides = _container(cfg, "suite_overrides")
     generate_workers = _setting(cfg, "generate_workers", 1)
-    suite = resolve_suite(
-        str(cfg.suite), cfg.cache_dir, overrides, bool(cfg.get("progress", True)), generate_workers
-    )
+    show = bool(cfg.get("progress", True))
+    suite = resolve_suite(str(cfg.suite), cfg.cache_dir, overrides, show, generate_workers)
     perturb.check_sweep(suite.perturbations)
+    overlap = {"mode": "not needed: synthetic suite patients are disjoint from training"}
+    if not suite.definition:  # a manifest: its patients may be the bundles' training patients
+        keep, overlap = check_overlap(
+            suite.records, bundles, names, str(cfg.get("overlap", "refuse"))
+        )
+        suite.records = [r for r, k in zip(suite.records, keep, strict=True) if k]
+        if not suite.records:
+            raise BadConfigError("overlap=exclude left no clips to score; use a held-out manifest")
     out = Path(cfg.out) if cfg.get("out") else Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
 
+    records = suite.records
     transforms = scoring.eval_transforms(bundles)
-    source = scoring.ClipSource([r["path"] for r in suite.records], keep=bool(suite.perturbations))
+    source = scoring.ClipSource([r["path"] for r in records], keep=bool(suite.perturbations))
+    positives = np.flatnonzero([int(r["label"]) == 1 for r in records])
+    control_source = scoring.ClipSource([records[i]["path"] for i in positives], keep=True)
+    n_pointing = sum(1 for i in positives if records[i].get("extrusion_mask"))
     n_passes = 1 + sum(len(p["levels"]) for p in suite.perturbations)
-    show = bool(cfg.get("progress", True))
-    with tqdm(total=len(source) * n_passes, desc="scoring", unit="clip", disable=not show) as bar:
+    total = (
+        len(source) * n_passes
+        + (len(positives) * len(controls.CONTROLS) if with_controls else 0)
+        + (n_pointing if with_pointing else 0)
+    )
+    score = dict(batch_size=batch_size, workers=workers)
+    timings: dict[str, float] = {}
+    with tqdm(total=total, desc="scoring", unit="clip", disable=not show) as bar:
         clean = scoring.score_pass(
-            source,
-            bundles,
-            transforms,
-            batch_size=batch_size,
-            workers=workers,
-            progress=bar.update,
-            spatial=spatial,
+            source, bundles, transforms, **score, progress=bar.update, spatial=spatial
         )
+        control_passes = {}
+        if with_controls and positives.size:
+            started = time.perf_counter()
+            for control in controls.CONTROLS:
+                control_passes[control] = scoring.score_pass(
+                    control_source,
+                    bundles,
+                    transforms,
+                    **score,
+                    perturbation=(control, 0.0, boot_seed),
+                    progress=bar.update,
+                )
+            timings["controls_seconds"] = time.perf_counter() - started
+        pointing: list[dict[str, Any]] = []
+        if with_pointing and n_pointing:
+            started = time.perf_counter()
+            plan_all = metrics.ClusterBootstrap([r["patient"] for r in records], boot_n, boot_seed)
+            pointing = localisation.pointing_game(
+                records,
+                source,
+                bundles,
+                transforms,
+                plan_all,
+                level,
+                bar.update,
+            )
+            timings["pointing_seconds"] = time.perf_counter() - started
         sweep_passes = {}
         for item in suite.perturbations:
-            for level in item["levels"]:
-                sweep_passes[(item["name"], level)] = scoring.score_pass(
+            for lvl in item["levels"]:
+                sweep_passes[(item["name"], lvl)] = scoring.score_pass(
                     source,
                     bundles,
                     transforms,
-                    batch_size=batch_size,
-                    workers=workers,
-                    perturbation=(item["name"], float(level), int(cfg.bootstrap.seed)),
+                    **score,
+                    perturbation=(item["name"], float(lvl), boot_seed),
                     progress=bar.update,
                 )
 
-    plan = metrics.ClusterBootstrap(
-        [r["patient"] for r in suite.records], boot_n, int(cfg.bootstrap.seed)
-    )
+    plan = metrics.ClusterBootstrap([r["patient"] for r in records], boot_n, boot_seed)
     per_model = {
         name: evaluate.evaluate_model(
-            suite.records,
+            records,
             scores,
             bundle.threshold,
             plan,
@@ -240,11 +217,25 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         )
         for name, bundle, scores in zip(names, bundles, clean.scores, strict=True)
     }
+    for b, name in enumerate(names):
+        if control_passes:
+            per_model[name]["order_controls"] = controls.order_controls(
+                records,
+                positives,
+                clean.scores[b].probability,
+                {c: p.scores[b].probability for c, p in control_passes.items()},
+                boot_n,
+                boot_seed,
+                level,
+            )
+        if pointing:
+            block = {k: v for k, v in pointing[b].items() if k != "examples"}
+            per_model[name]["localisation"]["pointing_game"] = block
     robustness: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for (name, lvl), passed in sweep_passes.items():
         for m, bundle, scores in zip(names, bundles, passed.scores, strict=True):
             point = evaluate.evaluate_robustness_point(
-                suite.records, scores, bundle.threshold, plan, ece_bins=ece_bins, level=level
+                records, scores, bundle.threshold, plan, ece_bins=ece_bins, level=level
             )
             robustness.setdefault(name, {}).setdefault(m, []).append(
                 {"level": lvl, "metrics": point}
@@ -267,14 +258,15 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             "batch_size": batch_size,
             "decode_workers": workers,
         }
-    arrays = evaluate.suite_arrays(suite.records)
+    arrays = evaluate.suite_arrays(records)
+    groups = _replicate_groups(names, bundles)
     results: dict[str, Any] = {
         "schema_version": RESULTS_SCHEMA_VERSION,
         "suite": {
             "name": suite.name,
             "content_hash": suite.content_hash,
             "manifest": str(suite.manifest),
-            "n_clips": len(suite.records),
+            "n_clips": len(records),
             "n_patients": int(np.unique(arrays["patient"]).size),
             "definition": suite.definition,
         },
@@ -286,33 +278,42 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                 "threshold": b.threshold,
                 "temperature": b.temperature,
                 "eval_transform": b.spec["eval_transform"],
+                "recipe": stats.recipe_key(b.spec),
             }
             for n, b in zip(names, bundles, strict=True)
         ],
         "settings": {
             "bootstrap_n": boot_n,
-            "bootstrap_seed": int(cfg.bootstrap.seed),
+            "bootstrap_seed": boot_seed,
             "ci_level": level,
+            "ci_min_patients_per_class": stats.MIN_PATIENTS_PER_CLASS,
             "ece_bins": ece_bins,
             "localisation_tolerance": tolerance,
             "spatial_maps": spatial,
+            "order_controls": list(control_passes),
+            "hip_rules": list(stats.HIP_RULES),
             "reweight_prevalences": list(metrics.REWEIGHT_PREVALENCES),
         },
+        "overlap": overlap,
         "versions": versions(),
         "hardware": hardware(),
         "results": per_model,
+        "replicates": _replicates(groups, per_model),
         "robustness": robustness,
-        "comparisons": evaluate.compare_models(suite.records, names, clean.scores, plan, level),
+        "comparisons": evaluate.compare_models(records, names, clean.scores, plan, level),
         "speed": speed,
+        "pass_seconds": {"clean": clean.seconds, **timings},
         "created_unix": time.time(),
     }
     results["gate"] = check_gate(gate, {n: per_model[n]["overall"] for n in names})
     (out / "results.json").write_text(json.dumps(results, indent=2, default=float))
-    _write_predictions(out / "predictions.csv", suite.records, names, clean)
+    write_predictions(out / "predictions.csv", records, names, clean)
     if spatial:
-        _write_spatial_maps(out / "spatial_maps.npz", clean)
+        write_spatial_maps(out / "spatial_maps.npz", clean)
     probabilities = {n: s.probability for n, s in zip(names, clean.scores, strict=True)}
-    (out / "report.html").write_text(report.render_report(results, arrays["y"], probabilities))
+    examples = {n: p["examples"] for n, p in zip(names, pointing, strict=False)}
+    html_report = report.render_report(results, arrays["y"], probabilities, examples, source)
+    (out / "report.html").write_text(html_report)
     print_summary(results, out)
     if results["gate"]["failed"]:
         from labral.bench.gate import GateFailedError

@@ -8,12 +8,16 @@ from typing import Any
 import numpy as np
 
 from labral.bench import metrics as M
+from labral.bench import stats
+from labral.bench.localisation import temporal
 from labral.bench.scoring import ModelScores
 
 #: Metrics reported per hard-negative type (on positives + that type only).
 PER_TYPE_METRICS = ("auroc", "specificity")
 #: Metrics reported per shift setting and per robustness point.
 PER_SETTING_METRICS = ("auroc", "auprc", "sensitivity", "specificity", "brier", "ece")
+#: Metrics reported per hip (a hip's probability from its clips: stats.HIP_RULES).
+HIP_METRICS = ("auroc", "sensitivity", "specificity")
 
 
 def suite_arrays(records: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
@@ -34,38 +38,6 @@ def suite_arrays(records: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
 
 def _subset(functions: dict[str, M.MetricFn], names: Sequence[str]) -> dict[str, M.MetricFn]:
     return {name: functions[name] for name in names}
-
-
-def localisation(
-    records: Sequence[dict[str, Any]],
-    scores: ModelScores,
-    bootstrap: M.ClusterBootstrap,
-    tolerance: int,
-    level: float,
-) -> dict[str, float]:
-    """Fraction of positives with ground-truth ``extrusion_frames`` whose relevance peak lies
-    within ``tolerance`` source frames of one of them, with its CI, and the ``chance`` rate of
-    a peak drawn uniformly over the clip's frames (long extrusions make hits easy)."""
-    has_truth = np.array(
-        [int(r["label"]) == 1 and bool(r.get("extrusion_frames")) for r in records], dtype=bool
-    )
-    hits = np.array(
-        [
-            truth and M.peak_hits_truth(rel, r.get("extrusion_frames") or [], tolerance)
-            for r, rel, truth in zip(records, scores.relevance, has_truth, strict=True)
-        ],
-        dtype=bool,
-    )
-    out = M.rate_with_ci(hits, bootstrap, has_truth, level)
-    out["tolerance_frames"] = tolerance
-    # hit rate of a peak placed uniformly at random: frames within tolerance of the truth / T
-    chance = [
-        M.chance_hit_rate(rel.size, r["extrusion_frames"], tolerance)
-        for r, rel, truth in zip(records, scores.relevance, has_truth, strict=True)
-        if truth
-    ]
-    out["chance"] = float(np.mean(chance)) if chance else float("nan")
-    return out
 
 
 def evaluate_model(
@@ -114,10 +86,58 @@ def evaluate_model(
             block = M.metrics_with_ci(
                 y, p, threshold, bootstrap, _subset(functions, PER_SETTING_METRICS), mask, level
             )
-            per_shift[shift] = {"n": int(mask.sum()), **block}
+            per_shift[shift] = {
+                "n": int(mask.sum()),
+                **block,
+                "hip_level": hip_level(records, p, threshold, bootstrap, level, mask),
+            }
     result["per_shift"] = per_shift
-    result["localisation"] = localisation(records, scores, bootstrap, tolerance, level)
+    result["localisation"] = temporal(records, scores, bootstrap, tolerance, level)
+    result["hip_level"] = hip_level(records, scores.probability, threshold, bootstrap, level)
     return result
+
+
+def hip_level(
+    records: Sequence[dict[str, Any]],
+    probability: np.ndarray,
+    threshold: float,
+    bootstrap: M.ClusterBootstrap,
+    level: float = 0.95,
+    mask: np.ndarray | None = None,
+) -> dict[str, Any] | None:
+    """Hip-level AUROC, sensitivity and specificity for each rule of :data:`stats.HIP_RULES`.
+
+    A hip's probability is the max (or mean) of its clips' calibrated probabilities, its
+    decision that probability >= the bundle's threshold, its truth the manifest's
+    ``hip_label`` (the hip is detached, whether or not a clip showed it). CIs resample
+    patients (with all their hips), using the suite bootstrap's seed and size.
+
+    Args:
+        records: the suite's rows (N). probability: float (N,) the model's clip probabilities.
+        mask: bool (N,) clips to use (e.g. one part of the suite); None = all.
+
+    Returns:
+        ``{"n_hips", "n_detached", "rules": {rule: {metric: block}}}``, or None when the rows
+        carry no ``hip`` and ``hip_label`` (a manifest without hip truth).
+    """
+    keep = np.ones(len(records), bool) if mask is None else mask
+    rows = [i for i in np.flatnonzero(keep)]
+    if not rows or any(records[i].get("hip") in (None, "") for i in rows):
+        return None
+    if any(records[i].get("hip_label") in (None, "") for i in rows):
+        return None
+    hips = [str(records[i]["hip"]) for i in rows]
+    truth = {str(records[i]["hip"]): int(records[i]["hip_label"]) for i in rows}
+    patient_of = {str(records[i]["hip"]): str(records[i]["patient"]) for i in rows}
+    functions = {name: M.metric_functions()[name] for name in HIP_METRICS}
+    out: dict[str, Any] = {"rules": {}}
+    for rule in stats.HIP_RULES:
+        ids, values = stats.hip_scores(hips, probability[rows], rule)
+        y = np.array([truth[h] for h in ids], dtype=np.int64)
+        plan = M.ClusterBootstrap([patient_of[h] for h in ids], bootstrap.n, bootstrap.seed)
+        out["rules"][rule] = M.metrics_with_ci(y, values, threshold, plan, functions, None, level)
+        out["n_hips"], out["n_detached"] = int(y.size), int(y.sum())
+    return out
 
 
 def evaluate_robustness_point(
@@ -142,12 +162,28 @@ def compare_models(
     bootstrap: M.ClusterBootstrap,
     level: float = 0.95,
 ) -> list[dict[str, Any]]:
-    """Paired patient-level bootstrap of AUROC(first model) - AUROC(each other model)."""
-    y = suite_arrays(records)["y"]
+    """AUROC(first model) - AUROC(each other model): the paired patient bootstrap
+    (``value``, ``ci_low``, ``ci_high``, ``p_value``) and DeLong's test (``delong``), over the
+    suite and per part (``per_shift``, when the suite has several)."""
+    arrays = suite_arrays(records)
+    y, shifts = arrays["y"], sorted(set(arrays["shift"]))
+
+    def block(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None) -> dict[str, Any]:
+        select = np.ones(y.size, bool) if mask is None else mask
+        diff = M.paired_auroc_difference(y, a, b, bootstrap, level, mask)
+        return {**diff, "delong": stats.delong_paired(y[select], a[select], b[select], level)}
+
     out = []
     for other in range(1, len(scores)):
-        diff = M.paired_auroc_difference(
-            y, scores[0].probability, scores[other].probability, bootstrap, level
+        a, b = scores[0].probability, scores[other].probability
+        entry = {
+            "a": names[0],
+            "b": names[other],
+            "metric": "auroc_difference",
+            **block(a, b, None),
+        }
+        entry["per_shift"] = (
+            {s: block(a, b, arrays["shift"] == s) for s in shifts} if len(shifts) > 1 else {}
         )
-        out.append({"a": names[0], "b": names[other], "metric": "auroc_difference", **diff})
+        out.append(entry)
     return out

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from labral.bench.stats import MIN_PATIENTS_PER_CLASS, estimability
 from labral.metrics import (
     DEFAULT_ECE_BINS,
     auprc,
@@ -92,11 +93,12 @@ class ClusterBootstrap:
 
     def __init__(self, patients: Sequence[Any], n: int, seed: int) -> None:
         ids = np.asarray([str(patient) for patient in patients])
+        self.patients = ids.astype(object)
         unique, inverse = np.unique(ids, return_inverse=True)
         self.groups = [np.nonzero(inverse == k)[0] for k in range(unique.size)]
         rng = np.random.default_rng(seed)
         self.draws = rng.integers(0, unique.size, size=(n, unique.size)) if unique.size else None
-        self.n = n
+        self.n, self.seed = n, seed
 
     def replicates(self, mask: np.ndarray | None = None) -> list[np.ndarray]:
         """Clip indices of every replicate, restricted to ``mask`` (bool (N,)) if given."""
@@ -125,6 +127,7 @@ def metrics_with_ci(
     functions: dict[str, MetricFn],
     mask: np.ndarray | None = None,
     level: float = 0.95,
+    min_patients: int = MIN_PATIENTS_PER_CLASS,
 ) -> dict[str, dict[str, float]]:
     """Point estimate and percentile CI of each metric on the clips selected by ``mask``.
 
@@ -134,12 +137,27 @@ def metrics_with_ci(
         bootstrap: the suite's resampling plan (indices refer to the same N clips).
         functions: name -> metric function.
         mask: bool (N,) subset (a hard-negative type, a shift setting); None = all clips.
+        min_patients: patients needed in each class for an interval (else "not estimable").
 
     Returns:
-        ``{metric: {"value", "ci_low", "ci_high", "n_boot"}}`` (NaN where undefined).
+        ``{metric: {"value", "ci_low", "ci_high", "n_boot"}}`` (NaN where undefined). With
+        fewer than :data:`~labral.bench.stats.MIN_PATIENTS_PER_CLASS` patients in a class,
+        ``ci_low``/``ci_high`` are None and ``ci_note`` says why (no bootstrap is run).
     """
     select = np.ones(y_true.size, bool) if mask is None else mask
     values = point_estimates(y_true[select], y_score[select], threshold, functions)
+    note = estimability(y_true[select], bootstrap.patients[select], min_patients)
+    if note is not None:
+        return {
+            name: {
+                "value": values[name],
+                "ci_low": None,
+                "ci_high": None,
+                "n_boot": 0,
+                "ci_note": note,
+            }
+            for name in functions
+        }
     reps = bootstrap.replicates(None if mask is None else select)
     out: dict[str, dict[str, float]] = {}
     for name, fn in functions.items():
@@ -152,16 +170,37 @@ def metrics_with_ci(
 
 
 def rate_with_ci(
-    hits: np.ndarray, bootstrap: ClusterBootstrap, mask: np.ndarray, level: float = 0.95
+    hits: np.ndarray,
+    bootstrap: ClusterBootstrap,
+    mask: np.ndarray,
+    level: float = 0.95,
+    min_patients: int = MIN_PATIENTS_PER_CLASS,
 ) -> dict[str, float]:
     """Fraction of True in ``hits`` over the clips in ``mask`` with a cluster-bootstrap CI.
 
     Args:
         hits: bool (N,) per-clip success (e.g. relevance peak on an extrusion frame).
         mask: bool (N,) clips that count (e.g. positives with ground-truth frames).
+
+    Returns:
+        ``{"value", "ci_low", "ci_high", "n_boot", "n"}``; with fewer than
+        :data:`~labral.bench.stats.MIN_PATIENTS_PER_CLASS` patients among the counted clips
+        the CI is None and ``ci_note`` says why.
     """
     n = int(mask.sum())
     value = float(hits[mask].mean()) if n else float("nan")
+    n_patients = int(np.unique(bootstrap.patients[mask]).size)
+    if n_patients < min_patients:
+        note = f"not estimable: {n_patients} patients (a patient bootstrap needs >= "
+        note += f"{min_patients})"
+        return {
+            "value": value,
+            "ci_low": None,
+            "ci_high": None,
+            "n_boot": 0,
+            "n": n,
+            "ci_note": note,
+        }
     reps = bootstrap.replicates(mask)
     samples = np.array([hits[idx].mean() if idx.size else np.nan for idx in reps])
     low, high, kept = _interval(samples, level)
@@ -174,17 +213,37 @@ def paired_auroc_difference(
     y_score_b: np.ndarray,
     bootstrap: ClusterBootstrap,
     level: float = 0.95,
-) -> dict[str, float]:
+    mask: np.ndarray | None = None,
+    min_patients: int = MIN_PATIENTS_PER_CLASS,
+) -> dict[str, Any]:
     """AUROC(a) - AUROC(b) on the same clips, with a paired patient-level bootstrap.
 
     Both models are evaluated on the same resampled patients in every replicate. The two-sided
-    p-value is ``min(1, 2 * min(P(diff <= 0), P(diff >= 0)))`` over the replicates.
+    p-value is ``min(1, 2 * min(P(diff <= 0), P(diff >= 0)))`` over the replicates. Below the
+    patient minimum (:func:`~labral.bench.stats.estimability`) CI and p-value are None, with
+    ``ci_note``.
+
+    Args:
+        y_true: int (N,) labels. y_score_a, y_score_b: float (N,) the two models' scores.
+        mask: bool (N,) clips to compare on (a part of the suite); None = all.
     """
-    diff = auroc(y_true, y_score_a) - auroc(y_true, y_score_b)
+    select = np.ones(y_true.size, bool) if mask is None else mask
+    y, a, b = y_true[select], y_score_a[select], y_score_b[select]
+    diff = auroc(y, a) - auroc(y, b)
+    note = estimability(y, bootstrap.patients[select], min_patients)
+    if note is not None:
+        return {
+            "value": float(diff),
+            "ci_low": None,
+            "ci_high": None,
+            "p_value": None,
+            "n_boot": 0,
+            "ci_note": note,
+        }
     samples = np.array(
         [
             auroc(y_true[i], y_score_a[i]) - auroc(y_true[i], y_score_b[i])
-            for i in bootstrap.replicates()
+            for i in bootstrap.replicates(None if mask is None else select)
         ]
     )
     low, high, kept = _interval(samples, level)
@@ -219,3 +278,18 @@ def chance_hit_rate(num_frames: int, truth_frames: Sequence[int], tolerance: int
     frames = np.arange(num_frames)[:, None]
     near = np.abs(frames - np.asarray(truth_frames)[None, :]).min(axis=1) <= tolerance
     return float(near.mean())
+
+
+def format_with_ci(block: dict[str, Any] | None) -> str:
+    """``"0.912 [0.871, 0.950]"``; ``"0.912 [CI not estimable]"`` below the patient minimum;
+    ``"0.912"`` without an interval; ``"n/a"`` for an undefined value (the one text form of
+    a metric, for the report, the terminal summary and the demo)."""
+    value = (block or {}).get("value")
+    if value is None or not np.isfinite(value):
+        return "n/a"
+    low, high = block.get("ci_low"), block.get("ci_high")
+    if block.get("ci_note"):
+        return f"{value:.3f} [CI not estimable]"
+    if low is None or high is None or not (np.isfinite(low) and np.isfinite(high)):
+        return f"{value:.3f}"
+    return f"{value:.3f} [{low:.3f}, {high:.3f}]"

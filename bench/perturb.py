@@ -10,7 +10,9 @@ a sweep is reproducible. Levels (the units are in ``UNITS``):
 - ``fps_resample``: factor on the frame rate (0.5 keeps every other frame, fps halved;
   non-integer steps take the nearest source frame);
 - ``frame_drop``: fraction of frames removed at random (fps unchanged, so motion jumps);
-- ``shorter``: fraction of the clip kept (a centred window).
+- ``shorter``: fraction of the clip kept (a centred window);
+- ``reversed`` and ``shuffled`` (the order controls of :mod:`labral.bench.controls`; the
+  level is ignored): the frames backwards, or in a random order.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ UNITS = {
     "fps_resample": "x frame rate",
     "frame_drop": "fraction dropped",
     "shorter": "fraction kept",
+    "reversed": "(no level)",
+    "shuffled": "(no level)",
 }
 MIN_FRAMES = 2
 
@@ -85,6 +89,16 @@ def shorter(clip: Clip, level: float, rng: np.random.Generator) -> Clip:
     return _with_frames(clip, clip.frames[start : start + n_keep])
 
 
+def reversed_order(clip: Clip, level: float, rng: np.random.Generator) -> Clip:
+    """The clip played backwards (``level`` ignored)."""
+    return _with_frames(clip, clip.frames[::-1])
+
+
+def shuffled_order(clip: Clip, level: float, rng: np.random.Generator) -> Clip:
+    """The clip's frames in a random order drawn from ``rng`` (``level`` ignored)."""
+    return _with_frames(clip, clip.frames[rng.permutation(clip.num_frames)])
+
+
 PERTURBATIONS: dict[str, Callable[[Clip, float, np.random.Generator], Clip]] = {
     "gain": gain,
     "noise": noise,
@@ -92,6 +106,8 @@ PERTURBATIONS: dict[str, Callable[[Clip, float, np.random.Generator], Clip]] = {
     "fps_resample": fps_resample,
     "frame_drop": frame_drop,
     "shorter": shorter,
+    "reversed": reversed_order,
+    "shuffled": shuffled_order,
 }
 
 

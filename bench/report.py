@@ -5,10 +5,7 @@ Readable from a file:// URL with no server and no network (no scripts, no extern
 
 from __future__ import annotations
 
-import base64
 import html
-import io
-from collections.abc import Sequence
 from typing import Any
 
 import matplotlib
@@ -18,7 +15,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
 
+from labral.bench import report_sections as sections  # noqa: E402
+from labral.bench.metrics import format_with_ci  # noqa: E402
 from labral.bench.perturb import UNITS  # noqa: E402
+from labral.bench.report_html import png, table  # noqa: E402
 from labral.metrics import reliability_bins  # noqa: E402
 
 #: domain.md section 1: human readers on real patients, for context only.
@@ -60,29 +60,12 @@ img{max-width:100%;border:1px solid #ddd;margin:4px}.note{color:#555;font-size:1
 """
 
 
-def _png(fig: plt.Figure) -> str:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    encoded = base64.b64encode(buffer.getvalue()).decode()
-    return f'<img alt="figure" src="data:image/png;base64,{encoded}">'
+_ci = format_with_ci
+_png, _table = png, table
 
 
-def _ci(block: dict[str, float]) -> str:
-    value, low, high = block.get("value"), block.get("ci_low"), block.get("ci_high")
-    if value is None or not np.isfinite(value):
-        return "n/a"
-    if low is None or not np.isfinite(low):
-        return f"{value:.3f}"
-    return f"{value:.3f} [{low:.3f}, {high:.3f}]"
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
-    )
-    return f"<table><tr>{head}</tr>{body}</table>"
+def _nan_if_none(value: float | None) -> float:
+    return float("nan") if value is None else float(value)
 
 
 def curves_figure(y: np.ndarray, probabilities: dict[str, np.ndarray]) -> str:
@@ -139,8 +122,8 @@ def robustness_figure(
         for model, points in robustness[name].items():
             levels = [pt["level"] for pt in points]
             values = [pt["metrics"][metric]["value"] for pt in points]
-            low = [pt["metrics"][metric]["ci_low"] for pt in points]
-            high = [pt["metrics"][metric]["ci_high"] for pt in points]
+            low = [_nan_if_none(pt["metrics"][metric]["ci_low"]) for pt in points]
+            high = [_nan_if_none(pt["metrics"][metric]["ci_high"]) for pt in points]
             line = ax.plot(levels, values, "o-", label=model)[0]
             ax.fill_between(levels, low, high, alpha=0.15, color=line.get_color())
             if model in clean:
@@ -152,13 +135,19 @@ def robustness_figure(
 
 
 def render_report(
-    results: dict[str, Any], y: np.ndarray, probabilities: dict[str, np.ndarray]
+    results: dict[str, Any],
+    y: np.ndarray,
+    probabilities: dict[str, np.ndarray],
+    examples: dict[str, list[dict[str, Any]]] | None = None,
+    source: Any = None,
 ) -> str:
     """The whole report as one HTML string.
 
     Args:
         results: the results.json content. y: int (N,) labels of the suite.
         probabilities: model name -> float64 (N,) calibrated probabilities.
+        examples: model name -> pointing-game examples (key frame, spatial map, mask), drawn
+            over the key frames when ``source`` (the suite's :class:`ClipSource`) is given.
     """
     models = results["models"]
     names = [m["name"] for m in models]
@@ -180,14 +169,8 @@ def render_report(
             [[m, *(_ci(per_model[n]["overall"][m]) for n in names)] for m in HEADLINE],
         ),
     ]
-    if results.get("comparisons"):
-        parts += [
-            "<h3>Paired test of the AUROC difference (paired patient bootstrap)</h3>",
-            _table(
-                ["a", "b", "AUROC a - b [95% CI]", "p (two-sided)"],
-                [[c["a"], c["b"], _ci(c), f"{c['p_value']:.4f}"] for c in results["comparisons"]],
-            ),
-        ]
+    parts += sections.comparison_section(results) + sections.replicates_section(results)
+    parts += sections.hip_section(results) + sections.controls_section(results)
     parts += [
         "<h2>ROC and precision-recall</h2>",
         curves_figure(y, probabilities),
@@ -230,20 +213,9 @@ def render_report(
             "<h2>Robustness (AUROC vs perturbation level; dotted = clean)</h2>",
             robustness_figure(results["robustness"], clean),
         ]
-    loc_rows = [
-        [
-            n,
-            _ci(per_model[n]["localisation"]),
-            f"{per_model[n]['localisation']['chance']:.3f}",
-            per_model[n]["localisation"]["n"],
-        ]
-        for n in names
-    ]
-    tol = per_model[names[0]]["localisation"]["tolerance_frames"]
-    parts += [
-        f"<h2>Temporal localisation (relevance peak within +-{tol} frame of extrusion)</h2>",
-        _table(["model", "hit rate [95% CI]", "chance rate", "positives with truth"], loc_rows),
-    ]
+    parts += sections.localisation_section(results)
+    if examples and source is not None:
+        parts += sections.key_frame_figure(examples, source)
     speed_rows = [
         [
             n,
@@ -274,6 +246,7 @@ def render_report(
         "<p class='note'>Human readers on real patients (domain.md section 1); a synthetic "
         "benchmark cannot be compared number for number.</p>",
         _table(["study", "reference", "ultrasound"], CLINICAL_ANCHORS),
+        *sections.overlap_section(results),
         "<h2>Models</h2>",
         _table(
             ["name", "sha256", "threshold", "temperature"],

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from labral.bench.metrics import format_with_ci
+
 SUMMARY_METRICS = ("auroc", "auprc", "sensitivity", "specificity", "ppv_at_25", "brier", "ece")
 
 
-def _fmt(block: dict[str, Any]) -> str:
-    value = block.get("value", float("nan"))
-    if not math.isfinite(value):
-        return "n/a"
-    low, high = block.get("ci_low", float("nan")), block.get("ci_high", float("nan"))
-    return f"{value:.3f} [{low:.3f}, {high:.3f}]" if math.isfinite(low) else f"{value:.3f}"
+_fmt = format_with_ci
 
 
 def print_summary(results: dict[str, Any], out: Path, console: Console | None = None) -> None:

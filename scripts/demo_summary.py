@@ -10,6 +10,8 @@ import json
 import sys
 from pathlib import Path
 
+from labral.bench.metrics import format_with_ci
+
 
 def _load(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
@@ -25,11 +27,7 @@ def main(root: Path, elapsed_s: int) -> None:
         spec = _load(root / "bundles" / model / "metadata.json")
         name = spec.get("model_name", "")
         overall = bench.get("results", {}).get(name, {}).get("overall", {}).get("auroc", {})
-        ci = (
-            f"{overall['value']:.3f} [{overall['ci_low']:.3f}, {overall['ci_high']:.3f}]"
-            if overall
-            else "n/a"
-        )
+        ci = format_with_ci(overall)
         test_auroc = f"{test['auroc']:.3f}" if "auroc" in test else "n/a"
         print(f"{model:<14}{test_auroc:>26}{ci:>34}")
     if not by_name:

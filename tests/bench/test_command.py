@@ -14,7 +14,7 @@ from labral.bench.gate import GateFailedError
 from labral.bundle import SPEC_EXTRA_FILE
 from labral.errors import BadConfigError, BadManifestError, IncompatibleBundleError
 
-VOLATILE = ("speed", "hardware", "created_unix")
+VOLATILE = ("speed", "hardware", "created_unix", "pass_seconds")
 
 
 def _stable(results: dict) -> dict:

@@ -80,7 +80,7 @@ def test_localisation_peak_tolerance() -> None:
     assert M.chance_hit_rate(10, [0], 0) == pytest.approx(0.1)
     hits = np.array([True, False, True, True])
     plan = M.ClusterBootstrap(["a", "b", "c", "d"], n=100, seed=0)
-    rate = M.rate_with_ci(hits, plan, np.array([True, True, True, False]))
+    rate = M.rate_with_ci(hits, plan, np.array([True, True, True, False]), min_patients=1)
     assert rate["value"] == pytest.approx(2 / 3) and rate["n"] == 3
     assert rate["ci_low"] <= rate["value"] <= rate["ci_high"]
 
@@ -113,7 +113,7 @@ def test_percentile_interval_at_a_known_level_by_hand() -> None:
     plan = M.ClusterBootstrap(["A", "A", "B", "B"], n=5, seed=0)
     plan.draws = np.array([[1, 1], [0, 1], [1, 0], [0, 0], [0, 0]])  # BB, AB, BA, AA, AA
     hits = np.array([True, True, False, False])  # A's two clips hit, B's two miss
-    rate = M.rate_with_ci(hits, plan, np.ones(4, bool), level=0.8)
+    rate = M.rate_with_ci(hits, plan, np.ones(4, bool), level=0.8, min_patients=1)
     # replicate rates sorted: 0, 0.5, 0.5, 1, 1. An 80% interval is the 10th and 90th
     # percentile, at positions 0.1 * 4 = 0.4 and 0.9 * 4 = 3.6 (linear interpolation):
     # 0 + 0.4 * (0.5 - 0) = 0.2 and 1 + 0.6 * (1 - 1) = 1.0

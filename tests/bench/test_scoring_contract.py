@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from scipy.special import expit
 
 from labral.bench.command import run
-from labral.bundle import write_bundle
+from labral.bundle import load_bundle, write_bundle
 from labral.datasets.reader import read_cine
 from labral.datasets.transforms import build_eval_transform
 from labral.serve.app import create_app
@@ -54,7 +54,7 @@ def contract_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _hand_probability(bundle_dir: Path, clip_path: Path) -> float:
-    module = torch.jit.load(str(bundle_dir / "model.ts"))
+    module = load_bundle(bundle_dir).module  # the runtime bench and the service both use
     image = build_eval_transform(EVAL)({"clip": read_cine(clip_path)})["image"]
     with torch.inference_mode():
         logits = module(image)[0].double().numpy()

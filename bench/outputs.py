@@ -1,0 +1,108 @@
+"""What ``labral bench`` writes beside results.json: predictions.csv, spatial_maps.npz, and
+the machine and package versions the figures were measured with."""
+
+from __future__ import annotations
+
+import csv
+import os
+import platform
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from labral.bench import scoring
+
+VERSIONED_PACKAGES = ("labral", "torch", "numpy", "scikit-learn", "monai", "pydicom", "scipy")
+
+
+def hardware() -> dict[str, Any]:
+    """CPU model, core count, torch threads and platform/torch versions of this machine."""
+    cpu = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {
+        "cpu_model": cpu,
+        "cpu_count": os.cpu_count(),
+        "affinity_cores": len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else None,
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def versions() -> dict[str, str]:
+    """Installed versions of the packages that shape the numbers."""
+    out = {}
+    for package in VERSIONED_PACKAGES:
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            out[package] = "not installed"
+    return out
+
+
+def write_predictions(
+    path: Path, records: list[dict], names: list[str], passes: scoring.PassResult
+) -> None:
+    """predictions.csv: one row per clip; per model its probability, decision and relevance.
+
+    Columns: ``path, patient, label, clip_type, shift``, ``p_<model>`` for every model, then
+    for every model ``decision_<model>`` (0/1) and ``relevance_<model>`` (the clip's temporal
+    relevance on its source frames, ``;``-separated, rounded as in the service's answer).
+    """
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            [
+                "path",
+                "patient",
+                "label",
+                "clip_type",
+                "shift",
+                *[f"p_{n}" for n in names],
+                *[f"{col}_{n}" for n in names for col in ("decision", "relevance")],
+            ]
+        )
+        for i, r in enumerate(records):
+            probs = [f"{s.probability[i]:.9f}" for s in passes.scores]
+            details = []
+            for s in passes.scores:
+                relevance = s.clips[i].rounded_relevance() if s.clips[i] else []
+                details += [int(s.decision[i]), ";".join(f"{v:g}" for v in relevance)]
+            writer.writerow(
+                [
+                    r["path"],
+                    r["patient"],
+                    r["label"],
+                    r.get("clip_type", ""),
+                    r.get("shift", ""),
+                    *probs,
+                    *details,
+                ]
+            )
+
+
+def write_spatial_maps(path: Path, passes: scoring.PassResult) -> None:
+    """spatial_maps.npz: ``model<b>_clip<i>_frame<f>`` -> float32 (h, w) map (see
+    :class:`labral.scoring.SpatialMap`); ``b`` indexes results.json ``models``, ``i`` the rows
+    of predictions.csv, ``f`` a peak (source) frame of that clip."""
+    arrays = {
+        f"model{b}_clip{i}_frame{m.frame}": m.values
+        for b, model in enumerate(passes.scores)
+        for i, clip in enumerate(model.clips)
+        if clip is not None
+        for m in clip.spatial_maps
+    }
+    np.savez_compressed(path, **arrays)
