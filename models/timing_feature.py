@@ -29,7 +29,6 @@ from torch.nn import functional as F
 from labral.errors import BadConfigError
 
 
-
 class TimingFeatureNet(nn.Module):
     """Handcrafted darkening-vs-motion timing features and a learned linear read-out.
 
