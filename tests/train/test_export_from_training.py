@@ -29,9 +29,10 @@ def test_a_trained_run_exports_to_a_bundle_that_scores_like_its_best_checkpoint(
     with initialize_config_module(config_module="labral.configs", version_base="1.3"):
         export_cfg = compose(
             "export",
-            overrides=[f"run_dir={run_dir}", f"out={tmp_path / 'bundle'}", "formats=[torchscript]"],
+            overrides=[f"run_dir={run_dir}", f"out={tmp_path / 'bundle'}"],
         )
-    bundle = load_bundle(export_mod.run(export_cfg))
+    bundle = load_bundle(export_mod.run(export_cfg))  # the default formats and runtime
+    assert {"model.ts", "model.pt2", "model.onnx"} <= {p.name for p in bundle.path.iterdir()}
     calibration = json.loads((run_dir / "calibration.json").read_text())
     assert bundle.temperature == calibration["temperature"]
     assert bundle.threshold == calibration["threshold"]
