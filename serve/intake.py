@@ -1,81 +1,55 @@
 """DICOM instances from the node (C-STORE) and STOW-RS: checked, spooled, scored, stored.
 
-    receive(bytes)   header checks (the reader's own, before any pixel is decoded)
-                     -> spool (durable) -> the caller may acknowledge
-    workers          spool entry -> ScoringService.score (the HTTP path's function)
-                     -> SR (serve/sr.py) kept in the SR archive, queued for forwarding
-                     -> one results row + audit line -> spool entry removed
+    receive(bytes)   header checks (serve/receipt.py, the reader's own, before any pixel is
+                     decoded) -> spool (durable) -> the caller may acknowledge
+    scoring          ``dicom.workers`` tasks: spool entry -> ScoringService.score (the HTTP
+                     path's function, so concurrent instances share the micro-batcher's model
+                     calls) -> one results row + audit line
+    report           serve/reporting.py: SR -> archive, row's sr_key, forward outbox -> spool
+                     entry removed
 
 :meth:`Intake.receive` runs in the caller's thread (a pynetdicom association thread, or a
-worker thread of the STOW route); scoring runs in ``dicom.workers`` asyncio tasks on the
-app's event loop, where the scoring service lives. Entries left in the spool by a crash
-are queued first when the workers start.
+worker thread of the STOW route); scoring runs in asyncio tasks on the app's event loop,
+where the scoring service lives. Entries left in the spool by a crash are queued first when
+the workers start; one whose row is already stored goes straight to the report stage.
+
+Backlog: while more than ``dicom.max_backlog`` received instances wait for their result
+row, :meth:`Intake.wait_for_room` holds the C-STORE response (up to
+:data:`BACKLOG_WAIT_S`), so a sender faster than the model is slowed at the
+acknowledgement, as the HTTP path's clients are by waiting for their answers, instead of
+filling a queue that delays every result behind it. The instance is already in the spool
+while it waits.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
-import pydicom
-from pydicom.uid import generate_uid
-
-from labral.datasets import dicom_reader
 from labral.datasets.limits import ReadLimits
-from labral.errors import CorruptPixelDataError, LabralError, NotDicomError
+from labral.errors import LabralError, NotDicomError
 from labral.serve.forward import Forwarder
 from labral.serve.pseudonym import Pseudonymizer
+from labral.serve.receipt import UID_TAGS, check_header, uids_if_readable
+from labral.serve.reporting import Reporter, ReportJob, SrUids
 from labral.serve.service import ScoredClip, ScoringService
 from labral.serve.spool import Spool, SpoolEntry
-from labral.serve.sr import build_sr, is_dicom, read_source_header, sr_bytes
+from labral.serve.sr import is_dicom, read_source_header
 from labral.serve.sr_archive import SrArchive
 from labral.serve.store import AuditEntry, ResultRow, ResultsStore
 
 log = logging.getLogger("labral.serve")
 #: Tries at recording a spooled instance (store or disk trouble) before it waits for a restart.
 RECORD_TRIES = 5
+#: Longest a C-STORE response is held while the backlog is full: well inside the DIMSE
+#: timeouts of scanners and PACS (30 s and more), after which the instance is acknowledged
+#: anyway (it is in the spool).
+BACKLOG_WAIT_S = 10.0
 ROUTES = {"cstore": "C-STORE", "stowrs": "POST /dicomweb/studies", "upload": "POST /v1/predictions"}
-
-
-def check_header(data: bytes, limits: ReadLimits) -> pydicom.Dataset:
-    """What ``read_cine`` checks before it decodes a pixel, at receipt time.
-
-    Modality, frame count, :class:`ReadLimits`, an installed decoder for the transfer
-    syntax and the length of the pixel data (the number of compressed frames), all through
-    the reader's own checks (``labral.datasets.dicom_reader``), so a receipt and a score can
-    never disagree about what is acceptable.
-
-    Args:
-        data: a DICOM Part 10 file.
-        limits: the service's read limits.
-
-    Returns:
-        The parsed data set (pixel data deferred).
-
-    Raises:
-        NotDicomError, NotUltrasoundError, NotACineError, OverLimitError,
-        UnsupportedTransferSyntaxError, CorruptPixelDataError.
-    """
-    limits.check_input_size(len(data))
-    ds = dicom_reader._read_dataset(io.BytesIO(data))
-    frames = dicom_reader._check_is_us_cine(ds)
-    try:
-        rows, cols = int(ds.Rows), int(ds.Columns)
-        samples, bits = int(ds.get("SamplesPerPixel", 1)), int(ds.get("BitsAllocated", 8))
-    except (AttributeError, TypeError, ValueError) as error:
-        raise CorruptPixelDataError(
-            "Rows, Columns or Bits Allocated is missing or not a number in the header"
-        ) from error
-    limits.check_shape(frames, rows, cols, samples, max(1, bits // 8))
-    syntax = dicom_reader._transfer_syntax(ds)
-    if str(syntax) not in dicom_reader.VIDEO_SYNTAXES:
-        dicom_reader._check_decoder(syntax)
-        dicom_reader._check_pixel_length(ds, syntax, frames)
-    return ds
 
 
 @dataclass
@@ -97,7 +71,7 @@ class Receipt:
 
 @dataclass
 class Outcome:
-    """A spooled instance after scoring.
+    """A spooled instance after scoring (and its report).
 
     Attributes:
         status: ``scored`` or ``failed``; ``reason`` the stable error code of a failure.
@@ -108,7 +82,7 @@ class Outcome:
     status: str
     reason: str | None
     result_id: int | None
-    sr_uids: tuple[str, str, str] | None = None
+    sr_uids: SrUids | None = None
 
 
 def scored_values(scored: ScoredClip) -> tuple[float, bool]:
@@ -117,7 +91,7 @@ def scored_values(scored: ScoredClip) -> tuple[float, bool]:
 
 
 class Intake:
-    """The receipt checks, the spool and the scoring workers of DICOM instances.
+    """The receipt checks, the spool, the scoring workers and the report stage.
 
     Args:
         service: the app's scoring service (its ``score`` is the only scoring function).
@@ -126,7 +100,9 @@ class Intake:
         spool: received instances.
         archive: the SRs made.
         limits: read limits (the service's).
-        workers: instances scored at once.
+        workers: instances scored at once (they share the micro-batcher's model calls).
+        max_backlog: received instances waiting for their result row beyond which
+            :meth:`wait_for_room` holds acknowledgements.
         score_delay_s: test-only pause before each instance is scored.
         forwarder: where SRs go back to the PACS (``serve/forward.py``), or None.
     """
@@ -140,7 +116,8 @@ class Intake:
         archive: SrArchive,
         limits: ReadLimits,
         *,
-        workers: int = 2,
+        workers: int,
+        max_backlog: int,
         score_delay_s: float = 0.0,
         forwarder: Forwarder | None = None,
     ) -> None:
@@ -148,16 +125,21 @@ class Intake:
         self.store = store
         self.keys = keys
         self.spool = spool
-        self.archive = archive
         self.limits = limits
         self.workers = workers
+        self.max_backlog = max_backlog
         self.score_delay_s = score_delay_s
         self.forwarder = forwarder
+        self.reporter = Reporter(service, store, keys, spool, archive, forwarder, self._reported)
         self._queue: asyncio.Queue[SpoolEntry] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._waiting: dict[str, asyncio.Future[Outcome]] = {}
+        self._scored: dict[str, Outcome] = {}  # submitted entries between score and report
         self._tries: dict[str, int] = {}
+        self._recovered: set[str] = set()
+        self._backlog = 0  # received, no result row yet (any thread, under _room)
+        self._room = threading.Condition()
 
     # ---- life cycle -------------------------------------------------------------------
     def start(self) -> int:
@@ -168,20 +150,28 @@ class Intake:
         """
         self._loop = asyncio.get_running_loop()
         self._queue = asyncio.Queue()
+        self.reporter.start()
         pending = self.spool.pending()
         for entry in pending:
             self._queue.put_nowait(entry)
+        self._recovered = {entry.id for entry in pending}
+        with self._room:
+            self._backlog += len(pending)
         if pending:
             log.info("spool: %d received, unscored instances go first", len(pending))
         self._tasks = [asyncio.create_task(self._work()) for _ in range(self.workers)]
         return len(pending)
 
     async def stop(self) -> None:
-        """Stop the workers; an instance being scored stays in the spool for the next start."""
+        """Stop the workers; an instance not yet reported stays in the spool for the next start."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        await self.reporter.stop()
+        with self._room:
+            self._backlog = 0
+            self._room.notify_all()
 
     # ---- receipt (any thread) ---------------------------------------------------------
     def receive(self, data: bytes, source: str, caller: str) -> Receipt:
@@ -206,15 +196,31 @@ class Intake:
                 )
             header = check_header(data, self.limits)
         except LabralError as error:
-            sop_class, sop_instance, study = _uids_if_readable(data)
+            sop_class, sop_instance, study = uids_if_readable(data)
             instance_key = self.keys.key(sop_instance)
             self._store_failure(source, caller, error.code, instance_key, self.keys.key(study))
             log.info("%s refused instance=%s: %s", source, _short(instance_key), error.code)
             return Receipt(None, error, sop_class, sop_instance)
         meta = {"source": source, "caller": caller, "received_at": time.time()}
         entry = self.spool.put(data, meta)
-        sop_class, sop_instance = (str(header.get(t, "")) or None for t in _UID_TAGS[:2])
+        with self._room:
+            self._backlog += 1
+        sop_class, sop_instance = (str(header.get(t, "")) or None for t in UID_TAGS[:2])
         return Receipt(entry, None, sop_class, sop_instance)
+
+    def wait_for_room(self, timeout: float = BACKLOG_WAIT_S) -> bool:
+        """Block (an association thread) while more than ``max_backlog`` instances wait.
+
+        Returns:
+            False when ``timeout`` passed with the backlog still full.
+        """
+        with self._room:
+            return self._room.wait_for(lambda: self._backlog <= self.max_backlog, timeout)
+
+    @property
+    def backlog(self) -> int:
+        """Received instances without a result row yet."""
+        return self._backlog
 
     def enqueue_threadsafe(self, entry: SpoolEntry) -> None:
         """Queue a spooled entry from any thread (it is scored at the next start otherwise)."""
@@ -227,7 +233,7 @@ class Intake:
             pass
 
     async def submit(self, entry: SpoolEntry) -> Outcome:
-        """Queue a spooled entry from the event loop and wait until it is scored."""
+        """Queue a spooled entry from the event loop; wait until it is scored and reported."""
         assert self._queue is not None and self._loop is not None, "Intake.start() first"
         future = self._loop.create_future()
         self._waiting[entry.id] = future
@@ -257,24 +263,44 @@ class Intake:
                 log.exception("spooled instance %s kept for the next start", entry.id)
                 outcome = Outcome("failed", "internal_error", None)
             self._tries.pop(entry.id, None)
-            future = self._waiting.get(entry.id)
-            if future is not None and not future.done():
-                future.set_result(outcome)
+            self._recovered.discard(entry.id)
+            with self._room:
+                self._backlog = max(0, self._backlog - 1)
+                self._room.notify_all()
+            if outcome is not None:  # None: its report is pending (see _reported)
+                self._resolve(entry.id, outcome)
+
+    def _resolve(self, entry_id: str, outcome: Outcome) -> None:
+        future = self._waiting.get(entry_id)
+        if future is not None and not future.done():
+            future.set_result(outcome)
+
+    def _reported(self, entry_id: str, sr_uids: SrUids | None) -> None:
+        """The report stage finished an entry: answer whoever submitted it."""
+        outcome = self._scored.pop(entry_id, None)
+        if outcome is not None:
+            outcome.sr_uids = sr_uids
+            self._resolve(entry_id, outcome)
 
     async def _wait_ready(self) -> None:
         while not self.service.ready.is_set():
             await asyncio.sleep(0.05)
 
-    async def _process(self, entry: SpoolEntry) -> Outcome:
+    async def _process(self, entry: SpoolEntry) -> Outcome | None:
+        """Score one entry and commit its row; a scored DICOM instance goes on to its report.
+
+        Returns:
+            The outcome, or None when the report stage will give it (``_reported``).
+        """
         source = entry.meta.get("source", "cstore")
         caller = entry.meta.get("caller", "spool")
         if self.score_delay_s:
             await asyncio.sleep(self.score_delay_s)
         await self._wait_ready()
-        done = await asyncio.to_thread(self.store.result_id_for_intake, entry.id)
-        if done is not None:  # scored before a crash that came before the spool removal
-            await asyncio.to_thread(self.spool.remove, entry)
-            return Outcome("scored", None, done)
+        if entry.id in self._recovered:  # from before a restart: it may have its row already
+            done = await asyncio.to_thread(self.store.result_id_for_intake, entry.id)
+            if done is not None:
+                return await self._resume(entry, await asyncio.to_thread(self.store.get, done))
         data = await asyncio.to_thread(entry.path.read_bytes)
         header = read_source_header(data)
         instance_key = self.keys.key(header.get("SOPInstanceUID"))
@@ -286,8 +312,7 @@ class Intake:
             study_key=self.keys.key(header.get("StudyInstanceUID")),
             **self._model_fields(),
         )
-        queued_ms = (time.time() - float(entry.meta.get("received_at", time.time()))) * 1000
-        sr_data, sr_uids = None, None
+        received_at = float(entry.meta.get("received_at", time.time()))
         try:
             scored = await self.service.score(data)
         except LabralError as error:
@@ -298,20 +323,13 @@ class Intake:
         else:
             row.status = "scored"
             row.probability, row.decision = scored_values(scored)
-            row.timing_ms = {**scored.timing_ms, "queued": round(queued_ms, 2)}
+            queued_ms = (time.time() - received_at) * 1000 - scored.timing_ms["total"]
+            row.timing_ms = {**scored.timing_ms, "queued": round(max(0.0, queued_ms), 2)}
             row.warnings = list(scored.warnings)
-            sr_data, sr_uids = await asyncio.to_thread(self._make_sr, entry, header, row)
-        if sr_data is not None and sr_uids is not None:
-            await asyncio.to_thread(self.archive.put, sr_data, *sr_uids)
-            row.sr_key = self.keys.key(sr_uids[2])
-            if self.forwarder is not None:
-                row.forward = "pending"
-                await asyncio.to_thread(self.forwarder.keep, entry.id, sr_data)
+            row.forward = "pending" if self.forwarder is not None else None
+        del data
         audit = AuditEntry(ROUTES[source], caller, "score", row.reason or "scored", instance_key)
         result_id = await asyncio.to_thread(self.store.add_result, row, audit)
-        if row.forward == "pending" and self.forwarder is not None:
-            self.forwarder.send_later(entry.id)
-        await asyncio.to_thread(self.spool.remove, entry)
         log.info(
             "%s instance=%s %s%s",
             source,
@@ -319,7 +337,33 @@ class Intake:
             row.status,
             f" p={row.probability:.3f}" if row.probability is not None else f" ({row.reason})",
         )
-        return Outcome(row.status, row.reason, result_id, sr_uids)
+        outcome = Outcome(row.status, row.reason, result_id)
+        if row.status != "scored":
+            await asyncio.to_thread(self.spool.remove, entry)
+            return outcome
+        assert row.probability is not None and row.decision is not None
+        job = ReportJob(entry, header, result_id, row.probability, row.decision, row.warnings)
+        return self._report(job, row.forward, outcome)
+
+    async def _resume(self, entry: SpoolEntry, row: dict[str, Any] | None) -> Outcome | None:
+        """An entry whose row was committed before a crash: report it, never score it again."""
+        assert row is not None
+        outcome = Outcome(row["status"], row["reason"], int(row["id"]))
+        if row["status"] != "scored" or row.get("sr_key") is not None:
+            await asyncio.to_thread(self.spool.remove, entry)
+            return outcome
+        header = read_source_header(await asyncio.to_thread(entry.path.read_bytes))
+        warnings = list(row.get("warnings") or [])
+        job = ReportJob(
+            entry, header, outcome.result_id, row["probability"], row["decision"], warnings
+        )
+        return self._report(job, row.get("forward"), outcome)
+
+    def _report(self, job: ReportJob, forward: str | None, outcome: Outcome) -> None:
+        """Hand a scored entry to the report stage; its submitter is answered from there."""
+        job.forward = forward
+        self._scored[job.entry.id] = outcome
+        self.reporter.put(job)
 
     def _model_fields(self) -> dict[str, Any]:
         bundle = getattr(self.service, "bundle", None)
@@ -332,28 +376,6 @@ class Intake:
             "model_sha256": identity.get("sha256"),
             "threshold": float(bundle.threshold),
         }
-
-    def _make_sr(
-        self, entry: SpoolEntry, header: pydicom.Dataset, row: ResultRow
-    ) -> tuple[bytes | None, tuple[str, str, str] | None]:
-        """The SR for a scored entry; its UIDs come from the entry id (same SR if redone)."""
-        bundle = self.service.bundle
-        series = generate_uid(entropy_srcs=[entry.id, "series"])
-        instance = generate_uid(entropy_srcs=[entry.id, "instance"])
-        try:
-            sr = build_sr(
-                header,
-                float(row.probability),
-                bool(row.decision),
-                float(bundle.threshold),
-                bundle.identity(),
-                series_instance_uid=series,
-                sop_instance_uid=instance,
-            )
-        except (AttributeError, ValueError, TypeError) as exc:
-            row.warnings.append(f"no SR: the source lacks what an SR copies ({type(exc).__name__})")
-            return None, None
-        return sr_bytes(sr), (str(sr.StudyInstanceUID), series, instance)
 
     def _store_failure(
         self, source: str, caller: str, code: str, instance_key: str | None, study_key: str | None
@@ -369,22 +391,5 @@ class Intake:
         self.store.add_result(row, AuditEntry(ROUTES[source], caller, "score", code, instance_key))
 
 
-_UID_TAGS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID")
-
-
 def _short(key: str | None) -> str:
     return (key or "unknown")[:16]
-
-
-def _uids_if_readable(data: bytes) -> tuple[str | None, str | None, str | None]:
-    """(SOP Class, SOP Instance, Study Instance) UIDs of a refused instance, when parsable."""
-    try:
-        ds = pydicom.dcmread(
-            io.BytesIO(data),
-            stop_before_pixels=True,
-            force=True,
-            specific_tags=list(_UID_TAGS),
-        )
-    except Exception:
-        return None, None, None
-    return tuple(str(ds.get(name, "")) or None for name in _UID_TAGS)  # type: ignore[return-value]

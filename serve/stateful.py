@@ -107,6 +107,7 @@ async def run_stateful(settings: ServeSettings, service: ScoringService) -> Asyn
         archive,
         settings.read_limits(),
         workers=dicom.workers,
+        max_backlog=dicom.max_backlog,
         score_delay_s=dicom.score_delay_s,
         forwarder=forwarder,
     )

@@ -275,6 +275,17 @@ class ResultsStore:
         with self._lock, self.engine.begin() as conn:
             conn.execute(update(results).where(results.c.id == result_id).values(forward=state))
 
+    def set_report(self, result_id: int, sr_key: str | None, warnings: list[str]) -> None:
+        """Record the SR made for a result (``serve/reporting.py``), or that none could be.
+
+        Without an SR there is nothing to forward, so ``forward`` is cleared as well.
+        """
+        values: dict[str, Any] = {"sr_key": sr_key, "warnings": list(warnings)}
+        if sr_key is None:
+            values["forward"] = None
+        with self._lock, self.engine.begin() as conn:
+            conn.execute(update(results).where(results.c.id == result_id).values(values))
+
     def purge_before(self, cutoff: dt.datetime) -> int:
         """Delete results created before ``cutoff`` (retention); the audit stays. Returns rows."""
         with self._lock, self.engine.begin() as conn:

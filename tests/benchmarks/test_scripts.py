@@ -196,19 +196,26 @@ def test_serve_load_smoke(capsys: pytest.CaptureFixture[str]) -> None:
 def test_dicom_load_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     result = load("dicom_load").main(["--smoke"])
     out = capsys.readouterr().out
-    assert "6 instances over 2 associations" in out
+    assert re.search(
+        r"6 instances over 2 associations: 0 failures, 6 result rows, 6 SRs at the PACS", out
+    ), out
     ack50, ack95 = figures(r"acknowledgement p50 ([\d.]+) ms, p95 ([\d.]+) ms", out)
-    res50, res95, rate = figures(
-        r"send -> stored result p50 ([\d.]+) ms, p95 ([\d.]+) ms .*; ([\d.]+) instances/s", out
-    )
-    http50, http95, ratio = figures(
-        r"HTTP /v1/predictions \(2 clients\) p50 ([\d.]+) ms, p95 ([\d.]+) ms; .* = ([\d.]+)",
+    res50, res95, end50, end95, rate = figures(
+        r"acknowledgement -> result row p50 ([\d.]+) ms, p95 ([\d.]+) ms; send -> result row "
+        r"p50 ([\d.]+) ms, p95 ([\d.]+) ms; ([\d.]+) instances/s",
         out,
     )
-    assert positive(ack50, ack95, res50, res95, rate, http50, http95, ratio)
-    assert ack50 <= ack95 and res50 <= res95 and http50 <= http95
+    http50, http95, ratio, end_ratio = figures(
+        r"HTTP /v1/predictions \(2 clients\) p50 ([\d.]+) ms, p95 ([\d.]+) ms; result p50 / "
+        r"HTTP p50 = ([\d.]+) \((?:meets|MISSES) <= 1.5\); send -> result p50 / HTTP p50 = "
+        r"([\d.]+)",
+        out,
+    )
+    assert positive(ack50, ack95, res50, res95, end50, end95, rate, http50, http95, ratio)
+    assert ack50 <= ack95 and res50 <= res95 and end50 <= end95 and http50 <= http95
+    assert res50 < end50 and ratio < end_ratio  # the end-to-end figure includes the ack
     first, last = figures(r"VmRSS ([\d.]+) MiB after the first 50 results, ([\d.]+) MiB", out)
-    assert positive(first, last) and result["instances"] == 6
+    assert positive(first, last) and result["instances"] == 6 and result["srs"] == 6
 
 
 def test_gpu_train_speed_smoke_reports_both_paths_and_ratio(

@@ -133,8 +133,14 @@ def test_every_syntax_is_received_and_scored(dcmtk, node, instance_writer):
         row = by_key[keys.key(header.SOPInstanceUID)]
         assert row["decision"] is bright, syntax
         assert row["study_key"] == keys.key(header.StudyInstanceUID)
-        assert row["sr_key"] and row["forward"] is None
+        assert row["forward"] is None
+    # the SR follows the row (serve/reporting.py); then the entry leaves the spool
+    deadline = time.monotonic() + 60
+    while list((node["state"] / "spool").glob("*.dcm")) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert not list((node["state"] / "spool").glob("*.dcm"))  # every entry left the spool
+    by_key = {r["instance_key"]: r for r in results(client, source="cstore")["results"]}
+    assert all(by_key[keys.key(h.SOPInstanceUID)]["sr_key"] for h, _ in sent.values())
 
 
 def test_other_sop_classes_are_refused_at_negotiation(dcmtk, node, dicom_maker, tmp_path):

@@ -1,0 +1,194 @@
+"""The report stage of a scored DICOM instance: its SR, filed on its row, sent back.
+
+    scored row (serve/intake.py) -> SR built (highdicom, serve/sr.py) in one thread
+        -> SR archive (WADO-RS) -> the row's ``sr_key`` -> forward outbox -> spool entry removed
+
+Why a stage of its own: building a TID 1500 SR with highdicom costs about as much CPU as
+decoding the cine (some 20 ms of pure Python per instance), and it is not part of the
+result. Built on the scoring path it doubled the work between an acknowledgement and the
+result row, and a burst of instances queued behind it. Here the result row is committed as
+soon as the score is known (``forward`` already ``pending`` when a destination is set, and
+``sr_key`` null until the SR exists), and the SR follows in one dedicated thread, so it
+takes at most one core's share of the GIL from scoring.
+
+Nothing is lost: the spool entry is removed only once its SR is archived and in the
+forward outbox. A crash in between leaves the entry; at the next start the intake finds
+its row and hands it straight back here (no second score), and every step is idempotent:
+the SR's UIDs come from the entry id, the archive and the outbox overwrite, and an SR
+already sent or already waiting in the outbox is not queued again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import pydicom
+from pydicom.uid import generate_uid
+
+from labral.serve.forward import Forwarder
+from labral.serve.pseudonym import Pseudonymizer
+from labral.serve.service import ScoringService
+from labral.serve.spool import Spool, SpoolEntry
+from labral.serve.sr import build_sr, sr_bytes
+from labral.serve.sr_archive import SrArchive
+from labral.serve.store import ResultsStore
+
+log = logging.getLogger("labral.serve")
+#: Jobs in progress at once: one builds its SR (the single report thread) while the other
+#: writes (fsync-bound, in the default executor).
+REPORT_TASKS = 2
+NO_SR = "no SR: the source lacks what an SR copies"
+#: Forward states after which an SR is not queued again (``serve/forward.py``).
+FORWARD_DONE = ("sent", "dead_letter")
+
+SrUids = tuple[str, str, str]
+
+
+@dataclass
+class ReportJob:
+    """A scored instance whose SR is still to be made.
+
+    Attributes:
+        entry: its spool entry (removed once the SR is kept).
+        header: the source's header (no pixel data).
+        result_id: its committed result row.
+        probability / decision: the row's score.
+        warnings: the row's warnings (the SR's own note is added when none can be made).
+        forward: the row's forward state (None: forwarding off).
+    """
+
+    entry: SpoolEntry
+    header: pydicom.Dataset
+    result_id: int
+    probability: float
+    decision: bool
+    warnings: list[str] = field(default_factory=list)
+    forward: str | None = None
+
+
+class Reporter:
+    """Makes, keeps and forwards the SR of each scored instance, off the scoring path.
+
+    Args:
+        service: the scoring service (its bundle's threshold and identity go in the SR).
+        store: the results store (``set_report``).
+        keys: pseudonymizer of UIDs.
+        spool: where the entries leave from.
+        archive: the SRs made (WADO-RS).
+        forwarder: where SRs go back to the PACS, or None.
+        on_done: called on the event loop with (entry id, SR UIDs or None) after each job.
+    """
+
+    def __init__(
+        self,
+        service: ScoringService,
+        store: ResultsStore,
+        keys: Pseudonymizer,
+        spool: Spool,
+        archive: SrArchive,
+        forwarder: Forwarder | None,
+        on_done: Callable[[str, SrUids | None], None],
+    ) -> None:
+        self.service = service
+        self.store = store
+        self.keys = keys
+        self.spool = spool
+        self.archive = archive
+        self.forwarder = forwarder
+        self.on_done = on_done
+        self._queue: asyncio.Queue[ReportJob] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="labral-report")
+
+    @property
+    def waiting(self) -> int:
+        """Jobs queued and not started (for logs and benchmarks)."""
+        return 0 if self._queue is None else self._queue.qsize()
+
+    def start(self) -> None:
+        """Start the report tasks on the running loop."""
+        self._queue = asyncio.Queue()
+        self._tasks = [asyncio.create_task(self._work()) for _ in range(REPORT_TASKS)]
+
+    async def stop(self) -> None:
+        """Stop; a job not finished leaves its spool entry for the next start."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        self._builder.shutdown(wait=False, cancel_futures=True)
+
+    def put(self, job: ReportJob) -> None:
+        """Queue a job (event loop only)."""
+        assert self._queue is not None, "Reporter.start() first"
+        self._queue.put_nowait(job)
+
+    async def _work(self) -> None:
+        assert self._queue is not None
+        while True:
+            job = await self._queue.get()
+            uids = None
+            try:
+                uids = await self.report(job)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the disk or the store failed: the spool keeps the entry
+                log.exception(
+                    "SR of spooled instance %s not kept; retried at next start", job.entry.id
+                )
+            with contextlib.suppress(Exception):
+                self.on_done(job.entry.id, uids)
+
+    async def report(self, job: ReportJob) -> SrUids | None:
+        """Make, keep and queue the SR of one job, then let its spool entry go.
+
+        Returns:
+            The SR's (study, series, SOP instance) UIDs, or None when none could be made.
+        """
+        loop = asyncio.get_running_loop()
+        made = await loop.run_in_executor(self._builder, self._make_sr, job)
+        await asyncio.to_thread(self._file, job, made)
+        return None if made is None else made[1]
+
+    def _make_sr(self, job: ReportJob) -> tuple[bytes, SrUids] | None:
+        """The SR for a job; its UIDs come from the entry id (the same SR if made again)."""
+        bundle = self.service.bundle
+        series = generate_uid(entropy_srcs=[job.entry.id, "series"])
+        instance = generate_uid(entropy_srcs=[job.entry.id, "instance"])
+        try:
+            sr = build_sr(
+                job.header,
+                job.probability,
+                job.decision,
+                float(bundle.threshold),
+                bundle.identity(),
+                series_instance_uid=series,
+                sop_instance_uid=instance,
+            )
+        except (AttributeError, ValueError, TypeError) as exc:
+            note = f"{NO_SR} ({type(exc).__name__})"
+            if note not in job.warnings:
+                job.warnings.append(note)
+            return None
+        return sr_bytes(sr), (str(sr.StudyInstanceUID), series, instance)
+
+    def _file(self, job: ReportJob, made: tuple[bytes, SrUids] | None) -> None:
+        """Archive the SR, note it on the row, hand it to the forwarder, free the entry."""
+        entry = job.entry
+        sr_key = None
+        if made is not None:
+            data, uids = made
+            self.archive.put(data, *uids)
+            sr_key = self.keys.key(uids[2])
+        self.store.set_report(job.result_id, sr_key, job.warnings)
+        forwarder = self.forwarder
+        if made is not None and forwarder is not None and job.forward not in FORWARD_DONE:
+            if not forwarder.holds(entry.id):  # after a crash the start may have queued it
+                forwarder.keep(entry.id, made[0])
+                forwarder.send_later(entry.id)
+        self.spool.remove(entry)

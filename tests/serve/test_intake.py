@@ -1,0 +1,89 @@
+"""The intake's backpressure and its report stage after a crash (serve/intake.py, reporting.py).
+
+Both run in-process through the app (``TestClient``), with instances handed to the intake
+as the DICOM node hands them (``receive`` then ``enqueue_threadsafe``).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pydicom
+from fastapi.testclient import TestClient
+
+from labral.serve.app import create_app
+from labral.serve.settings import ServeSettings
+from labral.serve.spool import Spool
+from labral.serve.store import AuditEntry, ResultRow, ResultsStore
+
+
+def wait_until(predicate, timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_acknowledgements_wait_while_the_backlog_is_full(
+    bundle_dir, tmp_path, instance_writer, ready_waiter
+):
+    """With ``max_backlog=1``, a second waiting instance holds the answer until the first
+    has its result row; the held instance is already in the spool."""
+    settings = ServeSettings(
+        bundle=bundle_dir,
+        state_dir=tmp_path,
+        dicom={"workers": 1, "max_backlog": 1, "score_delay_s": 1.0},
+    )
+    with TestClient(create_app(settings)) as client:
+        ready_waiter(client)
+        intake = client.app.state.stateful.intake
+        for index in (400, 401):
+            receipt = intake.receive(instance_writer(index).read_bytes(), "cstore", "TEST@local")
+            assert receipt.entry is not None and receipt.entry.path.is_file()
+            intake.enqueue_threadsafe(receipt.entry)
+        assert intake.backlog == 2
+        assert intake.wait_for_room(timeout=0.1) is False  # both wait out the 1 s delay
+        assert client.get("/v1/results").json()["total"] == 0
+        assert intake.wait_for_room(timeout=30) is True  # the first row frees the room
+        assert client.get("/v1/results").json()["total"] >= 1
+        assert wait_until(lambda: client.get("/v1/results").json()["total"] == 2)
+        assert intake.backlog == 0
+
+
+def test_an_entry_scored_before_a_crash_gets_its_sr_without_a_second_score(
+    bundle_dir, tmp_path, instance_writer, ready_waiter
+):
+    """A crash between the row's commit and the SR leaves the spool entry and a row without
+    ``sr_key``; the restart makes the SR for that row and stores no second result."""
+    data = instance_writer(410).read_bytes()
+    source = pydicom.dcmread(instance_writer(410), stop_before_pixels=True)
+    entry = Spool(tmp_path / "spool").put(data, {"source": "cstore", "caller": "TEST@local"})
+    store = ResultsStore.open(f"sqlite:///{tmp_path / 'results.sqlite'}")
+    row = ResultRow(
+        source="cstore",
+        status="scored",
+        intake_id=entry.id,
+        probability=0.9,
+        decision=True,
+        threshold=0.5,
+        warnings=["kept from the first score"],
+    )
+    result_id = store.add_result(row, AuditEntry("C-STORE", "TEST@local", "score", "scored"))
+    store.close()
+    settings = ServeSettings(bundle=bundle_dir, state_dir=tmp_path, dicom={"enabled": False})
+    with TestClient(create_app(settings)) as client:
+        ready_waiter(client)
+        assert wait_until(lambda: not entry.path.exists())  # reported, then freed
+        page = client.get("/v1/results").json()
+        archive = client.app.state.stateful.archive
+        keys = client.app.state.stateful.keys
+    assert page["total"] == 1  # not scored again
+    stored = page["results"][0]
+    assert stored["id"] == result_id and stored["probability"] == 0.9  # the first score
+    assert stored["sr_key"] and stored["warnings"] == ["kept from the first score"]
+    (sr_path,) = archive.find(source.StudyInstanceUID)
+    sr = pydicom.dcmread(sr_path)
+    assert keys.key(sr.SOPInstanceUID) == stored["sr_key"]
+    assert sr.StudyInstanceUID == source.StudyInstanceUID
