@@ -18,7 +18,7 @@ async function score(blob, name) {
   const headers = authHeaders();
   setStatus("Scoring " + (name || "clip") + " ...");
   document.body.dataset.state = "scoring";
-  const response = await fetch("/v1/predictions?preview=true", {
+  const response = await fetch("/v1/predictions?preview=true&spatial=true", {
     method: "POST", body: form, headers,
   });
   const body = await response.json();
@@ -111,6 +111,29 @@ function play(preview, relevance) {
   playTimer = setInterval(draw, 1000 / Math.max(1, Math.min(preview.fps, 60)));
 }
 
+function drawSpatialMap(canvas, img, map) {
+  // The key frame with the spatial map (|d logit / d image| at model input size, in [0, 1])
+  // laid over it in a warm colour; the map's maximum is ringed.
+  const w = img.naturalWidth, h = img.naturalHeight;
+  canvas.width = w; canvas.height = h;
+  const ctx = canvas.getContext("2d");
+  ctx.drawImage(img, 0, 0, w, h);
+  const [mh, mw] = map.size;
+  const cw = w / mw, ch = h / mh;
+  let best = [0, 0, -1];
+  map.values.forEach((row, r) => row.forEach((v, c) => {
+    if (v > best[2]) best = [r, c, v];
+    if (v < 0.2) return;
+    ctx.fillStyle = "rgba(255," + Math.round(200 * (1 - v)) + ",0," + (0.55 * v).toFixed(3) + ")";
+    ctx.fillRect(c * cw, r * ch, Math.ceil(cw), Math.ceil(ch));
+  }));
+  ctx.strokeStyle = "#00ff66"; ctx.lineWidth = 2;
+  ctx.beginPath();
+  ctx.arc((best[1] + 0.5) * cw, (best[0] + 0.5) * ch, 6, 0, 2 * Math.PI);
+  ctx.stroke();
+  canvas.dataset.peak = best[0] + "," + best[1];
+}
+
 function render(body) {
   $("result").hidden = false;
   $("probability").textContent = (100 * body.probability).toFixed(1) + " %";
@@ -141,6 +164,7 @@ function render(body) {
 
   const keys = $("key-frames");
   keys.replaceChildren();
+  const maps = new Map((body.spatial_maps || []).map((m) => [m.frame, m]));
   if (body.preview) {
     for (const kf of body.preview.key_frames) {
       const fig = document.createElement("figure");
@@ -151,7 +175,17 @@ function render(body) {
       const t = kf.frame / c.fps;
       cap.textContent = "frame " + kf.frame + " (" + t.toFixed(2) + " s), relevance " +
         body.relevance[kf.frame].toFixed(2);
-      fig.append(img, cap);
+      const map = maps.get(kf.frame);
+      if (map) {  // where in the frame the evidence lies, drawn once the frame has loaded
+        const canvas = document.createElement("canvas");
+        canvas.className = "spatial-map";
+        canvas.dataset.frame = String(kf.frame);
+        img.addEventListener("load", () => { drawSpatialMap(canvas, img, map); img.hidden = true; });
+        fig.append(img, canvas, cap);
+        cap.textContent += "; evidence map overlaid (ring: its maximum)";
+      } else {
+        fig.append(img, cap);
+      }
       keys.append(fig);
     }
     play(body.preview, body.relevance);

@@ -41,6 +41,11 @@ def test_page_scores_a_sample_and_draws_the_relevance_strip(chromium, live_serve
     assert re.search(r'id="timeline"[^>]*data-bars="24"', dom)  # one bar per source frame
     assert len(re.findall(r'alt="key frame \d+"', dom)) >= 1
     assert "frame 12 (0.60 s)" in dom  # the strongest key frame is the blob's peak
+    # the spatial map is drawn over every key frame that has one, its maximum marked
+    peaks = re.findall(
+        r'<canvas class="spatial-map" data-frame="(\d+)" [^>]*data-peak="(\d+),(\d+)"', dom
+    )
+    assert peaks and "evidence map overlaid" in dom, dom[-3000:]
 
 
 def test_page_screenshot_shows_the_strip(chromium, live_server, tmp_path):
