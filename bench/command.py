@@ -151,7 +151,6 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     transforms = scoring.eval_transforms(bundles)
     source = scoring.ClipSource([r["path"] for r in records], keep=bool(suite.perturbations))
     positives = np.flatnonzero([int(r["label"]) == 1 for r in records])
-    control_source = scoring.ClipSource([records[i]["path"] for i in positives], keep=True)
     n_pointing = sum(1 for i in positives if records[i].get("extrusion_mask"))
     n_passes = 1 + sum(len(p["levels"]) for p in suite.perturbations)
     total = (
@@ -168,15 +167,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         control_passes = {}
         if with_controls and positives.size:
             started = time.perf_counter()
-            for control in controls.CONTROLS:
-                control_passes[control] = scoring.score_pass(
-                    control_source,
-                    bundles,
-                    transforms,
-                    **score,
-                    perturbation=(control, 0.0, boot_seed),
-                    progress=bar.update,
-                )
+            control_passes = controls.score_controls(
+                [records[i]["path"] for i in positives],
+                bundles,
+                transforms,
+                boot_seed,
+                progress=bar.update,
+                **score,
+            )
             timings["controls_seconds"] = time.perf_counter() - started
         pointing: list[dict[str, Any]] = []
         if with_pointing and n_pointing:

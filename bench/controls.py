@@ -17,16 +17,50 @@ over the whole suite. A positive is a clip with label 1; the copies keep its fps
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
+from labral.bench import scoring
 from labral.bench.metrics import ClusterBootstrap, metrics_with_ci, rate_with_ci
+from labral.bundle import Bundle
 from labral.metrics import auroc
 
 #: The controls, in report order: perturbations of :mod:`labral.bench.perturb`.
 CONTROLS = ("reversed", "shuffled")
+
+
+def score_controls(
+    paths: Sequence[str],
+    bundles: Sequence[Bundle],
+    transforms: Sequence[Callable[[dict], dict]],
+    seed: int,
+    progress: Callable[[int], Any] | None = None,
+    **score: Any,
+) -> dict[str, scoring.PassResult]:
+    """Score the positives' altered copies: one :func:`scoring.score_pass` per control.
+
+    Args:
+        paths: (K,) the positives' files (each is decoded once and kept for both controls).
+        seed: seeds the shuffles (with each clip's index).
+        score: ``batch_size``, ``workers`` as for :func:`scoring.score_pass`.
+
+    Returns:
+        control -> :class:`scoring.PassResult` over the K positives, in order.
+    """
+    source = scoring.ClipSource(list(paths), keep=True)
+    return {
+        control: scoring.score_pass(
+            source,
+            bundles,
+            transforms,
+            perturbation=(control, 0.0, seed),
+            progress=progress,
+            **score,
+        )
+        for control in CONTROLS
+    }
 
 
 def order_control_block(

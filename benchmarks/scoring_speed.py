@@ -15,6 +15,10 @@ bundle call per batch, nothing overlapped, once with ``--threads`` torch threads
 one; (b) *pipeline*: ``scoring.score_pass`` (prefetch thread + batches, torch threads =
 cores - decode threads) exactly as `labral bench` runs it. Printed: medians of the repeats,
 clips/s and the ratio pipeline / the faster bare loop of each repeat (target <= 1.20).
+
+``--controls`` also times, in each repeat, the order controls as `labral bench` runs them
+(every positive reversed and shuffled, :func:`labral.bench.controls.score_controls`) and
+prints (pipeline + controls) / pipeline (issue 10's target: <= 2.5).
 """
 
 from __future__ import annotations
@@ -29,8 +33,8 @@ from typing import Any
 
 import torch
 
-from labral.bench import scoring
-from labral.bench.command import hardware
+from labral.bench import controls, scoring
+from labral.bench.outputs import hardware
 from labral.bench.suites import resolve_suite
 from labral.bundle import Bundle, input_spec_from, load_bundle, write_bundle
 
@@ -90,6 +94,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         "--generate-workers", type=int, default=2, help="suite generation processes"
     )
     parser.add_argument(
+        "--controls", action="store_true", help="also time the order controls (ratio <= 2.5)"
+    )
+    parser.add_argument(
         "--smoke",
         action="store_true",
         help="6 clips, 1 repeat, batch 4, suite generated into a temporary folder",
@@ -109,6 +116,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     started = time.perf_counter()
     suite = resolve_suite("synthetic-id", args.cache_dir, overrides, workers=args.generate_workers)
     paths = [r["path"] for r in suite.records][: args.clips]
+    positives = [r["path"] for r in suite.records[: args.clips] if int(r["label"]) == 1]
     ready = time.perf_counter() - started
     print(f"suite: {len(paths)} clips ({suite.manifest.parent}), ready in {ready:.1f} s")
 
@@ -121,6 +129,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         )  # warm-up
         pipe_threads = scoring.model_threads(args.workers)
         times: dict[str, list[float]] = {"bare_1": [], "bare_n": [], "pipeline": []}
+        if args.controls:
+            times["controls"] = []
         for repeat in range(args.repeats):
             torch.set_num_threads(args.threads)
             times["bare_n"].append(bare_pass(source, bundle, transform, args.batch_size))
@@ -132,6 +142,17 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                     source, [bundle], [transform], batch_size=args.batch_size, workers=args.workers
                 ).seconds
             )
+            if args.controls:
+                started = time.perf_counter()
+                controls.score_controls(
+                    positives,
+                    [bundle],
+                    [transform],
+                    0,
+                    batch_size=args.batch_size,
+                    workers=args.workers,
+                )
+                times["controls"].append(time.perf_counter() - started)
             print(
                 f"repeat {repeat + 1}: bare ({args.threads} threads) {times['bare_n'][-1]:.2f} s, "
                 f"bare (1 thread) {times['bare_1'][-1]:.2f} s, "
@@ -168,9 +189,21 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         f"ratio pipeline / faster bare: per repeat {', '.join(f'{r:.3f}' for r in ratios)}; "
         f"median {statistics.median(ratios):.3f} (target <= 1.20)"
     )
+    out = {**medians, "ratio": statistics.median(ratios)}
+    if args.controls:
+        with_controls = [
+            (p + c) / p for p, c in zip(times["pipeline"], times["controls"], strict=True)
+        ]
+        print(
+            f"order controls: {len(positives)} positives x {len(controls.CONTROLS)} controls, "
+            f"median {medians['controls']:.2f} s; (pipeline + controls) / pipeline: per repeat "
+            f"{', '.join(f'{r:.3f}' for r in with_controls)}; median "
+            f"{statistics.median(with_controls):.3f} (target <= 2.5)"
+        )
+        out["controls_ratio"] = statistics.median(with_controls)
     if tmp_cache is not None:
         tmp_cache.cleanup()
-    return {**medians, "ratio": statistics.median(ratios)}
+    return out
 
 
 if __name__ == "__main__":

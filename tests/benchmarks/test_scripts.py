@@ -157,7 +157,7 @@ def test_train_speed_smoke_with_the_data_pipeline(
 
 
 def test_scoring_speed_smoke(capsys: pytest.CaptureFixture[str]) -> None:
-    medians = load("scoring_speed").main(["--smoke"])
+    medians = load("scoring_speed").main(["--smoke", "--controls"])
     out = capsys.readouterr().out
     (suite,) = re.findall(r"suite: 6 clips \((.+)\), ready in", out)
     assert not Path(suite).resolve().is_relative_to(REPO)  # the smoke run writes nothing here
@@ -170,6 +170,13 @@ def test_scoring_speed_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     (ratio,) = figures(r"ratio pipeline / faster bare: per repeat [\d.]+; median ([\d.]+)", out)
     expected = medians["pipeline"] / min(medians["bare_n"], medians["bare_1"])
     assert ratio == pytest.approx(expected, abs=0.0006) and medians["ratio"] == expected
+    n_pos, controls_s, with_controls = figures(
+        r"order controls: (\d+) positives x 2 controls, median ([\d.]+) s; .* median ([\d.]+) "
+        r"\(target <= 2.5\)",
+        out,
+    )
+    assert n_pos >= 1 and controls_s > 0
+    assert with_controls == pytest.approx(1 + medians["controls"] / medians["pipeline"], abs=6e-4)
 
 
 def test_serve_load_smoke(capsys: pytest.CaptureFixture[str]) -> None:
