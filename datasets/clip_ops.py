@@ -58,14 +58,24 @@ def evenly_spaced_starts(num_frames: int, length: int, windows: int) -> list[int
 def resize_frames(frames: np.ndarray, size: Sequence[int]) -> np.ndarray:
     """Resize uint8 or float32 frames (..., H, W) to (..., h, w); dtype is kept.
 
-    Antialiased bilinear (torch), so downscaling averages like an area filter.
+    Antialiased bilinear (torch), so downscaling averages like an area filter. uint8 frames
+    go four at a time through torch's vectorised 4-channel path (frames as the channels of a
+    channels-last image, the last frame repeated to fill the final group): the same values
+    as one frame at a time, about 2x faster (each channel is resized on its own).
     """
     lead, (height, width) = frames.shape[:-2], frames.shape[-2:]
     if (height, width) == tuple(size):
         return frames
-    tensor = torch.from_numpy(np.ascontiguousarray(frames)).reshape(-1, 1, height, width)
-    if tensor.dtype not in (torch.uint8, torch.float32):
+    tensor = torch.from_numpy(np.ascontiguousarray(frames)).reshape(-1, height, width)
+    count = tensor.shape[0]
+    if tensor.dtype == torch.uint8 and count > 0:
+        pad = -count % 4
+        if pad:
+            tensor = torch.cat([tensor, tensor[-1:].expand(pad, height, width)])
+        grouped = tensor.reshape(-1, 4, height, width).contiguous(memory_format=torch.channels_last)
+        out = F.interpolate(grouped, size=tuple(size), mode="bilinear", antialias=True)
+        return out.reshape(-1, *size)[:count].contiguous().reshape(*lead, *size).numpy()
+    if tensor.dtype != torch.float32:
         tensor = tensor.float()
-    # torch resizes uint8 natively (rounded), about 2x faster than going through float
-    out = F.interpolate(tensor, size=tuple(size), mode="bilinear", antialias=True)
+    out = F.interpolate(tensor.unsqueeze(1), size=tuple(size), mode="bilinear", antialias=True)
     return out.reshape(*lead, *size).numpy().astype(frames.dtype, copy=False)

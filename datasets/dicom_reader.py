@@ -221,11 +221,19 @@ def _decode_gray(ds: Dataset, syntax: UID, frames: int) -> tuple[np.ndarray, str
     """Decode every frame to grey uint8 (T, H, W); colour frames one at a time to save memory."""
     rows, cols = int(ds.Rows), int(ds.Columns)
     stored_pi = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
-    bits_stored = int(ds.get("BitsStored", ds.get("BitsAllocated", 8)))
+    bits_allocated = int(ds.get("BitsAllocated", 8))
+    bits_stored = int(ds.get("BitsStored", bits_allocated))
     decoder = get_decoder(syntax)
     colour = int(ds.get("SamplesPerPixel", 1)) == 3 or stored_pi == "PALETTE COLOR"
     try:
-        if not colour:
+        unsigned_8bit = bits_allocated == bits_stored == 8 and not ds.get("PixelRepresentation")
+        if not colour and not syntax.is_encapsulated and unsigned_8bit:
+            # native 8-bit grey: the pixels are the bytes already read (length checked by
+            # _check_pixel_length); a read-only view, copied once when the clip is cropped
+            meta = {}
+            gray = np.frombuffer(ds.PixelData, np.uint8, frames * rows * cols)
+            gray = gray.reshape(frames, rows, cols)
+        elif not colour:
             arr, meta = decoder.as_array(ds, as_rgb=False, view_only=True)
             gray = arr.reshape(frames, rows, cols)
         elif not syntax.is_encapsulated:  # raw bytes already in memory: convert in chunks
@@ -241,7 +249,7 @@ def _decode_gray(ds: Dataset, syntax: UID, frames: int) -> tuple[np.ndarray, str
                     gray = np.empty((frames, rows, cols), chunk.dtype)
                 gray[start : start + 16] = chunk
         else:  # compressed colour: one frame at a time, never the whole RGB clip in memory
-            eight_bit = int(ds.get("BitsAllocated", 8)) <= 8
+            eight_bit = bits_allocated <= 8
             gray = np.empty((frames, rows, cols), np.uint8 if eight_bit else np.float32)
             meta, decoded = {}, 0
             for index, (arr, meta) in enumerate(decoder.iter_array(ds, as_rgb=False)):

@@ -38,6 +38,12 @@ _QUICKTIME_ATOMS = (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip")
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
+#: Files up to this size are read in one call and parsed from memory: pydicom's deferred
+#: pixel data is then a slice of those bytes, not a second read of the file (about 50 us of
+#: 300 for a 0.7 MB uncompressed cine); larger files are parsed from disk.
+READ_WHOLE_BYTES = 64 << 20
+
+
 def sniff_format(head: bytes) -> str:
     """Name the container from the first bytes of a file.
 
@@ -195,7 +201,11 @@ def read_cine(
         return _read_stream(io.BytesIO(data), limits=limits, default_fps=default_fps)
     if isinstance(source, str | os.PathLike):
         path = Path(source)
-        limits.check_input_size(path.stat().st_size)
+        size = path.stat().st_size
+        limits.check_input_size(size)
+        if size <= READ_WHOLE_BYTES:  # one read; parsing and pixel access then stay in memory
+            data = io.BytesIO(path.read_bytes())
+            return _read_stream(data, limits=limits, default_fps=default_fps)
         with path.open("rb") as fileobj:
             return _read_stream(fileobj, limits=limits, default_fps=default_fps)
     raise UnsupportedMediaError(

@@ -47,7 +47,7 @@ def test_disk_cache_hit_after_miss_and_across_instances(tmp_path):
     again = fresh.get(path)
     assert (fresh.misses, fresh.hits, reader.calls) == (0, 1, 1)  # read from disk, no decode
     assert np.array_equal(again["frames"], first["frames"])
-    assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
+    assert len(list((tmp_path / "cache").glob("*.clip"))) == 1
 
 
 def test_rewritten_file_misses_the_cache(tmp_path):
@@ -81,7 +81,7 @@ def test_bad_file_not_cached_and_error_kept(tmp_path):
     cache = ClipCache(SPEC, tmp_path / "c", reader=CountingReader())
     with pytest.raises(CorruptPixelDataError, match="truncated"):
         cache.get(path)
-    assert list((tmp_path / "c").glob("*.npz")) == []
+    assert list((tmp_path / "c").glob("*.clip")) == []
     with pytest.raises(FileNotFoundError):
         cache.get(tmp_path / "absent.npy")
 
@@ -90,6 +90,6 @@ def test_torn_cache_file_is_recomputed(tmp_path):
     path = save_clip(tmp_path / "a.npy", 50)
     reader = CountingReader()
     ClipCache(SPEC, tmp_path / "c", reader=reader).get(path)
-    (tmp_path / "c" / f"{cache_key(path, SPEC)}.npz").write_bytes(b"garbage")
+    (tmp_path / "c" / f"{cache_key(path, SPEC)}.clip").write_bytes(b"garbage")
     cache = ClipCache(SPEC, tmp_path / "c", reader=reader)
     assert cache.get(path)["frames"].max() == 50 and cache.misses == 1

@@ -79,6 +79,24 @@ def test_resize_is_antialiased_average():
     assert np.allclose(image, 100 / 255, atol=8 / 255)  # edges: filter support clipped
 
 
+@pytest.mark.parametrize("count", [1, 3, 4, 6, 9])
+def test_uint8_resize_four_frames_at_a_time_equals_one_at_a_time(count):
+    from torch.nn.functional import interpolate
+
+    from labral.datasets.clip_ops import resize_frames
+
+    rng = np.random.default_rng(count)
+    for shape, size in [((60, 70), (96, 96)), ((128, 128), (96, 96)), ((41, 37), (16, 20))]:
+        frames = rng.integers(0, 256, (count, *shape), dtype=np.uint8)
+        alone = [
+            interpolate(torch.from_numpy(f)[None, None], size=size, mode="bilinear", antialias=True)
+            for f in frames
+        ]
+        got = resize_frames(frames, size)
+        assert got.dtype == np.uint8 and got.flags.c_contiguous
+        np.testing.assert_array_equal(got, torch.cat(alone)[:, 0].numpy())
+
+
 def test_optional_crop_removes_border_before_resize():
     frames = np.zeros((4, 40, 40), np.uint8)
     frames[:, 30:, :] = 255  # bright bottom quarter
