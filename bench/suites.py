@@ -1,5 +1,9 @@
 """Benchmark suites: versioned definitions in ``configs/suites/*.yaml`` or a user manifest.
 
+A shipped suite is a Hydra config: its defaults list names ``_base/synth``, the shared node
+that reads the training distribution (prevalence, negative mix, clip geometry, difficulty,
+DICOM format) from ``configs/synth.yaml``, and Hydra composes the two.
+
 A synthetic suite is generated deterministically (seeded) through the generator and the
 DICOM writer, so scoring exercises the same reader path as real files. The result lands in
 ``<cache_dir>/<name>-<hash12>/`` where the hash covers the suite definition and the source
@@ -14,6 +18,8 @@ each clip) is :mod:`labral.bench.suite_plan`.
 
 from __future__ import annotations
 
+import copy
+import functools
 import hashlib
 import importlib.util
 import json
@@ -23,16 +29,21 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+from hydra.initialize import get_gh_backup, restore_gh_from_backup
 from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from labral.bench.seeds import check_suite_seeds
 from labral.bench.suite_plan import clip_plan, generate_one
-from labral.datasets.synth.difficulty import default_level
 from labral.datasets.synth.scenarios import DEFAULT_NEGATIVE_MIX
 from labral.errors import BadConfigError, BadManifestError
 
 SUITES_DIR = Path(__file__).resolve().parent.parent / "configs" / "suites"
+#: The shared node (``configs/suites/_base/synth.yaml``) a suite's defaults list names to draw
+#: from the training distribution of ``configs/synth.yaml``.
+TRAINING_BASE = "_base/synth"
 #: Modules whose source defines what a synthetic suite contains (hashed into the cache key).
 GENERATOR_MODULES = (
     "labral.datasets.synth.types",
@@ -50,6 +61,18 @@ GENERATOR_MODULES = (
     "labral.bench.suite_plan",  # the clip plan (patients, seeds, types) and its truth
 )
 COMPLETE_MARKER = ".complete"
+
+# The two translations TRAINING_BASE applies to synth.yaml's values: `negative_mix: null` is
+# the generator's default mix (written out, so it enters the hash), and a suite writes one
+# transfer syntax (synth's `mixed` alternates per clip; a suite's clips are all JPEG then).
+if not OmegaConf.has_resolver("suite_negative_mix"):
+    OmegaConf.register_new_resolver(
+        "suite_negative_mix", lambda mix: dict(DEFAULT_NEGATIVE_MIX) if mix is None else mix
+    )
+if not OmegaConf.has_resolver("suite_dicom_syntax"):
+    OmegaConf.register_new_resolver(
+        "suite_dicom_syntax", lambda syntax: "jpeg" if syntax == "mixed" else syntax
+    )
 
 
 @dataclass
@@ -74,14 +97,16 @@ class Suite:
 
 
 def known_suites() -> list[str]:
-    """Names of the suites shipped in configs/suites/."""
+    """Names of the suites shipped in configs/suites/ (not the shared nodes under ``_base/``)."""
     return sorted(path.stem for path in SUITES_DIR.glob("*.yaml"))
 
 
 def load_definition(
     name: str, overrides: dict[str, Any] | None = None, check_seeds: bool = True
 ) -> dict[str, Any]:
-    """Read ``configs/suites/<name>.yaml`` and apply ``overrides`` (e.g. ``{"n_patients": 10}``).
+    """Compose ``configs/suites/<name>.yaml`` with Hydra (its defaults list brings in
+    :data:`TRAINING_BASE`) and apply ``overrides`` (e.g. ``{"n_patients": 10}``: a key's whole
+    value is replaced; ``None`` keeps the suite's).
 
     Args:
         check_seeds: refuse a suite whose patient seeds meet another shipped suite's or
@@ -91,16 +116,12 @@ def load_definition(
         BadConfigError: unknown suite name (the message lists the known ones), or patient
             seeds shared with another suite or with training.
     """
-    path = SUITES_DIR / f"{name}.yaml"
-    if not path.is_file():
+    if name not in known_suites():
         raise BadConfigError(
             f"suite={name!r}: unknown suite and not a manifest file; known suites: "
             f"{', '.join(known_suites())}; or pass the path of a JSONL/CSV manifest"
         )
-    definition = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-    assert isinstance(definition, dict)
-    if definition.pop("inherit", None) == "synth":
-        definition = {**training_defaults(), **definition}
+    definition = _compose(f"suites/{name}")
     for key, value in (overrides or {}).items():
         if value is not None:
             definition[key] = value
@@ -111,24 +132,37 @@ def load_definition(
 
 
 def training_defaults() -> dict[str, Any]:
-    """The training distribution from ``configs/synth.yaml``: prevalence, negative mix, clip
-    geometry and DICOM format (a suite with ``inherit: synth`` takes these unless it sets them;
-    the resolved values enter the suite hash, so a new synth default makes a new suite)."""
-    synth = OmegaConf.load(SUITES_DIR.parent / "synth.yaml")
-    pick = {
-        key: OmegaConf.to_container(synth[key]) if OmegaConf.is_config(synth[key]) else synth[key]
-        for key in ("prevalence", "extrusion_threshold", "negative_mix", "clip")
-    }
-    pick["difficulty"] = default_level()
-    if pick["negative_mix"] is None:  # null in synth.yaml means the generator's default mix
-        pick["negative_mix"] = dict(DEFAULT_NEGATIVE_MIX)
-    formats = synth["formats"]
-    pick["dicom"] = {
-        "syntax": "jpeg" if formats.dicom_syntax == "mixed" else formats.dicom_syntax,
-        "jpeg_quality": formats.jpeg_quality,
-        "burned_in_text": formats.burned_in_text,
-    }
-    return pick
+    """The keys :data:`TRAINING_BASE` gives a suite, resolved from ``configs/synth.yaml``:
+    prevalence, extrusion threshold, negative mix, clip geometry, difficulty level and DICOM
+    format (the resolved values enter the suite hash, so a new synth default makes a new suite).
+    """
+    return _compose(f"suites/{TRAINING_BASE}")
+
+
+def _compose(config_name: str) -> dict[str, Any]:
+    """A config of ``labral.configs`` composed by Hydra, resolved, without the ``synth`` node
+    that :data:`TRAINING_BASE` composes only to read its keys from (a fresh copy each call)."""
+    return copy.deepcopy(_composed(config_name))
+
+
+@functools.cache
+def _composed(config_name: str) -> dict[str, Any]:
+    backup = get_gh_backup()  # a running labral command's Hydra state, put back below
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module("labral.configs", version_base="1.3"):
+            cfg = compose(config_name)
+    finally:
+        restore_gh_from_backup(backup)
+    # key by key: synth's own paths and hydra nodes do not resolve outside `labral synth`
+    definition: dict[str, Any] = {}
+    for key in cfg:
+        if key != "synth":
+            value = cfg[key]
+            definition[key] = (
+                OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+            )
+    return definition
 
 
 def generator_code_version() -> str:

@@ -139,18 +139,41 @@ def test_suites_inherit_the_generators_negative_mix() -> None:
 
 
 def test_suites_do_not_restate_the_training_defaults() -> None:
-    # one source per default: a suite that inherits synth takes these keys from configs/synth.yaml
-    # (so a new synth default reaches every suite and its hash); it may only set them to differ
+    # one source per default: every shipped suite's defaults list names the shared node that
+    # reads these keys from configs/synth.yaml (so a new synth default reaches every suite and
+    # its hash); a suite may only set them to differ
     from omegaconf import OmegaConf
 
     inherited = suites.training_defaults()
+    assert set(inherited) == {
+        "prevalence", "extrusion_threshold", "negative_mix", "clip", "difficulty", "dicom"
+    }  # fmt: skip
+    assert "_base" not in " ".join(suites.known_suites())  # the shared node is not a suite
+    with pytest.raises(BadConfigError, match="unknown suite"):
+        suites.load_definition(suites.TRAINING_BASE)
     for name in suites.known_suites():
         raw = OmegaConf.to_container(OmegaConf.load(suites.SUITES_DIR / f"{name}.yaml"))
-        assert raw.get("inherit") == "synth", name
+        assert suites.TRAINING_BASE in raw.get("defaults", []), name
         restated = [key for key in inherited if key in raw and raw[key] == inherited[key]]
         assert restated == [], f"{name} restates {restated}"
         definition = suites.load_definition(name)
+        assert "synth" not in definition and "defaults" not in definition, name
         assert all(definition[key] == inherited[key] for key in inherited if key not in raw)
+
+
+def test_training_defaults_follow_configs_synth() -> None:
+    # the shared node reads configs/synth.yaml, not a copy: its values are synth's own
+    from omegaconf import OmegaConf
+
+    from labral.datasets.synth.difficulty import default_level
+
+    synth = OmegaConf.load(suites.SUITES_DIR.parent / "synth.yaml")
+    inherited = suites.training_defaults()
+    assert inherited["prevalence"] == synth.prevalence
+    assert inherited["extrusion_threshold"] == list(synth.extrusion_threshold)
+    assert inherited["clip"] == OmegaConf.to_container(synth.clip)
+    assert inherited["difficulty"] == default_level()
+    assert inherited["dicom"]["jpeg_quality"] == synth.formats.jpeg_quality
 
 
 def test_suite_hash_covers_every_module_the_generator_reads() -> None:
@@ -168,3 +191,17 @@ def test_suite_hash_covers_every_module_the_generator_reads() -> None:
         module_source = Path(__import__(name, fromlist=["x"]).__file__).read_text()
         used |= set(re.findall(r"from (labral\.datasets\.synth\.\w+) import", module_source))
     assert used and used <= set(suites.GENERATOR_MODULES), used - set(suites.GENERATOR_MODULES)
+
+
+def test_suites_compose_inside_a_running_hydra_app() -> None:
+    # `labral bench` loads its suite while its own Hydra app holds Hydra's global state:
+    # composing the suite must work there and hand that state back intact
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    suites._composed.cache_clear()
+    GlobalHydra.instance().clear()
+    with initialize_config_module("labral.configs", version_base="1.3"):
+        assert suites.load_definition("synthetic-id")["seed"] == 7_000_000
+        assert GlobalHydra.instance().is_initialized()
+        assert compose("bench").suite == "synthetic-id"  # the app's tree still composes
