@@ -30,6 +30,7 @@ from labral.train.checkpointing import (
     resume_path,
 )
 from labral.train.data import (
+    build_data_module,
     build_datasets,
     check_datasets,
     data_fingerprint,
@@ -51,11 +52,10 @@ from labral.train.model_summary import summarize_model
 from labral.train.parts import (
     TrainParts,
     build_model,
-    make_loader,
     seed_everything,
     select_device,
 )
-from labral.train.run_log import RunLogger
+from labral.train.run_log import RunLogger, build_logger
 
 
 def config_dict(cfg: DictConfig) -> dict[str, Any]:
@@ -123,6 +123,7 @@ def setup(
     trainer = cfg.trainer
     seed = int(cfg.seed)
     seed_everything(seed)
+    data = build_data_module(cfg)  # configs/data/: checks its settings before any reading
     if datasets is None:
         datasets = build_datasets(cfg)
     else:
@@ -148,9 +149,7 @@ def setup(
     if trainer.get("compile", False):
         model = torch.compile(model)
 
-    sampling = str(cfg.data.get("sampling", "balanced"))
-    if sampling not in ("balanced", "class_weight", "none"):
-        raise BadConfigError(f"data.sampling={sampling!r}: use balanced, class_weight or none")
+    sampling = data.sampling
     sampler = EpochSampler(
         datasets["train"].labels,
         seed,
@@ -159,16 +158,16 @@ def setup(
         world_size=info.world_size,
     )
     train_loader: Any
-    if cfg.data.get("on_device", False):
+    if data.on_device:
         if sampling == "balanced":
             sampling = "class_weight"  # on-device batches are a plain permutation
             if info.is_main:
                 print("data.on_device=true: class-balanced sampling replaced by class weights")
         train_loader = device_train_batches(
-            datasets["train"], cfg, device, rank=info.rank, world_size=info.world_size
+            datasets["train"], data, device, rank=info.rank, world_size=info.world_size
         )
     else:
-        train_loader = make_loader(datasets["train"], cfg, sampler)
+        train_loader = data.loader(datasets["train"], sampler)
     pos_weight = positive_weight(datasets["train"].labels) if sampling == "class_weight" else 1.0
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight, device=device))
 
@@ -186,6 +185,7 @@ def setup(
         optimizer, total_steps=per_epoch * max_epochs, steps_per_epoch=per_epoch
     )
     return TrainParts(
+        data=data,
         datasets=datasets,
         fingerprint=fingerprint,
         raw_model=raw_model,
@@ -193,8 +193,8 @@ def setup(
         summary=summary,
         sampler=sampler,
         train_loader=train_loader,
-        val_loader=make_loader(datasets["val"], cfg),
-        test_loader=make_loader(datasets["test"], cfg),
+        val_loader=data.loader(datasets["val"]),
+        test_loader=data.loader(datasets["test"]),
         loss_fn=loss_fn,
         optimizer=optimizer,
         scheduler=scheduler,
@@ -221,10 +221,9 @@ def fit(
     checkpoint, log. Returns the final train state (``state`` is updated in place)."""
     trainer = cfg.trainer
     progress = bool(trainer.get("progress", True)) and info.is_main
-    log_every = int(cfg.logger.get("log_every_n_steps", 10))
 
     def on_step(step: int, values: dict[str, float]) -> None:
-        if step % log_every == 0:
+        if logger.step_due(step):
             logger.scalars(step, values)
 
     epoch = state["epoch"] + 1
@@ -301,9 +300,7 @@ def _train(
         if info.is_main:
             print(f"resumed from {ckpt_path} after epoch {state['epoch']}")
 
-    logger = RunLogger(
-        run_dir, tensorboard=bool(cfg.logger.get("tensorboard", True)), enabled=info.is_main
-    )
+    logger = build_logger(cfg, run_dir, enabled=info.is_main)  # configs/logger/
     config = config_dict(cfg)  # resolved once; stored in every checkpoint
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)

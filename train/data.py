@@ -14,20 +14,24 @@ from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from labral.errors import BadConfigError, BadManifestError
+from labral.train.instantiation import instantiate_group
 
 SPLITS = ("train", "val", "test")
+#: ``data.sampling`` values: class-balanced sampler, BCE ``pos_weight``, or neither.
+SAMPLINGS = ("balanced", "class_weight", "none")
 
 
-def manifest_path(cfg: DictConfig) -> Path:
-    """The manifest named by ``data.manifest``, checked to exist.
+def manifest_path(cfg: DictConfig | str | Path) -> Path:
+    """The manifest named by ``data.manifest`` (or given as a path), checked to exist.
 
     Raises:
         BadConfigError: the file is missing (says to run ``labral synth`` first).
     """
-    path = Path(str(cfg.data.manifest)).expanduser()
+    named = cfg.data.manifest if isinstance(cfg, DictConfig) else cfg
+    path = Path(str(named)).expanduser()
     if not path.is_file():
         raise BadConfigError(
             f"data.manifest={path} does not exist: run `labral synth` first to generate the "
@@ -114,54 +118,136 @@ def data_fingerprint(rows: Sequence[dict[str, Any]]) -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
-def build_datasets(cfg: DictConfig) -> dict[str, Dataset]:
-    """The train/val/test datasets named by ``cfg.data`` and ``cfg.transforms``.
+class ClipDataModule:
+    """The ``data`` group (``configs/data/*.yaml``), built by :func:`build_data_module`: where
+    the clips come from, how they are cached and batched, and how training samples them.
 
-    Returns:
-        ``{"train", "val", "test"}`` :class:`labral.datasets.clip_dataset.ClipDataset`
-        objects (``labels`` and ``records`` attributes); train draws a random window plus
-        ``transforms.augment`` seeded by (seed, epoch, index), val/test use the eval spec.
+    After ashleve/lightning-hydra-template's data module; the config's keys are the
+    constructor's arguments (the YAML holds their defaults), and the transform spec and seed,
+    which live in their own groups, are passed in at build time.
+
+    Args:
+        manifest: the JSONL/CSV manifest (``split`` column train/val/test, or assigned).
+        batch_size: clips per batch.
+        num_workers: DataLoader worker processes.
+        pin_memory: DataLoader ``pin_memory``.
+        cache_dir: disk cache of decoded, resized uint8 clips (None: memory only).
+        sampling: ``balanced`` (class-balanced sampler), ``class_weight`` (BCE
+            ``pos_weight``) or ``none``.
+        on_device: serve training batches from the accelerator (:func:`device_train_batches`).
+        spec: the eval transform spec (``transforms.eval``).
+        augment: the training augmentation (``transforms.augment``).
+        seed: the run's seed (augmentation draws).
 
     Raises:
-        BadConfigError: missing manifest. BadManifestError: bad labels or splits.
+        BadConfigError: an unknown ``sampling``.
     """
-    path = manifest_path(cfg)
-    return datasets_from_rows(cfg, load_rows(path), str(path))
+
+    def __init__(
+        self,
+        manifest: str,
+        batch_size: int,
+        num_workers: int,
+        pin_memory: bool,
+        cache_dir: str | None,
+        sampling: str,
+        on_device: bool,
+        spec: dict[str, Any],
+        augment: dict[str, Any],
+        seed: int,
+    ) -> None:
+        if sampling not in SAMPLINGS:
+            raise BadConfigError(f"data.sampling={sampling!r}: use balanced, class_weight or none")
+        self.manifest = manifest
+        self.batch_size = int(batch_size)
+        self.num_workers = int(num_workers)
+        self.pin_memory = bool(pin_memory)
+        self.cache_dir = cache_dir
+        self.sampling = sampling
+        self.on_device = bool(on_device)
+        self.spec = spec
+        self.augment = augment
+        self.seed = int(seed)
+
+    def setup(self) -> dict[str, Dataset]:
+        """The train/val/test datasets of the manifest.
+
+        Returns:
+            ``{"train", "val", "test"}`` :class:`labral.datasets.clip_dataset.ClipDataset`
+            objects (``labels`` and ``records`` attributes); train draws a random window plus
+            ``augment`` seeded by (seed, epoch, index), val/test use the eval spec.
+
+        Raises:
+            BadConfigError: missing manifest. BadManifestError: bad labels or splits.
+        """
+        path = manifest_path(self.manifest)
+        return self.from_rows(load_rows(path), str(path))
+
+    def from_rows(self, rows: Sequence[dict[str, Any]], where: str) -> dict[str, Dataset]:
+        """:meth:`setup` on manifest rows that already carry their ``split`` (cross-validation
+        builds each fold's datasets this way).
+
+        Raises:
+            BadManifestError: bad labels or splits, also after dropping unreadable clips.
+        """
+        splits = split_rows(rows, where)
+        from labral.datasets.clip_dataset import ClipDataset
+
+        common = {"spec": self.spec, "cache_dir": self.cache_dir, "seed": self.seed}
+        datasets = {
+            "train": ClipDataset(splits["train"], train=True, augment=self.augment, **common),
+            "val": ClipDataset(splits["val"], **common),
+            "test": ClipDataset(splits["test"], **common),
+        }
+        kept = [
+            {"label": label, "split": name}
+            for name, dataset in datasets.items()
+            for label in dataset.labels
+        ]
+        split_rows(kept, f"{where} (after dropping unreadable clips)")
+        return datasets
+
+    def loader(self, dataset: Dataset, sampler: Any = None) -> DataLoader:
+        """A DataLoader of ``batch_size`` / ``num_workers``; fixed order if no sampler."""
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            shuffle=False,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=False,
+            drop_last=False,
+        )
+
+
+def build_data_module(cfg: DictConfig) -> ClipDataModule:
+    """``cfg.data`` instantiated (``hydra.utils.instantiate``) with the eval spec and
+    augmentation of ``cfg.transforms`` and the run's ``cfg.seed``.
+
+    Raises:
+        BadConfigError: a bad data setting (named).
+    """
+    spec = OmegaConf.to_container(cfg.transforms.eval, resolve=True)
+    augment = OmegaConf.to_container(cfg.transforms.get("augment", {}) or {}, resolve=True)
+    module = instantiate_group(cfg.data, "data", spec=spec, augment=augment, seed=int(cfg.seed))
+    if not isinstance(module, ClipDataModule):
+        raise BadConfigError(f"data._target_={cfg.data.get('_target_')} is not a ClipDataModule")
+    return module
+
+
+def build_datasets(cfg: DictConfig) -> dict[str, Dataset]:
+    """The train/val/test datasets named by ``cfg.data`` and ``cfg.transforms``
+    (:meth:`ClipDataModule.setup`)."""
+    return build_data_module(cfg).setup()
 
 
 def datasets_from_rows(
     cfg: DictConfig, rows: Sequence[dict[str, Any]], where: str
 ) -> dict[str, Dataset]:
-    """:func:`build_datasets` on manifest rows that already carry their ``split``
-    (cross-validation builds each fold's datasets this way).
-
-    Args:
-        cfg: the train config (``transforms``, ``data.cache_dir``, ``seed``).
-        rows: validated manifest rows, each with ``split`` train/val/test.
-        where: the manifest (and fold), for messages.
-
-    Raises:
-        BadManifestError: bad labels or splits, also after dropping unreadable clips.
-    """
-    splits = split_rows(rows, where)
-    from labral.datasets.clip_dataset import ClipDataset
-
-    spec = OmegaConf.to_container(cfg.transforms.eval, resolve=True)
-    augment = OmegaConf.to_container(cfg.transforms.get("augment", {}) or {}, resolve=True)
-    cache_dir = cfg.data.get("cache_dir")
-    common = {"spec": spec, "cache_dir": cache_dir, "seed": int(cfg.seed)}
-    datasets = {
-        "train": ClipDataset(splits["train"], train=True, augment=augment, **common),
-        "val": ClipDataset(splits["val"], **common),
-        "test": ClipDataset(splits["test"], **common),
-    }
-    kept = [
-        {"label": label, "split": name}
-        for name, dataset in datasets.items()
-        for label in dataset.labels
-    ]
-    split_rows(kept, f"{where} (after dropping unreadable clips)")
-    return datasets
+    """:meth:`ClipDataModule.from_rows` of ``cfg``'s data module (``where``: the manifest and
+    fold, for messages)."""
+    return build_data_module(cfg).from_rows(rows, where)
 
 
 def dataset_rows(dataset: Dataset) -> list[dict[str, Any]]:
@@ -190,7 +276,7 @@ def positive_weight(labels: Sequence[int]) -> float:
 
 def device_train_batches(
     dataset: Dataset,
-    cfg: DictConfig,
+    data: ClipDataModule,
     device: Any,
     rank: int = 0,
     world_size: int = 1,
@@ -204,7 +290,7 @@ def device_train_batches(
 
     Args:
         dataset: the training ClipDataset (needs ``records`` and ``cache``).
-        cfg: the train config (``transforms.eval.frames``, ``data.batch_size``, ``seed``).
+        data: the run's data module (``spec["frames"]``, ``batch_size``, ``seed``).
         device: torch device for the clips.
         rank: this process's rank.
         world_size: number of processes.
@@ -223,7 +309,7 @@ def device_train_batches(
         raise BadConfigError(
             "data.on_device=true needs the manifest's ClipDataset; set data.on_device=false"
         )
-    frames = int(cfg.transforms.eval.frames)
+    frames = int(data.spec["frames"])
     arrays = [
         dataset.cache.get(record["path"], key)["frames"]
         for record, key in zip(dataset.records, dataset.keys, strict=True)
@@ -240,9 +326,9 @@ def device_train_batches(
         clips,
         torch.as_tensor(np.asarray(dataset.labels)),
         frames,
-        int(cfg.data.batch_size),
+        data.batch_size,
         device,
-        seed=int(cfg.seed),
+        seed=data.seed,
         lengths=lengths,
         rank=rank,
         world_size=world_size,

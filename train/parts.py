@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset
 
 from labral.errors import BadConfigError
+from labral.train.data import ClipDataModule, build_data_module
 from labral.train.distributed import EpochSampler
 
 
@@ -61,18 +62,9 @@ def build_model(cfg: DictConfig) -> torch.nn.Module:
 
 
 def make_loader(dataset: Dataset, cfg: DictConfig, sampler: Any = None) -> DataLoader:
-    """A DataLoader with ``data.batch_size`` / ``data.num_workers``; fixed order if no sampler."""
-    workers = int(cfg.data.get("num_workers", 0))
-    return DataLoader(
-        dataset,
-        batch_size=int(cfg.data.batch_size),
-        sampler=sampler,
-        shuffle=False,
-        num_workers=workers,
-        pin_memory=bool(cfg.data.get("pin_memory", False)),
-        persistent_workers=False,
-        drop_last=False,
-    )
+    """:meth:`labral.train.data.ClipDataModule.loader` of ``cfg.data``: batches of
+    ``data.batch_size`` from ``data.num_workers`` workers; fixed order if no sampler."""
+    return build_data_module(cfg).loader(dataset, sampler)
 
 
 @dataclass
@@ -83,6 +75,7 @@ class TrainParts:
     what trains (DDP-wrapped and/or compiled when the trainer says so).
     """
 
+    data: ClipDataModule
     datasets: dict[str, Dataset]
     fingerprint: str | None
     raw_model: torch.nn.Module

@@ -12,8 +12,9 @@ import pytest
 import torch
 from scipy.special import expit
 
-from labral.train.command import build_model, make_loader, train
+from labral.train.command import train
 from labral.train.loop import evaluate
+from labral.train.parts import build_model, make_loader
 
 
 def test_test_metrics_apply_the_fitted_temperature_and_threshold(train_cfg, motion_datasets):

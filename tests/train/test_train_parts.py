@@ -1,10 +1,14 @@
-"""The parts of ``labral.train.command._train`` on their own: setup, the callbacks built from
-``configs/callbacks/default.yaml``, and the checkpoint dict and its restore."""
+"""The parts of ``labral.train.command._train`` on their own: setup, the data module, logger
+and callbacks built from ``configs/{data,logger,callbacks}/``, and the checkpoint dict and its
+restore."""
 
 from __future__ import annotations
 
+import pytest
 import torch
+from omegaconf import OmegaConf
 
+from labral.errors import BadConfigError
 from labral.train.callbacks import EarlyStopping, ModelCheckpoint
 from labral.train.command import (
     build_callbacks,
@@ -13,7 +17,9 @@ from labral.train.command import (
     restore_checkpoint,
     setup,
 )
+from labral.train.data import ClipDataModule, build_data_module
 from labral.train.distributed import DistInfo
+from labral.train.run_log import build_logger
 
 
 def test_early_stopping_tracks_best_and_stops_after_patience():
@@ -48,3 +54,20 @@ def test_checkpoint_dict_round_trips_through_restore(train_cfg, tiny_datasets, t
     assert torch.equal(torch.rand(3), expected)  # RNG restored to the capture point
     for a, b in zip(ckpt["model"].values(), other.raw_model.state_dict().values(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_data_module_and_logger_come_from_config(train_cfg, tiny_datasets, tmp_path):
+    cfg = train_cfg("data.batch_size=3", "logger.log_every_n_steps=5", "logger.tensorboard=false")
+    data = build_data_module(cfg)
+    assert isinstance(data, ClipDataModule) and data.batch_size == 3
+    assert data.spec == OmegaConf.to_container(cfg.transforms.eval) and data.seed == cfg.seed
+    assert setup(cfg, tiny_datasets(), torch.device("cpu"), DistInfo()).val_loader.batch_size == 3
+    logger = build_logger(cfg, tmp_path / "run", enabled=True)
+    assert logger.writer is None and logger.step_due(10) and not logger.step_due(11)
+    # the groups' _target_ decides what is built: another target is refused, not ignored
+    with pytest.raises(BadConfigError, match="not a RunLogger"):
+        build_logger(train_cfg("logger._target_=builtins.dict"), tmp_path / "run", enabled=True)
+    with pytest.raises(BadConfigError, match="data.sampling='often'"):
+        build_data_module(train_cfg("data.sampling=often"))  # the module's own typed error
+    with pytest.raises(BadConfigError, match="unexpected keyword argument 'bogus'"):
+        build_data_module(train_cfg("+data.bogus=1"))
