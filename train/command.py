@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 
 from labral.errors import BadConfigError
 from labral.metrics import binary_metrics
+from labral.threads import threads_per_rank
 from labral.train.callbacks import EarlyStopping, ModelCheckpoint
 from labral.train.checkpoint import (
     load_checkpoint,
@@ -96,7 +97,7 @@ def train(cfg: DictConfig, datasets: dict[str, Dataset] | None = None) -> dict[s
         BadConfigError, BadManifestError: before training, for anything that cannot work.
     """
     trainer = cfg.trainer
-    torch.set_num_threads(int(trainer.get("num_threads", 2)))
+    torch.set_num_threads(threads_per_rank(trainer.get("num_threads"), "trainer.num_threads"))
     device = select_device(trainer)
     info = init_distributed(device.type) if trainer.get("strategy") == "ddp" else DistInfo()
     if info.enabled and device.type == "cuda":
