@@ -125,10 +125,32 @@ def load_definition(
     for key, value in (overrides or {}).items():
         if value is not None:
             definition[key] = value
+    _check_levels(definition)
     if check_seeds:
         others = {other: load_definition(other, check_seeds=False) for other in known_suites()}
         check_suite_seeds(definition, others)
     return definition
+
+
+def _check_levels(definition: dict[str, Any]) -> None:
+    """Every generator level a suite names (its own, each setting's) must exist.
+
+    Raises:
+        BadConfigError: naming the key and the known levels.
+    """
+    from labral.datasets.synth.difficulty import known_levels
+
+    levels = known_levels()
+    named = [("difficulty", definition.get("difficulty"))] + [
+        (f"settings[{i}].difficulty", setting.get("difficulty"))
+        for i, setting in enumerate(definition.get("settings") or [])
+    ]
+    for key, level in named:
+        if level is not None and level not in levels:
+            raise BadConfigError(
+                f"suite {definition.get('name')}: {key}={level!r} is not a generator level; "
+                f"known levels: {', '.join(levels)} (configs/difficulty/)"
+            )
 
 
 def training_defaults() -> dict[str, Any]:

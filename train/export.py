@@ -30,9 +30,9 @@ from labral.bundle import CLASS_NAMES, input_spec_from, load_bundle, write_bundl
 from labral.errors import BadConfigError, IncompatibleBundleError
 from labral.runtimes import ONNX_OPSET, RUNTIME_FILES
 from labral.train.exporters import Exporter, RelevanceModule, make_exporter
-from labral.train.split_record import split_patient_record
 from labral.train.exporters import OnnxExporter as OnnxExporter  # re-exported: tests patch
 from labral.train.exporters import TorchScriptExporter as TorchScriptExporter  # them here
+from labral.train.split_record import split_patient_record
 
 
 class ExportVerificationError(IncompatibleBundleError):

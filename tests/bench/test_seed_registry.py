@@ -61,3 +61,9 @@ def test_graded_suite_has_a_part_per_level_of_300_clips_and_100_hips() -> None:
         assert len(part) >= 300 and len({item["hip"] for item in part}) >= 100, level
         hip_labels = {item["hip"]: item["hip_label"] for item in part}
         assert 0.3 < np.mean(list(hip_labels.values())) < 0.7, level
+
+
+def test_an_unknown_level_is_refused_before_anything_is_generated(tmp_path) -> None:
+    with pytest.raises(BadConfigError, match="difficulty='impossible' is not a generator level"):
+        suites.resolve_suite("synthetic-id", tmp_path, {"difficulty": "impossible"})
+    assert not any(tmp_path.iterdir())  # nothing half-written
