@@ -31,6 +31,11 @@ def manifest_path(cfg: DictConfig | str | Path) -> Path:
         BadConfigError: the file is missing (says to run ``labral synth`` first).
     """
     named = cfg.data.manifest if isinstance(cfg, DictConfig) else cfg
+    if named is None:  # data=manifest without a path (configs/data/manifest.yaml)
+        raise BadConfigError(
+            "data=manifest needs the file: add data.manifest=/path/to/your/manifest.jsonl "
+            "(`labral manifest DIR` writes one from a folder of clips)"
+        )
     path = Path(str(named)).expanduser()
     if not path.is_file():
         raise BadConfigError(

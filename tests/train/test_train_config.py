@@ -42,6 +42,14 @@ def test_group_options_compose(override):
 def test_user_manifest_requires_a_path():
     cfg = compose_train("data=manifest", "data.manifest=/x/m.jsonl")
     assert cfg.data.manifest == "/x/m.jsonl" and cfg.data.sampling == "balanced"
+    # without the path it stops, rather than silently training on the synthetic manifest
+    from labral.errors import BadConfigError
+    from labral.train.data import manifest_path
+
+    bare = compose_train("data=manifest")
+    assert bare.data.manifest is None
+    with pytest.raises(BadConfigError, match="data=manifest needs the file"):
+        manifest_path(bare)
 
 
 def test_optuna_sweeper_and_slurm_launcher_compose():
