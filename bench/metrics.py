@@ -4,7 +4,9 @@ The metrics themselves are defined once, in :mod:`labral.metrics` (shared with t
 its conventions: arguments ``(y_true, y_score[, threshold])``, NaN where a value is undefined.
 This module names them for results.json and ``fail_under`` (:func:`metric_functions`, each a
 ``(y_true, y_score, threshold) -> float``), and adds what only the benchmark needs: the
-bootstrap, the paired AUROC difference and the localisation hit rates.
+bootstrap intervals of every metric (over :class:`labral.metrics.ClusterBootstrap`, the one
+patient resampling plan, shared with cross-validation), the paired AUROC difference and the
+localisation hit rates.
 
 Intervals are percentile intervals of a cluster bootstrap: patients are drawn with
 replacement, all clips of a drawn patient enter the replicate, so clips of one patient
@@ -22,12 +24,14 @@ import numpy as np
 from labral.bench.stats import MIN_PATIENTS_PER_CLASS, estimability
 from labral.metrics import (
     DEFAULT_ECE_BINS,
+    ClusterBootstrap,
     auprc,
     auroc,
     brier,
     confusion_counts,
     ece,
     npv,
+    percentile_interval,
     ppv,
     ratio,
     reweighted_npv,
@@ -82,43 +86,6 @@ def point_estimates(
     return {name: fn(y_true, y_score, threshold) for name, fn in functions.items()}
 
 
-class ClusterBootstrap:
-    """Patient-level resampling plan, drawn once and shared by every metric and model.
-
-    Args:
-        patients: (N,) patient id of every clip (any hashable values).
-        n: number of bootstrap replicates.
-        seed: seed of the NumPy generator; the same seed and patients give the same draws.
-    """
-
-    def __init__(self, patients: Sequence[Any], n: int, seed: int) -> None:
-        ids = np.asarray([str(patient) for patient in patients])
-        self.patients = ids.astype(object)
-        unique, inverse = np.unique(ids, return_inverse=True)
-        self.groups = [np.nonzero(inverse == k)[0] for k in range(unique.size)]
-        rng = np.random.default_rng(seed)
-        self.draws = rng.integers(0, unique.size, size=(n, unique.size)) if unique.size else None
-        self.n, self.seed = n, seed
-
-    def replicates(self, mask: np.ndarray | None = None) -> list[np.ndarray]:
-        """Clip indices of every replicate, restricted to ``mask`` (bool (N,)) if given."""
-        if self.draws is None:
-            return []
-        groups = self.groups
-        if mask is not None:
-            groups = [g[mask[g]] for g in groups]
-        return [np.concatenate([groups[k] for k in draw]) for draw in self.draws]
-
-
-def _interval(samples: np.ndarray, level: float) -> tuple[float, float, int]:
-    finite = samples[np.isfinite(samples)]
-    if finite.size == 0:
-        return float("nan"), float("nan"), 0
-    alpha = (1 - level) / 2
-    low, high = np.quantile(finite, [alpha, 1 - alpha])
-    return float(low), float(high), int(finite.size)
-
-
 def metrics_with_ci(
     y_true: np.ndarray,
     y_score: np.ndarray,
@@ -164,7 +131,7 @@ def metrics_with_ci(
         samples = np.array(
             [fn(y_true[idx], y_score[idx], threshold) if idx.size else np.nan for idx in reps]
         )
-        low, high, kept = _interval(samples, level)
+        low, high, kept = percentile_interval(samples, level)
         out[name] = {"value": values[name], "ci_low": low, "ci_high": high, "n_boot": kept}
     return out
 
@@ -203,7 +170,7 @@ def rate_with_ci(
         }
     reps = bootstrap.replicates(mask)
     samples = np.array([hits[idx].mean() if idx.size else np.nan for idx in reps])
-    low, high, kept = _interval(samples, level)
+    low, high, kept = percentile_interval(samples, level)
     return {"value": value, "ci_low": low, "ci_high": high, "n_boot": kept, "n": n}
 
 
@@ -246,7 +213,7 @@ def paired_auroc_difference(
             for i in bootstrap.replicates(None if mask is None else select)
         ]
     )
-    low, high, kept = _interval(samples, level)
+    low, high, kept = percentile_interval(samples, level)
     finite = samples[np.isfinite(samples)]
     if finite.size:
         p_value = min(1.0, 2 * min(np.mean(finite <= 0), np.mean(finite >= 0)))

@@ -25,7 +25,8 @@ scikit-learn on random data.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from scipy.stats import rankdata
@@ -223,6 +224,45 @@ def binary_metrics(
     return record
 
 
+class ClusterBootstrap:
+    """Patient-level resampling plan, drawn once and shared by every metric and model.
+
+    Args:
+        patients: (N,) patient id of every clip (any hashable values).
+        n: number of bootstrap replicates.
+        seed: seed of the NumPy generator; the same seed and patients give the same draws.
+    """
+
+    def __init__(self, patients: Sequence[Any], n: int, seed: int) -> None:
+        ids = np.asarray([str(patient) for patient in patients])
+        self.patients = ids.astype(object)
+        unique, inverse = np.unique(ids, return_inverse=True)
+        self.groups = [np.nonzero(inverse == k)[0] for k in range(unique.size)]
+        rng = np.random.default_rng(seed)
+        self.draws = rng.integers(0, unique.size, size=(n, unique.size)) if unique.size else None
+        self.n, self.seed = n, seed
+
+    def replicates(self, mask: np.ndarray | None = None) -> list[np.ndarray]:
+        """Clip indices of every replicate, restricted to ``mask`` (bool (N,)) if given."""
+        if self.draws is None:
+            return []
+        groups = self.groups
+        if mask is not None:
+            groups = [g[mask[g]] for g in groups]
+        return [np.concatenate([groups[k] for k in draw]) for draw in self.draws]
+
+
+def percentile_interval(samples: np.ndarray, level: float) -> tuple[float, float, int]:
+    """The ``level`` percentile interval of the finite ``samples`` and how many were finite
+    (NaN bounds when none is)."""
+    finite = samples[np.isfinite(samples)]
+    if finite.size == 0:
+        return float("nan"), float("nan"), 0
+    alpha = (1 - level) / 2
+    low, high = np.quantile(finite, [alpha, 1 - alpha])
+    return float(low), float(high), int(finite.size)
+
+
 def cluster_bootstrap_ci(
     y_true: np.ndarray,
     y_score: np.ndarray,
@@ -236,7 +276,7 @@ def cluster_bootstrap_ci(
 
     Clips of one patient are correlated, so a clip-level bootstrap would understate the
     spread; every replicate draws as many patients as there are, with replacement, and
-    keeps all their clips.
+    keeps all their clips (:class:`ClusterBootstrap`, the benchmark's plan).
 
     Args:
         y_true: int (N,) labels 0/1.
@@ -253,19 +293,8 @@ def cluster_bootstrap_ci(
     """
     y_true = np.asarray(y_true)
     y_score = np.asarray(y_score, dtype=np.float64)
-    ids = np.asarray([str(c) for c in clusters])
-    unique, inverse = np.unique(ids, return_inverse=True)
-    if unique.size == 0 or n_boot <= 0:
+    if len(clusters) == 0 or n_boot <= 0:
         return float("nan"), float("nan"), 0
-    members = [np.nonzero(inverse == k)[0] for k in range(unique.size)]
-    rng = np.random.default_rng(seed)
-    values = np.empty(n_boot)
-    for b, draw in enumerate(rng.integers(0, unique.size, size=(n_boot, unique.size))):
-        index = np.concatenate([members[k] for k in draw])
-        values[b] = metric(y_true[index], y_score[index])
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        return float("nan"), float("nan"), 0
-    alpha = (1 - level) / 2
-    low, high = np.quantile(finite, [alpha, 1 - alpha])
-    return float(low), float(high), int(finite.size)
+    plan = ClusterBootstrap(clusters, n_boot, seed)
+    values = np.array([metric(y_true[index], y_score[index]) for index in plan.replicates()])
+    return percentile_interval(values, level)
