@@ -27,7 +27,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -57,10 +57,10 @@ def cache_key(path: str | Path, spec: Mapping[str, Any]) -> str:
 
 
 def _key(path: str | Path, preprocess: dict[str, Any]) -> str:
-    path = Path(path).resolve()
-    stat = path.stat()
+    resolved = os.path.realpath(path)  # what Path.resolve() gives, without the Path objects
+    stat = os.stat(resolved)
     identity = {
-        "path": str(path),
+        "path": resolved,
         "size": stat.st_size,
         "mtime_ns": stat.st_mtime_ns,
         "preprocess": preprocess,
@@ -77,6 +77,8 @@ class ClipCache:
         cache_dir: folder for ``<key>.clip`` files; None keeps items in memory only.
         reader: ``source -> Clip`` (default :func:`labral.datasets.reader.read_cine`).
         in_memory: also keep loaded items in RAM (saves the disk read in later epochs).
+        head: ``pipeline.head`` of an eval or train pipeline already built from ``spec`` and
+            ``reader`` (both pipelines share it); default: built here.
 
     Items are dicts: ``"frames"`` uint8 (T', h, w), ``"frame_index"`` int64 (T',),
     ``"fps"`` float, ``"num_source_frames"`` int. ``hits``/``misses`` count lookups.
@@ -88,6 +90,7 @@ class ClipCache:
         cache_dir: str | Path | None = None,
         reader: Reader | None = None,
         in_memory: bool = True,
+        head: Callable[[dict], dict] | None = None,
     ) -> None:
         self.spec = dict(spec)
         self._preprocess = preprocess_spec(spec)
@@ -95,7 +98,7 @@ class ClipCache:
         if self.cache_dir is not None:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
         self.in_memory = in_memory or self.cache_dir is None
-        self.head = build_eval_transform(spec, reader).head
+        self.head = head or build_eval_transform(spec, reader).head
         self.memory: dict[str, dict[str, Any]] = {}
         self.hits = 0
         self.misses = 0

@@ -63,13 +63,13 @@ class ClipDataset(Dataset):
         seed: int = 0,
         progress: bool = False,
     ) -> None:
-        self.cache = ClipCache(spec, cache_dir=cache_dir, reader=reader)
         self.train, self.seed, self.epoch = train, int(seed), 0
         pipeline = (
             build_train_transform(spec, augment, seed, reader)
             if train
             else build_eval_transform(spec, reader)
         )
+        self.cache = ClipCache(spec, cache_dir=cache_dir, reader=reader, head=pipeline.head)
         self.tail = pipeline.tail  # the cache holds the output of pipeline.head
         self.records: list[dict[str, Any]] = []
         self.skipped: list[dict[str, str]] = []
