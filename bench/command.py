@@ -28,6 +28,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from tqdm import tqdm
 
 from labral.bench import controls, evaluate, localisation, metrics, perturb, report, scoring, stats
+from labral.bench.distributed import leave_scoring_group, score_pass_distributed, world
 from labral.bench.gate import check_gate, validate_gate
 from labral.bench.outputs import hardware, versions, write_predictions, write_spatial_maps
 from labral.bench.overlap import check_overlap
@@ -35,6 +36,7 @@ from labral.bench.suites import resolve_suite
 from labral.bench.summary import print_summary
 from labral.bundle import Bundle, load_bundle
 from labral.errors import BadConfigError
+from labral.runtimes import check_runtime
 
 RESULTS_SCHEMA_VERSION = 2
 
@@ -128,8 +130,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     level = _ci_level(cfg)
     threads = _setting(cfg, "threads", 1) if cfg.get("threads") is not None else None
     gate = validate_gate(_container(cfg, "fail_under"))
+    runtime = check_runtime(cfg.runtime) if cfg.get("runtime") else None
     torch.set_num_threads(threads or scoring.model_threads(workers))
-    bundles = [load_bundle(path) for path in paths]
+    bundles = [load_bundle(path, runtime=runtime) for path in paths]
     names = _unique_names(bundles)
     overrides = _container(cfg, "suite_overrides")
     generate_workers = _setting(cfg, "generate_workers", 1)
@@ -161,7 +164,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     score = dict(batch_size=batch_size, workers=workers)
     timings: dict[str, float] = {}
     with tqdm(total=total, desc="scoring", unit="clip", disable=not show) as bar:
-        clean = scoring.score_pass(
+        clean = score_pass_distributed(
             source, bundles, transforms, **score, progress=bar.update, spatial=spatial
         )
         control_passes = {}
@@ -177,7 +180,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             )
             timings["controls_seconds"] = time.perf_counter() - started
         pointing: list[dict[str, Any]] = []
-        if with_pointing and n_pointing:
+        if with_pointing and n_pointing and world()[0] == 0:  # rank 0 alone under torchrun
             started = time.perf_counter()
             plan_all = metrics.ClusterBootstrap([r["patient"] for r in records], boot_n, boot_seed)
             pointing = localisation.pointing_game(
@@ -193,7 +196,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         sweep_passes = {}
         for item in suite.perturbations:
             for lvl in item["levels"]:
-                sweep_passes[(item["name"], lvl)] = scoring.score_pass(
+                sweep_passes[(item["name"], lvl)] = score_pass_distributed(
                     source,
                     bundles,
                     transforms,
@@ -202,6 +205,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                     progress=bar.update,
                 )
 
+    rank, ranks = world()
+    if ranks > 1:  # torchrun: every rank scored its shard; rank 0 evaluates and writes
+        leave_scoring_group()
+        if rank != 0:
+            return {}
     plan = metrics.ClusterBootstrap([r["patient"] for r in records], boot_n, boot_seed)
     per_model = {
         name: evaluate.evaluate_model(
@@ -277,6 +285,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                 "temperature": b.temperature,
                 "eval_transform": b.spec["eval_transform"],
                 "recipe": stats.recipe_key(b.spec),
+                "runtime": b.runtime,
             }
             for n, b in zip(names, bundles, strict=True)
         ],
@@ -318,3 +327,16 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
         raise GateFailedError(results["gate"]["failed"])
     return results
+
+
+def main() -> None:
+    """``python -m labral.bench.command ...`` (how torchrun starts it): ``labral bench ...``."""
+    import sys
+
+    from labral.cli import main as cli_main
+
+    sys.exit(cli_main(["bench", *sys.argv[1:]]))
+
+
+if __name__ == "__main__":
+    main()

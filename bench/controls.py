@@ -39,7 +39,8 @@ def score_controls(
     progress: Callable[[int], Any] | None = None,
     **score: Any,
 ) -> dict[str, scoring.PassResult]:
-    """Score the positives' altered copies: one :func:`scoring.score_pass` per control.
+    """Score the positives' altered copies: one pass per control (sharded over the ranks
+    under torchrun, :func:`labral.bench.distributed.score_pass_distributed`).
 
     Args:
         paths: (K,) the positives' files (each is decoded once and kept for both controls).
@@ -49,9 +50,11 @@ def score_controls(
     Returns:
         control -> :class:`scoring.PassResult` over the K positives, in order.
     """
+    from labral.bench.distributed import score_pass_distributed
+
     source = scoring.ClipSource(list(paths), keep=True)
     return {
-        control: scoring.score_pass(
+        control: score_pass_distributed(
             source,
             bundles,
             transforms,

@@ -25,6 +25,7 @@ from labral.bench import perturb
 from labral.bundle import Bundle
 from labral.datasets.clip import Clip
 from labral.scoring import ClipScore, ClipScorer, PreparedClip
+from labral.threads import cores_available
 
 Prepared = tuple[int, list[PreparedClip]]
 
@@ -72,14 +73,16 @@ class PassResult:
 
 
 def model_threads(workers: int) -> int:
-    """Torch intra-op threads that leave one core per decoding thread: max(1, cores - workers).
+    """Torch intra-op threads that leave one core per decoding thread: max(1, this process's
+    cores - workers), where a process started by torchrun owns its share of the cores
+    (cores / ``LOCAL_WORLD_SIZE``, :mod:`labral.threads`).
 
     On a 2-core machine with one decoding thread, two torch threads plus the decoder
     oversubscribe the cores and the pipeline runs no faster than decoding inline; one torch
     thread beside the decoder ran about 1.8x faster (benchmarks/scoring_speed.py).
     """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, (cores or 1) - max(workers, 0))
+    local_ranks = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return max(1, cores_available() // local_ranks - max(workers, 0))
 
 
 def eval_transforms(bundles: Sequence[Bundle]) -> list[Callable[[dict], dict]]:

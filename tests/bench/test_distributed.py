@@ -102,3 +102,35 @@ def test_two_gloo_ranks_merge_to_the_single_process_predictions(bench_assets, tm
                 assert len(g) == len(w)
                 for gm, wm in zip(g, w, strict=True):
                     np.testing.assert_array_equal(gm, wm)
+
+
+def test_labral_bench_under_torchrun_writes_the_single_process_predictions(
+    bench_assets, tmp_path
+) -> None:
+    # the command itself: `torchrun -m labral.bench.command ...` shards every pass (clean and
+    # order controls) and rank 0 writes the same predictions.csv as one process
+    common = [
+        f"bundle=[{bench_assets['bundle']},{bench_assets['bundle_b']}]",
+        f"suite={bench_assets['manifest']}", "overlap=ignore", "batch_size=5", "workers=0",
+        "threads=1", "bootstrap.n=50", "latency_clips=0", "progress=false",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONSAFEPATH": "1", "OMP_NUM_THREADS": "1"}
+    runs = {
+        "torchrun": [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                     "--standalone", "-m", "labral.bench.command"],
+        "single": [sys.executable, "-m", "labral.bench.command"],
+    }  # fmt: skip
+    for name, launcher in runs.items():
+        out = tmp_path / name
+        args = [*common, f"out={out}", f"hydra.run.dir={tmp_path / (name + '_h')}"]
+        done = subprocess.run(
+            [*launcher, *args], env=env, capture_output=True, text=True, timeout=400
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        # one summary: rank 1 scores its shard and leaves the evaluation to rank 0
+        assert done.stdout.count("results: ") == 1, done.stdout[-3000:]
+    want = (tmp_path / "single" / "predictions.csv").read_text()
+    assert (tmp_path / "torchrun" / "predictions.csv").read_text() == want
+    results = json.loads((tmp_path / "torchrun" / "results.json").read_text())
+    single = json.loads((tmp_path / "single" / "results.json").read_text())
+    assert results["results"] == single["results"]  # metrics, controls, localisation alike
