@@ -18,8 +18,8 @@ train() {  # train <run name> <overrides...>
   local name=$1; shift
   $L train trainer.progress=false data.batch_size=8 "$@" hydra.run.dir="$G/train_$name"
 }
-export_bundle() {  # export_bundle <run name> <bundle name>
-  $L export run_dir="$G/train_$1" out="$G/bundles/$2" hydra.run.dir="$G/export_$2"
+export_bundle() {  # export_bundle <run name> <bundle folder> <model name>
+  $L export run_dir="$G/train_$1" out="$G/bundles/$2" model_name="$3" hydra.run.dir="$G/export_$2"
 }
 
 if [ -z "${SKIP_TRAIN:-}" ]; then
@@ -43,12 +43,13 @@ if [ -z "${SKIP_TRAIN:-}" ]; then
     train timing_medium_s$seed model=timing_feature optim.lr=0.01 "$medium" \
       trainer.max_epochs=10 trainer.early_stopping_patience=4 seed=$seed
   done
-  export_bundle compact_medium_ft_s1 compact
-  export_bundle compact_medium_ft_s2 compact_s2
-  export_bundle compact_hard_ft_s1 compact_hard
-  export_bundle compact_easy_s1 compact_easy
-  export_bundle still_medium_s1 still_frame
-  for seed in 1 2 3; do export_bundle timing_medium_s$seed timing_s$seed; done
+  # one model name per recipe: bundles of one recipe are replicates (mean +- SD)
+  export_bundle compact_medium_ft_s1 compact compact-medium
+  export_bundle compact_medium_ft_s2 compact_s2 compact-medium
+  export_bundle compact_hard_ft_s1 compact_hard compact-hard
+  export_bundle compact_easy_s1 compact_easy compact-easy
+  export_bundle still_medium_s1 still_frame still-frame
+  for seed in 1 2 3; do export_bundle timing_medium_s$seed timing_s$seed timing-feature; done
 fi
 
 B="$G/bundles"
