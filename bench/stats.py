@@ -160,9 +160,19 @@ def replicate_spread(values: Sequence[float]) -> dict[str, Any]:
 
 
 #: Config keys that differ between replicate runs of one recipe (not part of the recipe).
-NON_RECIPE_KEYS = ("seed", "paths", "hydra", "task_name", "resume", "ckpt_path")
+NON_RECIPE_KEYS = ("seed", "paths", "hydra", "task_name", "resume", "ckpt_path", "logger")
 #: Trainer keys that say where a run ran, not how it trained.
 NON_RECIPE_TRAINER_KEYS = ("num_threads", "progress", "device", "accelerator", "devices")
+
+
+def _without_targets(value: Any) -> Any:
+    """``value`` with every ``_target_`` key dropped: which class builds a part is the code's
+    business, not the recipe's (runs of one recipe on two labral versions stay replicates)."""
+    if isinstance(value, dict):
+        return {k: _without_targets(v) for k, v in value.items() if k != "_target_"}
+    if isinstance(value, list):
+        return [_without_targets(v) for v in value]
+    return value
 
 
 def recipe_key(spec: dict[str, Any]) -> str:
@@ -172,7 +182,7 @@ def recipe_key(spec: dict[str, Any]) -> str:
     config = spec.get("config")
     if not isinstance(config, dict):  # no training config: the spec itself is the recipe
         config = {k: v for k, v in spec.items() if k not in ("files", "export_checks")}
-    kept = {k: v for k, v in config.items() if k not in NON_RECIPE_KEYS}
+    kept = _without_targets({k: v for k, v in config.items() if k not in NON_RECIPE_KEYS})
     if isinstance(kept.get("trainer"), dict):
         trainer = kept["trainer"]
         kept["trainer"] = {k: v for k, v in trainer.items() if k not in NON_RECIPE_TRAINER_KEYS}

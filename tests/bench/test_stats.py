@@ -129,4 +129,14 @@ def test_replicate_spread_and_recipe_ignore_the_seed_only() -> None:
         "config": {"seed": 1, "model": {"widths": [8]}, "trainer": {"max_epochs": 9}},
     }
     assert stats.recipe_key(base) == stats.recipe_key(other_seed)
+    newer_code = {
+        **other_seed,
+        "config": {
+            **other_seed["config"],
+            "data": {"_target_": "labral.train.data.X"},
+            "logger": {"tensorboard": True},
+        },
+    }
+    older_code = {**base, "config": {**base["config"], "data": {}}}
+    assert stats.recipe_key(newer_code) == stats.recipe_key(older_code)
     assert stats.recipe_key(base) != stats.recipe_key(longer)
