@@ -36,6 +36,7 @@ from labral.bench.suites import resolve_suite
 from labral.bench.summary import print_summary
 from labral.bundle import Bundle, load_bundle
 from labral.errors import BadConfigError
+from labral.metrics import DEFAULT_ECE_BINS
 from labral.runtimes import check_runtime
 
 RESULTS_SCHEMA_VERSION = 2
@@ -122,7 +123,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     boot_n = _setting(cfg, "bootstrap.n", 1)
     boot_seed = int(cfg.bootstrap.seed)
     tolerance = _setting(cfg, "localisation_tolerance", 0)
-    ece_bins = _setting(cfg, "ece_bins", 1)
+    ece_bins = _setting(cfg, "ece_bins", 1) if cfg.get("ece_bins") is not None else DEFAULT_ECE_BINS
     latency_clips = _setting(cfg, "latency_clips", 0)
     spatial = bool(OmegaConf.select(cfg, "spatial_maps", default=False))  # +spatial_maps=true
     with_controls = bool(cfg.get("controls", True))

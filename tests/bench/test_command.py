@@ -13,6 +13,7 @@ from labral.bench import command, scoring
 from labral.bench.gate import GateFailedError
 from labral.bundle import SPEC_EXTRA_FILE
 from labral.errors import BadConfigError, BadManifestError, IncompatibleBundleError
+from labral.metrics import DEFAULT_ECE_BINS
 
 VOLATILE = ("speed", "hardware", "created_unix", "pass_seconds")
 
@@ -32,6 +33,7 @@ def test_two_models_outputs_and_identical_rerun(
     out = Path(cfg.out)
     saved = json.loads((out / "results.json").read_text())
     assert saved["schema_version"] == command.RESULTS_SCHEMA_VERSION
+    assert saved["settings"]["ece_bins"] == DEFAULT_ECE_BINS  # ece_bins: null = the shared default
     assert len(saved["suite"]["content_hash"]) == 64
     assert [m["name"] for m in saved["models"]] == ["blob-detector", "blunt"]
     assert all(len(m["sha256"]) == 64 for m in saved["models"])
