@@ -168,7 +168,10 @@ def tables(results: dict[str, Any], labels: dict[str, str] | None = None) -> str
 
 
 def _level_order(part: str) -> tuple[int, str]:
-    order = ("easy", "medium", "hard", "expert")
+    """Suite parts that are generator levels first, easiest first (``known_levels``)."""
+    from labral.datasets.synth.difficulty import known_levels
+
+    order = known_levels()
     return (order.index(part), part) if part in order else (len(order), part)
 
 

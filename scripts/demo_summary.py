@@ -1,5 +1,6 @@
 """Print the main job's headline: test AUROC of the default model beside the still-frame
-baseline (from training), the same pair on the synthetic-id benchmark, and where things are.
+baseline (from training), the same pair per level of the synthetic-graded benchmark, and
+where things are.
 
 Usage: python scripts/demo_summary.py <demo root> <elapsed seconds>
 """
@@ -11,6 +12,7 @@ import sys
 from pathlib import Path
 
 from labral.bench.metrics import format_with_ci
+from labral.datasets.synth.difficulty import known_levels
 
 
 def _load(path: Path) -> dict:
@@ -19,18 +21,22 @@ def _load(path: Path) -> dict:
 
 def main(root: Path, elapsed_s: int) -> None:
     bench = _load(root / "bench" / "results.json")
-    by_name = {m["name"]: m for m in bench.get("models", [])}
     print(f"labral demo finished in {elapsed_s // 60} min {elapsed_s % 60} s\n")
-    print(f"{'model':<14}{'test AUROC (train split)':>26}{'synthetic-id AUROC [95% CI]':>34}")
+    results = bench.get("results", {})
+    parts = {part for r in results.values() for part in r.get("per_shift", {})}
+    levels = [level for level in known_levels() if level in parts]
+    header = f"{'model':<14}{'test AUROC':>12}" + "".join(f"{lvl:>24}" for lvl in levels)
+    print(f"{header}\n{'':<14}{'(train split)':>12}   synthetic-graded AUROC [95% CI] per level")
     for model in ("compact", "still_frame"):
         test = _load(root / f"train_{model}" / "test_metrics.json")
-        spec = _load(root / "bundles" / model / "metadata.json")
-        name = spec.get("model_name", "")
-        overall = bench.get("results", {}).get(name, {}).get("overall", {}).get("auroc", {})
-        ci = format_with_ci(overall)
+        name = _load(root / "bundles" / model / "metadata.json").get("model_name", "")
+        per_level = results.get(name, {}).get("per_shift", {})
+        cells = "".join(
+            f"{format_with_ci(per_level.get(lvl, {}).get('auroc')):>24}" for lvl in levels
+        )
         test_auroc = f"{test['auroc']:.3f}" if "auroc" in test else "n/a"
-        print(f"{model:<14}{test_auroc:>26}{ci:>34}")
-    if not by_name:
+        print(f"{model:<14}{test_auroc:>12}{cells}")
+    if not results:
         print("(no benchmark results found)")
     print(f"\nbundles: {root / 'bundles'}")
     print(f"report:  {root / 'bench' / 'report.html'}")
