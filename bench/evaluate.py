@@ -121,22 +121,24 @@ def hip_level(
         carry no ``hip`` and ``hip_label`` (a manifest without hip truth).
     """
     keep = np.ones(len(records), bool) if mask is None else mask
-    rows = [i for i in np.flatnonzero(keep)]
-    if not rows or any(records[i].get("hip") in (None, "") for i in rows):
-        return None
-    if any(records[i].get("hip_label") in (None, "") for i in rows):
+    rows = np.flatnonzero(keep)
+    missing = (None, "")
+    if not rows.size or any(
+        records[i].get("hip") in missing or records[i].get("hip_label") in missing for i in rows
+    ):
         return None
     hips = [str(records[i]["hip"]) for i in rows]
     truth = {str(records[i]["hip"]): int(records[i]["hip_label"]) for i in rows}
     patient_of = {str(records[i]["hip"]): str(records[i]["patient"]) for i in rows}
+    ids = sorted(truth)  # the order stats.hip_scores returns, the same for every rule
+    y = np.array([truth[h] for h in ids], dtype=np.int64)
+    plan = M.ClusterBootstrap([patient_of[h] for h in ids], bootstrap.n, bootstrap.seed)
     functions = {name: M.metric_functions()[name] for name in HIP_METRICS}
-    out: dict[str, Any] = {"rules": {}}
+    out: dict[str, Any] = {"n_hips": int(y.size), "n_detached": int(y.sum()), "rules": {}}
     for rule in stats.HIP_RULES:
-        ids, values = stats.hip_scores(hips, probability[rows], rule)
-        y = np.array([truth[h] for h in ids], dtype=np.int64)
-        plan = M.ClusterBootstrap([patient_of[h] for h in ids], bootstrap.n, bootstrap.seed)
+        order, values = stats.hip_scores(hips, probability[rows], rule)
+        assert order == ids, "stats.hip_scores must return hips in sorted order"
         out["rules"][rule] = M.metrics_with_ci(y, values, threshold, plan, functions, None, level)
-        out["n_hips"], out["n_detached"] = int(y.size), int(y.sum())
     return out
 
 

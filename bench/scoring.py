@@ -10,7 +10,6 @@ per clip), the same function the service and training-time evaluation use.
 
 from __future__ import annotations
 
-import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -25,7 +24,7 @@ from labral.bench import perturb
 from labral.bundle import Bundle
 from labral.datasets.clip import Clip
 from labral.scoring import ClipScore, ClipScorer, PreparedClip
-from labral.threads import cores_available
+from labral.threads import cores_per_rank
 
 Prepared = tuple[int, list[PreparedClip]]
 
@@ -81,8 +80,7 @@ def model_threads(workers: int) -> int:
     oversubscribe the cores and the pipeline runs no faster than decoding inline; one torch
     thread beside the decoder ran about 1.8x faster (benchmarks/scoring_speed.py).
     """
-    local_ranks = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-    return max(1, cores_available() // local_ranks - max(workers, 0))
+    return max(1, cores_per_rank() - max(workers, 0))
 
 
 def eval_transforms(bundles: Sequence[Bundle]) -> list[Callable[[dict], dict]]:

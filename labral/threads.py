@@ -12,6 +12,16 @@ def cores_available() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+def local_ranks() -> int:
+    """Processes torchrun started on this machine (``LOCAL_WORLD_SIZE``; 1 outside torchrun)."""
+    return max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+
+
+def cores_per_rank() -> int:
+    """This process's share of the cores: :func:`cores_available` / :func:`local_ranks`, >= 1."""
+    return max(1, cores_available() // local_ranks())
+
+
 def threads_per_rank(requested: int | None, setting: str = "num_threads") -> int:
     """The intra-op thread count to use; ``requested`` None means auto, and the choice is printed.
 
@@ -27,9 +37,7 @@ def threads_per_rank(requested: int | None, setting: str = "num_threads") -> int
     if requested is not None:
         threads, why = int(requested), setting
     else:
-        cores = cores_available()
-        local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-        threads = max(1, cores // local)
-        why = f"{setting}=null: {cores} cores / {local} local ranks"
+        threads = cores_per_rank()
+        why = f"{setting}=null: {cores_available()} cores / {local_ranks()} local ranks"
     print(f"torch intra-op threads: {threads} ({why})")
     return threads

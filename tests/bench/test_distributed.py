@@ -16,28 +16,14 @@ import torch
 from labral.bench.distributed import merge_shards, score_pass_distributed, shard_indices
 from labral.bench.scoring import ClipSource, eval_transforms, score_pass
 from labral.bundle import load_bundle
+from tests.bench.distributed_run import BATCH, PERTURBATION, summary  # what each rank runs
 
 HERE = Path(__file__).parent
-BATCH, PERTURBATION = 5, ("noise", 0.5, 3)
 
 
 def _suite(manifest: Path) -> ClipSource:
     rows = [json.loads(line) for line in manifest.read_text().splitlines()]
     return ClipSource([str(manifest.parent / row["path"]) for row in rows])
-
-
-def _summary(result) -> list[dict]:
-    return [
-        {
-            "logits": scores.logits,
-            "probability": scores.probability,
-            "decision": scores.decision,
-            "relevance": scores.relevance,
-            "peaks": [clip.peak_frames for clip in scores.clips],
-            "maps": [[m.values for m in clip.spatial_maps] for clip in scores.clips],
-        }
-        for scores in result.scores
-    ]
 
 
 def test_shards_are_whole_batches_dealt_round_robin() -> None:
@@ -86,7 +72,7 @@ def test_two_gloo_ranks_merge_to_the_single_process_predictions(bench_assets, tm
         )  # fmt: skip
     finally:
         torch.set_num_threads(threads)
-    want = _summary(single)
+    want = summary(single)
     assert len(want[0]["logits"]) == 24 and want[0]["decision"].any()
     assert sum(len(maps) for maps in want[0]["maps"]) > 0
     for rank in (0, 1):  # every rank holds the whole merged result
