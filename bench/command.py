@@ -153,8 +153,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
     records = suite.records
     transforms = scoring.eval_transforms(bundles)
-    source = scoring.ClipSource([r["path"] for r in records], keep=bool(suite.perturbations))
     positives = np.flatnonzero([int(r["label"]) == 1 for r in records])
+    # every clip is decoded once: the positives (or, for a sweep, all) are kept for the
+    # order controls, the pointing game and the report
+    keep = True if suite.perturbations else positives.tolist()
+    source = scoring.ClipSource([r["path"] for r in records], keep=keep)
     n_pointing = sum(1 for i in positives if records[i].get("extrusion_mask"))
     n_passes = 1 + sum(len(p["levels"]) for p in suite.perturbations)
     total = (
@@ -172,7 +175,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         if with_controls and positives.size:
             started = time.perf_counter()
             control_passes = controls.score_controls(
-                [records[i]["path"] for i in positives],
+                source.subset(positives),
                 bundles,
                 transforms,
                 boot_seed,

@@ -32,7 +32,7 @@ CONTROLS = ("reversed", "shuffled")
 
 
 def score_controls(
-    paths: Sequence[str],
+    source: scoring.ClipSource,
     bundles: Sequence[Bundle],
     transforms: Sequence[Callable[[dict], dict]],
     seed: int,
@@ -43,7 +43,8 @@ def score_controls(
     under torchrun, :func:`labral.bench.distributed.score_pass_distributed`).
 
     Args:
-        paths: (K,) the positives' files (each is decoded once and kept for both controls).
+        source: the K positives (e.g. ``suite_source.subset(positives)``, which reuses the
+            clips the clean pass decoded and kept).
         seed: seeds the shuffles (with each clip's index).
         score: ``batch_size``, ``workers`` as for :func:`scoring.score_pass`.
 
@@ -52,7 +53,6 @@ def score_controls(
     """
     from labral.bench.distributed import score_pass_distributed
 
-    source = scoring.ClipSource(list(paths), keep=True)
     return {
         control: score_pass_distributed(
             source,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,12 +94,15 @@ class ClipSource:
     """Decoded clips of a suite: read on demand, optionally kept in memory for later passes.
 
     Args:
-        paths: (N,) file paths. keep: keep decoded clips (robustness sweeps re-use them).
+        paths: (N,) file paths.
+        keep: keep decoded clips for later passes: True for all (robustness sweeps re-score
+            every clip), or the indices of some (the positives, which the order controls and
+            the pointing game score again).
     """
 
-    def __init__(self, paths: Sequence[str], keep: bool = False) -> None:
+    def __init__(self, paths: Sequence[str], keep: bool | Collection[int] = False) -> None:
         self.paths = list(paths)
-        self.keep = keep
+        self.keep = keep if isinstance(keep, bool) else frozenset(int(i) for i in keep)
         self._clips: dict[int, Clip] = {}
 
     def __len__(self) -> int:
@@ -112,9 +115,23 @@ class ClipSource:
         from labral.datasets.reader import read_cine
 
         clip = read_cine(self.paths[index])
-        if self.keep:
+        if self.keep is True or (not isinstance(self.keep, bool) and index in self.keep):
             self._clips[index] = clip
         return clip
+
+    def subset(self, indices: Sequence[int]) -> ClipSource:
+        """A source over some of these clips (its clip ``k`` is this one's ``indices[k]``)
+        that shares this source's decoded clips."""
+        return _ClipSubset(self, indices)
+
+
+class _ClipSubset(ClipSource):
+    def __init__(self, parent: ClipSource, indices: Sequence[int]) -> None:
+        super().__init__([parent.paths[int(i)] for i in indices])
+        self.parent, self.indices = parent, [int(i) for i in indices]
+
+    def get(self, index: int) -> Clip:
+        return self.parent.get(self.indices[index])
 
 
 def prepare_clip(

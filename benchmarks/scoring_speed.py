@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             if args.controls:
                 started = time.perf_counter()
                 controls.score_controls(
-                    positives,
+                    scoring.ClipSource(positives, keep=True),
                     [bundle],
                     [transform],
                     0,

@@ -100,9 +100,19 @@ def test_mask_at_model_size_follows_the_bundles_crop_and_resize() -> None:
 
 
 def test_graded_suite_end_to_end_reports_every_new_block(
-    bench_assets, compose_bench, tmp_path
+    bench_assets, compose_bench, tmp_path, monkeypatch
 ) -> None:
     from labral.bench import command
+    from labral.datasets import reader
+
+    decoded: list[str] = []
+    read_cine = reader.read_cine
+
+    def counting_read(path, *args, **kwargs):
+        decoded.append(str(path))
+        return read_cine(path, *args, **kwargs)
+
+    monkeypatch.setattr(reader, "read_cine", counting_read)
 
     models = f"bundle=[{bench_assets['bundle']},{bench_assets['bundle_b']}]"
     cfg = compose_bench(
