@@ -117,6 +117,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         OverlapError: a manifest holds clips of a bundle's training patients (``overlap=refuse``).
         GateFailedError: a ``fail_under`` threshold is not met (after all outputs are written).
     """
+    if cfg.get("predictions"):  # saved predictions (a CV run's oof_predictions.csv): no model
+        from labral.bench.saved_predictions import run as run_saved
+
+        return run_saved(cfg)
     paths = _model_paths(cfg)
     batch_size = _setting(cfg, "batch_size", 1)
     workers = _setting(cfg, "workers", 0)

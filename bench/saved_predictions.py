@@ -1,0 +1,311 @@
+"""``labral bench predictions=<run>/oof_predictions.csv``: metrics of saved predictions.
+
+No model is loaded and no clip decoded. Each CSV (``predictions=[a.csv,b.csv]`` for several)
+is one "model", named by its ``name`` column or else its parent folder (the ``labral train
+cv.folds=K`` run dir), and goes through a bundle run's metric code
+(:func:`labral.bench.evaluate.evaluate_model`: patient-bootstrap CIs, hip level by the max
+and mean rules), plus the per-setting metrics per ``fold`` and, for several CSVs of the same
+clips (matched by ``path``), :func:`labral.bench.evaluate.compare_models`. results.json keeps
+a bundle run's keys (``python -m labral.bench.markdown`` reads it). Decisions: each CSV's
+``threshold`` column (the median where rows differ, and ``at_row_thresholds`` at each row's
+own), 0.5 without one.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from labral.bench import evaluate, metrics, stats
+from labral.bench.command import (
+    RESULTS_SCHEMA_VERSION,
+    _ci_level,
+    _container,
+    _setting,
+    _unique_names,
+)
+from labral.bench.gate import GateFailedError, check_gate, validate_gate
+from labral.bench.outputs import versions
+from labral.bench.saved_report import THRESHOLD_METRICS, render
+from labral.bench.scoring import ModelScores
+from labral.errors import BadConfigError, BadManifestError
+from labral.metrics import DEFAULT_ECE_BINS
+
+_ci = metrics.format_with_ci
+
+REQUIRED = ("path", "patient", "label", "probability")
+OPTIONAL = ("hip", "hip_label", "fold", "threshold", "name", "clip_type", "shift")
+DEFAULT_THRESHOLD = 0.5
+
+
+@dataclass
+class SavedModel:
+    """One predictions CSV: its rows as suite records, probabilities and row thresholds."""
+
+    name: str
+    path: Path
+    sha256: str
+    records: list[dict[str, Any]]
+    probability: np.ndarray  # float64 (N,)
+    thresholds: np.ndarray  # float64 (N,) each row's threshold
+
+    @property
+    def threshold(self) -> float:
+        """The single decision threshold: the rows' common one, else their median."""
+        return float(np.median(self.thresholds))
+
+
+def _number(raw: str, column: str, where: str, unit: bool = True) -> float:
+    """``raw`` as a float (in [0, 1] when ``unit``), or BadManifestError naming the line."""
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not np.isfinite(value) or (unit and not 0.0 <= value <= 1.0):
+        need = "a number in [0, 1]" if unit else "a number"
+        raise BadManifestError(f"{where}: {column}={raw!r} is not {need}; fix or drop that row")
+    return value
+
+
+def _binary(raw: str, column: str, where: str) -> int:
+    """``raw`` as 0 or 1, or BadManifestError naming the line."""
+    value = _number(raw, column, where, unit=False)
+    if value not in (0.0, 1.0):
+        raise BadManifestError(f"{where}: {column}={raw!r} must be 0 or 1")
+    return int(value)
+
+
+def load_predictions(path: Path) -> SavedModel:
+    """Read and check one predictions CSV (line numbers count the header as line 1).
+
+    Raises:
+        BadConfigError: no such file. BadManifestError: missing columns (all listed), an empty
+            file, a bad label/probability/threshold (naming the line), one class only.
+    """
+    if not path.is_file():
+        raise BadConfigError(
+            f"predictions={path}: no such file; give the oof_predictions.csv that "
+            "`labral train cv.folds=K` wrote in its run dir (or a CSV with its columns)"
+        )
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        header = reader.fieldnames or []
+        missing = [c for c in REQUIRED if c not in header]
+        if missing:
+            raise BadManifestError(
+                f"{path}: missing column(s) {', '.join(missing)}; a predictions CSV needs "
+                f"{', '.join(REQUIRED)} (optional: {', '.join(OPTIONAL)})"
+            )
+        rows = list(reader)
+    records, probability, thresholds, names = [], [], [], set()
+    for line, row in enumerate(rows, start=2):
+        where = f"{path}, line {line}"
+        for column in ("path", "patient"):
+            if not (row.get(column) or "").strip():
+                raise BadManifestError(f"{where}: empty {column}")
+        record: dict[str, Any] = {c: row[c] for c in ("path", "patient")}
+        record["label"] = _binary(row["label"], "label", where)
+        record["hip"] = row.get("hip") or None
+        hip_label = row.get("hip_label") or ""
+        record["hip_label"] = _binary(hip_label, "hip_label", where) if hip_label else None
+        record.update({c: row[c] for c in ("fold", "clip_type", "shift") if row.get(c)})
+        records.append(record)
+        probability.append(_number(row["probability"], "probability", where))
+        raw = row.get("threshold") or ""
+        thresholds.append(_number(raw, "threshold", where) if raw else DEFAULT_THRESHOLD)
+        names.add(row.get("name") or "")
+    if not records:
+        raise BadManifestError(f"{path}: no rows under the header")
+    labels = {r["label"] for r in records}
+    if len(labels) < 2:
+        raise BadManifestError(
+            f"{path}: every one of the {len(records)} clips has label {labels.pop()}; AUROC and "
+            "the other metrics need clips of both classes (predictions of a whole cohort)"
+        )
+    if len(names) > 1:
+        raise BadManifestError(
+            f"{path}: name column holds {sorted(names)}; give one CSV per model (one name each)"
+        )
+    return SavedModel(
+        name=names.pop() or path.resolve().parent.name,
+        path=path,
+        sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+        records=records,
+        probability=np.array(probability, dtype=np.float64),
+        thresholds=np.array(thresholds, dtype=np.float64),
+    )
+
+
+def _index(model: SavedModel) -> dict[str, int]:
+    """Clip path -> row; BadConfigError on a path given twice (rows are matched by path)."""
+    paths = [r["path"] for r in model.records]
+    twice = [p for p, count in Counter(paths).items() if count > 1]
+    if twice:
+        raise BadConfigError(f"{model.path}: clip {twice[0]!r} appears twice; one row per clip")
+    return {p: i for i, p in enumerate(paths)}
+
+
+def align(base: SavedModel, other: SavedModel) -> SavedModel:
+    """``other`` with its rows in ``base``'s order; BadConfigError naming the first clip
+    that one CSV lacks or on whose label, patient or hip the two disagree."""
+    mine, theirs = _index(base), _index(other)
+    lacking = [(p, other.path) for p in mine if p not in theirs]
+    lacking += [(p, base.path) for p in theirs if p not in mine]
+    if lacking:
+        clip, where = lacking[0]
+        raise BadConfigError(
+            f"predictions: {where} has no row for clip {clip!r}; a comparison needs the same "
+            f"clips in every CSV ({base.path}: {len(mine)}, {other.path}: {len(theirs)} clips)"
+        )
+    order = np.array([theirs[r["path"]] for r in base.records])
+    for record, j in zip(base.records, order, strict=True):
+        for key in ("label", "patient", "hip", "hip_label"):
+            if record.get(key) != other.records[j].get(key):
+                raise BadConfigError(
+                    f"predictions: clip {record['path']!r} has {key} {record.get(key)!r} in "
+                    f"{base.path} but {other.records[j].get(key)!r} in {other.path}"
+                )
+    other.records = base.records
+    other.probability, other.thresholds = other.probability[order], other.thresholds[order]
+    return other
+
+
+def _scores(model: SavedModel) -> ModelScores:
+    """Scores as a bundle pass gives them: no logits (NaN) and no relevance (empty)."""
+    p, n = model.probability, model.probability.size
+    return ModelScores(np.full(n, np.nan), p, p >= model.threshold, [np.zeros(0)] * n, [None] * n)
+
+
+def _fold_order(fold: str) -> tuple[bool, int, str]:
+    """Numbered folds first, in numeric order."""
+    return (not fold.isdigit(), int(fold) if fold.isdigit() else 0, fold)
+
+
+def per_fold(
+    model: SavedModel, plan: metrics.ClusterBootstrap, ece_bins: int, level: float
+) -> dict[str, Any]:
+    """Fold -> ``{"n", "n_positive", "threshold", metric blocks, "hip_level"}`` at the fold's
+    threshold; {} without a ``fold`` on every row."""
+    folds = np.array([str(r.get("fold", "")) for r in model.records], dtype=object)
+    if (folds == "").any():
+        return {}
+    y, p = evaluate.suite_arrays(model.records)["y"], model.probability
+    functions = {m: metrics.metric_functions(ece_bins)[m] for m in evaluate.PER_SETTING_METRICS}
+    out = {}
+    for fold in sorted(set(folds), key=_fold_order):
+        mask = folds == fold
+        t = float(np.median(model.thresholds[mask]))
+        out[fold] = {
+            "n": int(mask.sum()),
+            "n_positive": int(y[mask].sum()),
+            "threshold": t,
+            **metrics.metrics_with_ci(y, p, t, plan, functions, mask, level),
+            "hip_level": evaluate.hip_level(model.records, p, t, plan, level, mask),
+        }
+    return out
+
+
+def _paths(cfg: DictConfig) -> list[Path]:
+    if not OmegaConf.is_missing(cfg, "bundle") and cfg.get("bundle") not in (None, ""):
+        raise BadConfigError("give bundle=... (score models) or predictions=... (saved), not both")
+    value = cfg.predictions
+    values = list(value) if isinstance(value, ListConfig | list) else [value]
+    if not values or any(v in (None, "") for v in values):
+        raise BadConfigError("predictions: give a CSV (predictions=path) or a list ([a,b])")
+    return [Path(str(v)) for v in values]
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Evaluate the CSV(s) in ``cfg.predictions``; writes results.json and report.html.
+
+    Raises:
+        BadConfigError: bad settings, a missing file, CSVs of different clips.
+        BadManifestError: a CSV that cannot be read as predictions (see :func:`load_predictions`).
+        GateFailedError: a ``fail_under`` threshold is missed (after the outputs are written).
+    """
+    paths = _paths(cfg)
+    boot_n, level = _setting(cfg, "bootstrap.n", 1), _ci_level(cfg)
+    boot_seed = int(cfg.bootstrap.seed)
+    ece_bins = _setting(cfg, "ece_bins", 1) if cfg.get("ece_bins") is not None else DEFAULT_ECE_BINS
+    tolerance = _setting(cfg, "localisation_tolerance", 0)
+    gate = validate_gate(_container(cfg, "fail_under"))
+    models = [load_predictions(p) for p in paths]
+    models = [models[0], *(align(models[0], m) for m in models[1:])]
+    names = _unique_names(models)  # type: ignore[arg-type]  # only .name is read
+    records = models[0].records
+    plan = metrics.ClusterBootstrap([r["patient"] for r in records], boot_n, boot_seed)
+    y = evaluate.suite_arrays(records)["y"]
+    scores = [_scores(m) for m in models]
+    per_model = {}
+    for name, m, score in zip(names, models, scores, strict=True):
+        block = evaluate.evaluate_model(
+            records, score, m.threshold, plan, ece_bins=ece_bins, tolerance=tolerance, level=level
+        )
+        block["localisation"]["note"] = "saved predictions carry no relevance"
+        block["per_fold"] = per_fold(m, plan, ece_bins, level)
+        if np.unique(m.thresholds).size > 1:
+            decided = (m.probability >= m.thresholds).astype(np.float64)
+            functions = {k: metrics.metric_functions()[k] for k in THRESHOLD_METRICS}
+            own = metrics.metrics_with_ci(y, decided, 0.5, plan, functions, None, level)
+            block["at_row_thresholds"] = own
+        per_model[name] = block
+    identity = [[r[k] for k in ("path", "patient", "label", "hip", "hip_label")] for r in records]
+    results: dict[str, Any] = {
+        "schema_version": RESULTS_SCHEMA_VERSION,
+        "source": "saved_predictions",
+        "suite": {
+            "name": f"saved predictions {paths[0]}",
+            "content_hash": hashlib.sha256(json.dumps(identity).encode()).hexdigest(),
+            "manifest": str(paths[0]),
+            "n_clips": len(records),
+            "n_patients": int(np.unique(plan.patients).size),
+            "definition": None,
+        },
+        "models": [
+            dict(name=n, path=str(m.path), sha256=m.sha256, threshold=m.threshold, temperature=None)
+            | {"thresholds": sorted(set(m.thresholds.tolist()))}
+            for n, m in zip(names, models, strict=True)
+        ],
+        "settings": {
+            "bootstrap_n": boot_n,
+            "bootstrap_seed": boot_seed,
+            "ci_level": level,
+            "ci_min_patients_per_class": stats.MIN_PATIENTS_PER_CLASS,
+            "ece_bins": ece_bins,
+            "hip_rules": list(stats.HIP_RULES),
+            "reweight_prevalences": list(metrics.REWEIGHT_PREVALENCES),
+            "threshold_rule": "decisions at each CSV's threshold column (its median where rows "
+            "differ; at_row_thresholds uses each row's own), 0.5 without one",
+        },
+        "versions": versions(),
+        "results": per_model,
+        "replicates": {},
+        "robustness": {},
+        "comparisons": evaluate.compare_models(records, names, scores, plan, level),
+        "created_unix": time.time(),
+    }
+    results["gate"] = check_gate(gate, {n: per_model[n]["overall"] for n in names})
+    out = Path(cfg.out) if cfg.get("out") else Path(cfg.paths.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=float))
+    probabilities = {n: m.probability for n, m in zip(names, models, strict=True)}
+    (out / "report.html").write_text(render(results, y, probabilities))
+    for n in names:
+        hip = ((per_model[n]["hip_level"] or {}).get("rules") or {}).get("max") or {}
+        auroc, hip_auroc = per_model[n]["overall"]["auroc"], hip.get("auroc")
+        print(f"{n}: AUROC {_ci(auroc)}, hip-level AUROC (max rule) {_ci(hip_auroc)}")
+    for c in results["comparisons"]:
+        print(f"AUROC {c['a']} - {c['b']}: {_ci(c)}")
+    print(f"results: {out / 'results.json'}\nreport:  {out / 'report.html'}")
+    if results["gate"]["failed"]:
+        raise GateFailedError(results["gate"]["failed"])
+    return results
