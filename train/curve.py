@@ -2,8 +2,9 @@
 scratch against synthetic-pretrained init (and Kinetics-400 init when a file is given).
 
 1. Two synthetic domains (``configs/curve.yaml``): the *source*, the generator's own
-   ranges, and the *target*, with every ``target.overrides`` value outside what the source
-   draws (probe frequency, depth, gain, labrum thickness). One hip per target patient.
+   ranges at ``source.difficulty``, and the *target*, at ``target.difficulty`` with every
+   ``target.overrides`` value outside what the source draws (probe frequency, depth, gain,
+   labrum thickness). One hip per target patient.
 2. One pretraining run on the source (``pretrain_epochs``), in-domain test split included.
 3. For every arm, number of hips n and seed: n target hips (half detached, drawn nested:
    a seed's 20 hips contain its 10), split by hip into train and ``val_fraction``
@@ -13,7 +14,8 @@ scratch against synthetic-pretrained init (and Kinetics-400 init when a file is 
    Arm ``scratch`` starts from random weights; ``synthetic`` from the pretraining run's
    ``best.pt`` with ``arms.synthetic`` overrides (a lower backbone learning rate); with
    ``kinetics_weights=PATH``, ``kinetics`` starts ``kinetics_model`` from that file.
-4. ``curve.json`` (every run, then mean and sd per arm and n) and ``curve.png``.
+4. ``curve.json`` (every run, then mean and sd per arm and n), ``curve.png`` and
+   ``curve.html`` (the figure and the table; :mod:`labral.train.curve_report`).
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from labral.errors import BadConfigError
+from labral.train.curve_report import PLOT_NAME, REPORT_NAME, write_figures
 
-RESULT_NAME, PLOT_NAME = "curve.json", "curve.png"
+RESULT_NAME = "curve.json"
 
 
 @contextmanager
@@ -60,12 +63,15 @@ def _value(value: Any) -> str:
     return json.dumps(value).replace('"', "").replace(" ", "")
 
 
-def make_domain(cfg: DictConfig, name: str, n_patients: int, seed: int, overrides: Any) -> list:
+def make_domain(
+    cfg: DictConfig, name: str, n_patients: int, seed: int, overrides: Any, difficulty: str
+) -> list:
     """Generate (or reuse) one synthetic domain under ``<out>/data/<name>``; its rows.
 
     Args:
         cfg: the curve config. name: folder name. n_patients: patients to draw.
         seed: generator seed. overrides: generator ``overrides`` (dict).
+        difficulty: generator level (``configs/difficulty/``).
 
     Returns:
         The domain's manifest rows (validated, absolute paths).
@@ -79,7 +85,7 @@ def make_domain(cfg: DictConfig, name: str, n_patients: int, seed: int, override
         f"out={out}",
         f"seed={seed}",
         f"n_patients={n_patients}",
-        f"difficulty={cfg.difficulty}",
+        f"difficulty={difficulty}",
         f"hips_per_patient={_value(hips)}",
         f"clips_per_hip={int(cfg.clips_per_hip)}",
         f"extrusion_threshold={_value(list(cfg.extrusion_threshold))}",
@@ -216,31 +222,6 @@ def goal(summary: dict[str, Any], cfg: DictConfig) -> dict[str, Any] | None:
     return {**dict(spec), "synthetic_auroc": ours, "scratch_auroc": theirs, "met": ours >= theirs}
 
 
-def plot(summary: dict[str, Any], path: Path, title: str) -> None:
-    """AUROC mean +/- sd against hips (log x), one line per arm, chance at 0.5."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(6, 4), dpi=120)
-    for arm, cells in summary.items():
-        hips = sorted(int(h) for h in cells if cells[h]["mean"] is not None)
-        means = [cells[str(h)]["mean"] for h in hips]
-        sds = [cells[str(h)]["sd"] for h in hips]
-        axes.errorbar(hips, means, yerr=sds, marker="o", capsize=3, label=arm)
-    axes.axhline(0.5, color="grey", linestyle=":", linewidth=1)
-    axes.set_xscale("log", base=2)
-    axes.set_xlabel("labelled target hips")
-    axes.set_ylabel("target test AUROC (mean ± sd over seeds)")
-    axes.set_ylim(0.3, 1.0)
-    axes.set_title(title, fontsize=9)
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
-
-
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Entry point of ``labral curve``; returns the ``curve.json`` payload.
 
@@ -255,16 +236,25 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     started = time.perf_counter()
     from labral.datasets.splits import assign_splits
 
-    source = make_domain(cfg, "source", int(cfg.source.n_patients), int(cfg.source.seed), None)
+    source = make_domain(
+        cfg,
+        "source",
+        int(cfg.source.n_patients),
+        int(cfg.source.seed),
+        None,
+        str(cfg.source.difficulty),
+    )
     # by patient and class, so a small source still validates on both classes
     source = assign_splits([{k: v for k, v in r.items() if k != "split"} for r in source])
-    pool = make_domain(cfg, "target", hips[-1], int(cfg.target.seed), cfg.target.overrides)
+    level = str(cfg.target.difficulty)
+    pool = make_domain(cfg, "target", hips[-1], int(cfg.target.seed), cfg.target.overrides, level)
     test = make_domain(
         cfg,
         "target_test",
         int(cfg.target.test_hips),
         int(cfg.target.seed) + 1,
         cfg.target.overrides,
+        level,
     )
     test = [{**row, "split": "test"} for row in test]
     print(f"curve: data ready in {time.perf_counter() - started:.0f} s", flush=True)
@@ -311,10 +301,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     payload["goal"] = goal(payload["summary"], cfg)
     payload["seconds"] = round(time.perf_counter() - started, 1)
     (out / RESULT_NAME).write_text(json.dumps(payload, indent=2))
-    plot(payload["summary"], out / PLOT_NAME, f"target {dict(cfg.target.overrides)}")
+    write_figures(payload, cfg, out / PLOT_NAME, out / REPORT_NAME)
     print(
         f"labral curve: {len(points)} runs in {payload['seconds'] / 60:.1f} min; "
-        f"goal {payload['goal']}\n  {out / RESULT_NAME}\n  {out / PLOT_NAME}"
+        f"goal {payload['goal']}\n  {out / RESULT_NAME}\n  {out / PLOT_NAME}\n  {out / REPORT_NAME}"
     )
     return payload
 

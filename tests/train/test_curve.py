@@ -68,6 +68,11 @@ def test_quick_preset_end_to_end(tmp_path):
             assert cell["sd"] == pytest.approx(np.std(values, ddof=1))
     assert result["goal"] is None  # the quick sizes have no 40 / 160 hips
     assert (out / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = (out / "curve.html").read_text()
+    assert "data:image/png;base64," in report and "<table>" in report
+    for arm in ("scratch", "synthetic"):
+        cell = result["summary"][arm]["8"]
+        assert f"{cell['mean']:.3f} ± {cell['sd']:.3f}" in report  # the table shows the summary
     pretrained = out / "pretrain" / "checkpoints" / "best.pt"
     assert done.stdout.count(f"from {pretrained} (labral checkpoint)") == 4  # synthetic runs
     # the target domain carries the shift, the source does not; test hips are their own
@@ -77,6 +82,10 @@ def test_quick_preset_end_to_end(tmp_path):
     }
     assert {r["params"]["overrides"].get("center_freq_mhz") for r in rows["target"]} == {5.0}
     assert all(r["params"]["overrides"] == {} for r in rows["source"])
+    # each domain at its own generator level (configs/curve.yaml: easy source, medium target)
+    assert {r["params"]["difficulty"]["level"] for r in rows["source"]} == {"easy"}
+    levels = {r["params"]["difficulty"]["level"] for r in rows["target"] + rows["target_test"]}
+    assert levels == {"medium"}
     anatomy = {n: {json.dumps(r["params"]["anatomy"]) for r in rows[n]} for n in rows}
     assert not anatomy["target"] & anatomy["target_test"]  # other patients, not a copy
     for seed in (0, 1):
