@@ -31,6 +31,23 @@ def resample_indices(num_frames: int, source_fps: float, target_fps: float) -> n
     return np.minimum(index, num_frames - 1)
 
 
+def as_slice(index: np.ndarray) -> slice | np.ndarray:
+    """``index`` as a slice when it is evenly spaced and increasing (indexing then gives a
+    view, not a copy), else unchanged.
+
+    Args:
+        index: int64 (N,) indices.
+    """
+    if index.size == 0:
+        return index
+    if index.size == 1:
+        return slice(int(index[0]), int(index[0]) + 1)
+    step = int(index[1] - index[0])
+    if step > 0 and np.array_equal(np.diff(index), np.full(index.size - 1, step)):
+        return slice(int(index[0]), int(index[-1]) + 1, step)
+    return index
+
+
 def window_indices(num_frames: int, length: int, starts: Sequence[int]) -> np.ndarray:
     """Indices of fixed-length windows; a clip shorter than ``length`` repeats its last frame.
 
@@ -59,22 +76,32 @@ def resize_frames(frames: np.ndarray, size: Sequence[int]) -> np.ndarray:
     """Resize uint8 or float32 frames (..., H, W) to (..., h, w); dtype is kept.
 
     Antialiased bilinear (torch), so downscaling averages like an area filter. uint8 frames
-    go four at a time through torch's vectorised 4-channel path (frames as the channels of a
-    channels-last image, the last frame repeated to fill the final group): the same values
-    as one frame at a time, about 2x faster (each channel is resized on its own).
+    go four at a time through torch's vectorised 4-channel path: frame ``4g + c`` becomes
+    channel ``c`` of image ``g`` of a channels-last batch (the last frame repeated to fill
+    the final image), each channel is resized on its own, and the channels are unpacked
+    back into frames: the same values as one frame at a time, at about a third of the cost.
+    Packing reads any strided view (a crop, every other frame) without a copy first.
     """
     lead, (height, width) = frames.shape[:-2], frames.shape[-2:]
     if (height, width) == tuple(size):
         return frames
-    tensor = torch.from_numpy(np.ascontiguousarray(frames)).reshape(-1, height, width)
-    count = tensor.shape[0]
-    if tensor.dtype == torch.uint8 and count > 0:
-        pad = -count % 4
-        if pad:
-            tensor = torch.cat([tensor, tensor[-1:].expand(pad, height, width)])
-        grouped = tensor.reshape(-1, 4, height, width).contiguous(memory_format=torch.channels_last)
-        out = F.interpolate(grouped, size=tuple(size), mode="bilinear", antialias=True)
-        return out.reshape(-1, *size)[:count].contiguous().reshape(*lead, *size).numpy()
+    flat = frames.reshape(-1, height, width)
+    count = flat.shape[0]
+    if flat.dtype == np.uint8 and count > 0:
+        groups = -(-count // 4)
+        packed = np.empty((groups, height, width, 4), np.uint8)  # (G, H, W, 4): channels last
+        for channel in range(4):
+            part = flat[channel::4]
+            packed[: len(part), :, :, channel] = part
+            packed[len(part) :, :, :, channel] = flat[-1]
+        image = torch.from_numpy(packed).permute(0, 3, 1, 2)  # (G, 4, H, W), no copy
+        out = F.interpolate(image, size=tuple(size), mode="bilinear", antialias=True)
+        resized = out.permute(0, 2, 3, 1).numpy()  # (G, h, w, 4), no copy
+        result = np.empty((count, *size), np.uint8)
+        for channel in range(4):
+            result[channel::4] = resized[: len(range(channel, count, 4)), :, :, channel]
+        return result.reshape(*lead, *size)
+    tensor = torch.from_numpy(np.ascontiguousarray(flat))
     if tensor.dtype != torch.float32:
         tensor = tensor.float()
     out = F.interpolate(tensor.unsqueeze(1), size=tuple(size), mode="bilinear", antialias=True)

@@ -21,6 +21,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import pydicom
 from PIL import Image
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
@@ -155,10 +156,39 @@ def _check_decoder(syntax: UID) -> None:
         )
 
 
-def _check_pixel_length(ds: Dataset, syntax: UID, frames: int) -> None:
-    if "PixelData" not in ds:
-        raise CorruptPixelDataError("the DICOM object has no Pixel Data (7FE0,0010)")
-    data = ds.PixelData
+def _pixel_bytes(ds: Dataset, fileobj: BinaryIO, syntax: UID) -> bytes | memoryview:
+    """The Pixel Data value; a view of the buffer, not a copy, where that is safe.
+
+    A data set parsed from an in-memory buffer with its pixel data deferred holds the
+    value's offset and length: a native (not encapsulated, not deflated) value is then a
+    slice of that buffer (checked against the length field in front of it), which spares
+    a copy of the whole clip. Anything else reads the element through pydicom.
+    """
+    raw = ds.get_item("PixelData")
+    deferred = isinstance(raw, RawDataElement) and raw.value is None
+    if deferred and isinstance(fileobj, io.BytesIO) and not syntax.is_encapsulated:
+        start, length = int(raw.value_tell), int(raw.length)
+        buffer = memoryview(fileobj.getvalue())  # the bytes it was made from: not a copy
+        field = bytes(buffer[start - 4 : start]) if start >= 4 else b""
+        little = syntax != "1.2.840.10008.1.2.2"  # Explicit VR Big Endian
+        deflated = syntax == "1.2.840.10008.1.2.1.99"  # parsed from an inflated copy
+        length_field = length.to_bytes(4, "little" if little else "big")
+        if not deflated and field == length_field and start + length <= len(buffer):
+            return buffer[start : start + length]
+    return ds.PixelData
+
+
+def _check_pixel_length(
+    ds: Dataset, syntax: UID, frames: int, data: bytes | memoryview | None = None
+) -> None:
+    """Raise when the pixel data is missing, empty or shorter than the header declares.
+
+    ``data``: the value when already at hand (:func:`_pixel_bytes`), else read from ``ds``.
+    """
+    if data is None:
+        if "PixelData" not in ds:
+            raise CorruptPixelDataError("the DICOM object has no Pixel Data (7FE0,0010)")
+        data = ds.PixelData
     if data is None or len(data) == 0:
         raise CorruptPixelDataError("the Pixel Data element is empty; the file is truncated")
     if syntax.is_encapsulated:
@@ -217,8 +247,13 @@ def _to_uint8(gray: np.ndarray, bits_stored: int) -> np.ndarray:
     return np.rint((gray.astype(np.float32) - lo) * scale).astype(np.uint8)
 
 
-def _decode_gray(ds: Dataset, syntax: UID, frames: int) -> tuple[np.ndarray, str]:
-    """Decode every frame to grey uint8 (T, H, W); colour frames one at a time to save memory."""
+def _decode_gray(
+    ds: Dataset, syntax: UID, frames: int, pixels: bytes | memoryview | None = None
+) -> tuple[np.ndarray, str]:
+    """Decode every frame to grey uint8 (T, H, W); colour frames one at a time to save memory.
+
+    ``pixels``: the Pixel Data value when already at hand (:func:`_pixel_bytes`).
+    """
     rows, cols = int(ds.Rows), int(ds.Columns)
     stored_pi = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
     bits_allocated = int(ds.get("BitsAllocated", 8))
@@ -231,7 +266,8 @@ def _decode_gray(ds: Dataset, syntax: UID, frames: int) -> tuple[np.ndarray, str
             # native 8-bit grey: the pixels are the bytes already read (length checked by
             # _check_pixel_length); a read-only view, copied once when the clip is cropped
             meta = {}
-            gray = np.frombuffer(ds.PixelData, np.uint8, frames * rows * cols)
+            data = ds.PixelData if pixels is None else pixels
+            gray = np.frombuffer(data, np.uint8, frames * rows * cols)
             gray = gray.reshape(frames, rows, cols)
         elif not colour:
             arr, meta = decoder.as_array(ds, as_rgb=False, view_only=True)
@@ -382,15 +418,18 @@ def read_dicom(fileobj: BinaryIO, *, limits: ReadLimits, default_fps: float) -> 
     if not getattr(ds, "file_meta", None) or "TransferSyntaxUID" not in ds.file_meta:
         ds.file_meta = getattr(ds, "file_meta", None) or pydicom.dataset.FileMetaDataset()
         ds.file_meta.TransferSyntaxUID = syntax
-    if "PixelData" not in ds or not ds.PixelData:
+    if "PixelData" not in ds:
+        raise CorruptPixelDataError("the DICOM object has no Pixel Data (7FE0,0010)")
+    pixels = _pixel_bytes(ds, fileobj, syntax)
+    if pixels is None or len(pixels) == 0:
         raise CorruptPixelDataError("the DICOM object has no Pixel Data (7FE0,0010)")
     video_warnings: list[str] = []
     if is_video:
         gray, video_warnings = _decode_video_pixels(ds, frames, limits)
         decoded_pi = "luma"
     else:
-        _check_pixel_length(ds, syntax, frames)
-        gray, decoded_pi = _decode_gray(ds, syntax, frames)
+        _check_pixel_length(ds, syntax, frames, pixels)
+        gray, decoded_pi = _decode_gray(ds, syntax, frames, pixels)
 
     fps, fps_source, warnings = frame_rate(ds, default_fps)
     warnings = video_warnings + warnings

@@ -97,6 +97,18 @@ def test_uint8_resize_four_frames_at_a_time_equals_one_at_a_time(count):
         np.testing.assert_array_equal(got, torch.cat(alone)[:, 0].numpy())
 
 
+def test_uint8_resize_of_a_strided_view_equals_resize_of_its_copy():
+    """A crop taken every other frame (what the reader and fps resampling hand over) is
+    packed straight from the view, with the values of a contiguous copy."""
+    from labral.datasets.clip_ops import resize_frames
+
+    big = np.random.default_rng(7).integers(0, 256, (23, 90, 80), dtype=np.uint8)
+    view = big[::2, 5:75, 3:70]  # 12 frames, neither contiguous nor aligned
+    np.testing.assert_array_equal(
+        resize_frames(view, (48, 40)), resize_frames(np.ascontiguousarray(view), (48, 40))
+    )
+
+
 def test_optional_crop_removes_border_before_resize():
     frames = np.zeros((4, 40, 40), np.uint8)
     frames[:, 30:, :] = 255  # bright bottom quarter
@@ -220,3 +232,18 @@ def test_default_reader_reads_npy_and_typed_errors_pass_through(tmp_path):
     assert isinstance(out["clip"], Clip) and out["clip"].num_frames == 32
     with pytest.raises(NotDicomError):
         build_eval_transform(SPEC)({"clip": b"this is not a cine clip at all" * 8})
+
+
+@pytest.mark.parametrize(
+    "index", [[0, 2, 4, 6], [3], [1, 2, 3], [0, 0, 1, 1], [0, 2, 3, 5], [5, 3, 1], []]
+)
+def test_as_slice_selects_the_same_frames_as_the_index(index):
+    """Evenly spaced, increasing indices become a slice (a view); others stay an index."""
+    from labral.datasets.clip_ops import as_slice
+
+    frames = np.arange(8 * 2 * 2).reshape(8, 2, 2)
+    index = np.asarray(index, dtype=np.int64)
+    take = as_slice(index)
+    np.testing.assert_array_equal(frames[take], frames[index])
+    regular = len(index) > 0 and (len(index) == 1 or (np.diff(index) == index[1] - index[0]).all())
+    assert isinstance(take, slice) == bool(regular and (len(index) == 1 or index[1] > index[0]))
