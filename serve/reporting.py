@@ -1,6 +1,6 @@
 """The report stage of a scored DICOM instance: its SR, filed on its row, sent back.
 
-    scored row (serve/intake.py) -> SR built (highdicom, serve/sr.py) in one thread
+    scored row (serve/intake.py) -> SR built (highdicom, serve/sr.py) in one child process
         -> SR archive (WADO-RS) -> the row's ``sr_key`` -> forward outbox -> spool entry removed
 
 Why a stage of its own: building a TID 1500 SR with highdicom costs about as much CPU as
@@ -8,8 +8,10 @@ decoding the cine (some 20 ms of pure Python per instance), and it is not part o
 result. Built on the scoring path it doubled the work between an acknowledgement and the
 result row, and a burst of instances queued behind it. Here the result row is committed as
 soon as the score is known (``forward`` already ``pending`` when a destination is set, and
-``sr_key`` null until the SR exists), and the SR follows in one dedicated thread, so it
-takes at most one core's share of the GIL from scoring.
+``sr_key`` null until the SR exists), and the SR follows in one child process (spawned at
+the first SR, niceness ``REPORT_NICENESS``): it takes nothing from the server's GIL, and
+the kernel gives the cores to scoring first, so under a burst the SRs trail the results
+and catch up when the burst ends. A child that dies is replaced and the job tried again.
 
 Nothing is lost: the spool entry is removed only once its SR is archived and in the
 forward outbox. A crash in between leaves the entry; at the next start the intake finds
@@ -23,8 +25,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 import pydicom
@@ -34,14 +38,16 @@ from labral.serve.forward import Forwarder
 from labral.serve.pseudonym import Pseudonymizer
 from labral.serve.service import ScoringService
 from labral.serve.spool import Spool, SpoolEntry
-from labral.serve.sr import build_sr, sr_bytes
+from labral.serve.sr import lower_priority, sr_file_for
 from labral.serve.sr_archive import SrArchive
 from labral.serve.store import ResultsStore
 
 log = logging.getLogger("labral.serve")
-#: Jobs in progress at once: one builds its SR (the single report thread) while the other
+#: Jobs in progress at once: one builds its SR (in the single SR process) while the other
 #: writes (fsync-bound, in the default executor).
 REPORT_TASKS = 2
+#: At shutdown, how long the SRs still queued may take before they are left to the spool.
+REPORT_DRAIN_S = 15.0
 NO_SR = "no SR: the source lacks what an SR copies"
 #: Forward states after which an SR is not queued again (``serve/forward.py``).
 FORWARD_DONE = ("sent", "dead_letter")
@@ -103,7 +109,7 @@ class Reporter:
         self.on_done = on_done
         self._queue: asyncio.Queue[ReportJob] | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="labral-report")
+        self._builder: ProcessPoolExecutor | None = None
 
     @property
     def waiting(self) -> int:
@@ -116,12 +122,30 @@ class Reporter:
         self._tasks = [asyncio.create_task(self._work()) for _ in range(REPORT_TASKS)]
 
     async def stop(self) -> None:
-        """Stop; a job not finished leaves its spool entry for the next start."""
+        """Finish the queued SRs (at most ``REPORT_DRAIN_S``), then stop; a job not finished
+        leaves its spool entry for the next start."""
+        if self._queue is not None and self._tasks:
+            try:
+                await asyncio.wait_for(self._queue.join(), REPORT_DRAIN_S)
+            except TimeoutError:
+                log.warning("%d SRs not made before shutdown; made at the next start", self.waiting)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-        self._builder.shutdown(wait=False, cancel_futures=True)
+        if self._builder is not None:
+            self._builder.shutdown(wait=False, cancel_futures=True)
+            self._builder = None
+
+    def _pool(self) -> ProcessPoolExecutor:
+        """The SR process (spawned, not forked: the server runs threads), started on use."""
+        if self._builder is None:
+            self._builder = ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=lower_priority,
+            )
+        return self._builder
 
     def put(self, job: ReportJob) -> None:
         """Queue a job (event loop only)."""
@@ -143,6 +167,7 @@ class Reporter:
                 )
             with contextlib.suppress(Exception):
                 self.on_done(job.entry.id, uids)
+            self._queue.task_done()
 
     async def report(self, job: ReportJob) -> SrUids | None:
         """Make, keep and queue the SR of one job, then let its spool entry go.
@@ -150,32 +175,38 @@ class Reporter:
         Returns:
             The SR's (study, series, SOP instance) UIDs, or None when none could be made.
         """
-        loop = asyncio.get_running_loop()
-        made = await loop.run_in_executor(self._builder, self._make_sr, job)
+        made = await self._make_sr(job)
         await asyncio.to_thread(self._file, job, made)
         return None if made is None else made[1]
 
-    def _make_sr(self, job: ReportJob) -> tuple[bytes, SrUids] | None:
+    async def _make_sr(self, job: ReportJob) -> tuple[bytes, SrUids] | None:
         """The SR for a job; its UIDs come from the entry id (the same SR if made again)."""
         bundle = self.service.bundle
         series = generate_uid(entropy_srcs=[job.entry.id, "series"])
         instance = generate_uid(entropy_srcs=[job.entry.id, "instance"])
+        args = (
+            job.header,
+            job.probability,
+            job.decision,
+            float(bundle.threshold),
+            bundle.identity(),
+            series,
+            instance,
+        )
+        loop = asyncio.get_running_loop()
         try:
-            sr = build_sr(
-                job.header,
-                job.probability,
-                job.decision,
-                float(bundle.threshold),
-                bundle.identity(),
-                series_instance_uid=series,
-                sop_instance_uid=instance,
-            )
-        except (AttributeError, ValueError, TypeError) as exc:
-            note = f"{NO_SR} ({type(exc).__name__})"
+            made = await loop.run_in_executor(self._pool(), sr_file_for, *args)
+        except BrokenProcessPool:  # the SR process died (killed, out of memory): a new one
+            log.warning("the SR process ended; starting a new one for spooled %s", job.entry.id)
+            self._builder = None
+            made = await loop.run_in_executor(self._pool(), sr_file_for, *args)
+        if isinstance(made, str):
+            note = f"{NO_SR} ({made})"
             if note not in job.warnings:
                 job.warnings.append(note)
             return None
-        return sr_bytes(sr), (str(sr.StudyInstanceUID), series, instance)
+        data, study = made
+        return data, (study, series, instance)
 
     def _file(self, job: ReportJob, made: tuple[bytes, SrUids] | None) -> None:
         """Archive the SR, note it on the row, hand it to the forwarder, free the entry."""

@@ -9,6 +9,7 @@ SHA-256), so a PACS can store it next to the clip.
 from __future__ import annotations
 
 import io
+import os
 from typing import Any
 
 import highdicom as hd
@@ -29,6 +30,8 @@ PROCEDURE = hd.sr.CodedConcept("LABRAL-US", "99LABRAL", "Dynamic ultrasound of t
 PRESENT = hd.sr.CodedConcept("LABRAL-POS", "99LABRAL", "Suggested by the model")
 ABSENT = hd.sr.CodedConcept("LABRAL-NEG", "99LABRAL", "Not suggested by the model")
 UNIT_ONE = hd.sr.CodedConcept("1", "UCUM", "no units")
+#: Niceness of the DICOM node's SR process: scoring, which a scanner waits for, comes first.
+REPORT_NICENESS = 10
 
 
 def is_dicom(data: bytes) -> bool:
@@ -131,3 +134,40 @@ def sr_bytes(dataset: pydicom.Dataset) -> bytes:
     buffer = io.BytesIO()
     dataset.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
+
+
+def lower_priority() -> None:
+    """Initializer of the SR process: lower its CPU priority by :data:`REPORT_NICENESS`."""
+    os.nice(REPORT_NICENESS)
+
+
+def sr_file_for(
+    source: pydicom.Dataset,
+    probability: float,
+    decision: bool,
+    threshold: float,
+    identity: dict[str, Any],
+    series_instance_uid: str,
+    sop_instance_uid: str,
+) -> tuple[bytes, str] | str:
+    """One SR as a Part 10 file: the job of the DICOM node's SR process (picklable in/out).
+
+    Args: as :func:`build_sr`.
+
+    Returns:
+        ``(file bytes, the SR's Study Instance UID)``, or the name of the error when the
+        source lacks what an SR copies (AttributeError, ValueError or TypeError).
+    """
+    try:
+        sr = build_sr(
+            source,
+            probability,
+            decision,
+            threshold,
+            identity,
+            series_instance_uid=series_instance_uid,
+            sop_instance_uid=sop_instance_uid,
+        )
+    except (AttributeError, ValueError, TypeError) as exc:
+        return type(exc).__name__
+    return sr_bytes(sr), str(sr.StudyInstanceUID)
