@@ -35,7 +35,7 @@ import numpy as np
 
 from labral.datasets.transforms import Reader, build_eval_transform, check_spec
 
-CACHE_VERSION = 3  # 3: one raw .clip file per item (2: .npz)
+CACHE_VERSION = 4  # 4: JPEG decoded by Pillow first; 3: one raw .clip file per item (2: .npz)
 #: First 8 bytes of a cache file; the rest of the 32-byte header is T, h, w (int64).
 MAGIC = b"LBRLCLP3"
 _HEADER = np.dtype([("magic", "S8"), ("shape", "<i8", (3,))])

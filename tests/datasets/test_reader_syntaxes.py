@@ -49,6 +49,30 @@ def test_dcmconv_native_syntaxes_decode_exactly(rd, base_dicom, expected_crop, o
     assert clip.spacing_mm == pytest.approx((0.15, 0.1))
 
 
+@pytest.mark.parametrize("option", ["+ti", "+te", "+tb", "+td"])
+def test_native_pixels_over_the_defer_size_are_a_view_of_the_file_bytes(rd, tmp_path, option):
+    """Native pixels too big to parse eagerly are sliced from the file's bytes (no second
+    copy) and decode exactly as pydicom does; deflated ones are read through pydicom."""
+    from pydicom.uid import UID
+
+    from labral.datasets import dicom_reader
+    from labral.datasets.synth.dicom_writer import write_cine_dicom
+    from labral.datasets.synth.generate import draw_patient, generate_clip
+
+    clip = generate_clip(draw_patient(3), "positive", seed=3, frames=12, fps=20.0)
+    source = write_cine_dicom(clip, tmp_path / "explicit.dcm", syntax="explicit")
+    out = tmp_path / f"conv{option}.dcm"
+    rd.dcmtk("dcmconv", option, source, out)
+    data = io.BytesIO(out.read_bytes())
+    ds = dicom_reader._read_dataset(data)
+    syntax = dicom_reader._transfer_syntax(ds)
+    pixels = dicom_reader._pixel_bytes(ds, data, UID(syntax))
+    assert len(pixels) > dicom_reader.DEFER_BYTES
+    assert isinstance(pixels, memoryview) == (option != "+td")
+    assert bytes(pixels) == pydicom.dcmread(out).PixelData
+    np.testing.assert_array_equal(read_cine(out).frames, read_cine(source).frames)
+
+
 def test_big_endian_16_bit_is_scaled_to_uint8(rd, write_dicom, frames, expected_crop):
     path = write_dicom("sixteen.dcm", frames.astype(np.uint16) * 257)
     out = path.with_name("sixteen_be.dcm")
