@@ -22,12 +22,14 @@ most 1.5x the HTTP p50, resident memory within 10%):
 * ``acknowledgement``: from ``send_c_store`` to its response at the sender: the transfer,
   the header checks, the spool's fsyncs, and any time the node held the answer because
   more than ``dicom.max_backlog`` instances were waiting for their results;
-* ``acknowledgement -> result row`` (**the latency compared with HTTP**): from the
+* ``acknowledgement -> result row``: from the
   response at the sender to the ``created_at`` of the instance's row, which the server sets
   as it commits it: how long a result takes once the node has taken responsibility for the
   instance (decode, the shared micro-batched model call, the row). The SR is made and
   forwarded after the row (``serve/reporting.py``) and is not in this figure;
-* ``send -> result row``: the two above together, the scanner's end-to-end view;
+* ``send -> result row`` (**the latency compared with HTTP**): the two above together,
+  the scanner's end-to-end view (negative acknowledgement -> row times mean the node held
+  the answer until after the row: ``dicom.max_backlog``);
 * HTTP ``request -> response``: the whole request as a client sees it (upload, decode,
   model, answer), at the same concurrency, on the same clip, after the DICOM phase and its
   SRs are done, so the two never compete for the CPU;
@@ -90,13 +92,17 @@ def start_pacs(folder: Path) -> tuple[subprocess.Popen, int]:
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), port
 
 
-def start_server(bundle: Path, state: Path, http: int, dicom: int, pacs: int, associations: int):
-    """``labral serve`` with the DICOM node; returns it and its URL once /readyz is 200."""
+def start_server(
+    bundle: Path, state: Path, http: int, dicom: int, pacs: int, associations: int, extra: list
+):
+    """``labral serve`` with the DICOM node (``extra``: more overrides); returns it and its
+    URL once /readyz is 200."""
     cmd = [
         sys.executable, "-m", "labral.cli", "serve", f"bundle={bundle}", f"port={http}",
         f"state_dir={state}", f"paths.output_root={state.parent / 'out'}", "log_level=warning",
         "dicom.enabled=true", f"dicom.port={dicom}", f"dicom.max_associations={associations}",
         "dicom.forward.ae_title=PACS", "dicom.forward.host=127.0.0.1", f"dicom.forward.port={pacs}",
+        *extra,
     ]  # fmt: skip
     return launch_server(cmd, {"PYTHONSAFEPATH": "1", "LABRAL_STORE_PSEUDONYM_KEY": SECRET}, http)
 
@@ -208,7 +214,9 @@ def one_run(bundle: Path, data: bytes, args: argparse.Namespace) -> dict[str, An
         pacs, pacs_port = start_pacs(root / "pacs")
         dicom_port = free_port()
         try:
-            proc, url = start_server(bundle, root / "state", free_port(), dicom_port, pacs_port, 16)
+            proc, url = start_server(
+                bundle, root / "state", free_port(), dicom_port, pacs_port, 16, args.serve
+            )
             try:
                 http_latencies(url, data, 1, 2)  # warm the HTTP path
                 counts = [
@@ -259,7 +267,7 @@ def one_run(bundle: Path, data: bytes, args: argparse.Namespace) -> dict[str, An
 def report(f: dict[str, Any], associations: int, label: str = "") -> None:
     """Print one run's figures (or their medians)."""
     a, r, e, h = f["ack_ms"], f["ack_to_row_ms"], f["send_to_row_ms"], f["http_ms"]
-    verdict = "meets" if f["ratio"] <= TARGET_RATIO else "MISSES"
+    verdict = "meets" if f["ratio_send_to_row"] <= TARGET_RATIO else "MISSES"
     print(
         f"{label}{f['instances']:.0f} instances over {associations} associations: "
         f"{f['failures']:.0f} failures, {f['rows']:.0f} result rows, {f['srs']:.0f} SRs at the PACS"
@@ -272,8 +280,9 @@ def report(f: dict[str, Any], associations: int, label: str = "") -> None:
     )
     print(
         f"{label}HTTP /v1/predictions ({associations} clients) p50 {h['p50']:.1f} ms, "
-        f"p95 {h['p95']:.1f} ms; result p50 / HTTP p50 = {f['ratio']:.2f} ({verdict} <= "
-        f"{TARGET_RATIO}); send -> result p50 / HTTP p50 = {f['ratio_send_to_row']:.2f}"
+        f"p95 {h['p95']:.1f} ms; send -> result p50 / HTTP p50 = "
+        f"{f['ratio_send_to_row']:.2f} ({verdict} <= {TARGET_RATIO}); acknowledgement -> "
+        f"result p50 / HTTP p50 = {f['ratio']:.2f}"
     )
     m = f["rss_mib"]
     print(
@@ -303,6 +312,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--runs", type=int, default=1, help="fresh servers; medians printed")
     parser.add_argument("--out", type=Path, help="also write the figures as JSON here")
     parser.add_argument("--smoke", action="store_true", help="demo bundle, a few instances")
+    parser.add_argument(
+        "--serve", nargs="*", default=[], help="more labral serve overrides (dicom.max_backlog=2)"
+    )
     args = parser.parse_args(argv)
     if args.smoke:
         args.instances, args.associations, args.http_requests, args.runs = 6, 2, 4, 1

@@ -130,7 +130,9 @@ class Intake:
         self.max_backlog = max_backlog
         self.score_delay_s = score_delay_s
         self.forwarder = forwarder
-        self.reporter = Reporter(service, store, keys, spool, archive, forwarder, self._reported)
+        self.reporter = Reporter(
+            service, store, keys, spool, archive, forwarder, self._reported, self.busy
+        )
         self._queue: asyncio.Queue[SpoolEntry] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -221,6 +223,10 @@ class Intake:
     def backlog(self) -> int:
         """Received instances without a result row yet."""
         return self._backlog
+
+    def busy(self) -> bool:
+        """True while a received instance waits for its result row (SRs wait then)."""
+        return self._backlog > 0
 
     def enqueue_threadsafe(self, entry: SpoolEntry) -> None:
         """Queue a spooled entry from any thread (it is scored at the next start otherwise)."""

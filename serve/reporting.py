@@ -9,9 +9,11 @@ result. Built on the scoring path it doubled the work between an acknowledgement
 result row, and a burst of instances queued behind it. Here the result row is committed as
 soon as the score is known (``forward`` already ``pending`` when a destination is set, and
 ``sr_key`` null until the SR exists), and the SR follows in one child process (spawned at
-the first SR, niceness ``REPORT_NICENESS``): it takes nothing from the server's GIL, and
-the kernel gives the cores to scoring first, so under a burst the SRs trail the results
-and catch up when the burst ends. A child that dies is replaced and the job tried again.
+the first SR, niceness ``REPORT_NICENESS``): it takes nothing from the server's GIL. An SR
+is not started while instances wait for their result (``busy``), for at most
+``REPORT_DEFER_S``: under a burst the SRs trail the results and catch up when it ends, and
+a flood that never ends still gets them, that much later. A child that dies is replaced
+and the job tried again.
 
 Nothing is lost: the spool entry is removed only once its SR is archived and in the
 forward outbox. A crash in between leaves the entry; at the next start the intake finds
@@ -26,6 +28,7 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -48,6 +51,11 @@ log = logging.getLogger("labral.serve")
 REPORT_TASKS = 2
 #: At shutdown, how long the SRs still queued may take before they are left to the spool.
 REPORT_DRAIN_S = 15.0
+#: An SR waits while instances wait for their result (scoring first), but never longer than
+#: this after its row: a sustained flood still gets its SRs, REPORT_DEFER_S behind.
+REPORT_DEFER_S = 10.0
+#: How often a deferred SR looks again whether the node is idle.
+REPORT_IDLE_POLL_S = 0.05
 NO_SR = "no SR: the source lacks what an SR copies"
 #: Forward states after which an SR is not queued again (``serve/forward.py``).
 FORWARD_DONE = ("sent", "dead_letter")
@@ -66,6 +74,7 @@ class ReportJob:
         probability / decision: the row's score.
         warnings: the row's warnings (the SR's own note is added when none can be made).
         forward: the row's forward state (None: forwarding off).
+        queued_at: ``time.monotonic()`` when the job was made (bounds its deferral).
     """
 
     entry: SpoolEntry
@@ -75,6 +84,7 @@ class ReportJob:
     decision: bool
     warnings: list[str] = field(default_factory=list)
     forward: str | None = None
+    queued_at: float = field(default_factory=time.monotonic)
 
 
 class Reporter:
@@ -88,6 +98,8 @@ class Reporter:
         archive: the SRs made (WADO-RS).
         forwarder: where SRs go back to the PACS, or None.
         on_done: called on the event loop with (entry id, SR UIDs or None) after each job.
+        busy: True while instances wait for their result row; an SR is not started then
+            (for at most ``REPORT_DEFER_S`` after its job was queued). None: never busy.
     """
 
     def __init__(
@@ -99,6 +111,7 @@ class Reporter:
         archive: SrArchive,
         forwarder: Forwarder | None,
         on_done: Callable[[str, SrUids | None], None],
+        busy: Callable[[], bool] | None = None,
     ) -> None:
         self.service = service
         self.store = store
@@ -107,6 +120,7 @@ class Reporter:
         self.archive = archive
         self.forwarder = forwarder
         self.on_done = on_done
+        self.busy = busy
         self._queue: asyncio.Queue[ReportJob] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._builder: ProcessPoolExecutor | None = None
@@ -152,10 +166,19 @@ class Reporter:
         assert self._queue is not None, "Reporter.start() first"
         self._queue.put_nowait(job)
 
+    async def _when_idle(self, queued_at: float) -> None:
+        """Return once nothing waits to be scored, or ``REPORT_DEFER_S`` after ``queued_at``."""
+        if self.busy is None:
+            return
+        deadline = queued_at + REPORT_DEFER_S
+        while self.busy() and time.monotonic() < deadline:
+            await asyncio.sleep(REPORT_IDLE_POLL_S)
+
     async def _work(self) -> None:
         assert self._queue is not None
         while True:
             job = await self._queue.get()
+            await self._when_idle(job.queued_at)
             uids = None
             try:
                 uids = await self.report(job)

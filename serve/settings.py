@@ -123,7 +123,10 @@ class DicomSettings(_Settings):
             calls, so ``max_batch`` of them fill one.
         max_backlog: received instances waiting for their result row beyond which the node
             holds its C-STORE answers (at most ``intake.BACKLOG_WAIT_S`` each), slowing
-            senders to the pace of the model.
+            senders to the pace of the model. 2 keeps what is in flight to about one
+            instance per association, as with HTTP clients: under 8 associations, send ->
+            result p50 was 2.3-2.9x the HTTP path's at 8, 1.6x at 2 or 1
+            (``benchmarks/dicom_load.py``).
         max_associations: concurrent associations.
         score_delay_s: test-only; wait this long before scoring each spooled instance.
         forward: where SRs are sent back.
@@ -135,7 +138,7 @@ class DicomSettings(_Settings):
     ae_title: str = "LABRAL"
     allowed_callers: list[str] = Field(default_factory=list)
     workers: int = Field(8, ge=1)
-    max_backlog: int = Field(8, ge=1)
+    max_backlog: int = Field(2, ge=1)
     max_associations: int = Field(8, ge=1)
     score_delay_s: float = Field(0.0, ge=0)
     forward: ForwardSettings = Field(default_factory=ForwardSettings)

@@ -87,3 +87,31 @@ def test_an_entry_scored_before_a_crash_gets_its_sr_without_a_second_score(
     sr = pydicom.dcmread(sr_path)
     assert keys.key(sr.SOPInstanceUID) == stored["sr_key"]
     assert sr.StudyInstanceUID == source.StudyInstanceUID
+
+
+def test_an_sr_waits_while_instances_wait_to_be_scored_but_not_past_its_deadline(monkeypatch):
+    """Scoring first: a report job starts once nothing waits for a result row, or at the
+    latest ``REPORT_DEFER_S`` after it was queued (a flood that never ends still gets SRs)."""
+    import asyncio
+
+    from labral.serve import reporting
+
+    monkeypatch.setattr(reporting, "REPORT_DEFER_S", 0.4)
+    monkeypatch.setattr(reporting, "REPORT_IDLE_POLL_S", 0.01)
+    reporter = reporting.Reporter.__new__(reporting.Reporter)  # only ``busy`` is used
+    state = {"busy": True}
+    reporter.busy = lambda: state["busy"]
+
+    async def waits() -> tuple[float, float]:
+        start = time.monotonic()
+        asyncio.get_running_loop().call_later(0.1, state.update, {"busy": False})
+        await reporter._when_idle(start)
+        until_idle = time.monotonic() - start
+        state["busy"] = True  # busy for good now
+        start = time.monotonic()
+        await reporter._when_idle(start)
+        return until_idle, time.monotonic() - start
+
+    until_idle, until_deadline = asyncio.run(waits())
+    assert 0.09 <= until_idle < 0.35
+    assert 0.39 <= until_deadline < 0.9
