@@ -11,7 +11,7 @@ import io
 
 import pydicom
 
-from labral.datasets import dicom_reader
+from labral.datasets import dicom_pixels, dicom_reader
 from labral.datasets.limits import ReadLimits
 from labral.errors import CorruptPixelDataError
 
@@ -52,7 +52,7 @@ def check_header(data: bytes, limits: ReadLimits) -> pydicom.Dataset:
     syntax = dicom_reader._transfer_syntax(ds)
     if str(syntax) not in dicom_reader.VIDEO_SYNTAXES:
         dicom_reader._check_decoder(syntax)
-        dicom_reader._check_pixel_length(ds, syntax, frames)
+        dicom_pixels.check_pixel_length(ds, syntax, frames)
     return ds
 
 

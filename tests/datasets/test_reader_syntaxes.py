@@ -55,7 +55,7 @@ def test_native_pixels_over_the_defer_size_are_a_view_of_the_file_bytes(rd, tmp_
     copy) and decode exactly as pydicom does; deflated ones are read through pydicom."""
     from pydicom.uid import UID
 
-    from labral.datasets import dicom_reader
+    from labral.datasets import dicom_pixels, dicom_reader
     from labral.datasets.synth.dicom_writer import write_cine_dicom
     from labral.datasets.synth.generate import draw_patient, generate_clip
 
@@ -66,7 +66,7 @@ def test_native_pixels_over_the_defer_size_are_a_view_of_the_file_bytes(rd, tmp_
     data = io.BytesIO(out.read_bytes())
     ds = dicom_reader._read_dataset(data)
     syntax = dicom_reader._transfer_syntax(ds)
-    pixels = dicom_reader._pixel_bytes(ds, data, UID(syntax))
+    pixels = dicom_pixels.pixel_bytes(ds, data, UID(syntax))
     assert len(pixels) > dicom_reader.DEFER_BYTES
     assert isinstance(pixels, memoryview) == (option != "+td")
     assert bytes(pixels) == pydicom.dcmread(out).PixelData
