@@ -18,8 +18,8 @@ from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
 from labral.bench import report_sections as sections  # noqa: E402
 from labral.bench.metrics import format_with_ci  # noqa: E402
 from labral.bench.perturb import UNITS  # noqa: E402
-from labral.bench.report_html import png, table  # noqa: E402
 from labral.metrics import reliability_bins  # noqa: E402
+from labral.report_html import CSS, png, table  # noqa: E402
 
 #: domain.md section 1: human readers on real patients, for context only.
 CLINICAL_ANCHORS = (
@@ -51,13 +51,6 @@ HEADLINE = (
     "brier",
     "ece",
 )
-
-CSS = """
-body{font-family:sans-serif;margin:24px;max-width:1150px;color:#222}
-table{border-collapse:collapse;margin:8px 0 20px}td,th{border:1px solid #bbb;padding:3px 8px;
-font-size:13px;text-align:right}th{background:#eee}td:first-child,th:first-child{text-align:left}
-img{max-width:100%;border:1px solid #ddd;margin:4px}.note{color:#555;font-size:13px}
-"""
 
 
 _ci = format_with_ci

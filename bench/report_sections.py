@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from labral.bench.metrics import format_with_ci as _ci  # noqa: E402
-from labral.bench.report_html import png, table  # noqa: E402
+from labral.report_html import png, table  # noqa: E402
 
 
 def _p(value: float | None) -> str:

@@ -10,7 +10,7 @@ import numpy as np
 
 from labral.bench import report, report_sections
 from labral.bench.metrics import format_with_ci as _ci
-from labral.bench.report_html import table
+from labral.report_html import CSS, table
 
 #: The threshold metrics reported again at each row's own (its fold's) threshold.
 THRESHOLD_METRICS = ("sensitivity", "specificity", "ppv", "npv")
@@ -30,7 +30,7 @@ def render(results: dict[str, Any], y: np.ndarray, probabilities: dict[str, np.n
     per_model, s, suite = results["results"], results["settings"], results["suite"]
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>labral bench: saved predictions"
-        f"</title><style>{report.CSS}</style></head><body><h1>labral benchmark: saved predictions"
+        f"</title><style>{CSS}</style></head><body><h1>labral benchmark: saved predictions"
         f"</h1><p class='note'>{suite['n_clips']} clips, {suite['n_patients']} patients, no model "
         f"run; {s['ci_level']:.0%} CIs from a patient-level cluster bootstrap (n={s['bootstrap_n']}"
         f", seed {s['bootstrap_seed']}); {s['threshold_rule']}</p><h2>Models side by side</h2>",

@@ -14,8 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import NullLocator  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from labral.bench.report import CSS  # noqa: E402
-from labral.bench.report_html import png, table  # noqa: E402
+from labral.report_html import CSS, png, table  # noqa: E402
 
 PLOT_NAME, REPORT_NAME = "curve.png", "curve.html"
 

@@ -1,4 +1,5 @@
-"""HTML building blocks of the benchmark report: an embedded PNG and an escaped table."""
+"""HTML building blocks of labral's reports (``labral bench``, ``labral curve``): the style
+sheet, an embedded PNG and an escaped table."""
 
 from __future__ import annotations
 
@@ -12,6 +13,14 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+#: The one style sheet of every report (readable from file://: nothing external).
+CSS = """
+body{font-family:sans-serif;margin:24px;max-width:1150px;color:#222}
+table{border-collapse:collapse;margin:8px 0 20px}td,th{border:1px solid #bbb;padding:3px 8px;
+font-size:13px;text-align:right}th{background:#eee}td:first-child,th:first-child{text-align:left}
+img{max-width:100%;border:1px solid #ddd;margin:4px}.note{color:#555;font-size:13px}
+"""
 
 
 def png(fig: plt.Figure) -> str:
