@@ -170,10 +170,10 @@ class Intake:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-        await self.reporter.stop()
-        with self._room:
+        with self._room:  # nothing is scored any more: no SR waits for scoring now
             self._backlog = 0
             self._room.notify_all()
+        await self.reporter.stop()
 
     # ---- receipt (any thread) ---------------------------------------------------------
     def receive(self, data: bytes, source: str, caller: str) -> Receipt:
