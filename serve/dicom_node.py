@@ -11,8 +11,9 @@ single-frame image never reaches the handler.
 
 A C-STORE is answered only after :meth:`Intake.receive` ran the reader's header checks and
 wrote the instance to the spool (fsync, then rename): success (0x0000) means it cannot be
-lost; it is scored afterwards, off the association. While more than ``dicom.max_backlog``
-instances wait for their result, the answer is held (:meth:`Intake.wait_for_room`). A
+lost; it is scored afterwards, off the association. While ``dicom.max_backlog``
+acknowledged instances wait for their result, the answer is held
+(:meth:`Intake.wait_for_room`; each result row lets one held answer go). A
 refused instance gets a failure status from :data:`DIMSE_STATUS` (the one mapping from
 labral's error codes to DIMSE) with the code in Error Comment, and its failure row is stored.
 """
@@ -190,6 +191,6 @@ class DicomNode:
             return answer
         assert receipt.entry is not None
         self.intake.enqueue_threadsafe(receipt.entry)
-        if not self.intake.wait_for_room():  # backpressure: the instance is already spooled
+        if not self.intake.wait_for_room(receipt.entry.id):  # backpressure: it is spooled
             log.warning("scoring backlog still full after the longest wait; acknowledging")
         return SUCCESS

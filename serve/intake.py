@@ -13,12 +13,13 @@ worker thread of the STOW route); scoring runs in asyncio tasks on the app's eve
 where the scoring service lives. Entries left in the spool by a crash are queued first when
 the workers start; one whose row is already stored goes straight to the report stage.
 
-Backlog: while more than ``dicom.max_backlog`` received instances wait for their result
-row, :meth:`Intake.wait_for_room` holds the C-STORE response (up to
+Backlog: while ``dicom.max_backlog`` acknowledged instances wait for their result row,
+:meth:`Intake.wait_for_room` holds the next C-STORE response (up to
 :data:`BACKLOG_WAIT_S`), so a sender faster than the model is slowed at the
 acknowledgement, as the HTTP path's clients are by waiting for their answers, instead of
-filling a queue that delays every result behind it. The instance is already in the spool
-while it waits.
+filling a queue that delays every result behind it. A held instance is already in the
+spool and queued for scoring; each result row lets one held answer go, so the model is
+fed steadily rather than in waves.
 """
 
 from __future__ import annotations
@@ -101,8 +102,8 @@ class Intake:
         archive: the SRs made.
         limits: read limits (the service's).
         workers: instances scored at once (they share the micro-batcher's model calls).
-        max_backlog: received instances waiting for their result row beyond which
-            :meth:`wait_for_room` holds acknowledgements.
+        max_backlog: acknowledged instances waiting for their result row at which
+            :meth:`wait_for_room` holds further acknowledgements.
         score_delay_s: test-only pause before each instance is scored.
         forwarder: where SRs go back to the PACS (``serve/forward.py``), or None.
     """
@@ -140,7 +141,8 @@ class Intake:
         self._scored: dict[str, Outcome] = {}  # submitted entries between score and report
         self._tries: dict[str, int] = {}
         self._recovered: set[str] = set()
-        self._backlog = 0  # received, no result row yet (any thread, under _room)
+        self._unscored: set[str] = set()  # received, no result row yet (under _room)
+        self._acked: set[str] = set()  # of those, acknowledged (under _room)
         self._room = threading.Condition()
 
     # ---- life cycle -------------------------------------------------------------------
@@ -158,7 +160,7 @@ class Intake:
             self._queue.put_nowait(entry)
         self._recovered = {entry.id for entry in pending}
         with self._room:
-            self._backlog += len(pending)
+            self._unscored.update(entry.id for entry in pending)
         if pending:
             log.info("spool: %d received, unscored instances go first", len(pending))
         self._tasks = [asyncio.create_task(self._work()) for _ in range(self.workers)]
@@ -171,7 +173,8 @@ class Intake:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
         with self._room:  # nothing is scored any more: no SR waits for scoring now
-            self._backlog = 0
+            self._unscored.clear()
+            self._acked.clear()
             self._room.notify_all()
         await self.reporter.stop()
 
@@ -206,27 +209,33 @@ class Intake:
         meta = {"source": source, "caller": caller, "received_at": time.time()}
         entry = self.spool.put(data, meta)
         with self._room:
-            self._backlog += 1
+            self._unscored.add(entry.id)
         sop_class, sop_instance = (str(header.get(t, "")) or None for t in UID_TAGS[:2])
         return Receipt(entry, None, sop_class, sop_instance)
 
-    def wait_for_room(self, timeout: float = BACKLOG_WAIT_S) -> bool:
-        """Block (an association thread) while more than ``max_backlog`` instances wait.
+    def wait_for_room(self, entry_id: str, timeout: float = BACKLOG_WAIT_S) -> bool:
+        """Block (an association thread) while ``max_backlog`` acknowledged instances wait
+        for their result row; then count ``entry_id`` as acknowledged (unless it already has
+        its row).
 
         Returns:
-            False when ``timeout`` passed with the backlog still full.
+            False when ``timeout`` passed with the backlog still full (it is acknowledged
+            all the same: it is in the spool).
         """
         with self._room:
-            return self._room.wait_for(lambda: self._backlog <= self.max_backlog, timeout)
+            free = self._room.wait_for(lambda: len(self._acked) < self.max_backlog, timeout)
+            if entry_id in self._unscored:
+                self._acked.add(entry_id)
+            return free
 
     @property
     def backlog(self) -> int:
         """Received instances without a result row yet."""
-        return self._backlog
+        return len(self._unscored)
 
     def busy(self) -> bool:
         """True while a received instance waits for its result row (SRs wait then)."""
-        return self._backlog > 0
+        return bool(self._unscored)
 
     def enqueue_threadsafe(self, entry: SpoolEntry) -> None:
         """Queue a spooled entry from any thread (it is scored at the next start otherwise)."""
@@ -271,7 +280,8 @@ class Intake:
             self._tries.pop(entry.id, None)
             self._recovered.discard(entry.id)
             with self._room:
-                self._backlog = max(0, self._backlog - 1)
+                self._unscored.discard(entry.id)
+                self._acked.discard(entry.id)
                 self._room.notify_all()
             if outcome is not None:  # None: its report is pending (see _reported)
                 self._resolve(entry.id, outcome)

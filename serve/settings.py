@@ -121,12 +121,13 @@ class DicomSettings(_Settings):
         allowed_callers: calling AE titles accepted; empty accepts any caller.
         workers: spooled instances scored at once; they share the micro-batcher's model
             calls, so ``max_batch`` of them fill one.
-        max_backlog: received instances waiting for their result row beyond which the node
-            holds its C-STORE answers (at most ``intake.BACKLOG_WAIT_S`` each), slowing
-            senders to the pace of the model. 2 keeps what is in flight to about one
-            instance per association, as with HTTP clients: under 8 associations, send ->
-            result p50 was 2.3-2.9x the HTTP path's at 8, 1.6x at 2 or 1
-            (``benchmarks/dicom_load.py``).
+        max_backlog: acknowledged instances waiting for their result row at which the
+            node holds further C-STORE answers (at most ``intake.BACKLOG_WAIT_S`` each;
+            each row lets one go), slowing senders to the pace of the model. Under 8
+            associations, send -> result p50 was 1.21-1.29x the HTTP path's at 8 clients
+            (``benchmarks/dicom_load.py``); counting every received instance instead, and
+            letting answers go only once that count fell to 2, gave 1.47-1.67x, and to 8,
+            2.3-2.9x.
         max_associations: concurrent associations.
         score_delay_s: test-only; wait this long before scoring each spooled instance.
         forward: where SRs are sent back.

@@ -29,8 +29,9 @@ def wait_until(predicate, timeout: float = 60.0) -> bool:
 def test_acknowledgements_wait_while_the_backlog_is_full(
     bundle_dir, tmp_path, instance_writer, ready_waiter
 ):
-    """With ``max_backlog=1``, a second waiting instance holds the answer until the first
-    has its result row; the held instance is already in the spool."""
+    """With ``max_backlog=1``, once one acknowledged instance waits for its result row, the
+    next answer is held until that row exists; the held instance is already in the spool
+    and queued, and a row frees one answer."""
     settings = ServeSettings(
         bundle=bundle_dir,
         state_dir=tmp_path,
@@ -39,17 +40,21 @@ def test_acknowledgements_wait_while_the_backlog_is_full(
     with TestClient(create_app(settings)) as client:
         ready_waiter(client)
         intake = client.app.state.stateful.intake
+        entries = []
         for index in (400, 401):
             receipt = intake.receive(instance_writer(index).read_bytes(), "cstore", "TEST@local")
             assert receipt.entry is not None and receipt.entry.path.is_file()
             intake.enqueue_threadsafe(receipt.entry)
+            entries.append(receipt.entry)
         assert intake.backlog == 2
-        assert intake.wait_for_room(timeout=0.1) is False  # both wait out the 1 s delay
+        assert intake.wait_for_room(entries[0].id, timeout=0.1) is True  # nothing acknowledged
+        assert intake.wait_for_room(entries[1].id, timeout=0.1) is False  # the first waits
         assert client.get("/v1/results").json()["total"] == 0
-        assert intake.wait_for_room(timeout=30) is True  # the first row frees the room
+        assert intake.wait_for_room(entries[1].id, timeout=30) is True  # its row frees room
         assert client.get("/v1/results").json()["total"] >= 1
         assert wait_until(lambda: client.get("/v1/results").json()["total"] == 2)
         assert intake.backlog == 0
+        assert intake.wait_for_room("scored-long-ago", timeout=0.1) is True  # room again
 
 
 def test_an_entry_scored_before_a_crash_gets_its_sr_without_a_second_score(
