@@ -120,3 +120,42 @@ def test_an_sr_waits_while_instances_wait_to_be_scored_but_not_past_its_deadline
     until_idle, until_deadline = asyncio.run(waits())
     assert 0.09 <= until_idle < 0.35
     assert 0.39 <= until_deadline < 0.9
+
+
+def test_a_killed_sr_process_is_replaced_and_the_next_sr_still_made(
+    bundle_dir, tmp_path, instance_writer, ready_waiter
+):
+    """SIGKILL the SR child between two instances: the second still gets its SR (a new
+    child), and neither instance is left in the spool."""
+    import os
+    import signal
+
+    settings = ServeSettings(bundle=bundle_dir, state_dir=tmp_path, dicom={"enabled": False})
+    with TestClient(create_app(settings)) as client:
+        ready_waiter(client)
+        intake = client.app.state.stateful.intake
+        entries = []
+        for index in (420, 421):
+            receipt = intake.receive(instance_writer(index).read_bytes(), "cstore", "TEST@local")
+            assert receipt.entry is not None
+            intake.enqueue_threadsafe(receipt.entry)
+            entries.append(receipt.entry)
+            assert wait_until(lambda e=receipt.entry: not e.path.exists())  # its SR is kept
+            if index == 420:  # kill the child that made the first SR
+                pids = list(intake.reporter._builder._processes)
+                assert len(pids) == 1
+                os.kill(pids[0], signal.SIGKILL)
+                assert wait_until(lambda p=pids[0]: _gone(p))
+        results = client.get("/v1/results").json()["results"]
+        after = list(intake.reporter._builder._processes)
+    assert len(results) == 2 and all(r["sr_key"] for r in results)
+    assert after and pids[0] not in after  # a new child made the second SR
+
+
+def _gone(pid: int) -> bool:
+    """True once ``pid`` is no longer a running process (a zombie counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split()[2] == "Z"
+    except FileNotFoundError:
+        return True
