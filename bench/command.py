@@ -30,7 +30,13 @@ from tqdm import tqdm
 from labral.bench import controls, evaluate, localisation, metrics, perturb, report, scoring, stats
 from labral.bench.distributed import leave_scoring_group, score_pass_distributed, world
 from labral.bench.gate import check_gate, validate_gate
-from labral.bench.outputs import hardware, versions, write_predictions, write_spatial_maps
+from labral.bench.outputs import (
+    hardware,
+    statistics_settings,
+    versions,
+    write_predictions,
+    write_spatial_maps,
+)
 from labral.bench.overlap import check_overlap
 from labral.bench.suites import resolve_suite
 from labral.bench.summary import print_summary
@@ -298,16 +304,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             for n, b in zip(names, bundles, strict=True)
         ],
         "settings": {
-            "bootstrap_n": boot_n,
-            "bootstrap_seed": boot_seed,
-            "ci_level": level,
-            "ci_min_patients_per_class": stats.MIN_PATIENTS_PER_CLASS,
-            "ece_bins": ece_bins,
+            **statistics_settings(boot_n, boot_seed, level, ece_bins),
             "localisation_tolerance": tolerance,
             "spatial_maps": spatial,
             "order_controls": list(control_passes),
-            "hip_rules": list(stats.HIP_RULES),
-            "reweight_prevalences": list(metrics.REWEIGHT_PREVALENCES),
         },
         "overlap": overlap,
         "versions": versions(),

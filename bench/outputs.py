@@ -13,9 +13,22 @@ from typing import Any
 import numpy as np
 import torch
 
-from labral.bench import scoring
+from labral.bench import metrics, scoring, stats
 
 VERSIONED_PACKAGES = ("labral", "torch", "numpy", "scikit-learn", "monai", "pydicom", "scipy")
+
+
+def statistics_settings(boot_n: int, boot_seed: int, level: float, ece_bins: int) -> dict:
+    """The statistical settings every ``results.json`` records (bootstrap, CI, hip rules)."""
+    return {
+        "bootstrap_n": boot_n,
+        "bootstrap_seed": boot_seed,
+        "ci_level": level,
+        "ci_min_patients_per_class": stats.MIN_PATIENTS_PER_CLASS,
+        "ece_bins": ece_bins,
+        "hip_rules": list(stats.HIP_RULES),
+        "reweight_prevalences": list(metrics.REWEIGHT_PREVALENCES),
+    }
 
 
 def hardware() -> dict[str, Any]:

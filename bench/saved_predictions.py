@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from labral.bench import evaluate, metrics, stats
+from labral.bench import evaluate, metrics
 from labral.bench.command import (
     RESULTS_SCHEMA_VERSION,
     _ci_level,
@@ -34,7 +34,7 @@ from labral.bench.command import (
     _unique_names,
 )
 from labral.bench.gate import GateFailedError, check_gate, validate_gate
-from labral.bench.outputs import versions
+from labral.bench.outputs import statistics_settings, versions
 from labral.bench.saved_report import THRESHOLD_METRICS, render
 from labral.bench.scoring import ModelScores
 from labral.errors import BadConfigError, BadManifestError
@@ -276,13 +276,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             for n, m in zip(names, models, strict=True)
         ],
         "settings": {
-            "bootstrap_n": boot_n,
-            "bootstrap_seed": boot_seed,
-            "ci_level": level,
-            "ci_min_patients_per_class": stats.MIN_PATIENTS_PER_CLASS,
-            "ece_bins": ece_bins,
-            "hip_rules": list(stats.HIP_RULES),
-            "reweight_prevalences": list(metrics.REWEIGHT_PREVALENCES),
+            **statistics_settings(boot_n, boot_seed, level, ece_bins),
             "threshold_rule": "decisions at each CSV's threshold column (its median where rows "
             "differ; at_row_thresholds uses each row's own), 0.5 without one",
         },

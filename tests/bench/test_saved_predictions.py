@@ -57,27 +57,10 @@ def write_csv(path: Path, rows: list[dict], columns: tuple[str, ...] = COLUMNS) 
     return path
 
 
-def compose_bench(tmp_path: Path, *overrides: str):
-    GlobalHydra.instance().clear()
-    with initialize_config_module(config_module="labral.configs", version_base="1.3"):
-        cfg = compose(
-            config_name="bench",
-            overrides=[
-                f"paths.root_dir={tmp_path}",
-                f"out={tmp_path / 'out'}",
-                "bootstrap.n=50",
-                *overrides,
-            ],
-        )
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(tmp_path / "run")
-    return cfg
-
-
-def test_metrics_equal_sklearn_overall_per_hip_and_per_fold(tmp_path: Path) -> None:
+def test_metrics_equal_sklearn_overall_per_hip_and_per_fold(tmp_path: Path, compose_bench) -> None:
     rows = cohort()
     csv_path = write_csv(tmp_path / "cv_run" / "oof_predictions.csv", rows)
-    results = command.run(compose_bench(tmp_path, f"predictions={csv_path}"))
+    results = command.run(compose_bench(tmp_path, [f"predictions={csv_path}"]))
     out = tmp_path / "out"
     assert json.loads((out / "results.json").read_text())["source"] == "saved_predictions"
     assert "Per fold (AUROC)" in (out / "report.html").read_text()
@@ -116,12 +99,12 @@ def test_metrics_equal_sklearn_overall_per_hip_and_per_fold(tmp_path: Path) -> N
     assert "cv_run" in text and "Hip-level AUROC" in text
 
 
-def test_two_csvs_give_a_paired_difference_in_any_row_order(tmp_path: Path) -> None:
+def test_two_csvs_give_a_paired_difference_in_any_row_order(tmp_path: Path, compose_bench) -> None:
     rows = cohort()
     sharp = [dict(r, probability=float(r["label"]) * 0.6 + 0.2) for r in rows]
     a = write_csv(tmp_path / "noisy" / "oof_predictions.csv", rows)
     b = write_csv(tmp_path / "sharp" / "oof_predictions.csv", sharp[::-1])  # reversed order
-    results = command.run(compose_bench(tmp_path, f"predictions=[{a},{b}]"))
+    results = command.run(compose_bench(tmp_path, [f"predictions=[{a},{b}]"]))
     comp = results["comparisons"][0]
     assert (comp["a"], comp["b"]) == ("noisy", "sharp")
     y = np.array([r["label"] for r in rows])
@@ -134,21 +117,21 @@ def test_two_csvs_give_a_paired_difference_in_any_row_order(tmp_path: Path) -> N
     assert "Paired tests of the AUROC difference" in report
 
 
-def test_mismatched_csvs_name_the_first_missing_clip(tmp_path: Path) -> None:
+def test_mismatched_csvs_name_the_first_missing_clip(tmp_path: Path, compose_bench) -> None:
     rows = cohort()
     a = write_csv(tmp_path / "a" / "oof.csv", rows)
     b = write_csv(tmp_path / "b" / "oof.csv", rows[1:])
     with pytest.raises(BadConfigError, match=r"b/oof.csv has no row for clip 'p0_c0.npy'"):
-        command.run(compose_bench(tmp_path, f"predictions=[{a},{b}]"))
+        command.run(compose_bench(tmp_path, [f"predictions=[{a},{b}]"]))
     relabelled = [dict(r, label=1 - r["label"]) if r["path"] == "p3_c1.npy" else r for r in rows]
     c = write_csv(tmp_path / "c" / "oof.csv", relabelled)
     with pytest.raises(BadConfigError, match=r"clip 'p3_c1.npy' has label 0 in .* but 1 in"):
-        command.run(compose_bench(tmp_path, f"predictions=[{a},{c}]"))
+        command.run(compose_bench(tmp_path, [f"predictions=[{a},{c}]"]))
 
 
-def test_bad_inputs_raise_typed_errors_that_name_the_problem(tmp_path: Path) -> None:
+def test_bad_inputs_raise_typed_errors_that_name_the_problem(tmp_path: Path, compose_bench) -> None:
     def bench(path: Path) -> None:
-        command.run(compose_bench(tmp_path, f"predictions={path}"))
+        command.run(compose_bench(tmp_path, [f"predictions={path}"]))
 
     rows = cohort()
     with pytest.raises(BadConfigError, match="no such file.*cv.folds"):
@@ -170,22 +153,22 @@ def test_bad_inputs_raise_typed_errors_that_name_the_problem(tmp_path: Path) -> 
     with pytest.raises(BadManifestError, match="has label 0.*both classes"):
         bench(write_csv(tmp_path / "one_class.csv", negatives))
     with pytest.raises(BadConfigError, match="not both"):
-        command.run(compose_bench(tmp_path, f"predictions={tmp_path / 'x.csv'}", "bundle=b"))
+        command.run(compose_bench(tmp_path, [f"predictions={tmp_path / 'x.csv'}", "bundle=b"]))
 
 
-def test_without_hip_or_fold_columns_and_the_gate(tmp_path: Path) -> None:
+def test_without_hip_or_fold_columns_and_the_gate(tmp_path: Path, compose_bench) -> None:
     rows = cohort()
     plain = write_csv(
         tmp_path / "plain" / "p.csv", rows, ("path", "patient", "label", "probability")
     )
-    results = command.run(compose_bench(tmp_path, f"predictions={plain}"))
+    results = command.run(compose_bench(tmp_path, [f"predictions={plain}"]))
     block = results["results"]["plain"]
     assert block["hip_level"] is None and block["per_fold"] == {}
     assert "at_row_thresholds" not in block and results["models"][0]["threshold"] == 0.5
     from labral.bench.gate import GateFailedError
 
     with pytest.raises(GateFailedError, match="auroc"):
-        command.run(compose_bench(tmp_path, f"predictions={plain}", "fail_under.auroc=0.999"))
+        command.run(compose_bench(tmp_path, [f"predictions={plain}", "fail_under.auroc=0.999"]))
     assert (tmp_path / "out" / "results.json").is_file()
 
 
