@@ -1,4 +1,5 @@
-"""Index and array helpers for clip transforms: frame resampling, windows and resizing.
+"""Index and array helpers for clip transforms: frame resampling, windows, resizing, and
+mapping model-frame relevance back onto the source frames.
 
 Plain functions on numpy arrays (no data dict); :mod:`labral.datasets.transforms` builds its
 MONAI transforms on them and re-exports them.
@@ -106,3 +107,39 @@ def resize_frames(frames: np.ndarray, size: Sequence[int]) -> np.ndarray:
         tensor = tensor.float()
     out = F.interpolate(tensor.unsqueeze(1), size=tuple(size), mode="bilinear", antialias=True)
     return out.reshape(*lead, *size).numpy().astype(frames.dtype, copy=False)
+
+
+def relevance_to_source_frames(
+    relevance: np.ndarray | torch.Tensor,
+    frame_index: np.ndarray | torch.Tensor,
+    num_source_frames: int,
+) -> np.ndarray:
+    """Map model-frame relevance back onto the frames of the original clip.
+
+    Args:
+        relevance: float (N, T) (or (T,)) relevance of every model frame.
+        frame_index: int (N, T) (or (T,)) source-frame index of every model frame.
+        num_source_frames: T of the original clip.
+
+    Returns:
+        float32 (num_source_frames,): the max over windows (and repeats) where a source frame
+        was sampled; elsewhere the value of the nearest sampled frame (ties: the earlier one).
+
+    Raises:
+        ValueError: shapes differ, or an index is outside [0, num_source_frames).
+    """
+    rel = np.asarray(torch.as_tensor(relevance).detach().cpu(), dtype=np.float32).reshape(-1)
+    idx = np.asarray(torch.as_tensor(frame_index).cpu(), dtype=np.int64).reshape(-1)
+    if rel.shape != idx.shape:
+        raise ValueError(f"relevance {rel.shape} and frame_index {idx.shape} differ in size")
+    if idx.size == 0 or idx.min() < 0 or idx.max() >= num_source_frames:
+        raise ValueError(f"frame_index must lie in [0, {num_source_frames}); got {idx}")
+    best = np.full(num_source_frames, -np.inf, dtype=np.float32)
+    np.maximum.at(best, idx, rel)
+    sampled = np.flatnonzero(np.isfinite(best))
+    pos = np.searchsorted(sampled, np.arange(num_source_frames))
+    left = sampled[np.clip(pos - 1, 0, len(sampled) - 1)]
+    right = sampled[np.clip(pos, 0, len(sampled) - 1)]
+    frames = np.arange(num_source_frames)
+    nearest = np.where(np.abs(frames - left) <= np.abs(right - frames), left, right)
+    return best[nearest]

@@ -28,7 +28,8 @@ item goes through exactly the transform the bundle carries.
 
 The index and resize helpers (``resample_indices``, ``window_indices``,
 ``evenly_spaced_starts``, ``resize_frames``) live in :mod:`labral.datasets.clip_ops` and are
-re-exported here.
+re-exported here; ``relevance_to_source_frames`` (model-frame relevance back onto the
+source clip) lives there too.
 """
 
 from __future__ import annotations
@@ -420,39 +421,3 @@ def build_train_transform(
     if seed is not None:  # after composing: Compose.__init__ reseeds its children
         pipeline.set_random_state(seed=seed)
     return pipeline
-
-
-def relevance_to_source_frames(
-    relevance: np.ndarray | torch.Tensor,
-    frame_index: np.ndarray | torch.Tensor,
-    num_source_frames: int,
-) -> np.ndarray:
-    """Map model-frame relevance back onto the frames of the original clip.
-
-    Args:
-        relevance: float (N, T) (or (T,)) relevance of every model frame.
-        frame_index: int (N, T) (or (T,)) source-frame index of every model frame.
-        num_source_frames: T of the original clip.
-
-    Returns:
-        float32 (num_source_frames,): the max over windows (and repeats) where a source frame
-        was sampled; elsewhere the value of the nearest sampled frame (ties: the earlier one).
-
-    Raises:
-        ValueError: shapes differ, or an index is outside [0, num_source_frames).
-    """
-    rel = np.asarray(torch.as_tensor(relevance).detach().cpu(), dtype=np.float32).reshape(-1)
-    idx = np.asarray(torch.as_tensor(frame_index).cpu(), dtype=np.int64).reshape(-1)
-    if rel.shape != idx.shape:
-        raise ValueError(f"relevance {rel.shape} and frame_index {idx.shape} differ in size")
-    if idx.size == 0 or idx.min() < 0 or idx.max() >= num_source_frames:
-        raise ValueError(f"frame_index must lie in [0, {num_source_frames}); got {idx}")
-    best = np.full(num_source_frames, -np.inf, dtype=np.float32)
-    np.maximum.at(best, idx, rel)
-    sampled = np.flatnonzero(np.isfinite(best))
-    pos = np.searchsorted(sampled, np.arange(num_source_frames))
-    left = sampled[np.clip(pos - 1, 0, len(sampled) - 1)]
-    right = sampled[np.clip(pos, 0, len(sampled) - 1)]
-    frames = np.arange(num_source_frames)
-    nearest = np.where(np.abs(frames - left) <= np.abs(right - frames), left, right)
-    return best[nearest]

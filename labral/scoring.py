@@ -31,7 +31,8 @@ import torch
 
 from labral.bundle import Bundle, calibrated_probability, decide, normalise_relevance
 from labral.datasets.clip import Clip
-from labral.datasets.transforms import build_eval_transform, relevance_to_source_frames
+from labral.datasets.clip_ops import relevance_to_source_frames
+from labral.datasets.transforms import build_eval_transform
 
 #: How many key frames a score names (the highest local maxima of its relevance).
 PEAK_FRAMES = 3

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from labral.datasets.clip import Clip
+from labral.datasets.clip_ops import relevance_to_source_frames
 from labral.datasets.transforms import (
     LoadCined,
     ResampleFPSd,
@@ -14,7 +15,6 @@ from labral.datasets.transforms import (
     build_eval_transform,
     build_train_transform,
     check_spec,
-    relevance_to_source_frames,
     resample_indices,
 )
 from labral.errors import BadConfigError, CorruptPixelDataError

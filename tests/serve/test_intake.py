@@ -26,6 +26,14 @@ def wait_until(predicate, timeout: float = 60.0) -> bool:
     return True
 
 
+def _receive(intake, path):
+    """C-STORE ``path`` as the node does: check and spool it, then queue it for scoring."""
+    receipt = intake.receive(path.read_bytes(), "cstore", "TEST@local")
+    assert receipt.entry is not None and receipt.entry.path.is_file()
+    intake.enqueue_threadsafe(receipt.entry)
+    return receipt.entry
+
+
 def test_acknowledgements_wait_while_the_backlog_is_full(
     bundle_dir, tmp_path, instance_writer, ready_waiter
 ):
@@ -40,12 +48,7 @@ def test_acknowledgements_wait_while_the_backlog_is_full(
     with TestClient(create_app(settings)) as client:
         ready_waiter(client)
         intake = client.app.state.stateful.intake
-        entries = []
-        for index in (400, 401):
-            receipt = intake.receive(instance_writer(index).read_bytes(), "cstore", "TEST@local")
-            assert receipt.entry is not None and receipt.entry.path.is_file()
-            intake.enqueue_threadsafe(receipt.entry)
-            entries.append(receipt.entry)
+        entries = [_receive(intake, instance_writer(index)) for index in (400, 401)]
         assert intake.backlog == 2
         assert intake.wait_for_room(entries[0].id, timeout=0.1) is True  # nothing acknowledged
         assert intake.wait_for_room(entries[1].id, timeout=0.1) is False  # the first waits
@@ -134,13 +137,9 @@ def test_a_killed_sr_process_is_replaced_and_the_next_sr_still_made(
     with TestClient(create_app(settings)) as client:
         ready_waiter(client)
         intake = client.app.state.stateful.intake
-        entries = []
         for index in (420, 421):
-            receipt = intake.receive(instance_writer(index).read_bytes(), "cstore", "TEST@local")
-            assert receipt.entry is not None
-            intake.enqueue_threadsafe(receipt.entry)
-            entries.append(receipt.entry)
-            assert wait_until(lambda e=receipt.entry: not e.path.exists())  # its SR is kept
+            entry = _receive(intake, instance_writer(index))
+            assert wait_until(lambda e=entry: not e.path.exists())  # its SR is kept
             if index == 420:  # kill the child that made the first SR
                 pids = list(intake.reporter._builder._processes)
                 assert len(pids) == 1
