@@ -37,15 +37,16 @@ def as_slice(index: np.ndarray) -> slice | np.ndarray:
     view, not a copy), else unchanged.
 
     Args:
-        index: int64 (N,) indices.
+        index: int64 (N,) indices (a few dozen: checked as Python ints, cheaper than numpy
+            calls at this size).
     """
-    if index.size == 0:
+    values = index.tolist()
+    if not values:
         return index
-    if index.size == 1:
-        return slice(int(index[0]), int(index[0]) + 1)
-    step = int(index[1] - index[0])
-    if step > 0 and np.array_equal(np.diff(index), np.full(index.size - 1, step)):
-        return slice(int(index[0]), int(index[-1]) + 1, step)
+    first = values[0]
+    step = values[1] - first if len(values) > 1 else 1
+    if step > 0 and values == list(range(first, first + step * len(values), step)):
+        return slice(first, values[-1] + 1, step)
     return index
 
 

@@ -1,8 +1,8 @@
 """Pixel data of a DICOM cine, from the parsed data set to grey uint8 frames (T, H, W).
 
-The reader (:mod:`labral.datasets.dicom_reader`) has checked the header, the limits and the
-decoder first. Here: the Pixel Data value (a view of the file's bytes where that is safe),
-its length against the header, and decoding to grey.
+The header, the limits and the decoder have been checked first
+(:func:`labral.datasets.dicom_header.read_header`). Here: the Pixel Data value (a view of the
+file's bytes where that is safe), its length against the header, and decoding to grey.
 
 Colour to grey: when the decoder hands back YCbCr (``YBR_FULL``/``YBR_FULL_422``, usual for
 JPEG) the luma plane Y is taken directly (it *is* BT.601 luma); RGB and PALETTE COLOR
@@ -24,6 +24,7 @@ from pydicom.pixels import apply_color_lut, get_decoder
 from pydicom.pixels.utils import get_expected_length
 from pydicom.uid import UID
 
+from labral.datasets.dicom_header import CineHeader
 from labral.errors import CorruptPixelDataError, LabralError
 
 #: JPEG Baseline and Extended: decoded by Pillow (libjpeg-turbo) where installed, not by
@@ -56,13 +57,13 @@ def pixel_bytes(ds: Dataset, fileobj: BinaryIO, syntax: UID) -> bytes | memoryvi
     return ds.PixelData
 
 
-def check_pixel_length(
-    ds: Dataset, syntax: UID, frames: int, data: bytes | memoryview | None = None
-) -> None:
+def check_pixel_length(header: CineHeader, data: bytes | memoryview | None = None) -> None:
     """Raise when the pixel data is missing, empty or shorter than the header declares.
 
-    ``data``: the value when already at hand (:func:`pixel_bytes`), else read from ``ds``.
+    ``data``: the value when already at hand (:func:`pixel_bytes`), else read from the data
+    set.
     """
+    ds, syntax, frames = header.ds, header.syntax, header.frames
     if data is None:
         if "PixelData" not in ds:
             raise CorruptPixelDataError("the DICOM object has no Pixel Data (7FE0,0010)")
@@ -83,7 +84,10 @@ def check_pixel_length(
                 "the file is truncated: export it again"
             )
         return
-    expected = get_expected_length(ds, unit="bytes")
+    if header.native_grey_8bit:  # one byte per pixel: what decode_gray views
+        expected = frames * header.rows * header.columns
+    else:
+        expected = get_expected_length(ds, unit="bytes")
     if len(data) < expected:
         raise CorruptPixelDataError(
             f"the Pixel Data has {len(data)} bytes but the header declares {expected} "
@@ -126,34 +130,45 @@ def _to_uint8(gray: np.ndarray, bits_stored: int) -> np.ndarray:
 
 
 def decode_gray(
-    ds: Dataset, syntax: UID, frames: int, pixels: bytes | memoryview | None = None
+    header: CineHeader, pixels: bytes | memoryview | None = None
 ) -> tuple[np.ndarray, str]:
     """Decode every frame to grey uint8 (T, H, W); colour frames one at a time to save memory.
 
     ``pixels``: the Pixel Data value when already at hand (:func:`pixel_bytes`).
+
+    Returns:
+        ``(grey, photometric)``: the frames and the photometric interpretation decoded.
     """
-    rows, cols = int(ds.Rows), int(ds.Columns)
-    stored_pi = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
-    bits_allocated = int(ds.get("BitsAllocated", 8))
-    bits_stored = int(ds.get("BitsStored", bits_allocated))
+    ds, frames, rows, cols = header.ds, header.frames, header.rows, header.columns
+    stored_pi = header.photometric or "MONOCHROME2"
+    meta: dict = {}
+    if header.native_grey_8bit:
+        # the pixels are the bytes already read (length checked by check_pixel_length): a
+        # read-only view, copied once when the clip is cropped
+        data = ds.PixelData if pixels is None else pixels
+        gray = np.frombuffer(data, np.uint8, frames * rows * cols).reshape(frames, rows, cols)
+    else:
+        gray, meta = _decode_with_pydicom(header, stored_pi)
+    gray8 = _to_uint8(gray, header.bits_stored)
+    if stored_pi == "MONOCHROME1":
+        gray8 = 255 - gray8
+    return gray8, str(meta.get("photometric_interpretation", stored_pi))
+
+
+def _decode_with_pydicom(header: CineHeader, stored_pi: str) -> tuple[np.ndarray, dict]:
+    """Everything but native 8-bit grey, through pydicom's decoders: (T, H, W) grey, meta."""
+    ds, syntax, frames = header.ds, header.syntax, header.frames
+    rows, cols = header.rows, header.columns
     decoder = get_decoder(syntax)
     plugin = "pillow" if str(syntax) in PILLOW_FIRST else ""
     if plugin not in decoder.available_plugins:
         plugin = ""  # pydicom's own order
-    colour = int(ds.get("SamplesPerPixel", 1)) == 3 or stored_pi == "PALETTE COLOR"
+    colour = header.samples == 3 or stored_pi == "PALETTE COLOR"
     try:
-        unsigned_8bit = bits_allocated == bits_stored == 8 and not ds.get("PixelRepresentation")
-        if not colour and not syntax.is_encapsulated and unsigned_8bit:
-            # native 8-bit grey: the pixels are the bytes already read (length checked by
-            # check_pixel_length); a read-only view, copied once when the clip is cropped
-            meta = {}
-            data = ds.PixelData if pixels is None else pixels
-            gray = np.frombuffer(data, np.uint8, frames * rows * cols)
-            gray = gray.reshape(frames, rows, cols)
-        elif not colour:
+        if not colour:
             arr, meta = decoder.as_array(ds, as_rgb=False, view_only=True, decoding_plugin=plugin)
-            gray = arr.reshape(frames, rows, cols)
-        elif not syntax.is_encapsulated:  # raw bytes already in memory: convert in chunks
+            return arr.reshape(frames, rows, cols), meta
+        if not syntax.is_encapsulated:  # raw bytes already in memory: convert in chunks
             arr, meta = decoder.as_array(ds, as_rgb=False, view_only=True)
             pi = str(meta.get("photometric_interpretation", stored_pi))
             arr = arr.reshape(frames, rows, cols, -1)
@@ -165,20 +180,16 @@ def decode_gray(
                 if gray is None:  # the dtype is known once the first chunk is converted
                     gray = np.empty((frames, rows, cols), chunk.dtype)
                 gray[start : start + 16] = chunk
-        else:  # compressed colour: one frame at a time, never the whole RGB clip in memory
-            eight_bit = bits_allocated <= 8
-            gray = np.empty((frames, rows, cols), np.uint8 if eight_bit else np.float32)
-            meta, decoded = {}, 0
-            frames_decoded = decoder.iter_array(ds, as_rgb=False, decoding_plugin=plugin)
-            for index, (arr, meta) in enumerate(frames_decoded):
-                frame = _to_gray(arr, str(meta.get("photometric_interpretation", stored_pi)), ds)
-                gray[index] = np.clip(frame, 0, 255) if eight_bit else frame
-                decoded = index + 1
-            if decoded < frames:
-                raise CorruptPixelDataError(
-                    f"only {decoded} of {frames} frames decoded; the file is truncated: "
-                    "export it again"
-                )
+            return gray, meta
+        # compressed colour: one frame at a time, never the whole RGB clip in memory
+        eight_bit = header.bits_allocated <= 8
+        gray = np.empty((frames, rows, cols), np.uint8 if eight_bit else np.float32)
+        meta, decoded = {}, 0
+        frames_decoded = decoder.iter_array(ds, as_rgb=False, decoding_plugin=plugin)
+        for index, (arr, meta) in enumerate(frames_decoded):
+            frame = _to_gray(arr, str(meta.get("photometric_interpretation", stored_pi)), ds)
+            gray[index] = np.clip(frame, 0, 255) if eight_bit else frame
+            decoded = index + 1
     except LabralError:
         raise
     except Exception as error:  # decoders raise many types on damaged data
@@ -186,7 +197,8 @@ def decode_gray(
             f"decoding the {syntax.name} pixel data failed ({type(error).__name__}: {error}); "
             "the file is corrupt or truncated: export it again"
         ) from error
-    gray8 = _to_uint8(gray, bits_stored)
-    if stored_pi == "MONOCHROME1":
-        gray8 = 255 - gray8
-    return gray8, str(meta.get("photometric_interpretation", stored_pi))
+    if decoded < frames:
+        raise CorruptPixelDataError(
+            f"only {decoded} of {frames} frames decoded; the file is truncated: export it again"
+        )
+    return gray, meta

@@ -23,15 +23,10 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
-from labral.datasets.dicom_reader import (
-    VIDEO_SYNTAXES,
-    _check_decoder,
-    _check_is_us_cine,
-    _transfer_syntax,
-)
+from labral.datasets.dicom_header import read_header
 from labral.datasets.limits import ReadLimits
 from labral.datasets.reader import read_cine, sniff_format
-from labral.errors import CorruptPixelDataError, LabralError, NotDicomError
+from labral.errors import LabralError, NotDicomError
 
 _PARSE_ERRORS = (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, AttributeError)
 
@@ -109,19 +104,7 @@ def _read_header(found: ScannedFile, limits: ReadLimits) -> None:
         " ".join(t for t in (_text(ds, "Manufacturer"), _text(ds, "ManufacturerModelName")) if t)
         or None
     )
-    frames = _check_is_us_cine(ds)
-    try:
-        rows, cols = int(ds.Rows), int(ds.Columns)
-        samples = int(ds.get("SamplesPerPixel", 1))
-        bits = int(ds.get("BitsAllocated", 8))
-    except (AttributeError, TypeError, ValueError) as error:
-        raise CorruptPixelDataError(
-            "Rows, Columns or Bits Allocated is missing or not a number in the header"
-        ) from error
-    limits.check_shape(frames, rows, cols, samples, max(1, bits // 8))
-    syntax = _transfer_syntax(ds)
-    if str(syntax) not in VIDEO_SYNTAXES:
-        _check_decoder(syntax)
+    read_header(ds, limits)
 
 
 def scan_file(path: Path, rel: str, *, limits: ReadLimits, decode: bool) -> ScannedFile:

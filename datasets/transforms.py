@@ -189,7 +189,7 @@ class ResampleFPSd(MapTransform):
         take = as_slice(index)  # evenly spaced (every frame, every other...): a view
         for key in keys:
             d[key] = d[key][take]
-        d["frame_index"] = np.asarray(d["frame_index"])[index]
+        d["frame_index"] = np.asarray(d["frame_index"])[take]
         d["fps"] = self.target_fps
         return d
 
@@ -220,7 +220,9 @@ class SampleFramesd(Randomizable, MapTransform):
         ``"random"`` (training): one window at a random start -> (length, H, W).
         ``"windows"`` (evaluation): ``windows`` evenly spaced windows (one = the centre
         window) -> (N, length, H, W); ``"frame_index"`` becomes (N, length).
-    A clip shorter than ``length`` repeats its last frame.
+    A clip shorter than ``length`` repeats its last frame. One evaluation window of
+    consecutive frames is a view of the input (the next transform, :class:`ScaleUint8d`,
+    makes the new array); training windows are copies, since augmentations follow.
     """
 
     def __init__(
@@ -247,8 +249,12 @@ class SampleFramesd(Randomizable, MapTransform):
             index = window_indices(
                 num, self.length, evenly_spaced_starts(num, self.length, self.windows)
             )
-        for key in keys:
-            d[key] = d[key][index]
+        one_run = as_slice(index[0]) if self.mode == "windows" and len(index) == 1 else None
+        for key in keys:  # evaluation, one window of consecutive frames: a view; else a copy
+            if isinstance(one_run, slice):
+                d[key] = d[key][one_run][None]
+            else:
+                d[key] = d[key][index]
         d["frame_index"] = np.asarray(d["frame_index"])[index]
         return d
 

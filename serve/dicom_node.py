@@ -29,7 +29,7 @@ from pynetdicom import AE, evt
 from pynetdicom._globals import ALL_TRANSFER_SYNTAXES
 from pynetdicom.sop_class import Verification
 
-from labral.datasets.dicom_reader import US_MULTIFRAME, US_MULTIFRAME_RETIRED, VIDEO_SYNTAXES
+from labral.datasets.dicom_header import US_MULTIFRAME, US_MULTIFRAME_RETIRED, VIDEO_SYNTAXES
 from labral.errors import LabralError, NotACineError, NotUltrasoundError, OverLimitError
 from labral.serve.errors import READER_ERRORS
 from labral.serve.intake import Intake

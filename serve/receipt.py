@@ -12,8 +12,8 @@ import io
 import pydicom
 
 from labral.datasets import dicom_pixels, dicom_reader
+from labral.datasets.dicom_header import read_header
 from labral.datasets.limits import ReadLimits
-from labral.errors import CorruptPixelDataError
 
 #: The UIDs a receipt reads: SOP Class and SOP Instance (for the sender's answer) and the
 #: Study Instance UID (keyed into a failure row's ``study_key``).
@@ -25,7 +25,7 @@ def check_header(data: bytes, limits: ReadLimits) -> pydicom.Dataset:
 
     Modality, frame count, :class:`ReadLimits`, an installed decoder for the transfer
     syntax and the length of the pixel data (the number of compressed frames), all through
-    the reader's own checks (``labral.datasets.dicom_reader``).
+    the reader's own checks (:func:`labral.datasets.dicom_header.read_header`).
 
     Args:
         data: a DICOM Part 10 file.
@@ -40,19 +40,9 @@ def check_header(data: bytes, limits: ReadLimits) -> pydicom.Dataset:
     """
     limits.check_input_size(len(data))
     ds = dicom_reader._read_dataset(io.BytesIO(data))
-    frames = dicom_reader._check_is_us_cine(ds)
-    try:
-        rows, cols = int(ds.Rows), int(ds.Columns)
-        samples, bits = int(ds.get("SamplesPerPixel", 1)), int(ds.get("BitsAllocated", 8))
-    except (AttributeError, TypeError, ValueError) as error:
-        raise CorruptPixelDataError(
-            "Rows, Columns or Bits Allocated is missing or not a number in the header"
-        ) from error
-    limits.check_shape(frames, rows, cols, samples, max(1, bits // 8))
-    syntax = dicom_reader._transfer_syntax(ds)
-    if str(syntax) not in dicom_reader.VIDEO_SYNTAXES:
-        dicom_reader._check_decoder(syntax)
-        dicom_pixels.check_pixel_length(ds, syntax, frames)
+    header = read_header(ds, limits)
+    if not header.is_video:
+        dicom_pixels.check_pixel_length(header)
     return ds
 
 

@@ -13,7 +13,7 @@ import pydicom
 import pytest
 from PIL import Image
 
-from labral.datasets import dicom_reader
+from labral.datasets import dicom_header
 from labral.datasets.reader import ReadLimits, read_cine
 from labral.errors import (
     CorruptPixelDataError,
@@ -91,7 +91,7 @@ def test_missing_decoder_names_the_package(rd, base_dicom, monkeypatch):
     out = base_dicom.with_name("jpeg.dcm")
     rd.dcmtk("dcmcjpeg", "+eb", base_dicom, out)
     fake = SimpleNamespace(is_available=False, missing_dependencies=["pylibjpeg"])
-    monkeypatch.setattr(dicom_reader, "get_decoder", lambda syntax: fake)
+    monkeypatch.setattr(dicom_header, "get_decoder", lambda syntax: fake)
     with pytest.raises(UnsupportedTransferSyntaxError, match="pip install pylibjpeg"):
         read_cine(out)
 

@@ -55,7 +55,7 @@ def test_native_pixels_over_the_defer_size_are_a_view_of_the_file_bytes(rd, tmp_
     copy) and decode exactly as pydicom does; deflated ones are read through pydicom."""
     from pydicom.uid import UID
 
-    from labral.datasets import dicom_pixels, dicom_reader
+    from labral.datasets import dicom_header, dicom_pixels, dicom_reader
     from labral.datasets.synth.dicom_writer import write_cine_dicom
     from labral.datasets.synth.generate import draw_patient, generate_clip
 
@@ -65,7 +65,7 @@ def test_native_pixels_over_the_defer_size_are_a_view_of_the_file_bytes(rd, tmp_
     rd.dcmtk("dcmconv", option, source, out)
     data = io.BytesIO(out.read_bytes())
     ds = dicom_reader._read_dataset(data)
-    syntax = dicom_reader._transfer_syntax(ds)
+    syntax = dicom_header.transfer_syntax(ds)
     pixels = dicom_pixels.pixel_bytes(ds, data, UID(syntax))
     assert len(pixels) > dicom_reader.DEFER_BYTES
     assert isinstance(pixels, memoryview) == (option != "+td")
