@@ -100,7 +100,7 @@ def read_dicom(fileobj: BinaryIO, *, limits: ReadLimits, default_fps: float) -> 
         UnsupportedTransferSyntaxError, CorruptPixelDataError.
     """
     ds = _read_dataset(fileobj)  # pixel data deferred: nothing decoded yet
-    if not any(k in ds for k in ("SOPClassUID", "Modality", "Rows")):
+    if not any(tag in ds for tag in (0x00080016, 0x00080060, 0x00280010)):  # SOP Class ...
         raise NotDicomError(
             "the data parsed as DICOM holds no SOP Class, Modality or image attributes; "
             "send an ultrasound cine DICOM file"
@@ -110,7 +110,7 @@ def read_dicom(fileobj: BinaryIO, *, limits: ReadLimits, default_fps: float) -> 
     if not getattr(ds, "file_meta", None) or "TransferSyntaxUID" not in ds.file_meta:
         ds.file_meta = getattr(ds, "file_meta", None) or pydicom.dataset.FileMetaDataset()
         ds.file_meta.TransferSyntaxUID = syntax
-    if "PixelData" not in ds:
+    if 0x7FE00010 not in ds:  # Pixel Data
         raise CorruptPixelDataError("the DICOM object has no Pixel Data (7FE0,0010)")
     pixels = pixel_bytes(ds, fileobj, syntax)
     if pixels is None or len(pixels) == 0:

@@ -200,13 +200,12 @@ def read_cine(
         limits.check_input_size(len(data))
         return _read_stream(io.BytesIO(data), limits=limits, default_fps=default_fps)
     if isinstance(source, str | os.PathLike):
-        path = Path(source)
-        size = path.stat().st_size
-        limits.check_input_size(size)
-        if size <= READ_WHOLE_BYTES:  # one read; parsing and pixel access then stay in memory
-            data = io.BytesIO(path.read_bytes())
-            return _read_stream(data, limits=limits, default_fps=default_fps)
-        with path.open("rb") as fileobj:
+        with Path(source).open("rb") as fileobj:
+            size = os.fstat(fileobj.fileno()).st_size
+            limits.check_input_size(size)
+            if size <= READ_WHOLE_BYTES:  # one read; parsing and pixel access stay in memory
+                data = io.BytesIO(fileobj.read())
+                return _read_stream(data, limits=limits, default_fps=default_fps)
             return _read_stream(fileobj, limits=limits, default_fps=default_fps)
     raise UnsupportedMediaError(
         f"read_cine takes a path, bytes or a uint8 array, not {type(source).__name__}"

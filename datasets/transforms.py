@@ -17,7 +17,7 @@ removed before resizing), and both are a :class:`ClipPipeline`: one deterministi
 head followed by a tail::
 
     head (both):   LoadCined -> ResampleFPSd -> ResizeClipd        uint8 "frames" (T', h, w)
-    eval tail:     SampleFramesd(windows) -> ScaleUint8d -> ToClipTensord  (N, 1, T, h, w)
+    eval tail:     SampleFramesd(windows) -> ToClipTensord (scales uint8)   (N, 1, T, h, w)
     train tail:    SampleFramesd(random) -> augmentations -> ToClipTensord    (1, T, h, w)
 
 :func:`build_eval_transform` (serve, bench, training-time evaluation) and
@@ -124,6 +124,10 @@ class ResizeClip(Transform):
         return resize_frames(frames, self.size)
 
 
+#: uint8 grey level -> [0, 1]: ``level * UINT8_SCALE`` in float32, wherever frames are scaled.
+UINT8_SCALE = np.float32(1 / 255)
+
+
 class ScaleUint8(Transform):
     """Array transform: uint8 [0, 255] -> float32 [0, 1] (fixed scale, not per-clip min-max).
 
@@ -133,7 +137,7 @@ class ScaleUint8(Transform):
     def __call__(self, frames: np.ndarray) -> np.ndarray:
         """Args: frames uint8 (...). Returns: float32 (...) in [0, 1]."""
         if frames.dtype == np.uint8:  # one pass; the same values as astype, then multiply
-            return np.multiply(frames, np.float32(1 / 255), dtype=np.float32)
+            return np.multiply(frames, UINT8_SCALE, dtype=np.float32)
         return np.clip(frames, 0.0, 1.0).astype(np.float32, copy=False)
 
 
@@ -221,7 +225,7 @@ class SampleFramesd(Randomizable, MapTransform):
         ``"windows"`` (evaluation): ``windows`` evenly spaced windows (one = the centre
         window) -> (N, length, H, W); ``"frame_index"`` becomes (N, length).
     A clip shorter than ``length`` repeats its last frame. One evaluation window of
-    consecutive frames is a view of the input (the next transform, :class:`ScaleUint8d`,
+    consecutive frames is a view of the input (the next transform, :class:`ToClipTensord`,
     makes the new array); training windows are copies, since augmentations follow.
     """
 
@@ -277,8 +281,8 @@ class ToClipTensord(MapTransform):
     """``"frames"`` (T, H, W) or (N, T, H, W) -> ``"image"`` float32 (1, T, H, W) / (N, 1, T, H, W).
 
     Float frames must already lie in [0, 1] (:class:`ScaleUint8d` and every augmentation
-    clip to it); uint8 frames are scaled by 1/255 here. Also turns ``"frame_index"`` into an
-    int64 tensor. ``"frames"`` is removed.
+    clip to it); uint8 frames are scaled here by :class:`ScaleUint8`. Also turns
+    ``"frame_index"`` into an int64 tensor. ``"frames"`` is removed.
     """
 
     def __init__(self, keys: KeysLike = "frames", output_key: str = "image") -> None:
@@ -388,7 +392,6 @@ def build_eval_transform(spec: Mapping[str, Any], reader: Reader | None = None) 
     spec = check_spec(spec)
     tail = [
         SampleFramesd("frames", length=spec["frames"], mode="windows", windows=spec["windows"]),
-        ScaleUint8d("frames"),
         ToClipTensord("frames"),
     ]
     return ClipPipeline(_cacheable_head(spec, reader), tail)
