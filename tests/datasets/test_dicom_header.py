@@ -1,6 +1,9 @@
-"""header_value converts raw elements itself; it must give exactly what pydicom's own access
-gives, in every native encoding, in sequence items, in the file's character set, and for
-elements pydicom has to repair (VR UN)."""
+"""The reader's shortcuts through pydicom must give exactly what pydicom gives.
+
+header_value converts raw elements itself: in every native encoding, in sequence items, in
+the file's character set, and for elements pydicom has to repair (VR UN).
+_parse_plain_part10 calls pydicom's readers without dcmread around them: the same data set
+for plain Part 10 files, and dcmread for the rest."""
 
 from __future__ import annotations
 
@@ -82,3 +85,38 @@ def test_read_header_reads_the_image_attributes_once_and_typed(base_dicom):
     assert header.native_grey_8bit and not header.is_video
     (region,) = dicom_header.regions_from_header(header)
     assert (region.x0, region.y0, region.x1, region.y1) == (12, 8, 67, 55)
+
+
+@pytest.mark.parametrize(
+    ("tool", "option", "plain"),
+    [
+        ("dcmconv", "+ti", True),
+        ("dcmconv", "+te", True),
+        ("dcmconv", "+tb", True),
+        ("dcmcjpeg", "+eb", True),  # encapsulated JPEG Baseline
+        ("dcmconv", "+td", False),  # deflated: dcmread inflates it
+    ],
+)
+def test_the_plain_part10_parse_is_dcmreads_parse(rd, base_dicom, tool, option, plain):
+    """Every element, the meta group and the encoding as dcmread gives them; files that are
+    not plain Part 10 are left to dcmread."""
+    path = base_dicom.with_name(f"{tool}{option}.dcm")
+    rd.dcmtk(tool, option, base_dicom, path)
+    data = path.read_bytes()
+    fast = dicom_reader._parse_plain_part10(io.BytesIO(data))
+    assert (fast is not None) == plain
+    parsed = dicom_reader._read_dataset(io.BytesIO(data))
+    reference = pydicom.dcmread(io.BytesIO(data), defer_size=dicom_reader.DEFER_BYTES)
+    assert parsed.original_encoding == reference.original_encoding
+    assert parsed.file_meta == reference.file_meta
+    assert [e.tag for e in parsed] == [e.tag for e in reference]
+    for keyword in _keywords(reference):
+        assert parsed[keyword].value == reference[keyword].value, keyword
+    assert parsed.PixelData == reference.PixelData  # the deferred read works from the buffer
+
+
+def test_a_file_without_preamble_is_parsed_by_dcmread(rd, base_dicom):
+    data = base_dicom.read_bytes()[132:]  # the meta group first, no preamble and no DICM
+    assert dicom_reader._parse_plain_part10(io.BytesIO(data)) is None
+    parsed = dicom_reader._read_dataset(io.BytesIO(data))
+    assert parsed.Rows == 64 and parsed.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
