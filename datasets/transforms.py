@@ -238,6 +238,15 @@ class SampleFramesd(Randomizable, MapTransform):
         self.length, self.mode, self.windows = int(length), mode, int(windows)
         self._start = 0
 
+    def set_random_state(
+        self, seed: int | None = None, state: np.random.RandomState | None = None
+    ) -> SampleFramesd:
+        """MONAI's seeding in training mode; evaluation windows draw nothing, so no generator
+        is built (numpy takes about 0.1 ms for one)."""
+        if self.mode == "windows":
+            return self
+        return super().set_random_state(seed=seed, state=state)
+
     def randomize(self, data: int) -> None:
         """Draw the window start for a clip of ``data`` frames (training mode)."""
         self._start = int(self.R.randint(0, max(0, data - self.length) + 1))
@@ -342,6 +351,24 @@ class ClipCompose(Compose):
 
     def __len__(self) -> int:
         return len(self.transforms)
+
+    def set_random_state(
+        self, seed: int | None = None, state: np.random.RandomState | None = None
+    ) -> ClipCompose:
+        """MONAI's seeding of every random child; a compose with none builds no generator
+        (an evaluation pipeline built five, about 0.6 ms per data set)."""
+        if not any(_draws_random(t) for t in self.transforms):
+            return self
+        return super().set_random_state(seed=seed, state=state)
+
+
+def _draws_random(transform: Any) -> bool:
+    """Whether ``transform`` uses a random generator (evaluation windows do not)."""
+    if isinstance(transform, SampleFramesd):
+        return transform.mode == "random"
+    if isinstance(transform, Compose):
+        return any(_draws_random(t) for t in transform.transforms)
+    return isinstance(transform, Randomizable)
 
 
 class ClipPipeline(ClipCompose):
