@@ -23,7 +23,7 @@ from functools import cache
 from typing import Any
 
 import numpy as np
-from pydicom.charset import convert_encodings
+from pydicom.charset import convert_encodings, default_encoding
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
@@ -110,6 +110,12 @@ def header_value(
     return ds.get(tag, default).value if tag in ds else default
 
 
+def character_sets(ds: Dataset) -> list[str]:
+    """The Python codecs of Specific Character Set (0008,0005); ISO 646 when it is absent."""
+    charset = header_value(ds, "SpecificCharacterSet")
+    return convert_encodings(charset) if charset else [default_encoding]
+
+
 def _int(value: Any, default: int) -> int:
     """An integer header value; ``default`` when it is absent or empty."""
     return default if value is None or value == "" else int(value)
@@ -168,9 +174,9 @@ class CineHeader:
 def transfer_syntax(ds: Dataset) -> UID:
     """The transfer syntax: the file meta's, else the encoding the data set was parsed with."""
     meta = getattr(ds, "file_meta", None)
-    uid = meta.get("TransferSyntaxUID") if meta is not None else None
+    uid = header_value(meta, "TransferSyntaxUID") if meta is not None else None
     if uid:
-        return UID(str(uid))
+        return uid if isinstance(uid, UID) else UID(str(uid))
     implicit, little = getattr(ds, "original_encoding", (True, True))
     if implicit:
         return UID("1.2.840.10008.1.2")
@@ -231,8 +237,7 @@ def read_header(ds: Dataset, limits: ReadLimits) -> CineHeader:
         NotUltrasoundError, NotACineError, CorruptPixelDataError, OverLimitError,
         UnsupportedTransferSyntaxError.
     """
-    charset = header_value(ds, "SpecificCharacterSet")
-    encodings = convert_encodings(charset) if charset else ["iso8859"]
+    encodings = character_sets(ds)
 
     def value(keyword: str, default: Any = None) -> Any:
         return header_value(ds, keyword, default, encodings)

@@ -23,7 +23,12 @@ from pydicom.uid import UID
 from pydicom.values import converters
 
 from labral.datasets.clip import Clip
-from labral.datasets.dicom_header import frame_rate, read_header, regions_from_header
+from labral.datasets.dicom_header import (
+    character_sets,
+    frame_rate,
+    read_header,
+    regions_from_header,
+)
 from labral.datasets.dicom_pixels import check_pixel_length, decode_gray, pixel_bytes
 from labral.datasets.limits import ReadLimits
 from labral.datasets.regions import locate_tissue_region
@@ -82,7 +87,7 @@ def _parse_plain_part10(fileobj: BinaryIO) -> FileDataset | None:
     implicit, little = syntax.is_implicit_VR, syntax.is_little_endian
     body = read_dataset(fileobj, implicit, little, defer_size=DEFER_BYTES)
     ds = FileDataset(fileobj, body, preamble, FileMetaDataset(meta), implicit, little)
-    ds.set_original_encoding(implicit, little, body._character_set)
+    ds.set_original_encoding(implicit, little, character_sets(body))
     return ds
 
 
