@@ -18,6 +18,8 @@ epoch is mostly these reads.
 
 Cache key = SHA-256 of (absolute path, file size, mtime_ns, preprocessing spec
 {fps, size, crop}, cache version): a rewritten file or a new fps/size/crop misses the cache.
+The path is the absolute path as given, links not resolved: a file reached through two
+different links is cached twice, and a key costs one ``stat``.
 """
 
 from __future__ import annotations
@@ -57,10 +59,10 @@ def cache_key(path: str | Path, spec: Mapping[str, Any]) -> str:
 
 
 def _key(path: str | Path, preprocess: dict[str, Any]) -> str:
-    resolved = os.path.realpath(path)  # what Path.resolve() gives, without the Path objects
-    stat = os.stat(resolved)
+    absolute = os.path.abspath(path)  # not realpath: its lstat per folder was most of a key
+    stat = os.stat(absolute)
     identity = {
-        "path": resolved,
+        "path": absolute,
         "size": stat.st_size,
         "mtime_ns": stat.st_mtime_ns,
         "preprocess": preprocess,
