@@ -247,3 +247,17 @@ def test_as_slice_selects_the_same_frames_as_the_index(index):
     np.testing.assert_array_equal(frames[take], frames[index])
     regular = len(index) > 0 and (len(index) == 1 or (np.diff(index) == index[1] - index[0]).all())
     assert isinstance(take, slice) == bool(regular and (len(index) == 1 or index[1] > index[0]))
+
+
+def test_uint8_scaling_in_the_tensor_step_equals_scale_uint8_for_every_level():
+    """ToClipTensord scales in torch, ScaleUint8 (training) in numpy: the same 256 values,
+    and the input frames (a cached item's array) are left as they were."""
+    from labral.datasets.transforms import ScaleUint8, ToClipTensord
+
+    levels = np.arange(256, dtype=np.uint8).reshape(1, 4, 8, 8)
+    kept = levels.copy()
+    image = ToClipTensord()({"frames": levels, "frame_index": np.zeros((1, 4))})["image"]
+    np.testing.assert_array_equal(image.numpy()[:, 0], ScaleUint8()(levels))
+    np.testing.assert_array_equal(levels, kept)
+    image[...] = 0  # the tensor owns its memory
+    np.testing.assert_array_equal(levels, kept)
