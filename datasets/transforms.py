@@ -40,8 +40,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from monai.transforms import Compose, MapTransform, Randomizable, Transform
-from monai.transforms.traits import LazyTrait
+from monai.transforms import MapTransform, Randomizable, Transform
 
 from labral.datasets.clip import Clip
 from labral.datasets.clip_ops import (
@@ -51,7 +50,8 @@ from labral.datasets.clip_ops import (
     resize_frames,
     window_indices,
 )
-from labral.errors import BadConfigError, LabralError
+from labral.datasets.compose import ClipPipeline
+from labral.errors import BadConfigError
 
 KeysLike = Hashable | Sequence[Hashable]
 Reader = Callable[[Any], Clip]
@@ -238,6 +238,11 @@ class SampleFramesd(Randomizable, MapTransform):
         self.length, self.mode, self.windows = int(length), mode, int(windows)
         self._start = 0
 
+    @property
+    def draws_random(self) -> bool:
+        """Training windows draw their start; evaluation windows are fixed."""
+        return self.mode == "random"
+
     def set_random_state(
         self, seed: int | None = None, state: np.random.RandomState | None = None
     ) -> SampleFramesd:
@@ -315,86 +320,6 @@ class ToClipTensord(MapTransform):
             d[self.output_key] = image.unsqueeze(-4)
         d["frame_index"] = torch.as_tensor(np.asarray(d["frame_index"]), dtype=torch.int64)
         return d
-
-
-class ClipCompose(Compose):
-    """MONAI ``Compose`` that lets labral's typed errors through.
-
-    MONAI wraps any exception raised inside a transform in ``RuntimeError("applying
-    transform ...")``; callers (the CLI, the service, the data set's skip list) need the
-    original :class:`~labral.errors.LabralError` and its code, so it is re-raised unwrapped.
-    ``len()`` counts this compose's own transforms: MONAI's builds a new ``Compose`` of
-    them, which reseeds every random child.
-
-    A data dict run eagerly (not lazy, not ``threading``: every call labral makes) goes
-    through the transforms in a plain loop: MONAI's dispatch around each transform
-    (pending lazy operations, item mapping, logging) has nothing to do for one dict of
-    arrays and cost about 40 us per clip, a tenth of decoding an uncompressed one.
-    """
-
-    def __call__(  # noqa: D102 - the class docstring says what changes
-        self,
-        input_: Any,
-        start: int = 0,
-        end: int | None = None,
-        threading: bool = False,
-        lazy: bool | None = None,
-    ) -> Any:
-        eager = not (self.lazy if lazy is None else lazy)
-        if eager and not threading and isinstance(input_, Mapping):
-            for transform in self.transforms[start:end]:
-                lazy_capable = isinstance(transform, LazyTrait)
-                input_ = transform(input_, lazy=False) if lazy_capable else transform(input_)
-            return input_
-        try:
-            return super().__call__(input_, start=start, end=end, threading=threading, lazy=lazy)
-        except RuntimeError as exc:
-            cause: BaseException | None = exc
-            while cause is not None and not isinstance(cause, LabralError):
-                cause = cause.__cause__
-            if cause is None:
-                raise
-            raise cause from None
-
-    def __len__(self) -> int:
-        return len(self.transforms)
-
-    def set_random_state(
-        self, seed: int | None = None, state: np.random.RandomState | None = None
-    ) -> ClipCompose:
-        """MONAI's seeding of every random child; a compose with none builds no generator
-        (an evaluation pipeline built five, about 0.6 ms per data set)."""
-        if not any(_draws_random(t) for t in self.transforms):
-            return self
-        return super().set_random_state(seed=seed, state=state)
-
-
-def _draws_random(transform: Any) -> bool:
-    """Whether ``transform`` uses a random generator (evaluation windows do not)."""
-    if isinstance(transform, SampleFramesd):
-        return transform.mode == "random"
-    if isinstance(transform, Compose):
-        return any(_draws_random(t) for t in transform.transforms)
-    return isinstance(transform, Randomizable)
-
-
-class ClipPipeline(ClipCompose):
-    """A clip transform in two parts: the cacheable ``head``, then the ``tail``.
-
-    ``pipeline(d)`` equals ``pipeline.tail(pipeline.head(d))``: the head's transforms are the
-    first transforms of the pipeline (the same objects), so whatever caches the head's output
-    and runs the tail gets exactly what the whole pipeline gives.
-
-    Args:
-        head: deterministic transforms from ``{"clip": source}`` to uint8 ``"frames"``
-            (T', h, w), ``"frame_index"`` int64 (T',), ``"fps"``, ``"num_source_frames"``.
-        tail: the transforms after it, ending with ``"image"`` float32.
-    """
-
-    def __init__(self, head: Sequence[Callable], tail: Sequence[Callable]) -> None:
-        self.head = ClipCompose(list(head))
-        self.tail = ClipCompose(list(tail))
-        super().__init__([*self.head.transforms, *self.tail.transforms])
 
 
 def _cacheable_head(spec: dict[str, Any], reader: Reader | None) -> list[Callable]:
