@@ -99,15 +99,16 @@ class ClipCache:
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         if self.cache_dir is not None:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
+        self._folder = "" if self.cache_dir is None else str(self.cache_dir)
         self.in_memory = in_memory or self.cache_dir is None
         self.head = head or build_eval_transform(spec, reader).head
         self.memory: dict[str, dict[str, Any]] = {}
         self.hits = 0
         self.misses = 0
 
-    def _file(self, key: str) -> Path:
+    def _file(self, key: str) -> str:
         assert self.cache_dir is not None
-        return self.cache_dir / f"{key}.clip"
+        return os.path.join(self._folder, f"{key}.clip")  # a str join: no Path per item
 
     def key(self, path: str | Path) -> str:
         """:func:`cache_key` of ``path`` under this cache's spec (stats the file)."""
@@ -150,7 +151,7 @@ class ClipCache:
             return None
         try:  # a missing file is a miss
             with open(self._file(key), "rb") as handle:
-                buffer = bytearray(os.fstat(handle.fileno()).st_size)
+                buffer = np.empty(os.fstat(handle.fileno()).st_size, np.uint8)  # not zeroed
                 size = handle.readinto(buffer)
         except OSError:
             return None
