@@ -189,8 +189,11 @@ class ResampleFPSd(MapTransform):
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         keys = list(self.key_iterator(d))
-        index = resample_indices(d[keys[0]].shape[0], d["fps"], self.target_fps)
-        take = as_slice(index)  # evenly spaced (every frame, every other...): a view
+        ratio = d["fps"] / self.target_fps
+        if ratio >= 1 and ratio == int(ratio):  # every k-th frame: resample_indices' choice
+            take: slice | np.ndarray = slice(0, None, int(ratio))
+        else:  # evenly spaced (every frame, every other...) becomes a view too
+            take = as_slice(resample_indices(d[keys[0]].shape[0], d["fps"], self.target_fps))
         for key in keys:
             d[key] = d[key][take]
         d["frame_index"] = np.asarray(d["frame_index"])[take]

@@ -279,3 +279,20 @@ def test_an_eval_pipeline_builds_no_random_generator_and_training_still_seeds(mo
     first = build_train_transform(SPEC, {}, seed=5)({"clip": ramp_clip()})["frame_index"]
     second = build_train_transform(SPEC, {}, seed=5)({"clip": ramp_clip()})["frame_index"]
     assert built and torch.equal(first, second)
+
+
+@pytest.mark.parametrize(
+    ("frames", "fps"), [(32, 20.0), (31, 30.0), (7, 10.0), (33, 40.0), (10, 25.0)]
+)
+def test_fps_resampling_takes_the_frames_resample_indices_names(frames, fps):
+    """Whole-number rate ratios are taken as a slice; the frames must be the same."""
+    out = ResampleFPSd("frames", target_fps=10.0)(
+        {
+            "frames": np.arange(frames, dtype=np.uint8)[:, None, None],
+            "fps": fps,
+            "frame_index": np.arange(frames),
+        }
+    )
+    expected = resample_indices(frames, fps, 10.0)
+    assert out["frame_index"].tolist() == expected.tolist()
+    assert out["frames"][:, 0, 0].tolist() == expected.tolist()
