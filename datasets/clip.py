@@ -13,7 +13,8 @@ class Clip:
     """A decoded, cropped, grayscale cine clip with its timing and geometry.
 
     Attributes:
-        frames: uint8 array of shape (T, H, W), grayscale, cropped to the tissue region.
+        frames: uint8 array of shape (T, H, W), grayscale, cropped to the tissue region;
+            from an uncompressed DICOM a read-only view of the file's bytes (copy to edit).
         fps: frames per second (from the file, or a stated default with a warning).
         spacing_mm: physical pixel size (row, column) in millimetres, or None if unknown.
         source: facts about the file with no patient identity in them (format, SOP class,

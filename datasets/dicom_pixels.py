@@ -144,7 +144,7 @@ def decode_gray(
     meta: dict = {}
     if header.native_grey_8bit:
         # the pixels are the bytes already read (length checked by check_pixel_length): a
-        # read-only view, copied once when the clip is cropped
+        # read-only view; the clip's crop is a view of it too (resizing makes the copy)
         data = ds.PixelData if pixels is None else pixels
         gray = np.frombuffer(data, np.uint8, frames * rows * cols).reshape(frames, rows, cols)
     else:
