@@ -37,6 +37,7 @@ from labral.datasets.regions import UltrasoundRegion
 from labral.errors import (
     CorruptPixelDataError,
     NotACineError,
+    NotDicomError,
     NotUltrasoundError,
     UnsupportedTransferSyntaxError,
 )
@@ -247,17 +248,22 @@ def _check_is_us_cine(sop_class: str, modality: str, frames_value: Any) -> int:
 def read_header(ds: Dataset, limits: ReadLimits) -> CineHeader:
     """Check a parsed header the way every DICOM reader in labral does, before any pixel.
 
-    In order: ultrasound, multi-frame, the image attributes are numbers, :class:`ReadLimits`
-    on the declared shape, an installed decoder for the transfer syntax (video syntaxes
-    are decoded by PyAV and not checked here).
+    In order: an image data set at all, ultrasound, multi-frame, the image attributes are
+    numbers, :class:`ReadLimits` on the declared shape, an installed decoder for the transfer
+    syntax (video syntaxes are decoded by PyAV and not checked here).
 
     Returns:
         The :class:`CineHeader`.
 
     Raises:
-        NotUltrasoundError, NotACineError, CorruptPixelDataError, OverLimitError,
-        UnsupportedTransferSyntaxError.
+        NotDicomError, NotUltrasoundError, NotACineError, CorruptPixelDataError,
+        OverLimitError, UnsupportedTransferSyntaxError.
     """
+    if not any(tag in ds for tag in (0x00080016, 0x00080060, 0x00280010)):  # SOP Class ...
+        raise NotDicomError(
+            "the data parsed as DICOM holds no SOP Class, Modality or image attributes; "
+            "send an ultrasound cine DICOM file"
+        )
     encodings = character_sets(ds)
 
     def value(keyword: str, default: Any = None) -> Any:

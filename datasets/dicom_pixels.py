@@ -42,8 +42,13 @@ def pixel_bytes(ds: Dataset, fileobj: BinaryIO, syntax: UID) -> bytes | memoryvi
     value's offset and length: a native (not encapsulated, not deflated) value is then a
     slice of that buffer (checked against the length field in front of it), which spares
     a copy of the whole clip. Anything else reads the element through pydicom.
+
+    Raises:
+        CorruptPixelDataError: there is no Pixel Data element, or it is empty.
     """
     raw = ds.get_item("PixelData", keep_deferred=True)
+    if raw is None:
+        raise CorruptPixelDataError("the DICOM object has no Pixel Data (7FE0,0010)")
     deferred = isinstance(raw, RawDataElement) and raw.value is None
     if deferred and isinstance(fileobj, io.BytesIO) and not syntax.is_encapsulated:
         start, length = int(raw.value_tell), int(raw.length)
@@ -54,22 +59,15 @@ def pixel_bytes(ds: Dataset, fileobj: BinaryIO, syntax: UID) -> bytes | memoryvi
         length_field = length.to_bytes(4, "little" if little else "big")
         if not deflated and field == length_field and start + length <= len(buffer):
             return buffer[start : start + length]
-    return ds.PixelData
-
-
-def check_pixel_length(header: CineHeader, data: bytes | memoryview | None = None) -> None:
-    """Raise when the pixel data is missing, empty or shorter than the header declares.
-
-    ``data``: the value when already at hand (:func:`pixel_bytes`), else read from the data
-    set.
-    """
-    ds, syntax, frames = header.ds, header.syntax, header.frames
-    if data is None:
-        if "PixelData" not in ds:
-            raise CorruptPixelDataError("the DICOM object has no Pixel Data (7FE0,0010)")
-        data = ds.PixelData
-    if data is None or len(data) == 0:
+    value = ds.PixelData
+    if value is None or len(value) == 0:
         raise CorruptPixelDataError("the Pixel Data element is empty; the file is truncated")
+    return value
+
+
+def check_pixel_length(header: CineHeader, data: bytes | memoryview) -> None:
+    """Raise when the pixel data (:func:`pixel_bytes`) is shorter than the header declares."""
+    ds, syntax, frames = header.ds, header.syntax, header.frames
     if syntax.is_encapsulated:
         try:
             found = sum(1 for _ in pydicom.encaps.generate_frames(data, number_of_frames=frames))
@@ -129,24 +127,21 @@ def _to_uint8(gray: np.ndarray, bits_stored: int) -> np.ndarray:
     return np.rint((gray.astype(np.float32) - lo) * scale).astype(np.uint8)
 
 
-def decode_gray(
-    header: CineHeader, pixels: bytes | memoryview | None = None
-) -> tuple[np.ndarray, str]:
+def decode_gray(header: CineHeader, pixels: bytes | memoryview) -> tuple[np.ndarray, str]:
     """Decode every frame to grey uint8 (T, H, W); colour frames one at a time to save memory.
 
-    ``pixels``: the Pixel Data value when already at hand (:func:`pixel_bytes`).
+    ``pixels``: the Pixel Data value (:func:`pixel_bytes`), length checked.
 
     Returns:
         ``(grey, photometric)``: the frames and the photometric interpretation decoded.
     """
-    ds, frames, rows, cols = header.ds, header.frames, header.rows, header.columns
+    frames, rows, cols = header.frames, header.rows, header.columns
     stored_pi = header.photometric or "MONOCHROME2"
     meta: dict = {}
     if header.native_grey_8bit:
         # the pixels are the bytes already read (length checked by check_pixel_length): a
         # read-only view; the clip's crop is a view of it too (resizing makes the copy)
-        data = ds.PixelData if pixels is None else pixels
-        gray = np.frombuffer(data, np.uint8, frames * rows * cols).reshape(frames, rows, cols)
+        gray = np.frombuffer(pixels, np.uint8, frames * rows * cols).reshape(frames, rows, cols)
     else:
         gray, meta = _decode_with_pydicom(header, stored_pi)
     gray8 = _to_uint8(gray, header.bits_stored)

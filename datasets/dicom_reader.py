@@ -117,11 +117,11 @@ def _read_dataset(fileobj: BinaryIO) -> Dataset:
 
 
 def _decode_video_pixels(
-    ds: Dataset, frames: int, limits: ReadLimits
+    pixels: bytes | memoryview, frames: int, limits: ReadLimits
 ) -> tuple[np.ndarray, list[str]]:
-    """MPEG-2/H.264/HEVC pixel data -> grey uint8 (T, H, W) through PyAV."""
+    """MPEG-2/H.264/HEVC pixel data (encapsulated) -> grey uint8 (T, H, W) through PyAV."""
     try:
-        stream = b"".join(pydicom.encaps.generate_fragments(ds.PixelData))
+        stream = b"".join(pydicom.encaps.generate_fragments(pixels))
         gray, _, _, warnings = decode_gray_video(
             io.BytesIO(stream), limits=limits, media="DICOM MPEG"
         )
@@ -154,24 +154,15 @@ def read_dicom(fileobj: BinaryIO, *, limits: ReadLimits, default_fps: float) -> 
         UnsupportedTransferSyntaxError, CorruptPixelDataError.
     """
     ds = _read_dataset(fileobj)  # pixel data deferred: nothing decoded yet
-    if not any(tag in ds for tag in (0x00080016, 0x00080060, 0x00280010)):  # SOP Class ...
-        raise NotDicomError(
-            "the data parsed as DICOM holds no SOP Class, Modality or image attributes; "
-            "send an ultrasound cine DICOM file"
-        )
     header = read_header(ds, limits)
     syntax, frames = header.syntax, header.frames
     if not getattr(ds, "file_meta", None) or "TransferSyntaxUID" not in ds.file_meta:
         ds.file_meta = getattr(ds, "file_meta", None) or pydicom.dataset.FileMetaDataset()
         ds.file_meta.TransferSyntaxUID = syntax
-    if 0x7FE00010 not in ds:  # Pixel Data
-        raise CorruptPixelDataError("the DICOM object has no Pixel Data (7FE0,0010)")
     pixels = pixel_bytes(ds, fileobj, syntax)
-    if pixels is None or len(pixels) == 0:
-        raise CorruptPixelDataError("the DICOM object has no Pixel Data (7FE0,0010)")
     video_warnings: list[str] = []
     if header.is_video:
-        gray, video_warnings = _decode_video_pixels(ds, frames, limits)
+        gray, video_warnings = _decode_video_pixels(pixels, frames, limits)
         decoded_pi = "luma"
     else:
         check_pixel_length(header, pixels)

@@ -90,11 +90,6 @@ def _read_header(found: ScannedFile, limits: ReadLimits) -> None:
             f"the data could not be parsed as DICOM ({type(error).__name__}); send an "
             "ultrasound cine as a DICOM Part 10 file, an MP4/AVI/MOV export or a .npy array"
         ) from error
-    if not any(k in ds for k in ("SOPClassUID", "Modality", "Rows")):
-        raise NotDicomError(
-            "the data parsed as DICOM holds no SOP Class, Modality or image attributes; "
-            "send an ultrasound cine DICOM file"
-        )
     for keyword in ("PatientID", "AccessionNumber", "StudyInstanceUID"):
         if value := _text(ds, keyword):
             found.keys[keyword] = value

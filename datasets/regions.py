@@ -59,37 +59,6 @@ class UltrasoundRegion:
         return None
 
 
-def regions_from_dataset(ds: Any) -> list[UltrasoundRegion]:
-    """Parse every readable item of (0018,6011); malformed items are skipped.
-
-    Args:
-        ds: a pydicom Dataset (pixel data not needed).
-
-    Returns:
-        The regions in file order (possibly empty).
-    """
-    regions = []
-    for item in ds.get("SequenceOfUltrasoundRegions", None) or []:
-        try:
-            regions.append(
-                UltrasoundRegion(
-                    x0=int(item.RegionLocationMinX0),
-                    y0=int(item.RegionLocationMinY0),
-                    x1=int(item.RegionLocationMaxX1),
-                    y1=int(item.RegionLocationMaxY1),
-                    spatial_format=int(item.get("RegionSpatialFormat", 0) or 0),
-                    data_type=int(item.get("RegionDataType", 0) or 0),
-                    units_x=int(item.get("PhysicalUnitsXDirection", 0) or 0),
-                    units_y=int(item.get("PhysicalUnitsYDirection", 0) or 0),
-                    delta_x=float(item.get("PhysicalDeltaX", 0.0) or 0.0),
-                    delta_y=float(item.get("PhysicalDeltaY", 0.0) or 0.0),
-                )
-            )
-        except (AttributeError, TypeError, ValueError):
-            continue
-    return regions
-
-
 def _choose_region(regions: list[UltrasoundRegion]) -> tuple[UltrasoundRegion | None, list[str]]:
     """The 2-D tissue region (largest if several), else the largest 2-D region."""
     warnings: list[str] = []
@@ -159,7 +128,8 @@ def locate_tissue_region(
 
     Args:
         frames: uint8 (T, H, W), the full decoded frames.
-        regions: from :func:`regions_from_dataset` (may be empty).
+        regions: the header's regions
+            (:func:`labral.datasets.dicom_header.regions_from_header`; may be empty).
 
     Returns:
         ``(box, spacing_mm, region_facts, warnings)``: ``box`` = (y0, y1, x0, x1) exclusive

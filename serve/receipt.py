@@ -39,10 +39,12 @@ def check_header(data: bytes, limits: ReadLimits) -> pydicom.Dataset:
         UnsupportedTransferSyntaxError, CorruptPixelDataError.
     """
     limits.check_input_size(len(data))
-    ds = dicom_reader._read_dataset(io.BytesIO(data))
+    buffer = io.BytesIO(data)
+    ds = dicom_reader._read_dataset(buffer)
     header = read_header(ds, limits)
+    pixels = dicom_pixels.pixel_bytes(ds, buffer, header.syntax)  # a view where it can be
     if not header.is_video:
-        dicom_pixels.check_pixel_length(header)
+        dicom_pixels.check_pixel_length(header, pixels)
     return ds
 
 

@@ -120,3 +120,27 @@ def test_a_file_without_preamble_is_parsed_by_dcmread(rd, base_dicom):
     assert dicom_reader._parse_plain_part10(io.BytesIO(data)) is None
     parsed = dicom_reader._read_dataset(io.BytesIO(data))
     assert parsed.Rows == 64 and parsed.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+
+
+def test_reader_receipt_and_folder_scan_refuse_a_data_set_without_image_attributes(tmp_path):
+    """The one check in read_header: all three say not_dicom for the same file."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+
+    from labral.datasets.folder_scan import scan_file
+    from labral.datasets.reader import read_cine
+    from labral.errors import NotDicomError
+    from labral.serve.receipt import check_header
+
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.1"
+    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.3.1"
+    ds.file_meta.MediaStorageSOPInstanceUID = "1.2.3.4"
+    ds.PatientSex = "F"
+    path = tmp_path / "no_image.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    with pytest.raises(NotDicomError, match="no SOP Class, Modality or image attributes"):
+        read_cine(path)
+    with pytest.raises(NotDicomError, match="no SOP Class, Modality or image attributes"):
+        check_header(path.read_bytes(), ReadLimits())
+    assert scan_file(path, path.name, limits=ReadLimits(), decode=False).code == "not_dicom"
