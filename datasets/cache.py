@@ -99,7 +99,6 @@ class ClipCache:
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         if self.cache_dir is not None:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
-        self._folder = "" if self.cache_dir is None else str(self.cache_dir)
         self.in_memory = in_memory or self.cache_dir is None
         self.head = head or build_eval_transform(spec, reader).head
         self.memory: dict[str, dict[str, Any]] = {}
@@ -108,7 +107,7 @@ class ClipCache:
 
     def _file(self, key: str) -> str:
         assert self.cache_dir is not None
-        return os.path.join(self._folder, f"{key}.clip")  # a str join: no Path per item
+        return os.path.join(self.cache_dir, f"{key}.clip")  # a str join: no Path per item
 
     def key(self, path: str | Path) -> str:
         """:func:`cache_key` of ``path`` under this cache's spec (stats the file)."""

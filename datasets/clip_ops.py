@@ -32,6 +32,19 @@ def resample_indices(num_frames: int, source_fps: float, target_fps: float) -> n
     return np.minimum(index, num_frames - 1)
 
 
+def resample_selection(num_frames: int, source_fps: float, target_fps: float) -> slice | np.ndarray:
+    """The frames :func:`resample_indices` names, as a slice (a view, not a copy) when they
+    are evenly spaced; a whole-number rate ratio is that slice at once, with no index array.
+
+    Returns:
+        ``slice`` or int64 (T_out,) indices into the source frames.
+    """
+    ratio = source_fps / target_fps
+    if ratio >= 1 and ratio == int(ratio):  # every k-th frame
+        return slice(0, None, int(ratio))
+    return as_slice(resample_indices(num_frames, source_fps, target_fps))
+
+
 def as_slice(index: np.ndarray) -> slice | np.ndarray:
     """``index`` as a slice when it is evenly spaced and increasing (indexing then gives a
     view, not a copy), else unchanged.

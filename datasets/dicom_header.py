@@ -105,18 +105,23 @@ def header_value(
     vr = element.VR or dictionary_vr  # an implicit VR file names no VR
     if vr is not None and vr != "UN" and element.value is not None:
         try:
-            if keyword not in SHARED_ACROSS_FILES:
-                return convert_value(vr, element, encodings)
-            key = (keyword, vr, element.value, tuple(encodings or ()))
-            value = _SHARED_VALUES.get(key)
-            if value is None:
-                value = convert_value(vr, element, encodings)
-                if not isinstance(value, MultiValue) and len(_SHARED_VALUES) < 4096:
-                    _SHARED_VALUES[key] = value  # a multi-value is a list: never shared
-            return value
+            return _converted(keyword, vr, element, encodings)
         except Exception:  # noqa: BLE001 - pydicom's own access below repairs or raises
             pass
     return ds.get(tag, default).value if tag in ds else default
+
+
+def _converted(keyword: str, vr: str, element: RawDataElement, encodings: Any) -> Any:
+    """pydicom's ``convert_value``, once per distinct raw value of a shared element."""
+    if keyword not in SHARED_ACROSS_FILES:
+        return convert_value(vr, element, encodings)
+    key = (keyword, vr, element.value, tuple(encodings or ()))
+    value = _SHARED_VALUES.get(key)
+    if value is None:
+        value = convert_value(vr, element, encodings)
+        if not isinstance(value, MultiValue) and len(_SHARED_VALUES) < 4096:
+            _SHARED_VALUES[key] = value  # a multi-value is a list: never shared
+    return value
 
 
 #: Elements whose values repeat across a cohort's files: each distinct raw value of these is

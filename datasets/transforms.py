@@ -43,10 +43,10 @@ import torch
 from monai.transforms import MapTransform, Randomizable, Transform
 
 from labral.datasets.clip import Clip
-from labral.datasets.clip_ops import (
-    as_slice,
+from labral.datasets.clip_ops import (  # resample_indices: re-exported (module docstring)
     evenly_spaced_starts,
-    resample_indices,
+    resample_indices,  # noqa: F401
+    resample_selection,
     resize_frames,
     window_indices,
 )
@@ -124,10 +124,6 @@ class ResizeClip(Transform):
         return resize_frames(frames, self.size)
 
 
-#: uint8 grey level -> [0, 1]: ``level * UINT8_SCALE`` in float32, wherever frames are scaled.
-UINT8_SCALE = np.float32(1 / 255)
-
-
 class ScaleUint8(Transform):
     """Array transform: uint8 [0, 255] -> float32 [0, 1] (fixed scale, not per-clip min-max).
 
@@ -137,7 +133,7 @@ class ScaleUint8(Transform):
     def __call__(self, frames: np.ndarray) -> np.ndarray:
         """Args: frames uint8 (...). Returns: float32 (...) in [0, 1]."""
         if frames.dtype == np.uint8:  # one pass; the same values as astype, then multiply
-            return np.multiply(frames, UINT8_SCALE, dtype=np.float32)
+            return np.multiply(frames, np.float32(1 / 255), dtype=np.float32)
         return np.clip(frames, 0.0, 1.0).astype(np.float32, copy=False)
 
 
@@ -189,11 +185,7 @@ class ResampleFPSd(MapTransform):
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         keys = list(self.key_iterator(d))
-        ratio = d["fps"] / self.target_fps
-        if ratio >= 1 and ratio == int(ratio):  # every k-th frame: resample_indices' choice
-            take: slice | np.ndarray = slice(0, None, int(ratio))
-        else:  # evenly spaced (every frame, every other...) becomes a view too
-            take = as_slice(resample_indices(d[keys[0]].shape[0], d["fps"], self.target_fps))
+        take = resample_selection(d[keys[0]].shape[0], d["fps"], self.target_fps)
         for key in keys:
             d[key] = d[key][take]
         d["frame_index"] = np.asarray(d["frame_index"])[take]
@@ -251,7 +243,7 @@ class SampleFramesd(Randomizable, MapTransform):
     ) -> SampleFramesd:
         """MONAI's seeding in training mode; evaluation windows draw nothing, so no generator
         is built (numpy takes about 0.1 ms for one)."""
-        if self.mode == "windows":
+        if not self.draws_random:
             return self
         return super().set_random_state(seed=seed, state=state)
 
@@ -302,9 +294,8 @@ class ToClipTensord(MapTransform):
     """``"frames"`` (T, H, W) or (N, T, H, W) -> ``"image"`` float32 (1, T, H, W) / (N, 1, T, H, W).
 
     Float frames must already lie in [0, 1] (:class:`ScaleUint8d` and every augmentation
-    clip to it); uint8 frames are scaled here by :class:`ScaleUint8` (numpy's one pass over
-    the output beat torch's convert-then-multiply in a loop over files, 41 us against 48).
-    Also turns ``"frame_index"`` into an int64 tensor. ``"frames"`` is removed.
+    clip to it); uint8 frames are scaled here by :class:`ScaleUint8`. Also turns
+    ``"frame_index"`` into an int64 tensor. ``"frames"`` is removed.
     """
 
     def __init__(self, keys: KeysLike = "frames", output_key: str = "image") -> None:
@@ -315,11 +306,10 @@ class ToClipTensord(MapTransform):
         d = dict(data)
         for key in self.key_iterator(d):
             frames = d.pop(key)
-            if frames.dtype == np.uint8:  # not scaled yet: one pass, uint8 in, float32 out
-                image = torch.from_numpy(ScaleUint8()(frames))
-            else:  # in [0, 1]: see ScaleUint8
-                image = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32))
-            d[self.output_key] = image.unsqueeze(-4)
+            if frames.dtype == np.uint8:  # not scaled yet: scale here
+                frames = ScaleUint8()(frames)
+            frames = np.ascontiguousarray(frames, dtype=np.float32)  # in [0, 1]: see ScaleUint8
+            d[self.output_key] = torch.from_numpy(frames).unsqueeze(-4)
         d["frame_index"] = torch.as_tensor(np.asarray(d["frame_index"]), dtype=torch.int64)
         return d
 
