@@ -23,6 +23,7 @@ from omegaconf import DictConfig, open_dict
 from labral.bundle import write_bundle
 from labral.datasets.synth.dicom_writer import write_cine_dicom
 from labral.datasets.synth.types import SynthClip
+from tests.train.conftest import train_cfg  # noqa: F401 - the real train config, for a cv run
 
 SPEC = {
     "model_name": "blob-detector",

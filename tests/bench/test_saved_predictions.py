@@ -10,15 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_module
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import open_dict
 from sklearn.metrics import roc_auc_score
 
 from labral.bench import command
 from labral.bench.markdown import tables
 from labral.errors import BadConfigError, BadManifestError
+from tests.train.conftest import tiny_clip
 
 COLUMNS = ("path", "patient", "hip", "label", "hip_label", "fold", "probability", "threshold")
 
@@ -175,18 +172,7 @@ def test_without_hip_or_fold_columns_and_the_gate(tmp_path: Path, compose_bench)
 # --- end to end: a real `labral train cv.folds=3` run's oof_predictions.csv -------------------
 
 
-def _tiny_clip(label: int, seed: int) -> np.ndarray:
-    """uint8 (8, 32, 32): a blob moving down (label 1) or staying put (label 0)."""
-    rng = np.random.default_rng(seed)
-    clip = rng.integers(0, 40, size=(8, 32, 32)).astype(np.uint8)
-    row0, col = int(rng.integers(6, 12)), int(rng.integers(8, 24))
-    for t in range(8):
-        row = row0 + (2 * t if label else 0)
-        clip[t, row : row + 4, col - 3 : col + 3] = 220
-    return clip
-
-
-def test_a_real_cv_run_goes_to_bench_predictions(tmp_path: Path) -> None:
+def test_a_real_cv_run_goes_to_bench_predictions(tmp_path: Path, train_cfg) -> None:
     from labral.train.command import run as train
 
     data = tmp_path / "data"
@@ -195,31 +181,20 @@ def test_a_real_cv_run_goes_to_bench_predictions(tmp_path: Path) -> None:
     for p in range(12):
         for c in range(2):
             name = f"p{p}_{c}.npy"
-            np.save(data / name, _tiny_clip(p % 2, seed=2 * p + c))
+            np.save(data / name, tiny_clip(p % 2, seed=2 * p + c))
             row = {"path": name, "label": p % 2, "hip_label": p % 2, "patient": f"P{p}"}
             lines.append(json.dumps({**row, "hip": f"P{p}_R"}) + "\n")
     (data / "manifest.jsonl").write_text("".join(lines))
     run_dir = tmp_path / "cv"
-    GlobalHydra.instance().clear()
-    with initialize_config_module(config_module="labral.configs", version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[
-                f"paths.root_dir={tmp_path}",
-                f"hydra.run.dir={run_dir}",
-                "debug=default",
-                f"data.manifest={data / 'manifest.jsonl'}",
-                "data.cache_dir=null",
-                "cv.folds=3",
-                "cv.bootstrap=20",
-                "trainer.max_epochs=1",
-                "logger.tensorboard=false",
-            ],
-            return_hydra_config=True,
-        )
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(run_dir)
+    cfg = train_cfg(
+        f"data.manifest={data / 'manifest.jsonl'}",
+        "data.cache_dir=null",
+        "cv.folds=3",
+        "cv.bootstrap=20",
+        "trainer.max_epochs=1",
+        "logger.tensorboard=false",
+        run_name="cv",
+    )
     summary = train(cfg)
     out = tmp_path / "bench"
     done = subprocess.run(
