@@ -27,7 +27,9 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from tqdm import tqdm
 
-from labral.bench import controls, evaluate, localisation, metrics, perturb, report, scoring, stats
+from labral.bench import bootstrap as metrics
+from labral.bench import controls, evaluate, localisation, perturb, stats
+from labral.bench import suite_scoring as scoring
 from labral.bench.distributed import leave_scoring_group, score_pass_distributed, world
 from labral.bench.gate import check_gate, validate_gate
 from labral.bench.outputs import (
@@ -38,8 +40,9 @@ from labral.bench.outputs import (
     write_spatial_maps,
 )
 from labral.bench.overlap import check_overlap
+from labral.bench.report import html_report as report
+from labral.bench.report.terminal import print_summary
 from labral.bench.suites import resolve_suite
-from labral.bench.summary import print_summary
 from labral.bundle import Bundle, load_bundle
 from labral.errors import BadConfigError
 from labral.metrics import DEFAULT_ECE_BINS

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from labral.bench import scoring
-from labral.bench.metrics import ClusterBootstrap, metrics_with_ci, rate_with_ci
+from labral.bench import suite_scoring as scoring
+from labral.bench.bootstrap import ClusterBootstrap, metrics_with_ci, rate_with_ci
 from labral.bundle import Bundle
 from labral.metrics import auroc
 

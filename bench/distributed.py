@@ -2,9 +2,9 @@
 
     torchrun --nproc_per_node=2 -m labral.bench.command bundle=... suite=...
 
-Each rank runs :func:`labral.bench.scoring.score_pass` unchanged on its shard and the
+Each rank runs :func:`labral.bench.suite_scoring.score_pass` unchanged on its shard and the
 per-clip :class:`~labral.scoring.ClipScore` objects are all-gathered (gloo on CPU), so every
-rank ends with the :class:`~labral.bench.scoring.PassResult` one process would compute.
+rank ends with the :class:`~labral.bench.suite_scoring.PassResult` one process would compute.
 
 Why the result is the same, not merely close:
 
@@ -12,7 +12,7 @@ Why the result is the same, not merely close:
   ``b % world_size``. A rank's consecutive batches are then exactly the one-process batches,
   so every model call sees the same rows (batch composition can change float results).
 - A perturbation is applied with the clip's index in the whole suite (its seed is
-  ``seed * 1_000_003 + index`` in :func:`~labral.bench.scoring.prepare_clip`), by the shard
+  ``seed * 1_000_003 + index`` in :func:`~labral.bench.suite_scoring.prepare_clip`), by the shard
   itself, so that ``score_pass`` does not re-seed it with a shard-local index.
 - Scores are merged by suite index; logits, probabilities, decisions, relevance, peak frames
   and spatial maps are copied, not recomputed.
@@ -31,9 +31,9 @@ from typing import Any
 import torch.distributed as dist
 
 from labral.bench import perturb
-from labral.bench.scoring import ClipSource, ModelScores, PassResult, score_pass
+from labral.bench.suite_scoring import ClipSource, ModelScores, PassResult, score_pass
 from labral.bundle import Bundle
-from labral.datasets.clip import Clip
+from labral.datasets.io.clip import Clip
 
 
 def join_scoring_group() -> tuple[int, int]:

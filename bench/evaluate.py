@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from labral.bench import metrics as M
+from labral.bench import bootstrap as M
 from labral.bench import stats
 from labral.bench.localisation import temporal
-from labral.bench.scoring import ModelScores
+from labral.bench.suite_scoring import ModelScores
 
 #: Metrics reported per hard-negative type (on positives + that type only).
 PER_TYPE_METRICS = ("auroc", "specificity")

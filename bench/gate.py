@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from labral.bench.metrics import LOWER_IS_BETTER, metric_functions
+from labral.bench.bootstrap import LOWER_IS_BETTER, metric_functions
 from labral.errors import BadConfigError, LabralError
 
 

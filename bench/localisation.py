@@ -2,7 +2,7 @@
 
 Temporal (on positives whose truth names ``extrusion_frames``): a hit is a relevance peak
 within ``tolerance`` source frames of an extrusion frame
-(:func:`labral.bench.metrics.peak_hits_truth`). Beside the model's hit rate:
+(:func:`labral.bench.bootstrap.peak_hits_truth`). Beside the model's hit rate:
 
 - ``chance``: a peak drawn uniformly over the clip's frames (long extrusions make hits easy);
 - ``velocity_null``: the hit rate of an image-free relevance, the positive part of the femur's
@@ -27,10 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from labral.bench import metrics as M
-from labral.bench.scoring import ClipSource, ModelScores
+from labral.bench import bootstrap as M
+from labral.bench.suite_scoring import ClipSource, ModelScores
 from labral.bundle import Bundle
-from labral.datasets.transforms import ResizeClip, check_spec
+from labral.datasets.transforms.clip_transforms import ResizeClip, check_spec
 from labral.scoring import ClipScorer, spatial_maps
 
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from labral.bench.metrics import format_with_ci as ci
+from labral.bench.bootstrap import format_with_ci as ci
 
 
 def _row(cells: Sequence[Any]) -> str:

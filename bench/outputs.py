@@ -13,7 +13,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from labral.bench import metrics, scoring, stats
+from labral.bench import bootstrap as metrics
+from labral.bench import stats
+from labral.bench import suite_scoring as scoring
 
 VERSIONED_PACKAGES = ("labral", "torch", "numpy", "scikit-learn", "monai", "pydicom", "scipy")
 

@@ -1,6 +1,6 @@
 """Perturbations applied to a decoded clip for the robustness sweep.
 
-Each perturbation takes a :class:`~labral.datasets.clip.Clip` and a level and returns a new
+Each perturbation takes a :class:`~labral.datasets.io.clip.Clip` and a level and returns a new
 clip; randomness comes from a generator seeded by the caller (clip index + perturbation), so
 a sweep is reproducible. Levels (the units are in ``UNITS``):
 
@@ -24,7 +24,7 @@ from dataclasses import replace
 import numpy as np
 from PIL import Image
 
-from labral.datasets.clip import Clip
+from labral.datasets.io.clip import Clip
 from labral.errors import BadConfigError
 
 UNITS = {

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from labral.bench import evaluate, metrics
+from labral.bench import bootstrap as metrics
+from labral.bench import evaluate
 from labral.bench.command import (
     RESULTS_SCHEMA_VERSION,
     _ci_level,
@@ -35,8 +36,8 @@ from labral.bench.command import (
 )
 from labral.bench.gate import GateFailedError, check_gate, validate_gate
 from labral.bench.outputs import statistics_settings, versions
-from labral.bench.saved_report import THRESHOLD_METRICS, render
-from labral.bench.scoring import ModelScores
+from labral.bench.report.saved_predictions_report import THRESHOLD_METRICS, render
+from labral.bench.suite_scoring import ModelScores
 from labral.errors import BadConfigError, BadManifestError
 from labral.metrics import DEFAULT_ECE_BINS
 

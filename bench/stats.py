@@ -4,7 +4,7 @@ can be estimated at all, hip-level aggregation and the spread of replicate bundl
 - :func:`delong_paired`: DeLong, DeLong & Clarke-Pearson (1988) for two correlated AUROCs on
   the same clips, through the structural components (placements) of each score. Clips are
   treated as independent, so it is the textbook clip-level test; the paired *patient*
-  bootstrap (:func:`labral.bench.metrics.paired_auroc_difference`) respects clustering and
+  bootstrap (:func:`labral.bench.bootstrap.paired_auroc_difference`) respects clustering and
   is reported beside it.
 - :func:`estimability`: an interval needs at least :data:`MIN_PATIENTS_PER_CLASS` patients
   on each side; below that it is reported as not estimable, with the reason, never as a

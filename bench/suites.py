@@ -250,12 +250,13 @@ def generate_suite(
 
 
 def load_records(manifest: Path) -> list[dict[str, Any]]:
-    """Load a manifest through ``labral.datasets.manifest.load_manifest`` and check every file.
+    """Load a manifest through ``labral.datasets.manifests.manifest.load_manifest`` and check
+    every file.
 
     Raises:
         BadManifestError: invalid manifest, or files missing (all missing paths are listed).
     """
-    from labral.datasets.manifest import load_manifest
+    from labral.datasets.manifests.manifest import load_manifest
 
     records = [dict(row) for row in load_manifest(manifest)]
     missing = []

@@ -9,7 +9,7 @@ Writes ``--clips`` synthetic cine DICOMs (labral's generator and DICOM writer; 3
 one process so machine load hits all of them alike, times ``--repeats`` passes of:
 
 - bare: ``pydicom.dcmread(path).pixel_array`` (decode only, nothing else);
-- read: ``labral.datasets.reader.read_cine(path)`` (decode, grayscale, crop, timing);
+- read: ``labral.datasets.io.reader.read_cine(path)`` (decode, grayscale, crop, timing);
 - full: ``build_eval_transform(spec)({"clip": path})`` (read + resample + resize + tensor);
 - epochs of :class:`ClipDataset` with the disk cache: uncached (fresh cache folder: decode,
   preprocess, store, then one pass), disk-cached (a new data set on the warm folder, then one
@@ -33,10 +33,10 @@ import pydicom
 import torch
 
 from labral.datasets.clip_dataset import ClipDataset
-from labral.datasets.reader import read_cine
+from labral.datasets.io.reader import read_cine
 from labral.datasets.synth.dicom_writer import write_cine_dicom
 from labral.datasets.synth.generate import draw_patient, generate_clip
-from labral.datasets.transforms import build_eval_transform
+from labral.datasets.transforms.clip_transforms import build_eval_transform
 
 TARGET_FULL_VS_BARE = 0.8
 TARGET_CACHED_SPEEDUP = 10.0

@@ -26,7 +26,7 @@ most 1.5x the HTTP p50, resident memory within 10%):
   response at the sender to the ``created_at`` of the instance's row, which the server sets
   as it commits it: how long a result takes once the node has taken responsibility for the
   instance (decode, the shared micro-batched model call, the row). The SR is made and
-  forwarded after the row (``serve/reporting.py``) and is not in this figure;
+  forwarded after the row (``serve/dicom/reporting.py``) and is not in this figure;
 * ``send -> result row`` (**the latency compared with HTTP**): the two above together,
   the scanner's end-to-end view (negative acknowledgement -> row times mean the node held
   the answer until after the row: ``dicom.max_backlog``);
@@ -207,7 +207,7 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 def one_run(bundle: Path, data: bytes, args: argparse.Namespace) -> dict[str, Any]:
     """A fresh PACS and server, the DICOM phase, then the HTTP phase; the run's figures."""
-    from labral.serve.pseudonym import Pseudonymizer
+    from labral.serve.dicom.pseudonym import Pseudonymizer
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

@@ -97,7 +97,7 @@ def cached_clips(
     frames = args.frames + 8
     if args.manifest:
         from labral.datasets.clip_dataset import ClipDataset
-        from labral.datasets.manifest import load_manifest
+        from labral.datasets.manifests.manifest import load_manifest
 
         rows = [r for r in load_manifest(args.manifest) if r.get("split") == "train"]
         spec = {"frames": frames, "fps": 10.0, "size": [args.size, args.size], "windows": 1}

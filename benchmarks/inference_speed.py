@@ -40,7 +40,7 @@ from labral.runtimes import (
     load_onnxruntime,
     load_torchscript,
 )
-from labral.train.exporters import (
+from labral.train.export_formats import (
     OnnxExporter,
     RelevanceModule,
     TorchExportExporter,

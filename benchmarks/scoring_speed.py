@@ -33,7 +33,8 @@ from typing import Any
 
 import torch
 
-from labral.bench import controls, scoring
+from labral.bench import controls
+from labral.bench import suite_scoring as scoring
 from labral.bench.outputs import hardware
 from labral.bench.suites import resolve_suite
 from labral.bundle import Bundle, input_spec_from, load_bundle, write_bundle
@@ -44,7 +45,7 @@ EVAL_SPEC = {"frames": 16, "fps": 10.0, "size": [96, 96], "windows": 1}
 def default_bundle(folder: Path) -> Bundle:
     """Script the default compact network (random weights) into a bundle in ``folder``."""
     from labral.models.compact import CompactVideoNet
-    from labral.train.exporters import RelevanceModule
+    from labral.train.export_formats import RelevanceModule
 
     model = RelevanceModule(CompactVideoNet()).eval()
     spec = {
@@ -65,7 +66,7 @@ def bare_pass(
     batch_size: int,
 ) -> float:
     """Seconds to decode + transform every clip inline and call the bundle once per batch."""
-    from labral.datasets.reader import read_cine
+    from labral.datasets.io.reader import read_cine
 
     started = time.perf_counter()
     batch: list[torch.Tensor] = []

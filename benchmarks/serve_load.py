@@ -52,8 +52,8 @@ def sample_clip_bytes() -> bytes:
 def bare_call_ms(bundle_dir: Path, data: bytes, runs: int) -> dict[str, float]:
     """Median ms of decode, preprocess and model in this process (no HTTP, batch 1)."""
     from labral.bundle import load_bundle
-    from labral.datasets.reader import read_cine
-    from labral.datasets.transforms import build_eval_transform
+    from labral.datasets.io.reader import read_cine
+    from labral.datasets.transforms.clip_transforms import build_eval_transform
 
     bundle = load_bundle(bundle_dir)
     transform = build_eval_transform(bundle.spec["eval_transform"])

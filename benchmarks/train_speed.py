@@ -62,7 +62,7 @@ def pipeline_speed(manifest: Path, clips: int, batch: int) -> float:
     """clips/s of one pass of labral's loop over ``clips`` training clips (decoded clips cached
     in memory first, so reading files is not timed; augmentation and batching are)."""
     from labral.datasets.clip_dataset import ClipDataset
-    from labral.datasets.manifest import load_manifest
+    from labral.datasets.manifests.manifest import load_manifest
     from labral.train.loop import train_one_epoch
 
     cfg = compose_train(f"data.manifest={manifest}")

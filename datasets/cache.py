@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from labral.datasets.transforms import Reader, build_eval_transform, check_spec
+from labral.datasets.transforms.clip_transforms import Reader, build_eval_transform, check_spec
 
 CACHE_VERSION = 4  # 4: JPEG decoded by Pillow first; 3: one raw .clip file per item (2: .npz)
 #: First 8 bytes of a cache file; the rest of the 32-byte header is T, h, w (int64).
@@ -77,7 +77,7 @@ class ClipCache:
     Args:
         spec: the eval spec (only fps, size and crop matter here).
         cache_dir: folder for ``<key>.clip`` files; None keeps items in memory only.
-        reader: ``source -> Clip`` (default :func:`labral.datasets.reader.read_cine`).
+        reader: ``source -> Clip`` (default :func:`labral.datasets.io.reader.read_cine`).
         in_memory: also keep loaded items in RAM (saves the disk read in later epochs).
         head: ``pipeline.head`` of an eval or train pipeline already built from ``spec`` and
             ``reader`` (both pipelines share it); default: built here.

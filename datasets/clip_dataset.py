@@ -1,7 +1,8 @@
 """A torch Dataset over manifest records: the pipeline's cached head, then its tail per item.
 
-The pipeline is :func:`~labral.datasets.transforms.build_eval_transform` (or
-:func:`~labral.datasets.transforms.build_train_transform` when training); its head is what
+The pipeline is :func:`~labral.datasets.transforms.clip_transforms.build_eval_transform` (or
+:func:`~labral.datasets.transforms.clip_transforms.build_train_transform` when training);
+its head is what
 :class:`~labral.datasets.cache.ClipCache` stores, its tail runs on every ``__getitem__``.
 
 At construction every clip is read once (or found in the cache); a file the reader rejects
@@ -24,7 +25,11 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from labral.datasets.cache import ClipCache
-from labral.datasets.transforms import Reader, build_eval_transform, build_train_transform
+from labral.datasets.transforms.clip_transforms import (
+    Reader,
+    build_eval_transform,
+    build_train_transform,
+)
 from labral.errors import BadManifestError, LabralError
 
 log = logging.getLogger(__name__)
@@ -39,7 +44,7 @@ class ClipDataset(Dataset):
         train: True -> random window + ``augment`` per item; False -> deterministic eval tail.
         augment: the augmentation config (used when ``train``).
         cache_dir: disk cache folder (survives runs); None caches in memory only.
-        reader: ``source -> Clip`` (default :func:`labral.datasets.reader.read_cine`).
+        reader: ``source -> Clip`` (default :func:`labral.datasets.io.reader.read_cine`).
         seed: base seed; item ``i`` in epoch ``e`` is augmented with a seed derived from
             (seed, e, i), so results do not depend on worker count or order.
         progress: show a tqdm bar while preparing.

@@ -21,7 +21,11 @@ from typing import Any
 #: subcommand -> (module, function taking a DictConfig)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "synth": ("labral.datasets.synth.command", "run", "generate a synthetic cine data set"),
-    "manifest": ("labral.datasets.manifest_command", "run", "manifest your own DICOM/video folder"),
+    "manifest": (
+        "labral.datasets.manifests.command",
+        "run",
+        "manifest your own DICOM/video folder",
+    ),
     "train": ("labral.train.command", "run", "train a model (Hydra config tree)"),
     "curve": ("labral.train.curve", "run", "learning curve: hips vs AUROC, scratch/pretrained"),
     "export": ("labral.train.export", "run", "export a checkpoint to a model bundle"),

@@ -1,7 +1,7 @@
 """The one scoring function: a decoded clip -> probability, decision, relevance, spatial maps.
 
 Training-time evaluation (:mod:`labral.train.loop`), ``labral bench``
-(:mod:`labral.bench.scoring`) and the service (:mod:`labral.serve.service`) all turn model
+(:mod:`labral.bench.suite_scoring`) and the service (:mod:`labral.serve.service`) all turn model
 outputs into a clip's score here, so the three can never disagree::
 
     Clip (uint8 frames (T_src, H, W))
@@ -30,9 +30,9 @@ import numpy as np
 import torch
 
 from labral.bundle import Bundle, calibrated_probability, decide, normalise_relevance
-from labral.datasets.clip import Clip
-from labral.datasets.clip_ops import relevance_to_source_frames
-from labral.datasets.transforms import build_eval_transform
+from labral.datasets.io.clip import Clip
+from labral.datasets.transforms.clip_ops import relevance_to_source_frames
+from labral.datasets.transforms.clip_transforms import build_eval_transform
 
 #: How many key frames a score names (the highest local maxima of its relevance).
 PEAK_FRAMES = 3

@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from labral.bench.metrics import format_with_ci
+from labral.bench.bootstrap import format_with_ci
 from labral.datasets.synth.difficulty import known_levels
 
 

@@ -37,7 +37,7 @@ MUTATIONS = (
         "resume does not restore the RNG state of the checkpoint",
         (
             Edit(
-                "train/checkpointing.py",
+                "train/train_state.py",
                 '    restore_rng_state(ckpt["rng"])\n',
                 "    pass\n",
             ),
@@ -49,7 +49,7 @@ MUTATIONS = (
         "resume reseeds every RNG instead of restoring the checkpoint's state",
         (
             Edit(
-                "train/checkpointing.py",
+                "train/train_state.py",
                 '    restore_rng_state(ckpt["rng"])\n',
                 "    __import__('labral.train.parts').train.parts.seed_everything(1235)\n",
             ),
@@ -181,7 +181,7 @@ MUTATIONS = (
         "assign_splits deals out clips, so one patient's clips land in several splits",
         (
             Edit(
-                "datasets/splits.py",
+                "datasets/manifests/splits.py",
                 'out = [{**record, "split": chosen[str(record["patient"])]} for record in records]',
                 'out = [{**record, "split": list(chosen.values())[i % len(chosen)]}'
                 " for i, record in enumerate(records)]",
@@ -197,7 +197,7 @@ MUTATIONS = (
         "a patient found in two splits is no longer refused",
         (
             Edit(
-                "datasets/splits.py",
+                "datasets/manifests/splits.py",
                 "    splits_of: dict[str, set[str]] = defaultdict(set)\n",
                 "    return\n    splits_of: dict[str, set[str]] = defaultdict(set)\n",
             ),

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from labral.errors import BadConfigError
-from labral.serve.app import create_app
+from labral.serve.http.app import create_app
 from labral.serve.settings import ServeSettings, StoreSettings
 
 PREFIX = "LABRAL_"

@@ -39,7 +39,7 @@ def run(cfg: DictConfig) -> None:
     """
     import uvicorn
 
-    from labral.serve.app import create_app
+    from labral.serve.http.app import create_app
 
     settings = settings_from_config(cfg)
     read_bundle_spec(settings.bundle)  # fail fast, before binding a port

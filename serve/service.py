@@ -22,12 +22,12 @@ import numpy as np
 import torch
 
 from labral.bundle import Bundle, load_bundle
-from labral.datasets.clip import Clip
+from labral.datasets.io.clip import Clip
 from labral.errors import CorruptPixelDataError, LabralError
 from labral.scoring import ClipScore, ClipScorer, PreparedClip
 from labral.serve.batching import MicroBatcher
-from labral.serve.errors import BusyError, NotReadyError
-from labral.serve.metrics import ServeMetrics
+from labral.serve.http.errors import BusyError, NotReadyError
+from labral.serve.http.prometheus import ServeMetrics
 from labral.serve.settings import ServeSettings
 
 log = logging.getLogger("labral.serve")
@@ -137,7 +137,7 @@ class ScoringService:
 
     # ---- scoring ----------------------------------------------------------------------
     def _decode_and_preprocess(self, data: bytes) -> tuple[Clip, PreparedClip, float, float]:
-        from labral.datasets.reader import ReadLimits, read_cine
+        from labral.datasets.io.reader import ReadLimits, read_cine
 
         s = self.settings
         limits = ReadLimits(

@@ -1,7 +1,7 @@
 """Validated settings of the scoring service (built from ``configs/serve.yaml``).
 
 Every default is stated once: the read limits (``max_frames``, ``max_rows``, ``max_cols``) are
-``ReadLimits``' dataclass defaults (``datasets/limits.py``); every other default is the field's
+``ReadLimits``' dataclass defaults (``datasets/io/limits.py``); every other default is the field's
 default here. ``configs/serve.yaml`` lists each key (so ``labral serve port=9000`` overrides it)
 but leaves it ``null``, and a ``None`` value means "this field's default" (fields that accept
 ``None`` default to ``None``, so nothing is lost). ``serve/asgi.py`` only passes the
@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from labral.datasets.limits import ReadLimits
+from labral.datasets.io.limits import ReadLimits
 from labral.errors import BadConfigError
 from labral.runtimes import DEFAULT_RUNTIME, check_runtime
 
@@ -60,7 +60,7 @@ def _ae_title(value: str | None) -> str | None:
 
 
 class StoreSettings(_Settings):
-    """The results store (``serve/store.py``).
+    """The results store (``serve/store/database.py``).
 
     Attributes:
         url: SQLAlchemy URL; None is embedded SQLite, ``sqlite:///<state_dir>/results.sqlite``.
@@ -78,7 +78,7 @@ class StoreSettings(_Settings):
 
 
 class ForwardSettings(_Settings):
-    """Where the SR made for each DICOM instance is sent by C-STORE (``serve/forward.py``).
+    """Where the SR made for each DICOM instance is sent by C-STORE (``serve/dicom/forward.py``).
 
     Attributes:
         ae_title / host / port: the destination (a PACS); forwarding is off unless all three
@@ -113,7 +113,7 @@ class ForwardSettings(_Settings):
 
 
 class DicomSettings(_Settings):
-    """The DICOM node: a C-STORE SCP beside the HTTP app (``serve/dicom_node.py``).
+    """The DICOM node: a C-STORE SCP beside the HTTP app (``serve/dicom/node.py``).
 
     Attributes:
         enabled: start the node.

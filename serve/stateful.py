@@ -25,15 +25,15 @@ from pathlib import Path
 
 from fastapi import Request
 
-from labral.serve.dicom_node import DicomNode
-from labral.serve.forward import Forwarder
-from labral.serve.intake import Intake
-from labral.serve.pseudonym import Pseudonymizer
+from labral.serve.dicom.forward import Forwarder
+from labral.serve.dicom.intake import Intake
+from labral.serve.dicom.node import DicomNode
+from labral.serve.dicom.pseudonym import Pseudonymizer
+from labral.serve.dicom.spool import Spool
 from labral.serve.service import ScoringService
 from labral.serve.settings import DicomSettings, ServeSettings
-from labral.serve.spool import Spool
-from labral.serve.sr_archive import SrArchive
-from labral.serve.store import AuditEntry, ResultsStore, utcnow
+from labral.serve.store.database import AuditEntry, ResultsStore, utcnow
+from labral.serve.store.sr_archive import SrArchive
 
 log = logging.getLogger("labral.serve")
 RETENTION_PERIOD_S = 3600.0

@@ -10,13 +10,13 @@ import pytest
 import torch
 
 from labral.bundle import load_bundle, sha256_file
-from labral.datasets.clip import Clip
+from labral.datasets.io.clip import Clip
 from labral.errors import BadConfigError, IncompatibleBundleError
 from labral.models.compact import CompactVideoNet
 from labral.runtimes import DEFAULT_RUNTIME, RUNTIME_FILES
 from labral.scoring import ClipScorer
 from labral.train.export import TrainingRun, export_run
-from labral.train.exporters import RelevanceModule
+from labral.train.export_formats import RelevanceModule
 
 EVAL_SPEC = {"frames": 8, "fps": 10.0, "size": [32, 32], "windows": 2}
 MODEL = {"in_channels": 1, "widths": [4, 8, 8], "temporal_strides": [1, 2], "dropout": 0.0}

@@ -15,8 +15,8 @@ import torch
 from scipy.special import expit
 
 from labral.bundle import load_bundle, write_bundle
-from labral.datasets.clip import Clip
-from labral.datasets.transforms import build_eval_transform
+from labral.datasets.io.clip import Clip
+from labral.datasets.transforms.clip_transforms import build_eval_transform
 from labral.scoring import ClipScorer, clip_logits, score_windows, spatial_maps
 
 EVAL = {"frames": 4, "fps": 10.0, "size": [16, 16], "windows": 3}

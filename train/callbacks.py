@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from labral.train.checkpoint import save_checkpoint
+from labral.train.checkpoint_files import save_checkpoint
 
 
 class EarlyStopping:

@@ -20,15 +20,8 @@ from labral.errors import BadConfigError
 from labral.metrics import binary_metrics
 from labral.threads import threads_per_rank
 from labral.train.callbacks import EarlyStopping, ModelCheckpoint
-from labral.train.checkpoint import (
+from labral.train.checkpoint_files import (
     load_checkpoint,
-)
-from labral.train.checkpointing import (
-    build_callbacks,
-    checkpoint_dict,
-    new_train_state,
-    restore_checkpoint,
-    resume_path,
 )
 from labral.train.data import (
     build_data_module,
@@ -57,6 +50,13 @@ from labral.train.parts import (
     select_device,
 )
 from labral.train.run_log import RunLogger, build_logger
+from labral.train.train_state import (
+    build_callbacks,
+    checkpoint_dict,
+    new_train_state,
+    restore_checkpoint,
+    resume_path,
+)
 
 
 def config_dict(cfg: DictConfig) -> dict[str, Any]:

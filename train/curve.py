@@ -76,7 +76,7 @@ def make_domain(
     Returns:
         The domain's manifest rows (validated, absolute paths).
     """
-    from labral.datasets.manifest import load_manifest
+    from labral.datasets.manifests.manifest import load_manifest
     from labral.datasets.synth.dataset import synthesize
 
     out = Path(str(cfg.out)) / "data" / name
@@ -234,7 +234,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if not hips or hips[0] < 4:
         raise BadConfigError(f"hips={list(cfg.hips)}: every size must be >= 4")
     started = time.perf_counter()
-    from labral.datasets.splits import assign_splits
+    from labral.datasets.manifests.splits import assign_splits
 
     source = make_domain(
         cfg,

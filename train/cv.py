@@ -4,7 +4,7 @@ For a cohort too small to spare a fixed test split (50 to 300 hips):
 
 - Patients are dealt into K folds, stratified by the patient's diagnosis (``hip_label``; a
   patient is positive if any hip is; ``label`` where a manifest has no ``hip_label``):
-  :func:`labral.datasets.splits.patient_folds`. Rows whose ``split`` is ``test`` stay out
+  :func:`labral.datasets.manifests.splits.patient_folds`. Rows whose ``split`` is ``test`` stay out
   (a final test set you keep aside); any other ``split`` value is ignored.
 - Fold k holds out fold k, validates on fold k+1 (mod K: early stopping, temperature and
   threshold are fitted there, so the held-out fold never tunes anything) and trains on the
@@ -30,7 +30,7 @@ from omegaconf import DictConfig, open_dict
 
 from labral.errors import BadConfigError, BadManifestError
 from labral.metrics import auroc, cluster_bootstrap_ci, decision, sensitivity, specificity
-from labral.train.checkpoint import load_checkpoint
+from labral.train.checkpoint_files import load_checkpoint
 from labral.train.data import datasets_from_rows, manifest_path
 from labral.train.loop import evaluate, sigmoid
 from labral.train.parts import build_model, make_loader, select_device
@@ -150,8 +150,8 @@ def run_cv(cfg: DictConfig) -> dict[str, Any]:
             2 patients of a class (naming class and fold), or a fold's split that cannot
             train (named with its fold).
     """
-    from labral.datasets.manifest import load_manifest
-    from labral.datasets.splits import patient_folds
+    from labral.datasets.manifests.manifest import load_manifest
+    from labral.datasets.manifests.splits import patient_folds
     from labral.train.command import train
 
     k = int(cfg.cv.folds)

@@ -88,18 +88,18 @@ def split_rows(rows: Sequence[dict[str, Any]], where: str) -> dict[str, list[dic
 
 
 def load_rows(path: Path) -> list[dict[str, Any]]:
-    """Manifest rows through ``labral.datasets.manifest.load_manifest`` (it validates), checked
-    for patients shared between splits.
+    """Manifest rows through ``labral.datasets.manifests.manifest.load_manifest`` (it
+    validates), checked for patients shared between splits.
 
     Rows without a ``split`` are assigned one by patient, stratified by label
-    (:func:`labral.datasets.splits.assign_splits`, 70/15/15, seed 0: the same manifest always
-    gives the same split, whatever the training seed); rows that have one keep it.
+    (:func:`labral.datasets.manifests.splits.assign_splits`, 70/15/15, seed 0: the same manifest
+    always gives the same split, whatever the training seed); rows that have one keep it.
 
     Raises:
         BadManifestError: invalid rows, a patient in two splits, or a split left empty.
     """
-    from labral.datasets.manifest import load_manifest
-    from labral.datasets.splits import assign_splits, check_no_leakage
+    from labral.datasets.manifests.manifest import load_manifest
+    from labral.datasets.manifests.splits import assign_splits, check_no_leakage
 
     rows = list(load_manifest(path))
     if any(row.get("split") is None for row in rows):

@@ -5,7 +5,7 @@
 
 The model is rebuilt with ``hydra.utils.instantiate`` from the checkpoint's own config,
 wrapped so its forward returns ``(logits (B,), relevance (B, T))``, converted by each
-requested ``Exporter`` (:mod:`labral.train.exporters`: model.ts, model.onnx and model.pt2 by
+requested ``Exporter`` (:mod:`labral.train.export_formats`: model.ts, model.onnx and model.pt2 by
 default; TorchScript is required), checked against eager outputs on synthetic clips, and
 written with ``labral.bundle.write_bundle`` (which records every file's SHA-256) plus a
 model card; every file is then loaded back with its runtime and checked again.
@@ -29,9 +29,9 @@ import labral
 from labral.bundle import CLASS_NAMES, input_spec_from, load_bundle, write_bundle
 from labral.errors import BadConfigError, IncompatibleBundleError
 from labral.runtimes import ONNX_OPSET, RUNTIME_FILES
-from labral.train.exporters import Exporter, RelevanceModule, make_exporter
-from labral.train.exporters import OnnxExporter as OnnxExporter  # re-exported: tests patch
-from labral.train.exporters import TorchScriptExporter as TorchScriptExporter  # them here
+from labral.train.export_formats import Exporter, RelevanceModule, make_exporter
+from labral.train.export_formats import OnnxExporter as OnnxExporter  # re-exported: tests patch
+from labral.train.export_formats import TorchScriptExporter as TorchScriptExporter  # them here
 from labral.train.split_record import split_patient_record
 
 

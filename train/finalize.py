@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 
 from labral.metrics import binary_metrics
 from labral.train import calibration as cal
-from labral.train.checkpoint import load_checkpoint
+from labral.train.checkpoint_files import load_checkpoint
 from labral.train.loop import evaluate, sigmoid
 
 

@@ -50,7 +50,11 @@ from sklearn.preprocessing import StandardScaler
 from labral.datasets.synth.dataset import ClipJob, plan_dataset, render_job
 from labral.datasets.synth.difficulty import known_levels
 from labral.datasets.synth.settings import SynthSettings
-from labral.datasets.transforms import evenly_spaced_starts, resample_indices, resize_frames
+from labral.datasets.transforms.clip_transforms import (
+    evenly_spaced_starts,
+    resample_indices,
+    resize_frames,
+)
 
 TARGETS = {
     "still_frame": "<= 0.62",

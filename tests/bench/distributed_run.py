@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from labral.bench.distributed import leave_scoring_group, score_pass_distributed
-from labral.bench.scoring import ClipSource, eval_transforms
+from labral.bench.suite_scoring import ClipSource, eval_transforms
 from labral.bundle import load_bundle
 
 BATCH, PERTURBATION = 5, ("noise", 0.5, 3)

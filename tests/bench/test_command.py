@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from labral.bench import command, scoring
+from labral.bench import command
+from labral.bench import suite_scoring as scoring
 from labral.bench.gate import GateFailedError
 from labral.bundle import SPEC_EXTRA_FILE
 from labral.errors import BadConfigError, BadManifestError, IncompatibleBundleError

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from labral.bench.distributed import merge_shards, score_pass_distributed, shard_indices
-from labral.bench.scoring import ClipSource, eval_transforms, score_pass
+from labral.bench.suite_scoring import ClipSource, eval_transforms, score_pass
 from labral.bundle import load_bundle
 from tests.bench.distributed_run import BATCH, PERTURBATION, summary  # what each rank runs
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from labral.bench import bootstrap as M
 from labral.bench import evaluate, localisation
-from labral.bench import metrics as M
-from labral.bench.scoring import ModelScores
+from labral.bench.suite_scoring import ModelScores
 
 
 def _records(n_patients: int = 24, seed: int = 0) -> tuple[list[dict], np.ndarray]:
@@ -103,7 +103,7 @@ def test_graded_suite_end_to_end_reports_every_new_block(
     bench_assets, compose_bench, tmp_path, monkeypatch
 ) -> None:
     from labral.bench import command
-    from labral.datasets import reader
+    from labral.datasets.io import reader
 
     decoded: list[str] = []
     read_cine = reader.read_cine

@@ -10,7 +10,7 @@ import pytest
 from scipy.stats import norm
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from labral.bench import metrics as M
+from labral.bench import bootstrap as M
 from labral.metrics import ece, reweighted_npv, reweighted_ppv
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from labral.bench import perturb, suites
 from labral.bench.suite_plan import clip_plan
-from labral.datasets.clip import Clip
+from labral.datasets.io.clip import Clip
 from labral.errors import BadConfigError
 
 
@@ -86,7 +86,7 @@ def test_generate_tiny_suite_through_generator_and_reader(tmp_path) -> None:
     again = suites.resolve_suite("synthetic-id", tmp_path, overrides, show_progress=False)
     assert again.content_hash == first.content_hash
     assert again.manifest.stat().st_mtime_ns == stamp  # reused from the cache
-    from labral.datasets.reader import read_cine
+    from labral.datasets.io.reader import read_cine
 
     decoded = read_cine(first.records[0]["path"])
     assert decoded.num_frames == 8
@@ -94,7 +94,7 @@ def test_generate_tiny_suite_through_generator_and_reader(tmp_path) -> None:
 
 def test_generation_in_processes_matches_inline(tmp_path) -> None:
     pytest.importorskip("labral.datasets.synth.generate", reason="generator (GEN) not landed yet")
-    from labral.datasets.reader import read_cine
+    from labral.datasets.io.reader import read_cine
 
     overrides = {
         "n_patients": 2,

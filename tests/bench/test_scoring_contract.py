@@ -21,9 +21,9 @@ from scipy.special import expit
 
 from labral.bench.command import run
 from labral.bundle import load_bundle, write_bundle
-from labral.datasets.reader import read_cine
-from labral.datasets.transforms import build_eval_transform
-from labral.serve.app import create_app
+from labral.datasets.io.reader import read_cine
+from labral.datasets.transforms.clip_transforms import build_eval_transform
+from labral.serve.http.app import create_app
 from labral.serve.settings import ServeSettings
 
 EVAL = {"frames": 8, "fps": 10.0, "size": [32, 32], "windows": 3}

@@ -9,8 +9,8 @@ import pytest
 from scipy.stats import norm
 from sklearn.metrics import roc_auc_score
 
+from labral.bench import bootstrap as M
 from labral.bench import controls, stats
-from labral.bench import metrics as M
 
 
 def test_delong_on_a_hand_worked_example() -> None:

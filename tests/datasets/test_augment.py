@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from labral.datasets.augment import (
+from labral.datasets.io.clip import Clip
+from labral.datasets.transforms.augment import (
     RandGaind,
     RandJPEGd,
     RandTemporalJitterd,
     RandTGCd,
     build_augmentations,
 )
-from labral.datasets.clip import Clip
-from labral.datasets.transforms import build_train_transform
+from labral.datasets.transforms.clip_transforms import build_train_transform
 from labral.errors import BadConfigError
 
 SPEC = {"frames": 8, "fps": 10.0, "size": [32, 32], "windows": 1}
@@ -145,7 +145,7 @@ def test_default_config_builds():
 
 
 def test_affine_shift_and_rotation_geometry():
-    from labral.datasets.augment import affine_frames
+    from labral.datasets.transforms.augment import affine_frames
 
     rng = np.random.default_rng(1)
     frames = rng.random((3, 20, 30)).astype(np.float32)

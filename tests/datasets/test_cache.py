@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from labral.datasets.cache import ClipCache, cache_key
-from labral.datasets.clip import Clip
+from labral.datasets.io.clip import Clip
 from labral.errors import CorruptPixelDataError
 
 SPEC = {"frames": 4, "fps": 10.0, "size": [16, 16], "windows": 1}

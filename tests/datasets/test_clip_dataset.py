@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from labral.datasets.clip import Clip
 from labral.datasets.clip_dataset import ClipDataset
+from labral.datasets.io.clip import Clip
 from labral.errors import BadManifestError, CorruptPixelDataError, NotDicomError
 
 SPEC = {"frames": 4, "fps": 10.0, "size": [16, 16], "windows": 2}
@@ -100,7 +100,7 @@ def test_all_skipped_is_an_error(records):
 
 
 def test_cached_eval_items_equal_the_eval_transform(records, tmp_path):
-    from labral.datasets.transforms import build_eval_transform
+    from labral.datasets.transforms.clip_transforms import build_eval_transform
 
     spec = {"frames": 4, "fps": 7.0, "size": [12, 20], "windows": 3, "crop": [0.1, 0, 0, 0.2]}
     data = ClipDataset(records[:2], spec, cache_dir=tmp_path / "c", reader=reader)

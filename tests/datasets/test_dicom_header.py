@@ -14,8 +14,8 @@ import pytest
 from pydicom.datadict import keyword_for_tag
 from pydicom.dataelem import DataElement
 
-from labral.datasets import dicom_header, dicom_reader
-from labral.datasets.limits import ReadLimits
+from labral.datasets.io import dicom_header, dicom_reader
+from labral.datasets.io.limits import ReadLimits
 
 
 def _parsed(path) -> pydicom.Dataset:
@@ -126,10 +126,10 @@ def test_reader_receipt_and_folder_scan_refuse_a_data_set_without_image_attribut
     """The one check in read_header: all three say not_dicom for the same file."""
     from pydicom.dataset import Dataset, FileMetaDataset
 
-    from labral.datasets.folder_scan import scan_file
-    from labral.datasets.reader import read_cine
+    from labral.datasets.io.reader import read_cine
+    from labral.datasets.manifests.folder_scan import scan_file
     from labral.errors import NotDicomError
-    from labral.serve.receipt import check_header
+    from labral.serve.dicom.receipt import check_header
 
     ds = Dataset()
     ds.file_meta = FileMetaDataset()

@@ -21,9 +21,9 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
-from labral.datasets.folder_manifest import build_manifest
-from labral.datasets.manifest import load_manifest
-from labral.datasets.pseudonyms import KEY_ENV, Pseudonymizer, load_key
+from labral.datasets.manifests.from_folder import build_manifest
+from labral.datasets.manifests.manifest import load_manifest
+from labral.datasets.manifests.pseudonyms import KEY_ENV, Pseudonymizer, load_key
 from labral.datasets.synth.dicom_writer import write_cine_dicom
 from labral.datasets.synth.generate import draw_patient, generate_clip
 from labral.datasets.synth.video_writer import write_mp4

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from labral.datasets.manifest import load_manifest
+from labral.datasets.manifests.manifest import load_manifest
 from labral.errors import BadManifestError
 
 

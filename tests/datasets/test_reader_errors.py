@@ -13,8 +13,8 @@ import pydicom
 import pytest
 from PIL import Image
 
-from labral.datasets import dicom_header
-from labral.datasets.reader import ReadLimits, read_cine
+from labral.datasets.io import dicom_header
+from labral.datasets.io.reader import ReadLimits, read_cine
 from labral.errors import (
     CorruptPixelDataError,
     LabralError,

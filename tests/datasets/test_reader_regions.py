@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from labral.datasets.reader import read_cine
-from labral.datasets.regions import detect_image_area
+from labral.datasets.io.reader import read_cine
+from labral.datasets.io.regions import detect_image_area
 
 INNER = (8, 56, 12, 68)  # REGION as (y0, y1, x0, x1) with exclusive ends
 

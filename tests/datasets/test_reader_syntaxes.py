@@ -18,7 +18,7 @@ from pydicom.filewriter import write_dataset
 from pydicom.pixels import convert_color_space
 from pydicom.uid import JPEG2000, JPEG2000Lossless, JPEGLSLossless, RLELossless
 
-from labral.datasets.reader import read_cine
+from labral.datasets.io.reader import read_cine
 
 
 def _max_err(a: np.ndarray, b: np.ndarray) -> int:
@@ -55,7 +55,7 @@ def test_native_pixels_over_the_defer_size_are_a_view_of_the_file_bytes(rd, tmp_
     copy) and decode exactly as pydicom does; deflated ones are read through pydicom."""
     from pydicom.uid import UID
 
-    from labral.datasets import dicom_header, dicom_pixels, dicom_reader
+    from labral.datasets.io import dicom_header, dicom_pixels, dicom_reader
     from labral.datasets.synth.dicom_writer import write_cine_dicom
     from labral.datasets.synth.generate import draw_patient, generate_clip
 

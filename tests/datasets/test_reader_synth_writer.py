@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from labral.datasets.reader import read_cine
+from labral.datasets.io.reader import read_cine
 from labral.datasets.synth import dicom_writer as writer
 from labral.datasets.synth import types
 from labral.datasets.synth import video_writer as video

@@ -10,7 +10,7 @@ import av
 import numpy as np
 import pytest
 
-from labral.datasets.reader import ReadLimits, read_cine, sniff_format
+from labral.datasets.io.reader import ReadLimits, read_cine, sniff_format
 from labral.errors import (
     CorruptPixelDataError,
     NotACineError,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from labral.datasets.splits import (
+from labral.datasets.manifests.splits import (
     assign_splits,
     check_no_leakage,
     patient_kfold,

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from labral.datasets.clip import Clip
-from labral.datasets.clip_ops import relevance_to_source_frames
-from labral.datasets.transforms import (
+from labral.datasets.io.clip import Clip
+from labral.datasets.transforms.clip_ops import relevance_to_source_frames
+from labral.datasets.transforms.clip_transforms import (
     LoadCined,
     ResampleFPSd,
     ResizeClipd,
@@ -83,7 +83,7 @@ def test_resize_is_antialiased_average():
 def test_uint8_resize_four_frames_at_a_time_equals_one_at_a_time(count):
     from torch.nn.functional import interpolate
 
-    from labral.datasets.clip_ops import resize_frames
+    from labral.datasets.transforms.clip_ops import resize_frames
 
     rng = np.random.default_rng(count)
     for shape, size in [((60, 70), (96, 96)), ((128, 128), (96, 96)), ((41, 37), (16, 20))]:
@@ -100,7 +100,7 @@ def test_uint8_resize_four_frames_at_a_time_equals_one_at_a_time(count):
 def test_uint8_resize_of_a_strided_view_equals_resize_of_its_copy():
     """A crop taken every other frame (what the reader and fps resampling hand over) is
     packed straight from the view, with the values of a contiguous copy."""
-    from labral.datasets.clip_ops import resize_frames
+    from labral.datasets.transforms.clip_ops import resize_frames
 
     big = np.random.default_rng(7).integers(0, 256, (23, 90, 80), dtype=np.uint8)
     view = big[::2, 5:75, 3:70]  # 12 frames, neither contiguous nor aligned
@@ -239,7 +239,7 @@ def test_default_reader_reads_npy_and_typed_errors_pass_through(tmp_path):
 )
 def test_as_slice_selects_the_same_frames_as_the_index(index):
     """Evenly spaced, increasing indices become a slice (a view); others stay an index."""
-    from labral.datasets.clip_ops import as_slice
+    from labral.datasets.transforms.clip_ops import as_slice
 
     frames = np.arange(8 * 2 * 2).reshape(8, 2, 2)
     index = np.asarray(index, dtype=np.int64)
@@ -252,7 +252,7 @@ def test_as_slice_selects_the_same_frames_as_the_index(index):
 def test_uint8_scaling_in_the_tensor_step_equals_scale_uint8_for_every_level():
     """ToClipTensord scales in torch, ScaleUint8 (training) in numpy: the same 256 values,
     and the input frames (a cached item's array) are left as they were."""
-    from labral.datasets.transforms import ScaleUint8, ToClipTensord
+    from labral.datasets.transforms.clip_transforms import ScaleUint8, ToClipTensord
 
     levels = np.arange(256, dtype=np.uint8).reshape(1, 4, 8, 8)
     kept = levels.copy()

@@ -23,8 +23,8 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from labral.datasets.synth.dicom_writer import write_cine_dicom
 from labral.datasets.synth.types import SynthClip
 from labral.datasets.synth.video_writer import write_mp4
-from labral.serve.app import create_app
 from labral.serve.demo import demo_frames, make_demo_bundle
+from labral.serve.http.app import create_app
 from labral.serve.settings import ServeSettings
 
 US_MULTIFRAME = "1.2.840.10008.5.1.4.1.1.3.1"

@@ -6,7 +6,7 @@ import pytest
 from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
 
-from labral.datasets.limits import ReadLimits
+from labral.datasets.io.limits import ReadLimits
 from labral.errors import BadConfigError, IncompatibleBundleError
 from labral.serve import command
 from labral.serve.settings import ServeSettings

@@ -19,7 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from labral.errors import BadConfigError
-from labral.serve.app import create_app
+from labral.serve.http.app import create_app
 from labral.serve.settings import ServeSettings
 
 AE = "LABRAL"
@@ -134,7 +134,7 @@ def test_every_syntax_is_received_and_scored(dcmtk, node, instance_writer):
         assert row["decision"] is bright, syntax
         assert row["study_key"] == keys.key(header.StudyInstanceUID)
         assert row["forward"] is None
-    # the SR follows the row (serve/reporting.py); then the entry leaves the spool
+    # the SR follows the row (serve/dicom/reporting.py); then the entry leaves the spool
     deadline = time.monotonic() + 60
     while list((node["state"] / "spool").glob("*.dcm")) and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from labral.errors import BadConfigError
-from labral.serve.app import create_app
+from labral.serve.http.app import create_app
 from labral.serve.service import ScoringService
 from labral.serve.settings import ServeSettings
 
@@ -185,7 +185,7 @@ def test_large_multipart_upload_leaves_no_file(client, clips, tmp_path, monkeypa
 def test_sr_for_incomplete_source_is_422(client, clips, monkeypatch):
     import pydicom
 
-    from labral.serve import routes_predict
+    from labral.serve.http import predictions as routes_predict
 
     def header_without_study(data):
         ds = pydicom.dcmread(clips["bright.dcm"], stop_before_pixels=True)

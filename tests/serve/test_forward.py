@@ -12,7 +12,7 @@ import pydicom
 import pytest
 from fastapi.testclient import TestClient
 
-from labral.serve.app import create_app
+from labral.serve.http.app import create_app
 from labral.serve.settings import ServeSettings
 
 COMPREHENSIVE_SR = "1.2.840.10008.5.1.4.1.1.88.33"

@@ -1,4 +1,5 @@
-"""The intake's backpressure and its report stage after a crash (serve/intake.py, reporting.py).
+"""The intake's backpressure and its report stage after a crash (serve/dicom/intake.py,
+reporting.py).
 
 Both run in-process through the app (``TestClient``), with instances handed to the intake
 as the DICOM node hands them (``receive`` then ``enqueue_threadsafe``).
@@ -11,10 +12,10 @@ import time
 import pydicom
 from fastapi.testclient import TestClient
 
-from labral.serve.app import create_app
+from labral.serve.dicom.spool import Spool
+from labral.serve.http.app import create_app
 from labral.serve.settings import ServeSettings
-from labral.serve.spool import Spool
-from labral.serve.store import AuditEntry, ResultRow, ResultsStore
+from labral.serve.store.database import AuditEntry, ResultRow, ResultsStore
 
 
 def wait_until(predicate, timeout: float = 60.0) -> bool:
@@ -102,7 +103,7 @@ def test_an_sr_waits_while_instances_wait_to_be_scored_but_not_past_its_deadline
     latest ``REPORT_DEFER_S`` after it was queued (a flood that never ends still gets SRs)."""
     import asyncio
 
-    from labral.serve import reporting
+    from labral.serve.dicom import reporting
 
     monkeypatch.setattr(reporting, "REPORT_DEFER_S", 0.4)
     monkeypatch.setattr(reporting, "REPORT_IDLE_POLL_S", 0.01)

@@ -31,11 +31,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel
 from starlette.routing import Mount, Route
 
-from labral.serve import routes_health, routes_predict
-from labral.serve.app import create_app
-from labral.serve.deps import get_service
-from labral.serve.routes_results import ResultsPage
-from labral.serve.schemas import ErrorBody, Health, ModelCard, Prediction, Readiness
+from labral.serve.http import health as routes_health
+from labral.serve.http import predictions as routes_predict
+from labral.serve.http.app import create_app
+from labral.serve.http.deps import get_service
+from labral.serve.http.results import ResultsPage
+from labral.serve.http.schemas import ErrorBody, Health, ModelCard, Prediction, Readiness
 from labral.serve.settings import ServeSettings
 
 KEY = "s3cret"

@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 from pydantic import BaseModel
 
 import labral.configs
-from labral.datasets.limits import ReadLimits
+from labral.datasets.io.limits import ReadLimits
 from labral.errors import BadConfigError
 from labral.runtimes import DEFAULT_RUNTIME
 from labral.serve import settings as settings_module

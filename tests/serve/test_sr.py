@@ -13,7 +13,7 @@ import pytest
 def source_and_sr(tmp_path_factory, clips, bundle_dir):
     from fastapi.testclient import TestClient
 
-    from labral.serve.app import create_app
+    from labral.serve.http.app import create_app
     from labral.serve.settings import ServeSettings
 
     data = clips["bright.dcm"].read_bytes()

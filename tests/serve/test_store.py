@@ -18,10 +18,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from fastapi.testclient import TestClient
 
-from labral.serve.app import create_app
-from labral.serve.pseudonym import KEY_FILE, Pseudonymizer
+from labral.serve.dicom.pseudonym import KEY_FILE, Pseudonymizer
+from labral.serve.http.app import create_app
 from labral.serve.settings import ServeSettings
-from labral.serve.store import AuditEntry, ResultFilter, ResultRow, ResultsStore, metadata
+from labral.serve.store.database import AuditEntry, ResultFilter, ResultRow, ResultsStore, metadata
 
 POSTGRES_ENV = "LABRAL_TEST_POSTGRES_URL"
 

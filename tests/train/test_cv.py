@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from labral.datasets.splits import patient_folds
+from labral.datasets.manifests.splits import patient_folds
 from labral.errors import BadManifestError
 from labral.metrics import auroc, cluster_bootstrap_ci
 from labral.train.command import run

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from labral.errors import BadConfigError
-from labral.train.checkpoint import (
+from labral.train.checkpoint_files import (
     capture_rng_state,
     load_checkpoint,
     restore_rng_state,

@@ -13,7 +13,7 @@ import pytest
 
 from labral.datasets.synth import shortcuts
 from labral.datasets.synth.generate import draw_patient, generate_clip
-from labral.datasets.transforms import resample_indices
+from labral.datasets.transforms.clip_transforms import resample_indices
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,1 @@
+"""What ``labral bench`` shows people: report.html, its sections, the terminal table."""

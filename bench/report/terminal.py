@@ -1,0 +1,48 @@
+"""Terminal summary of a benchmark run (a rich table), ending with where the report is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from labral.bench.bootstrap import format_with_ci
+
+SUMMARY_METRICS = ("auroc", "auprc", "sensitivity", "specificity", "ppv_at_25", "brier", "ece")
+
+
+_fmt = format_with_ci
+
+
+def print_summary(results: dict[str, Any], out: Path, console: Console | None = None) -> None:
+    """Print metrics (95% CI) per model, the paired comparison, speed and the output paths."""
+    console = console or Console()
+    names = [m["name"] for m in results["models"]]
+    suite = results["suite"]
+    table = Table(
+        title=f"labral bench: {suite['name']} ({suite['n_clips']} clips, "
+        f"{suite['n_patients']} patients, hash {suite['content_hash'][:12]})"
+    )
+    table.add_column("metric")
+    for name in names:
+        table.add_column(name, justify="right")
+    for metric in SUMMARY_METRICS:
+        table.add_row(metric, *(_fmt(results["results"][n]["overall"][metric]) for n in names))
+    table.add_row("localisation", *(_fmt(results["results"][n]["localisation"]) for n in names))
+    table.add_row("clips/s", *(f"{results['speed'][n]['clips_per_s']:.1f}" for n in names))
+    table.add_row("latency ms", *(f"{results['speed'][n]['latency_ms_median']:.1f}" for n in names))
+    console.print(table)
+    for comp in results.get("comparisons", []):
+        console.print(
+            f"AUROC {comp['a']} - {comp['b']}: {_fmt(comp)}, paired bootstrap "
+            f"p={comp['p_value']:.4f}"
+        )
+    gate = results.get("gate") or {}
+    if gate.get("thresholds"):
+        console.print(
+            "gate: " + ("passed" if gate["passed"] else "FAILED: " + "; ".join(gate["failed"]))
+        )
+    console.print(f"results: {out / 'results.json'}")
+    console.print(f"report:  {out / 'report.html'}")

@@ -1,0 +1,1 @@
+"""Reading cine files (DICOM, video exports, NumPy) into a Clip, within limits."""

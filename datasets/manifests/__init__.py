@@ -1,0 +1,1 @@
+"""Manifests of clips: reading, building one from a folder, splits, pseudonyms."""

@@ -1,0 +1,1 @@
+"""MONAI dictionary transforms from a Clip to the model's input tensor."""

@@ -1,0 +1,108 @@
+"""One settings style for every ``labral`` command: a typed pydantic model per command.
+
+The model's fields are the one statement of each key, its type and its default. Hydra still
+composes the command's YAML (config groups, experiment files, command-line overrides), but
+on top of the model's *schema*: :func:`register_schema` puts every field, with its default,
+into Hydra's ConfigStore, and the command's YAML lists that schema first in its defaults
+list and then holds only groups and the values that differ. A key the model does not
+declare is an error at composition time (Hydra's struct mode) and again at validation.
+
+The command then turns the composed config into its model with :func:`settings_from_config`
+and hands the model to library code, which never reads ``configs/`` itself::
+
+    class BenchSettings(Settings):
+        suite: str = "synthetic-id"
+
+    register_schema("bench_schema", BenchSettings)        # at import of the command module
+    settings = settings_from_config(BenchSettings, cfg)   # in the command's run(cfg)
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_core import PydanticUndefined
+
+from labral.errors import BadConfigError
+
+SettingsT = TypeVar("SettingsT", bound=BaseModel)
+
+#: composed keys that belong to Hydra or to shared config groups, not to a command's model
+HYDRA_KEYS = ("hydra",)
+
+
+class Settings(BaseModel):
+    """Base of every command's settings: unknown keys are errors, values are checked."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def schema_node(model: type[BaseModel]) -> dict[str, Any]:
+    """Every field of ``model`` with its default as a plain mapping (``???`` when required).
+
+    Nested settings models become nested mappings, so ``store.url=...`` overrides compose.
+    """
+    node: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            node[name] = schema_node(annotation)
+            continue
+        if field.default_factory is not None:
+            value: Any = field.default_factory()  # type: ignore[call-arg]
+        elif field.default is PydanticUndefined:
+            value = MISSING
+        else:
+            value = field.default
+        if isinstance(value, BaseModel):
+            value = value.model_dump(mode="json")
+        node[name] = _plain(value)
+    return node
+
+
+def _plain(value: Any) -> Any:
+    """A default as a value OmegaConf can hold (paths and tuples as str and list)."""
+    if isinstance(value, tuple | list):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+def register_schema(name: str, model: type[BaseModel]) -> None:
+    """Store ``model``'s schema in Hydra's ConfigStore under ``name`` (idempotent)."""
+    ConfigStore.instance().store(name=name, node=schema_node(model))
+
+
+def settings_from_config(
+    model: type[SettingsT], cfg: DictConfig | dict[str, Any], *, ignore: tuple[str, ...] = ()
+) -> SettingsT:
+    """Validate a composed config into ``model``.
+
+    Args:
+        model: the command's settings model.
+        cfg: the composed config (or a plain mapping of the same shape).
+        ignore: top-level keys composed for Hydra or other groups that ``model`` does not
+            hold (``hydra`` is always ignored).
+
+    Raises:
+        BadConfigError: a value has the wrong type or range, or a key is unknown; the message
+            names each offending key.
+    """
+    data = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    assert isinstance(data, dict)
+    for key in (*HYDRA_KEYS, *ignore):
+        data.pop(key, None)
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        problems = [
+            f"{'.'.join(str(part) for part in problem['loc']) or '(top)'}: {problem['msg']}"
+            for problem in error.errors()
+        ]
+        raise BadConfigError(f"{model.__name__}: " + "; ".join(problems)) from None

@@ -1,0 +1,1 @@
+"""The HTTP side of the scoring service: the app, its routes, errors, uploads and page."""

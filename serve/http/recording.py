@@ -1,0 +1,108 @@
+"""Results rows and audit lines for HTTP requests (uploads, result reads, retrievals).
+
+``POST /v1/predictions`` calls :func:`record_upload` once per scored (or refused) upload.
+Recording never fails a request: a store that is down is logged and counted, and the
+client still gets its answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+
+import pydicom
+from fastapi import Request
+
+from labral.errors import LabralError
+from labral.serve.dicom.intake import scored_values
+from labral.serve.dicom.sr import is_dicom
+from labral.serve.service import ScoredClip
+from labral.serve.store.database import AuditEntry, ResultRow
+
+log = logging.getLogger("labral.serve")
+UPLOAD_ROUTE = "POST /v1/predictions"
+
+
+def http_caller(request: Request) -> str:
+    """Who called: the client address, marked when a bearer key was checked."""
+    host = request.client.host if request.client else "unknown"
+    keyed = request.app.state.settings.auth_required
+    return f"http:{host}" + (" (key)" if keyed else "")
+
+
+def _uids(data: bytes) -> tuple[str | None, str | None]:
+    """(SOP Instance UID, Study Instance UID) of a DICOM upload; (None, None) otherwise."""
+    if not is_dicom(data):
+        return None, None
+    try:
+        ds = pydicom.dcmread(
+            io.BytesIO(data),
+            stop_before_pixels=True,
+            specific_tags=["SOPInstanceUID", "StudyInstanceUID"],
+        )
+    except Exception:
+        return None, None
+    return (str(ds.get("SOPInstanceUID", "")) or None, str(ds.get("StudyInstanceUID", "")) or None)
+
+
+async def record_upload(
+    request: Request,
+    data: bytes,
+    scored: ScoredClip | None = None,
+    error: LabralError | None = None,
+) -> int | None:
+    """Store one upload's result row (scored, or failed with the error's code) and audit line.
+
+    Args:
+        request: the prediction request (its app holds the store).
+        data: the uploaded bytes (only the UIDs of a DICOM header are read, to key them).
+        scored: the scoring service's result, or None when ``error`` is given.
+        error: why scoring failed.
+
+    Returns:
+        The result row's id, or None when the store could not be written.
+    """
+    stateful = request.app.state.stateful
+    service = request.app.state.service
+    instance, study = _uids(data)
+    keys = stateful.keys
+    row = ResultRow(source="upload", status="failed", instance_key=keys.key(instance))
+    row.study_key = keys.key(study)
+    bundle = service.bundle
+    if bundle is not None:
+        identity = bundle.identity()
+        row.model_name, row.model_version = identity.get("name"), identity.get("version")
+        row.model_sha256, row.threshold = identity.get("sha256"), float(bundle.threshold)
+    if scored is not None:
+        row.status = "scored"
+        row.probability, row.decision = scored_values(scored)
+        row.timing_ms, row.warnings = dict(scored.timing_ms), list(scored.warnings)
+    else:
+        row.reason = error.code if error is not None else "internal_error"
+    entry = AuditEntry(
+        UPLOAD_ROUTE, http_caller(request), "score", row.reason or "scored", row.instance_key
+    )
+    try:
+        return await asyncio.to_thread(stateful.store.add_result, row, entry)
+    except Exception:
+        log.exception("the results store refused an upload's row; the answer is still sent")
+        request.app.state.metrics.errors.labels(code="store_unavailable").inc()
+        return None
+
+
+async def record_read(request: Request, action: str, outcome: str, key: str | None = None) -> None:
+    """Append one audit line for a read (results page, SR retrieval); never raises."""
+    stateful = request.app.state.stateful
+    route = getattr(request.scope.get("route"), "path", "?")  # the template: never the UIDs
+    entry = AuditEntry(
+        f"{request.method} {route}",
+        http_caller(request),
+        action,
+        outcome,
+        key,
+    )
+    try:
+        await asyncio.to_thread(stateful.store.add_audit, entry)
+    except Exception:
+        log.exception("the results store refused an audit line")

@@ -1,0 +1,120 @@
+"""``GET /v1/results``: stored results, newest first, paged and filtered (needs the API key)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+
+from labral.serve.http.deps import require_api_key
+from labral.serve.http.errors import (
+    InternalError,
+    InvalidRequestError,
+    UnauthorizedError,
+    error_responses,
+)
+from labral.serve.http.recording import record_read
+from labral.serve.http.schemas import ModelIdentity
+from labral.serve.stateful import Stateful, get_stateful
+from labral.serve.store.database import ResultFilter
+
+router = APIRouter(prefix="/v1", tags=["results"], responses=error_responses(InternalError))
+MAX_PAGE = 500
+
+
+class StoredResult(BaseModel):
+    """One row of the results store: no names, ids or UIDs, only keyed hashes of UIDs."""
+
+    id: int
+    created_at: dt.datetime = Field(description="when it was stored (UTC)")
+    source: Literal["upload", "cstore", "stowrs"]
+    status: Literal["scored", "failed"]
+    reason: str | None = Field(description="the stable error code of a failure")
+    instance_key: str | None = Field(description="keyed hash of the SOP Instance UID")
+    study_key: str | None = Field(description="keyed hash of the Study Instance UID")
+    probability: float | None
+    decision: bool | None
+    threshold: float | None
+    model: ModelIdentity | None
+    timing_ms: dict[str, float] | None
+    warnings: list[str]
+    sr_key: str | None = Field(description="keyed hash of the SOP Instance UID of its SR")
+    forward: Literal["pending", "sent", "dead_letter"] | None = Field(
+        description="how sending its SR to dicom.forward went (null: not forwarded)"
+    )
+
+
+class ResultsPage(BaseModel):
+    """A page of stored results, newest first."""
+
+    total: int = Field(description="results matching the filters")
+    limit: int
+    offset: int
+    next_offset: int | None = Field(description="offset of the next page (null: last page)")
+    results: list[StoredResult]
+
+
+def _as_utc(value: dt.datetime | None) -> dt.datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=dt.UTC)  # a time without a zone is UTC
+
+
+def to_json(row: dict[str, Any]) -> dict[str, Any]:
+    """A store row as :class:`StoredResult` JSON."""
+    model = None
+    if row["model_name"]:
+        model = {
+            "name": row["model_name"],
+            "version": row["model_version"] or "",
+            "sha256": row["model_sha256"] or "",
+        }
+    keep = ("id", "source", "status", "reason", "instance_key", "study_key", "probability")
+    return {
+        **{key: row[key] for key in keep},
+        "created_at": row["created_at"].isoformat(),
+        "decision": row["decision"],
+        "threshold": row["threshold"],
+        "model": model,
+        "timing_ms": row["timing_ms"],
+        "warnings": row["warnings"] or [],
+        "sr_key": row["sr_key"],
+        "forward": row["forward"],
+    }
+
+
+@router.get(
+    "/results",
+    response_model=ResultsPage,
+    dependencies=[Depends(require_api_key)],
+    responses=error_responses(UnauthorizedError, InvalidRequestError, InternalError),
+)
+async def list_results(
+    request: Request,
+    stateful: Annotated[Stateful, Depends(get_stateful)],
+    since: Annotated[dt.datetime | None, Query(description="stored at or after (UTC)")] = None,
+    until: Annotated[dt.datetime | None, Query(description="stored before (UTC)")] = None,
+    decision: Annotated[bool | None, Query(description="only this decision")] = None,
+    status: Annotated[Literal["scored", "failed"] | None, Query()] = None,
+    source: Annotated[Literal["upload", "cstore", "stowrs"] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="results per page")] = 50,
+    offset: Annotated[int, Query(ge=0, description="results skipped")] = 0,
+) -> Any:
+    """Stored results, newest first; every read is audited."""
+    since, until = _as_utc(since), _as_utc(until)
+    if since is not None and until is not None and since >= until:
+        raise InvalidRequestError("since must be earlier than until")
+    where = ResultFilter(since=since, until=until, decision=decision, status=status, source=source)
+    total, rows = await asyncio.to_thread(stateful.store.page, where, limit=limit, offset=offset)
+    await record_read(request, "read", "ok")
+    following = offset + len(rows)
+    return {
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "next_offset": following if following < total else None,
+        "results": [to_json(row) for row in rows],
+    }

@@ -1,0 +1,1 @@
+"""The results store: its database, schema migrations and the SR archive."""
