@@ -90,3 +90,11 @@ class IncompatibleBundleError(LabralError):
 
     code = "incompatible_bundle"
     http_status = 500
+
+
+class TrainingDivergedError(LabralError):
+    """Training produced a non-finite loss, logit or weight; the message names the epoch and
+    the optimizer step, and what to try."""
+
+    code = "training_diverged"
+    http_status = 500

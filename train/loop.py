@@ -19,7 +19,38 @@ import torch
 from tqdm import tqdm
 
 from labral.bundle import calibrated_probability
+from labral.errors import TrainingDivergedError
 from labral.scoring import clip_logits
+
+#: What the message of a :class:`~labral.errors.TrainingDivergedError` suggests.
+DIVERGENCE_ADVICE = (
+    "Try a lower learning rate (optim.lr), gradient clipping (trainer.gradient_clip_val, e.g. "
+    "1.0), precision 32 instead of bf16, and check the inputs for NaN or inf pixels; "
+    "checkpoints/last.pt holds the weights of the last finished epoch."
+)
+
+
+def diverged(what: str, *, epoch: int, step: int, batch: int, lr: float) -> TrainingDivergedError:
+    """The error that stops a run whose loss, logits or weights stopped being finite.
+
+    Args:
+        what: what is not finite (e.g. ``"the loss is nan"``).
+        epoch: the epoch (0-based, as the progress bar and the run log count).
+        step: the optimizer step the batch belonged to (1-based over the run, the step
+            number of the TensorBoard scalars).
+        batch: the micro-batch of the epoch (1-based).
+        lr: the learning rate of the first parameter group at that step.
+    """
+    return TrainingDivergedError(
+        f"training diverged in epoch {epoch} at optimizer step {step} (batch {batch} of the "
+        f"epoch, learning rate {lr:.3g}): {what}. {DIVERGENCE_ADVICE}"
+    )
+
+
+def _parameters_finite(model: torch.nn.Module) -> bool:
+    """Whether every parameter of ``model`` is finite (one device sync)."""
+    flags = [torch.isfinite(p.detach()).all() for p in model.parameters()]
+    return bool(torch.stack(flags).all()) if flags else True
 
 
 def autocast_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
@@ -93,6 +124,10 @@ def train_one_epoch(
 
     Returns:
         ``{"loss": mean loss per clip, "clips_per_s", "steps": optimizer steps, "clips"}``.
+
+    Raises:
+        TrainingDivergedError: a non-finite loss or logit (before its backward pass), or
+            non-finite weights at the end of the epoch; the message names epoch and step.
     """
     model.train()
     for module in frozen:
@@ -121,6 +156,16 @@ def train_one_epoch(
             with autocast_context(device, precision):
                 logits = model(image)
             loss = loss_fn(logits.float(), label)
+            loss_value = float(loss.detach())
+            if not math.isfinite(loss_value) or not bool(torch.isfinite(logits).all()):
+                what = f"the loss is {loss_value}" if not math.isfinite(loss_value) else ""
+                raise diverged(
+                    what or "some logits are not finite",
+                    epoch=epoch,
+                    step=global_step + steps + 1,
+                    batch=index + 1,
+                    lr=optimizer.param_groups[0]["lr"],
+                )
             (loss / accum_steps).backward()
         if last_of_group:
             if grad_clip_norm:
@@ -133,16 +178,24 @@ def train_one_epoch(
                 on_step(
                     global_step + steps,
                     {
-                        "train/loss": float(loss.detach()),
+                        "train/loss": loss_value,
                         "train/lr": optimizer.param_groups[0]["lr"],
                     },
                 )
         batch_size = int(label.shape[0])
-        loss_sum += float(loss.detach()) * batch_size
+        loss_sum += loss_value * batch_size
         clips += batch_size
         elapsed = max(time.perf_counter() - start, 1e-9)
         bar.set_postfix(loss=f"{loss_sum / clips:.4f}", clips_s=f"{clips / elapsed:.1f}")
     bar.close()
+    if clips and not _parameters_finite(model):
+        raise diverged(
+            "the weights are not finite after the epoch's last optimizer step",
+            epoch=epoch,
+            step=global_step + steps,
+            batch=index + 1,
+            lr=optimizer.param_groups[0]["lr"],
+        )
     elapsed = max(time.perf_counter() - start, 1e-9)
     return {
         "loss": loss_sum / max(clips, 1),
@@ -173,6 +226,9 @@ def evaluate(
 
     Returns:
         ``(logits float64 (N,), labels int64 (N,))``.
+
+    Raises:
+        TrainingDivergedError: a clip's logit is NaN or infinite.
     """
     model.eval()
     all_logits, all_labels = [], []
@@ -189,8 +245,12 @@ def evaluate(
         return np.zeros(0), np.zeros(0, dtype=np.int64)
     logits = torch.cat(all_logits).double().numpy()
     labels = torch.cat(all_labels).round().long().numpy()
-    if not np.all(np.isfinite(logits)):
-        logits = np.nan_to_num(logits, nan=0.0, posinf=50.0, neginf=-50.0)
+    bad = int(np.count_nonzero(~np.isfinite(logits)))
+    if bad:
+        raise TrainingDivergedError(
+            f"evaluation gave non-finite logits for {bad} of {logits.size} clips: the weights "
+            f"or the inputs hold NaN or inf values. {DIVERGENCE_ADVICE}"
+        )
     return logits, labels
 
 
