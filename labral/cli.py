@@ -16,7 +16,11 @@ import importlib
 import sys
 import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
+
+import labral.configs
+from labral.errors import LabralError
 
 #: subcommand -> (module, function taking a DictConfig)
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -47,8 +51,6 @@ def _guarded(task: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """Turn labral's typed errors into a one-line message and exit status 2."""
 
     def wrapper(cfg: Any) -> Any:
-        from labral.errors import LabralError
-
         try:
             return task(cfg)
         except LabralError as error:
@@ -66,10 +68,6 @@ def unknown_group_choice(args: Sequence[str]) -> str | None:
     Hydra would stop with its own traceback-like report and exit 1; this names the setting
     and the choices the way every other bad setting is named (exit 2).
     """
-    from pathlib import Path
-
-    import labral.configs
-
     root = Path(labral.configs.__file__).resolve().parent
     for arg in args:
         key, sep, value = arg.partition("=")

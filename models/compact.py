@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from labral.errors import BadConfigError
 from labral.models.layers import TemporalCamHead, check_widths, make_act, make_norm
 
 
@@ -148,8 +149,6 @@ class CompactVideoNet(nn.Module):
         init_weights: str | None = None,
     ) -> None:
         super().__init__()
-        from labral.errors import BadConfigError
-
         widths = check_widths(widths)
         strides = [int(s) for s in temporal_strides]
         if len(strides) != len(widths) - 1 or min(strides, default=1) < 1:

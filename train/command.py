@@ -16,6 +16,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import Dataset
 
+from labral.cli import main as cli_main
+from labral.datasets.manifests.manifest import SPLIT_NAMES
 from labral.errors import BadConfigError
 from labral.metrics import binary_metrics
 from labral.threads import threads_per_rank
@@ -23,6 +25,7 @@ from labral.train.callbacks import EarlyStopping, ModelCheckpoint
 from labral.train.checkpoint_files import (
     load_checkpoint,
 )
+from labral.train.cv import run_cv
 from labral.train.data import (
     build_data_module,
     build_datasets,
@@ -129,7 +132,7 @@ def setup(
         datasets = build_datasets(cfg)
     else:
         check_datasets(datasets)
-    rows = [row for name in ("train", "val", "test") for row in dataset_rows(datasets[name])]
+    rows = [row for name in SPLIT_NAMES for row in dataset_rows(datasets[name])]
     fingerprint = data_fingerprint(rows) if rows else None
 
     raw_model = build_model(cfg).to(device)
@@ -366,9 +369,7 @@ def run(cfg: DictConfig) -> dict[str, Any] | float:
     ``cv.json`` summary is returned.
     """
     if int(cfg.get("cv", {}).get("folds", 0) or 0):
-        from labral.train.cv import run_cv
-
-        return run_cv(cfg)
+        return run_cv(cfg, train)
     result = train(cfg)
     metric = cfg.get("optimized_metric")
     if metric:
@@ -380,8 +381,6 @@ def run(cfg: DictConfig) -> dict[str, Any] | float:
 
 def main() -> None:
     """``python -m labral.train.command ...`` (used with torchrun): same as ``labral train``."""
-    from labral.cli import main as cli_main
-
     sys.exit(cli_main(["train", *sys.argv[1:]]))
 
 

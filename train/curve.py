@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -29,10 +30,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from hydra import compose as hydra_compose
+from hydra import initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from labral.cli import main as cli_main
+from labral.datasets.manifests.manifest import load_manifest
+from labral.datasets.manifests.splits import assign_splits
+from labral.datasets.synth.dataset import synthesize
 from labral.errors import BadConfigError
+from labral.train.command import train
 from labral.train.curve_report import PLOT_NAME, REPORT_NAME, write_figures
+from labral.train.data import datasets_from_rows
 
 RESULT_NAME = "curve.json"
 
@@ -40,9 +50,6 @@ RESULT_NAME = "curve.json"
 @contextmanager
 def _hydra_ready() -> Iterator[None]:
     """Compose configs inside ``labral curve`` (Hydra is up) or from a plain call."""
-    from hydra import initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
-
     if GlobalHydra.instance().is_initialized():
         yield
         return
@@ -52,8 +59,6 @@ def _hydra_ready() -> Iterator[None]:
 
 def compose(name: str, overrides: Sequence[str]) -> DictConfig:
     """``configs/<name>.yaml`` composed with ``overrides`` (no ``hydra`` node)."""
-    from hydra import compose as hydra_compose
-
     with _hydra_ready():
         return hydra_compose(name, overrides=list(overrides))
 
@@ -76,9 +81,6 @@ def make_domain(
     Returns:
         The domain's manifest rows (validated, absolute paths).
     """
-    from labral.datasets.manifests.manifest import load_manifest
-    from labral.datasets.synth.dataset import synthesize
-
     out = Path(str(cfg.out)) / "data" / name
     hips = [1, 1] if name != "source" else [1, 2]
     settings = [
@@ -164,9 +166,6 @@ def train_run(
     overrides: Sequence[str], rows: Sequence[dict[str, Any]], run_dir: Path
 ) -> dict[str, Any]:
     """One ``labral train`` on ``rows`` (with splits) under ``run_dir``; its result."""
-    from labral.train.command import train
-    from labral.train.data import datasets_from_rows
-
     cfg = compose("train", [*overrides, f"paths.output_dir={run_dir}"])
     started = time.perf_counter()
     result = train(cfg, datasets=datasets_from_rows(cfg, rows, str(run_dir)))
@@ -234,8 +233,6 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if not hips or hips[0] < 4:
         raise BadConfigError(f"hips={list(cfg.hips)}: every size must be >= 4")
     started = time.perf_counter()
-    from labral.datasets.manifests.splits import assign_splits
-
     source = make_domain(
         cfg,
         "source",
@@ -311,10 +308,6 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
 def main() -> None:
     """``python -m labral.train.curve ...``: same as ``labral curve``."""
-    import sys
-
-    from labral.cli import main as cli_main
-
     sys.exit(cli_main(["curve", *sys.argv[1:]]))
 
 

@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig, open_dict
 
+from labral.datasets.manifests.manifest import load_manifest
+from labral.datasets.manifests.splits import patient_folds
 from labral.errors import BadConfigError, BadManifestError
 from labral.metrics import auroc, cluster_bootstrap_ci, decision, sensitivity, specificity
 from labral.train.checkpoint_files import load_checkpoint
@@ -138,8 +141,17 @@ def _write_predictions(path: Path, predictions: list[dict[str, Any]]) -> None:
             writer.writerow({k: "" if row[k] is None else row[k] for k in COLUMNS})
 
 
-def run_cv(cfg: DictConfig) -> dict[str, Any]:
+#: one training run: ``train(cfg, datasets=...)`` -> its result (``labral.train.command.train``)
+TrainFn = Callable[..., dict[str, Any]]
+
+
+def run_cv(cfg: DictConfig, train: TrainFn) -> dict[str, Any]:
     """Cross-validate ``cfg`` (``cv.folds`` K >= 3) on ``data.manifest``.
+
+    Args:
+        cfg: the composed train config.
+        train: runs one fold (:func:`labral.train.command.train`; passed in by the command,
+            which sits above this module).
 
     Returns:
         The ``cv.json`` summary: ``{"folds", "per_fold": [...], "pooled": {...},
@@ -150,10 +162,6 @@ def run_cv(cfg: DictConfig) -> dict[str, Any]:
             2 patients of a class (naming class and fold), or a fold's split that cannot
             train (named with its fold).
     """
-    from labral.datasets.manifests.manifest import load_manifest
-    from labral.datasets.manifests.splits import patient_folds
-    from labral.train.command import train
-
     k = int(cfg.cv.folds)
     if k < 3:
         raise BadConfigError(

@@ -13,13 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset
 
+from labral.datasets.clip_dataset import ClipDataset
+from labral.datasets.manifests.manifest import SPLIT_NAMES, load_manifest
+from labral.datasets.manifests.splits import assign_splits, check_no_leakage
 from labral.errors import BadConfigError, BadManifestError
+from labral.train.gpu_batches import DeviceClipBatches
 from labral.train.instantiation import instantiate_group
 
-SPLITS = ("train", "val", "test")
 #: ``data.sampling`` values: class-balanced sampler, BCE ``pos_weight``, or neither.
 SAMPLINGS = ("balanced", "class_weight", "none")
 
@@ -59,7 +63,7 @@ def split_rows(rows: Sequence[dict[str, Any]], where: str) -> dict[str, list[dic
         BadManifestError: a label other than 0/1, a row without a split, an empty split, or a
             train/val split holding one class only.
     """
-    out: dict[str, list[dict[str, Any]]] = {name: [] for name in SPLITS}
+    out: dict[str, list[dict[str, Any]]] = {name: [] for name in SPLIT_NAMES}
     for number, row in enumerate(rows, start=1):
         label = row.get("label")
         if label not in (0, 1) or isinstance(label, bool):
@@ -98,9 +102,6 @@ def load_rows(path: Path) -> list[dict[str, Any]]:
     Raises:
         BadManifestError: invalid rows, a patient in two splits, or a split left empty.
     """
-    from labral.datasets.manifests.manifest import load_manifest
-    from labral.datasets.manifests.splits import assign_splits, check_no_leakage
-
     rows = list(load_manifest(path))
     if any(row.get("split") is None for row in rows):
         return assign_splits(rows)  # checks leakage among the rows that have a split
@@ -196,8 +197,6 @@ class ClipDataModule:
             BadManifestError: bad labels or splits, also after dropping unreadable clips.
         """
         splits = split_rows(rows, where)
-        from labral.datasets.clip_dataset import ClipDataset
-
         common = {"spec": self.spec, "cache_dir": self.cache_dir, "seed": self.seed}
         datasets = {
             "train": ClipDataset(splits["train"], train=True, augment=self.augment, **common),
@@ -264,10 +263,10 @@ def check_datasets(datasets: dict[str, Dataset]) -> None:
     """Check prebuilt datasets (tests, notebooks) the same way manifests are checked."""
     rows = [
         {"label": label, "split": name}
-        for name in SPLITS
+        for name in SPLIT_NAMES
         for label in getattr(datasets.get(name), "labels", [])
     ]
-    missing = [name for name in SPLITS if name not in datasets]
+    missing = [name for name in SPLIT_NAMES if name not in datasets]
     if missing:
         raise BadConfigError(f"datasets lacks the {missing} split(s)")
     split_rows(rows, "datasets")
@@ -306,10 +305,6 @@ def device_train_batches(
     Raises:
         BadConfigError: the dataset has no clip cache (prebuilt datasets).
     """
-    import torch
-
-    from labral.train.gpu_batches import DeviceClipBatches
-
     if not hasattr(dataset, "cache") or not hasattr(dataset, "records"):
         raise BadConfigError(
             "data.on_device=true needs the manifest's ClipDataset; set data.on_device=false"

@@ -28,6 +28,7 @@ from torch import nn
 import labral
 from labral.bundle import CLASS_NAMES, input_spec_from, load_bundle, write_bundle
 from labral.errors import BadConfigError, IncompatibleBundleError
+from labral.models.describe import describe_model, format_description
 from labral.runtimes import ONNX_OPSET, RUNTIME_FILES
 from labral.train.export_formats import Exporter, RelevanceModule, make_exporter
 from labral.train.export_formats import OnnxExporter as OnnxExporter  # re-exported: tests patch
@@ -266,8 +267,6 @@ def export_run(
     """
     if "torchscript" not in formats:
         raise BadConfigError(f"formats={formats} must include torchscript (the bundle's format)")
-    from labral.models.describe import describe_model, format_description
-
     model = build_model(run)
     eval_spec = eval_spec_of(run)
     frames, size = int(eval_spec["frames"]), [int(s) for s in eval_spec["size"]]

@@ -9,10 +9,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset
 
 from labral.errors import BadConfigError
+from labral.models.weights import load_init_weights
 from labral.train.data import ClipDataModule, build_data_module
 from labral.train.distributed import EpochSampler
 
@@ -42,10 +44,6 @@ def select_device(trainer: DictConfig) -> torch.device:
 
 def build_model(cfg: DictConfig) -> torch.nn.Module:
     """Instantiate ``cfg.model``; a wrong ``_target_`` or argument becomes a BadConfigError."""
-    from hydra.utils import instantiate
-
-    from labral.models.weights import load_init_weights
-
     target = cfg.model.get("_target_", "<missing>")
     try:
         model = instantiate(cfg.model)

@@ -20,6 +20,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from labral.train.data import data_fingerprint, load_rows
+
 #: Hex digits kept of each salted SHA-256 (64 bits: collisions are negligible for cohorts).
 HASH_HEX = 16
 #: Splits whose patients the model has seen (test is held out, so it may be scored).
@@ -36,25 +38,24 @@ def hash_patients(patients: Iterable[str], salt: str) -> list[str]:
     return sorted({hash_patient(str(p), salt) for p in patients})
 
 
-def split_patient_record(config: dict[str, Any], data_fingerprint: str | None) -> dict[str, Any]:
+def split_patient_record(
+    config: dict[str, Any], recorded_fingerprint: str | None
+) -> dict[str, Any]:
     """The bundle's ``split_patients`` entry for a training run.
 
     Args:
         config: the run's resolved config (``data.manifest`` names its manifest).
-        data_fingerprint: the fingerprint training recorded (calibration.json).
+        recorded_fingerprint: the fingerprint training recorded (calibration.json).
 
     Returns:
         ``{"salt", "hash": "sha256", "hex_digits", "splits": {"train": [...], "val": [...]}}``,
         or ``{"unavailable": reason}`` when the run's patients cannot be recovered.
     """
-    from labral.train.data import data_fingerprint as fingerprint_of
-    from labral.train.data import load_rows
-
     manifest = (config.get("data") or {}).get("manifest")
     if not manifest or not Path(str(manifest)).is_file():
         return {"unavailable": f"the run's manifest {manifest!r} is not readable at export"}
     rows = load_rows(Path(str(manifest)))
-    if data_fingerprint is None or fingerprint_of(rows) != data_fingerprint:
+    if recorded_fingerprint is None or data_fingerprint(rows) != recorded_fingerprint:
         return {
             "unavailable": f"{manifest} no longer matches the run's data fingerprint (edited, "
             "or the run split it itself, as cross-validation folds do)"
