@@ -22,8 +22,9 @@ No labral model code is needed to run a bundle: only torch.
 
 This module also owns what the spec's fields mean, so that no consumer restates it:
 
-- ``class_names`` is :data:`CLASS_NAMES`: label 0 is ``"intact"``, label 1
-  (:data:`POSITIVE_LABEL`) is ``"detachment"``, the class whose probability is reported.
+- ``class_names`` is :data:`CLASS_NAMES` (stated in :mod:`labral.labels`, below every layer):
+  label 0 is ``"intact"``, label 1 (:data:`POSITIVE_LABEL`) is ``"detachment"``, the class
+  whose probability is reported.
 - ``temperature``: :func:`calibrated_probability` = sigmoid(logit / temperature).
 - ``threshold``: :func:`decide` = probability >= threshold (:func:`labral.metrics.decision`).
 - relevance: :func:`normalise_relevance` scales it to [0, 1] (minimum 0, maximum 1).
@@ -45,6 +46,7 @@ import torch
 from scipy.special import expit
 
 from labral.errors import IncompatibleBundleError
+from labral.labels import CLASS_NAMES, POSITIVE_LABEL
 from labral.metrics import decision
 from labral.runtimes import (
     DEFAULT_RUNTIME,
@@ -58,10 +60,6 @@ from labral.runtimes import (
 )
 
 BUNDLE_SCHEMA_VERSION = 1
-#: The product's classes, indexed by label: what every bundle's ``class_names`` must be.
-CLASS_NAMES: tuple[str, str] = ("intact", "detachment")
-#: The label whose calibrated probability a bundle reports (``class_names[1]``).
-POSITIVE_LABEL = 1
 #: Scaled logits are clipped to +-60 before the sigmoid: float64 sigmoid already rounds to 1
 #: above +37, and the clip gives train, bench and serve the same ties among saturated scores.
 LOGIT_LIMIT = 60.0
@@ -290,30 +288,38 @@ class Bundle:
 def read_bundle_spec(path: str | Path) -> dict[str, Any]:
     """Read a bundle's spec from metadata.json without loading the model (cheap checks)."""
     folder = Path(path)
-    meta = folder / "metadata.json"
-    if not meta.is_file():
-        raise IncompatibleBundleError(
-            f"{folder}: no metadata.json; point at a bundle folder written by `labral export`"
-        )
-    try:
-        spec = json.loads(meta.read_text())
-    except json.JSONDecodeError as exc:
-        raise IncompatibleBundleError(f"{meta}: not valid JSON ({exc})") from exc
-    _check_spec(spec, str(folder))
-    return spec
+    return _spec_of(_read_metadata(folder), folder)
 
 
-def _recorded_sha256(folder: Path, name: str) -> str | None:
+def _read_metadata(folder: Path) -> dict[str, Any] | None:
+    """The folder's metadata.json parsed, None when it has none (a load reads it once).
+
+    Raises:
+        IncompatibleBundleError: the file is not valid JSON.
+    """
     meta = folder / "metadata.json"
     if not meta.is_file():
         return None
-    return json.loads(meta.read_text()).get("files", {}).get(name, {}).get("sha256")
+    try:
+        return json.loads(meta.read_text())
+    except json.JSONDecodeError as exc:
+        raise IncompatibleBundleError(f"{meta}: not valid JSON ({exc})") from exc
 
 
-def _checked_sha256(folder: Path, path: Path, required: bool) -> str:
+def _spec_of(metadata: dict[str, Any] | None, folder: Path) -> dict[str, Any]:
+    """The checked spec in ``metadata`` (a bundle without metadata.json is refused)."""
+    if metadata is None:
+        raise IncompatibleBundleError(
+            f"{folder}: no metadata.json; point at a bundle folder written by `labral export`"
+        )
+    _check_spec(metadata, str(folder))
+    return metadata
+
+
+def _checked_sha256(metadata: dict[str, Any] | None, path: Path, required: bool) -> str:
     """The file's SHA-256, which must equal metadata.json's record (and exist if required)."""
     digest = sha256_file(path)
-    recorded = _recorded_sha256(folder, path.name)
+    recorded = (metadata or {}).get("files", {}).get(path.name, {}).get("sha256")
     if recorded is None and required:
         raise IncompatibleBundleError(
             f"{path}: metadata.json records no SHA-256 for {path.name}; re-export the model "
@@ -328,7 +334,7 @@ def _checked_sha256(folder: Path, path: Path, required: bool) -> str:
 
 
 def _load_scripted(
-    folder: Path, device: str | torch.device, runtime: str
+    folder: Path, device: str | torch.device, runtime: str, metadata: dict[str, Any] | None
 ) -> tuple[Any, dict[str, Any], str]:
     """model.ts (which ``runtime`` needs), the spec in its extra file and its checked SHA-256."""
     model_path = runtime_file(folder, runtime, RUNTIME_FILES["torchscript"])
@@ -340,7 +346,7 @@ def _load_scripted(
         )
     spec = json.loads(extra[SPEC_EXTRA_FILE])
     _check_spec(spec, str(folder))
-    return module, spec, _checked_sha256(folder, model_path, required=False)
+    return module, spec, _checked_sha256(metadata, model_path, required=False)
 
 
 def load_bundle(
@@ -365,18 +371,19 @@ def load_bundle(
     if folder.is_file():
         folder = folder.parent
     runtime = runtime or DEFAULT_RUNTIME
+    metadata = _read_metadata(folder)
     if runtime == "torchscript":
-        module, spec, digest = _load_scripted(folder, device, runtime)
+        module, spec, digest = _load_scripted(folder, device, runtime, metadata)
     elif runtime == "export":
         model_path = runtime_file(folder, runtime)
-        spec = read_bundle_spec(folder)
-        digest = _checked_sha256(folder, model_path, required=True)
+        spec = _spec_of(metadata, folder)
+        digest = _checked_sha256(metadata, model_path, required=True)
         module = load_exported(model_path, device)
     else:  # ONNX Runtime cannot differentiate: calls that need gradients run model.ts
-        scripted, _, _ = _load_scripted(folder, device, runtime)
+        scripted, _, _ = _load_scripted(folder, device, runtime, metadata)
         model_path = runtime_file(folder, runtime)
-        spec = read_bundle_spec(folder)
-        digest = _checked_sha256(folder, model_path, required=True)
+        spec = _spec_of(metadata, folder)
+        digest = _checked_sha256(metadata, model_path, required=True)
         module = load_onnxruntime(model_path, device, differentiable=scripted)
     if not (math.isfinite(float(spec["temperature"])) and float(spec["temperature"]) > 0):
         raise IncompatibleBundleError(f"{folder}: temperature must be a positive number")

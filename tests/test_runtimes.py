@@ -140,3 +140,18 @@ def test_a_modified_pt2_is_refused(bundle_dir, tmp_path) -> None:
 def test_an_unknown_runtime_is_a_config_error(bundle_dir) -> None:
     with pytest.raises(BadConfigError, match="runtime='tflite'.*torchscript, export, onnxruntime"):
         load_bundle(bundle_dir, runtime="tflite")
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_a_load_reads_metadata_json_once(bundle_dir, runtime, monkeypatch) -> None:
+    reads: list[str] = []
+    read_text = Path.read_text
+
+    def counting_read_text(self: Path, *args, **kwargs) -> str:
+        if self.name == "metadata.json":
+            reads.append(str(self))
+        return read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", counting_read_text)
+    load_bundle(bundle_dir, runtime=runtime)
+    assert len(reads) == 1, (runtime, reads)

@@ -11,10 +11,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.model_selection import StratifiedGroupKFold
 
 from labral.datasets.manifests.manifest import SPLIT_NAMES
 from labral.errors import BadConfigError, BadManifestError
+from labral.labels import CLASS_NAMES
 
 Record = dict[str, Any]
 
@@ -109,47 +109,6 @@ def assign_splits(
             f"{wanted}; add patients or set those fractions to 0"
         )
     return out
-
-
-def patient_kfold(
-    records: Sequence[Mapping[str, Any]], k: int = 5, seed: int = 0
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Patient-grouped, label-stratified k-fold over the records not in the ``test`` split.
-
-    Args:
-        records: manifest records (``patient``, ``label``, optional ``split``).
-        k: number of folds (>= 2).
-        seed: shuffling seed.
-
-    Returns:
-        k pairs ``(train_idx, val_idx)`` of int64 arrays indexing ``records``; test-split
-        records appear in neither.
-
-    Raises:
-        BadConfigError: ``k`` < 2.
-        BadManifestError: fewer patients than folds, or leakage in the given splits.
-    """
-    if k < 2:
-        raise BadConfigError(f"kfold.k must be >= 2, got {k}")
-    check_no_leakage(records)
-    pool = np.array([i for i, r in enumerate(records) if r.get("split") != "test"], np.int64)
-    groups = np.array([str(records[i]["patient"]) for i in pool])
-    labels = np.array([int(records[i]["label"]) for i in pool])
-    if len(set(groups)) < k:
-        raise BadManifestError(f"{k}-fold needs at least {k} patients, found {len(set(groups))}")
-    folds = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-    return [(pool[tr], pool[va]) for tr, va in folds.split(pool, labels, groups)]
-
-
-def records_in(records: Sequence[Mapping[str, Any]], split: str) -> list[Record]:
-    """The records of one split; raises BadManifestError if it is empty."""
-    chosen = [dict(r) for r in records if r.get("split") == split]
-    if not chosen:
-        raise BadManifestError(f"split {split!r} is empty; check the manifest's split column")
-    return chosen
-
-
-CLASS_NAMES = {0: "intact", 1: "detachment"}
 
 
 def patient_label(records: Sequence[Mapping[str, Any]], label_key: str = "hip_label") -> dict:

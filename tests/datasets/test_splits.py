@@ -1,16 +1,11 @@
-"""Patient-grouped stratified splits, k-fold and the leakage check."""
+"""Patient-grouped stratified splits and the leakage check."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from labral.datasets.manifests.splits import (
-    assign_splits,
-    check_no_leakage,
-    patient_kfold,
-    records_in,
-)
+from labral.datasets.manifests.splits import assign_splits, check_no_leakage
 from labral.errors import BadConfigError, BadManifestError
 
 
@@ -75,28 +70,3 @@ def test_empty_split_and_bad_fractions():
         assign_splits(cohort(patients=1))
     with pytest.raises(BadConfigError, match="sum to 1"):
         assign_splits(cohort(), {"train": 0.5, "val": 0.2, "test": 0.2})
-    with pytest.raises(BadManifestError, match="'val' is empty"):
-        records_in(assign_splits(cohort(10), {"train": 0.8, "test": 0.2}), "val")
-
-
-def test_kfold_patient_grouped_stratified_and_excludes_test():
-    records = cohort(40)
-    for r in records:
-        if r["patient"] in ("p0", "p1"):
-            r["split"] = "test"
-    folds = patient_kfold(records, k=4, seed=0)
-    assert len(folds) == 4
-    test_idx = {i for i, r in enumerate(records) if r.get("split") == "test"}
-    seen_val: list[int] = []
-    for train_idx, val_idx in folds:
-        train_p = {records[i]["patient"] for i in train_idx}
-        val_p = {records[i]["patient"] for i in val_idx}
-        assert train_p.isdisjoint(val_p)
-        assert test_idx.isdisjoint(set(train_idx) | set(val_idx))
-        assert 0.15 < np.mean([records[i]["label"] for i in val_idx]) < 0.55
-        seen_val += val_idx.tolist()
-    assert sorted(seen_val) == sorted(set(range(len(records))) - test_idx)  # each once
-    with pytest.raises(BadManifestError, match="at least 5 patients"):
-        patient_kfold(cohort(4), k=5)
-    with pytest.raises(BadConfigError, match="kfold.k"):
-        patient_kfold(records, k=1)
