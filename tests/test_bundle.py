@@ -8,36 +8,29 @@ from pathlib import Path
 import pytest
 import torch
 
-from labral.bundle import BUNDLE_SCHEMA_VERSION, load_bundle, read_bundle_spec, write_bundle
+from labral.bundle import BUNDLE_SCHEMA_VERSION, load_bundle, read_bundle_spec
+from labral.demo_bundle import BrightnessScorer
 from labral.errors import IncompatibleBundleError
 from labral.runtimes import RUNTIME_FILES
+from tests.helpers.bundles import toy_bundle
+
+EVAL = {"frames": 4, "fps": 10.0, "size": [8, 8], "windows": 1}
 
 
-class _MeanModel(torch.nn.Module):
-    """logit = 10 * (mean intensity - 0.5); relevance = per-frame mean."""
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        per_frame = x.mean(dim=(1, 3, 4))
-        return 10.0 * (per_frame.mean(dim=1) - 0.5), per_frame
+def mean_scorer() -> BrightnessScorer:
+    """logit = 10 * (the clip's mean intensity - 0.5); relevance = per-frame mean."""
+    return BrightnessScorer("mean", scale=10.0, reference=0.5)
 
 
-def _spec(**changes: object) -> dict:
-    spec = {
-        "model_name": "mean-test",
-        "model_version": "0.0.1",
-        "class_names": ["intact", "detachment"],
-        "eval_transform": {"frames": 4, "fps": 10.0, "size": [8, 8], "windows": 1},
-        "input_spec": {"frames": 4, "fps": 10.0, "size": [8, 8], "channels": 1},
-        "temperature": 2.0,
-        "threshold": 0.5,
-    }
-    spec.update(changes)
-    return spec
+def _write(folder: Path, card: str = "# card\n", **metadata: object) -> Path:
+    """The mean scorer's bundle: 4 frames of 8x8, temperature 2, threshold 0.5."""
+    spec = {"model_name": "mean-test", "temperature": 2.0, "threshold": 0.5, **metadata}
+    return toy_bundle(folder, mean_scorer(), EVAL, card, **spec)
 
 
 @pytest.fixture
 def bundle_dir(tmp_path: Path) -> Path:
-    return write_bundle(tmp_path / "b", torch.jit.script(_MeanModel()), _spec(), "# card\n")
+    return _write(tmp_path / "b")
 
 
 def test_round_trip_and_calibration(bundle_dir: Path) -> None:
@@ -71,7 +64,7 @@ def test_tampered_model_is_refused(bundle_dir: Path) -> None:
 
 def test_other_schema_version_is_refused(tmp_path: Path) -> None:
     with pytest.raises(IncompatibleBundleError, match="schema_version"):
-        write_bundle(tmp_path / "old", torch.jit.script(_MeanModel()), _spec(schema_version=99))
+        _write(tmp_path / "old", schema_version=99)
 
 
 def test_missing_pieces_are_named(tmp_path: Path, bundle_dir: Path) -> None:
@@ -106,9 +99,7 @@ def test_the_schema_owns_the_class_names(tmp_path: Path, bundle_dir: Path) -> No
     assert bundle.label_name(True) == "detachment" and bundle.label_name(False) == "intact"
     for names in (["detachment", "intact"], ["normal", "detachment"], "intact,detachment"):
         with pytest.raises(IncompatibleBundleError, match="class_names"):
-            write_bundle(
-                tmp_path / "swapped", torch.jit.script(_MeanModel()), _spec(class_names=names)
-            )
+            _write(tmp_path / "swapped", class_names=names)
 
 
 def test_predict_decision_is_the_threshold_rule_on_its_probability(bundle_dir: Path) -> None:

@@ -14,45 +14,33 @@ import pytest
 import torch
 from scipy.special import expit
 
-from labral.bundle import load_bundle, write_bundle
+from labral.bundle import load_bundle
 from labral.datasets.io.clip import Clip
 from labral.datasets.transforms.clip_transforms import build_eval_transform
+from labral.demo_bundle import BrightnessScorer
 from labral.scoring import ClipScorer, clip_logits, score_windows, spatial_maps
+from tests.helpers.bundles import toy_bundle
 
 EVAL = {"frames": 4, "fps": 10.0, "size": [16, 16], "windows": 3}
 
 
-class RegionNet(torch.nn.Module):
+def region_scorer() -> BrightnessScorer:
     """logit = 40 * (peak - mean of the centre region's per-frame contrast) - 1.
 
-    relevance (B, T) is that contrast (it can be negative), and only the centre region
-    (rows and columns 4-11) moves the logit, so the input gradient is zero elsewhere.
+    relevance (B, T) is that contrast (the region's mean - 0.5: it can be negative), and
+    only the centre region (rows and columns 4-11) moves the logit, so the input gradient
+    is zero elsewhere.
     """
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        contrast = x[:, 0, :, 4:12, 4:12].mean(dim=(2, 3)) - 0.5  # (B, T)
-        logits = 40.0 * (contrast.amax(dim=1) - contrast.mean(dim=1)) - 1.0
-        return logits, contrast
-
-
-def spec(**changes: object) -> dict:
-    out = {
-        "model_name": "region-test",
-        "model_version": "0",
-        "class_names": ["intact", "detachment"],
-        "eval_transform": EVAL,
-        "input_spec": {},
-        "temperature": 1.7,
-        "threshold": 0.4,
-    }
-    out.update(changes)
-    return out
+    return BrightnessScorer(
+        "peak-mean", 40.0, reference=0.0, offset=1.0, window=(4, 12), baseline=0.5
+    )
 
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory):
     folder = tmp_path_factory.mktemp("region")
-    return load_bundle(write_bundle(folder, torch.jit.script(RegionNet()), spec()))
+    metadata = {"model_name": "region-test", "temperature": 1.7, "threshold": 0.4}
+    return load_bundle(toy_bundle(folder, region_scorer(), EVAL, **metadata))
 
 
 def blob_clip(peak: int = 13, frames: int = 24, fps: float = 20.0) -> Clip:

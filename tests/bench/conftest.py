@@ -1,66 +1,36 @@
-"""Fixtures for bench tests: a tiny scripted bundle and a small .npy manifest suite.
+"""Fixtures for bench tests: two toy bundles and a small DICOM manifest suite.
 
-The bundle's model is hand-written (no labral model code): it scores a clip by how much one
-frame's mean brightness stands out from the clip's mean, and its relevance is the per-frame
-mean, so positives (a bright blob on their extrusion frames) score high and their relevance
-peaks on the true frames. The suite is a JSONL manifest of DICOM cines written by
+The bundles' model is the toy blob scorer (:func:`tests.helpers.bundles.blob_scorer`, no
+trained labral model): it scores a clip by how much one frame's mean brightness stands out
+from the clip's mean, and its relevance is the per-frame mean, so positives (a bright blob
+on their extrusion frames) score high and their relevance peaks on the true frames.
+The suite is a JSONL manifest of DICOM cines written by
 ``labral.datasets.synth.dicom_writer`` (lossless, 10 frames/s) and read by ``read_cine``.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import torch
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 
-from labral.bundle import write_bundle
 from labral.datasets.synth.dicom_writer import write_cine_dicom
 from labral.datasets.synth.types import SynthClip
+from labral.demo_bundle import BrightnessScorer
+from tests.helpers.bundles import blob_scorer, toy_bundle
 from tests.train.conftest import train_cfg  # noqa: F401 - the real train config, for a cv run
-
-SPEC = {
-    "model_name": "blob-detector",
-    "model_version": "test",
-    "class_names": ["intact", "detachment"],
-    "eval_transform": {"frames": 8, "fps": 10.0, "size": [32, 32], "windows": 1},
-    "input_spec": {
-        "frames": 8,
-        "fps": 10.0,
-        "size": [32, 32],
-        "channels": 1,
-        "dtype": "float32",
-        "value_range": [0, 1],
-    },
-    "temperature": 1.0,
-    "threshold": 0.5,
-}
-
-
-class BlobScorer(torch.nn.Module):
-    """forward(x (B,1,T,H,W)) -> (logits (B,), relevance (B,T)): peak-minus-mean brightness."""
-
-    def __init__(self, scale: float, offset: float) -> None:
-        super().__init__()
-        self.scale = scale
-        self.offset = offset
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        per_frame = x.mean(dim=(1, 3, 4))
-        logits = self.scale * (per_frame.amax(dim=1) - per_frame.mean(dim=1)) - self.offset
-        return logits, per_frame
 
 
 def make_bundle(folder: Path, name: str = "blob-detector", scale: float = 200.0) -> Path:
-    """Write a bundle of :class:`BlobScorer` into ``folder``."""
-    scripted = torch.jit.script(BlobScorer(scale, 2.0))
-    return write_bundle(folder, scripted, {**SPEC, "model_name": name})
+    """Write a bundle of :func:`tests.helpers.bundles.blob_scorer` into ``folder``."""
+    return toy_bundle(folder, blob_scorer(scale, 2.0), model_name=name, model_version="test")
 
 
 def make_manifest(folder: Path, n_patients: int = 12, seed: int = 0) -> Path:
@@ -152,7 +122,8 @@ def compose_bench() -> Any:
     return _compose_bench
 
 
-@pytest.fixture
-def blob_scorer() -> type[BlobScorer]:
-    """The :class:`BlobScorer` class, for tests that write their own bundle files."""
-    return BlobScorer
+@pytest.fixture(name="blob_scorer")
+def blob_scorer_fixture() -> Callable[[float, float], BrightnessScorer]:
+    """``blob_scorer(scale, offset)`` (:mod:`tests.helpers.bundles`), for tests that write
+    their own bundle files."""
+    return blob_scorer

@@ -6,13 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from labral.bench import command
 from labral.bench.overlap import OverlapError
-from labral.bundle import write_bundle
 from labral.train.split_record import hash_patients
-from tests.bench.conftest import SPEC, BlobScorer
+from tests.helpers.bundles import blob_scorer, toy_bundle
 
 
 def _bundle_trained_on(folder: Path, train: list[str], val: list[str]) -> Path:
@@ -23,9 +21,9 @@ def _bundle_trained_on(folder: Path, train: list[str], val: list[str]) -> Path:
         "hex_digits": 16,
         "splits": {"train": hash_patients(train, salt), "val": hash_patients(val, salt)},
     }
-    scripted = torch.jit.script(BlobScorer(200.0, 2.0))
-    spec = {**SPEC, "model_name": "seen", "split_patients": record}
-    return write_bundle(folder, scripted, spec)
+    return toy_bundle(
+        folder, blob_scorer(), model_name="seen", model_version="test", split_patients=record
+    )
 
 
 def test_overlap_is_refused_by_default_and_excluded_on_request(

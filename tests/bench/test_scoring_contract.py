@@ -20,37 +20,32 @@ from fastapi.testclient import TestClient
 from scipy.special import expit
 
 from labral.bench.command import run
-from labral.bundle import load_bundle, write_bundle
+from labral.bundle import load_bundle
 from labral.datasets.io.reader import read_cine
 from labral.datasets.transforms.clip_transforms import build_eval_transform
+from labral.demo_bundle import BrightnessScorer
 from labral.serve.http.app import create_app
 from labral.serve.settings import ServeSettings
+from tests.helpers.bundles import toy_bundle
 
 EVAL = {"frames": 8, "fps": 10.0, "size": [32, 32], "windows": 3}
 
 
-class CentreContrast(torch.nn.Module):
-    """logit = 60 * (peak - mean of the centre's per-frame contrast) - 1.5; relevance = contrast."""
+def centre_contrast() -> BrightnessScorer:
+    """logit = 60 * (peak - mean of the centre's per-frame contrast) - 1.5; relevance = contrast.
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        contrast = x[:, 0, :, 8:24, 8:24].mean(dim=(2, 3)) - x.mean(dim=(1, 3, 4))  # (B, T)
-        logits = 60.0 * (contrast.amax(dim=1) - contrast.mean(dim=1)) - 1.5
-        return logits, contrast
+    The contrast (B, T) is the mean of rows and columns 8-23 minus the whole frame's mean.
+    """
+    return BrightnessScorer(
+        "peak-mean", 60.0, reference=0.0, offset=1.5, window=(8, 24), baseline="frame"
+    )
 
 
 @pytest.fixture(scope="module")
 def contract_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    spec = {
-        "model_name": "centre-contrast",
-        "model_version": "test",
-        "class_names": ["intact", "detachment"],
-        "eval_transform": EVAL,
-        "input_spec": {},
-        "temperature": 1.7,
-        "threshold": 0.4,
-    }
+    metadata = {"model_name": "centre-contrast", "temperature": 1.7, "threshold": 0.4}
     folder = tmp_path_factory.mktemp("contract")
-    return write_bundle(folder, torch.jit.script(CentreContrast()), spec)
+    return toy_bundle(folder, centre_contrast(), EVAL, model_version="test", **metadata)
 
 
 def _hand_probability(bundle_dir: Path, clip_path: Path) -> float:

@@ -23,9 +23,10 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from labral.datasets.synth.dicom_writer import write_cine_dicom
 from labral.datasets.synth.types import SynthClip
 from labral.datasets.synth.video_writer import write_mp4
-from labral.serve.demo import demo_frames, make_demo_bundle
+from labral.demo_bundle import demo_frames
 from labral.serve.http.app import create_app
 from labral.serve.settings import ServeSettings
+from tests.helpers.bundles import toy_bundle
 
 US_MULTIFRAME = "1.2.840.10008.5.1.4.1.1.3.1"
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
@@ -85,7 +86,8 @@ def plain_dataset(
 
 @pytest.fixture(scope="session")
 def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_demo_bundle(tmp_path_factory.mktemp("bundle"))
+    """The demo bundle: logit = 30 * (brightest frame's mean - 0.25) (labral.demo_bundle)."""
+    return toy_bundle(tmp_path_factory.mktemp("bundle"))
 
 
 @pytest.fixture(scope="session")
