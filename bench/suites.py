@@ -55,6 +55,7 @@ GENERATOR_MODULES = (
     "labral.datasets.synth.params",
     "labral.datasets.synth.hips",
     "labral.datasets.synth.warp",
+    "labral.datasets.synth.speckle",
     "labral.datasets.synth.generate",
     "labral.datasets.synth.dicom_writer",
     "labral.bench.seeds",  # patient seed ranges

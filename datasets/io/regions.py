@@ -62,8 +62,8 @@ class UltrasoundRegion:
 def _choose_region(regions: list[UltrasoundRegion]) -> tuple[UltrasoundRegion | None, list[str]]:
     """The 2-D tissue region (largest if several), else the largest 2-D region."""
     warnings: list[str] = []
-    tissue = [r for r in regions if r.spatial_format == SPATIAL_FORMAT_2D and r.data_type == 1]
     planar = [r for r in regions if r.spatial_format == SPATIAL_FORMAT_2D]
+    tissue = [r for r in planar if r.data_type == DATA_TYPE_TISSUE]
     candidates = tissue or planar
     if not candidates:
         return None, warnings

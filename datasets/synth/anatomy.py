@@ -12,7 +12,7 @@ that probe motion never samples outside it); motion is applied later by warping.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -151,6 +151,41 @@ def _inside_triangle(x: np.ndarray, z: np.ndarray, pts: list[tuple[float, float]
     return ~(neg & pos)
 
 
+class _Grid(NamedTuple):
+    """The reference grid: depth and lateral position (mm) of every pixel, (Hr, Wr) each."""
+
+    z: np.ndarray
+    x: np.ndarray
+    dz: float
+    dx: float
+
+
+class _Femur(NamedTuple):
+    """The femoral head and neck on the reference grid (bool masks (Hr, Wr))."""
+
+    center_x: float  # head centre, mm
+    center_z: float
+    radius: float  # head radius, mm
+    cartilage_mm: float
+    neck_x: float  # lateral position of the head-neck junction, mm
+    rim_angle: float  # acetabular rim angle, radians
+    distance: np.ndarray  # float (Hr, Wr): distance from the head centre, mm
+    bone: np.ndarray
+    surface: np.ndarray
+    cartilage: np.ndarray
+
+
+class _Acetabulum(NamedTuple):
+    """The acetabular rim and pelvis on the reference grid (bool masks (Hr, Wr))."""
+
+    rim_x: float  # rim tip, mm
+    rim_z: float
+    rim_radius: float  # distance of the rim tip from the head centre, mm
+    slope: float  # tan of the acetabular surface's slope
+    bone: np.ndarray
+    surface: np.ndarray
+
+
 def render_tissue(hip: dict[str, Any], height: int, width: int, margin: int) -> TissueMaps:
     """Render the tissue maps of one hip on the reference grid.
 
@@ -162,65 +197,126 @@ def render_tissue(hip: dict[str, Any], height: int, width: int, margin: int) -> 
     Returns:
         :class:`TissueMaps` of shape (height + 2 margin, width + 2 margin).
     """
-    dz, dx = hip["depth_mm"] / height, hip["fov_mm"] / width
-    hr, wr = height + 2 * margin, width + 2 * margin
-    z = ((np.arange(hr, dtype=np.float32) - margin + 0.5) * dz)[:, None]
-    x = ((np.arange(wr, dtype=np.float32) - margin + 0.5) * dx)[None, :]
-    z, x = np.broadcast_arrays(z, x)
+    grid = _reference_grid(hip, height, width, margin)
     rng = np.random.default_rng(hip["texture_seed"])
+    labrum_mm, cartilage_mm = hip["labrum_thick_mm"], hip["cartilage_mm"]
+    z_top = hip["fat_mm"] + hip["muscle_mm"] + hip["capsule_mm"] + labrum_mm + cartilage_mm + 0.8
+    femur = _femur(hip, grid, z_top)
+    acetabulum = _acetabulum(hip, grid, femur)
+    labrum, labrum_base_z = _labrum(hip, grid, femur, acetabulum)
 
-    r_head, cart, lt = hip["head_radius_mm"], hip["cartilage_mm"], hip["labrum_thick_mm"]
-    z_top = hip["fat_mm"] + hip["muscle_mm"] + hip["capsule_mm"] + lt + cart + 0.8
+    # capsule over labrum and neck, recess between capsule and neck
+    z, x = grid.z, grid.x
+    cap_bottom = np.minimum(labrum_base_z - 0.3, z_top - labrum_mm - cartilage_mm - 0.6) + np.clip(
+        (x - femur.center_x) * 0.15, -2.0, 2.0
+    )
+    cap_bottom = cap_bottom + np.clip((x - femur.neck_x) * 0.05, 0.0, None)
+    cap_top = cap_bottom - hip["capsule_mm"]
+    capsule = (z >= cap_top) & (z < cap_bottom)
+    recess = (z >= cap_bottom) & ~femur.bone & ~acetabulum.bone
+    echo, tendon = _echo_map(hip, grid, rng, femur, acetabulum, labrum, capsule, recess, cap_top)
+    moves = _femur_following(grid, femur, acetabulum, labrum, cap_top)
+    recess_fluid = recess & (x > femur.neck_x - 2.0) & (z > cap_bottom + 0.3)
+    cleft_s, box = _cleft_channel(hip, grid, femur, acetabulum)
+    return TissueMaps(
+        echo=echo.astype(np.float32),
+        moves=moves.astype(np.float32),
+        labrum=labrum,
+        sheet=capsule | tendon,
+        cleft_s=cleft_s,
+        recess_fluid=recess_fluid,
+        margin=margin,
+        dz=float(grid.dz),
+        dx=float(grid.dx),
+        cleft_box=box,
+        pivot_mm=(float(femur.center_x), float(femur.center_z)),
+    )
+
+
+def _reference_grid(hip: dict[str, Any], height: int, width: int, margin: int) -> _Grid:
+    """Pixel centres of the image plus ``margin`` pixels on every side, in mm."""
+    dz, dx = hip["depth_mm"] / height, hip["fov_mm"] / width
+    ref_height, ref_width = height + 2 * margin, width + 2 * margin
+    z = ((np.arange(ref_height, dtype=np.float32) - margin + 0.5) * dz)[:, None]
+    x = ((np.arange(ref_width, dtype=np.float32) - margin + 0.5) * dx)[None, :]
+    z, x = np.broadcast_arrays(z, x)
+    return _Grid(z, x, dz, dx)
+
+
+def _femur(hip: dict[str, Any], grid: _Grid, z_top: float) -> _Femur:
+    """Femoral head and neck: to the right of the head-neck junction the surface flattens."""
+    z, x = grid.z, grid.x
+    r_head, cart = hip["head_radius_mm"], hip["cartilage_mm"]
     xh = hip["head_x_frac"] * hip["fov_mm"]
     zh = z_top + r_head
     rad = np.hypot(x - xh, z - zh)
     ang = np.arctan2(x - xh, zh - z)  # 0 at the top of the head, positive to the right
     psi = np.deg2rad(hip["rim_angle_deg"])
-    # femoral head, and the neck: to the right of the head-neck junction the surface flattens
     neck_ang = np.deg2rad(18.0)
     x_neck = xh + r_head * np.sin(neck_ang)
     z_neck = zh - r_head * np.cos(neck_ang) + (x - x_neck) * np.tan(np.deg2rad(14.0))
-    femur = (rad <= r_head) | ((x > x_neck) & (z >= z_neck))
-    fem_surface = (rad <= r_head + 0.45) & (rad > r_head - 0.35) & (x <= x_neck)
-    fem_surface |= (x > x_neck) & (np.abs(z - z_neck) < 0.4)
+    bone = (rad <= r_head) | ((x > x_neck) & (z >= z_neck))
+    surface = (rad <= r_head + 0.45) & (rad > r_head - 0.35) & (x <= x_neck)
+    surface |= (x > x_neck) & (np.abs(z - z_neck) < 0.4)
     cartilage = (rad > r_head) & (rad <= r_head + cart) & (ang > -psi) & (ang < neck_ang)
+    return _Femur(xh, zh, r_head, cart, x_neck, psi, rad, bone, surface, cartilage)
 
-    # acetabular rim: bone to the left of the rim tip, surface rising to the left
-    rim_r = r_head + cart + 0.2
-    rim_x, rim_z = xh - rim_r * np.sin(psi), zh - rim_r * np.cos(psi)
+
+def _acetabulum(hip: dict[str, Any], grid: _Grid, femur: _Femur) -> _Acetabulum:
+    """Acetabular rim: bone to the left of the rim tip, surface rising to the left."""
+    z, x = grid.z, grid.x
+    psi = femur.rim_angle
+    rim_r = femur.radius + femur.cartilage_mm + 0.2
+    rim_x, rim_z = femur.center_x - rim_r * np.sin(psi), femur.center_z - rim_r * np.cos(psi)
     slope = np.tan(np.deg2rad(hip["acetabulum_slope_deg"]))
     z_acet = rim_z - (rim_x - x) * slope - 0.6
-    acetab = (x < rim_x) & (z >= z_acet) & ((rad > rim_r) | (z > rim_z))
-    acet_surface = (x < rim_x + 0.3) & (np.abs(z - z_acet) < 0.4) & (rad > rim_r - 0.2)
+    bone = (x < rim_x) & (z >= z_acet) & ((femur.distance > rim_r) | (z > rim_z))
+    surface = (x < rim_x + 0.3) & (np.abs(z - z_acet) < 0.4) & (femur.distance > rim_r - 0.2)
+    return _Acetabulum(rim_x, rim_z, rim_r, slope, bone, surface)
 
-    # labrum triangle on the rim tip, apex along the head surface
+
+def _labrum(
+    hip: dict[str, Any], grid: _Grid, femur: _Femur, acetabulum: _Acetabulum
+) -> tuple[np.ndarray, float]:
+    """bool (Hr, Wr) labrum triangle on the rim tip, apex along the head surface, and the
+    depth (mm) of its base corner on the acetabulum."""
+    lt, slope = hip["labrum_thick_mm"], acetabulum.slope
+    rim_x, rim_z = acetabulum.rim_x, acetabulum.rim_z
     lab_a = (
         rim_x - lt * 0.9 * np.cos(np.arctan(slope)),
         z_acet_at(rim_x - lt * 0.9, rim_x, rim_z, slope),
     )
     lab_b = (rim_x + 0.2, rim_z + 0.3)
-    apex_ang = -psi + hip["labrum_len_mm"] / r_head
+    apex_ang = -femur.rim_angle + hip["labrum_len_mm"] / femur.radius
+    apex_r = femur.radius + femur.cartilage_mm + 0.3
     lab_c = (
-        xh + (r_head + cart + 0.3) * np.sin(apex_ang),
-        zh - (r_head + cart + 0.3) * np.cos(apex_ang),
+        femur.center_x + apex_r * np.sin(apex_ang),
+        femur.center_z - apex_r * np.cos(apex_ang),
     )
-    labrum = _inside_triangle(x, z, [lab_a, lab_b, lab_c]) & ~femur & ~acetab
+    labrum = _inside_triangle(grid.x, grid.z, [lab_a, lab_b, lab_c])
+    return labrum & ~femur.bone & ~acetabulum.bone, lab_a[1]
 
-    # capsule over labrum and neck, recess between capsule and neck
-    cap_bottom = np.minimum(lab_a[1] - 0.3, z_top - lt - cart - 0.6) + np.clip(
-        (x - xh) * 0.15, -2.0, 2.0
-    )
-    cap_bottom = cap_bottom + np.clip((x - x_neck) * 0.05, 0.0, None)
-    cap_top = cap_bottom - hip["capsule_mm"]
-    capsule = (z >= cap_top) & (z < cap_bottom)
+
+def _echo_map(
+    hip: dict[str, Any],
+    grid: _Grid,
+    rng: np.random.Generator,
+    femur: _Femur,
+    acetabulum: _Acetabulum,
+    labrum: np.ndarray,
+    capsule: np.ndarray,
+    recess: np.ndarray,
+    cap_top: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """float32 (Hr, Wr) backscatter power of every tissue, and the bool tendon mask."""
+    z, x = grid.z, grid.x
     fat_bottom = hip["fat_mm"] + 0.4 * np.sin(x / 9.0 + rng.uniform(0, 6))
-
     echo = np.full(z.shape, ECHO["muscle"], np.float32)
     stripes = 0.55 + 0.45 * np.cos(
         2 * np.pi * (z + x * np.tan(np.deg2rad(hip["muscle_fiber_deg"]))) / rng.uniform(0.9, 1.4)
     )
     echo *= stripes.astype(np.float32)
-    tendon = ((x - xh - 2.0) / 5.0) ** 2 + ((z - cap_top + 2.8) / 1.8) ** 2 < 1.0
+    tendon = ((x - femur.center_x - 2.0) / 5.0) ** 2 + ((z - cap_top + 2.8) / 1.8) ** 2 < 1.0
     echo[tendon] = ECHO["tendon"]
     fat = z < fat_bottom
     echo[fat] = ECHO["fat"]
@@ -231,26 +327,42 @@ def render_tissue(hip: dict[str, Any], height: int, width: int, margin: int) -> 
     echo[np.abs(z - fat_bottom) < 0.3] = ECHO["fascia"]
     echo[np.abs(z - cap_top) < 0.3] = ECHO["fascia"]
     echo[capsule] = ECHO["capsule"]
-    recess = (z >= cap_bottom) & ~femur & ~acetab
     echo[recess] = ECHO["recess"]
-    echo[cartilage] = ECHO["cartilage"]
+    echo[femur.cartilage] = ECHO["cartilage"]
     echo[labrum] = ECHO["labrum"]
-    echo[femur | acetab] = ECHO["bone_shadow"]
-    echo[(fem_surface & ~acetab) | acet_surface] = ECHO["bone_surface"]
+    echo[femur.bone | acetabulum.bone] = ECHO["bone_shadow"]
+    echo[(femur.surface & ~acetabulum.bone) | acetabulum.surface] = ECHO["bone_surface"]
     echo[z < 0.25] = ECHO["septum"]  # skin line
+    return echo, tendon
 
-    moves = np.where(femur | cartilage, 1.0, 0.0)
-    soft = ~femur & ~cartilage & ~acetab & ~labrum
+
+def _femur_following(
+    grid: _Grid, femur: _Femur, acetabulum: _Acetabulum, labrum: np.ndarray, cap_top: np.ndarray
+) -> np.ndarray:
+    """float (Hr, Wr) 0..1: how much each point follows the femur (1 femur, 0 pelvis)."""
+    z, x = grid.z, grid.x
+    moves = np.where(femur.bone | femur.cartilage, 1.0, 0.0)
+    soft = ~femur.bone & ~femur.cartilage & ~acetabulum.bone & ~labrum
     # soft tissue is dragged partly, and only over the femur (not over the pelvis)
-    over_femur = np.clip((x - rim_x) / 6.0, 0.0, 1.0)
+    over_femur = np.clip((x - acetabulum.rim_x) / 6.0, 0.0, 1.0)
     moves = np.where(soft & (z >= cap_top), 0.55 * over_femur, moves)
-    moves = np.where(
+    return np.where(
         soft & (z < cap_top), (0.12 + 0.2 * np.clip(z / cap_top, 0, 1)) * over_femur, moves
     )
-    recess_fluid = recess & (x > x_neck - 2.0) & (z > cap_bottom + 0.3)
 
-    # cleft channel: from the chondrolabral junction outward through the labrum
-    j_ang = -psi + 0.09
+
+def _cleft_channel(
+    hip: dict[str, Any], grid: _Grid, femur: _Femur, acetabulum: _Acetabulum
+) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The chondrolabral cleft channel, from the junction outward through the labrum.
+
+    Returns:
+        float32 (Hr, Wr) position along the channel (0 joint side .. 1 capsular side, NaN
+        outside it) and the channel's bounding box (r0, r1, c0, c1).
+    """
+    z, x = grid.z, grid.x
+    xh, zh, r_head, cart = femur.center_x, femur.center_z, femur.radius, femur.cartilage_mm
+    j_ang = -femur.rim_angle + 0.09
     p0 = np.array(
         [xh + (r_head + cart * 0.4) * np.sin(j_ang), zh - (r_head + cart * 0.4) * np.cos(j_ang)]
     )
@@ -262,28 +374,15 @@ def render_tissue(hip: dict[str, Any], height: int, width: int, margin: int) -> 
             dirv[0] * np.sin(rot) + dirv[1] * np.cos(rot),
         ]
     )
-    length = cart * 0.6 + lt + 2.0
+    length = cart * 0.6 + hip["labrum_thick_mm"] + 2.0
     s_mm = (x - p0[0]) * dirv[0] + (z - p0[1]) * dirv[1]
     d_mm = np.abs(-(x - p0[0]) * dirv[1] + (z - p0[1]) * dirv[0])
     s = s_mm / length
     half = 0.5 * hip["cleft_width_mm"] * (0.7 + 0.6 * np.clip(s, 0, 1))
-    channel = (s >= 0) & (s <= 1) & (d_mm <= half) & ~femur & ~acetab
+    channel = (s >= 0) & (s <= 1) & (d_mm <= half) & ~femur.bone & ~acetabulum.bone
     cleft_s = np.where(channel, s, np.nan).astype(np.float32)
     rows, cols = np.nonzero(channel)
-    box = (int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1)
-    return TissueMaps(
-        echo=echo.astype(np.float32),
-        moves=moves.astype(np.float32),
-        labrum=labrum,
-        sheet=capsule | tendon,
-        cleft_s=cleft_s,
-        recess_fluid=recess_fluid,
-        margin=margin,
-        dz=float(dz),
-        dx=float(dx),
-        cleft_box=box,
-        pivot_mm=(float(xh), float(zh)),
-    )
+    return cleft_s, (int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1)
 
 
 def z_acet_at(x: float, rim_x: float, rim_z: float, slope: float) -> float:

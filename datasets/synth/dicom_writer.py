@@ -31,6 +31,7 @@ from pydicom.uid import (
     UltrasoundMultiFrameImageStorage,
 )
 
+from labral.datasets.io.regions import DATA_TYPE_TISSUE, SPATIAL_FORMAT_2D, UNITS_CM
 from labral.datasets.synth.types import SynthClip
 from labral.errors import BadConfigError
 
@@ -112,15 +113,15 @@ def _region_sequence(clip: SynthClip, top: int, left: int) -> Sequence:
     """One 2-D tissue region with its bounds (inclusive) and physical deltas in cm."""
     _, h, w = clip.frames.shape
     region = Dataset()
-    region.RegionSpatialFormat = 1  # 2D (tissue or flow)
-    region.RegionDataType = 1  # tissue
+    region.RegionSpatialFormat = SPATIAL_FORMAT_2D
+    region.RegionDataType = DATA_TYPE_TISSUE
     region.RegionFlags = 0
     region.RegionLocationMinX0 = left
     region.RegionLocationMinY0 = top
     region.RegionLocationMaxX1 = left + w - 1
     region.RegionLocationMaxY1 = top + h - 1
-    region.PhysicalUnitsXDirection = 3  # cm
-    region.PhysicalUnitsYDirection = 3
+    region.PhysicalUnitsXDirection = UNITS_CM
+    region.PhysicalUnitsYDirection = UNITS_CM
     region.PhysicalDeltaX = float(clip.spacing_mm[1]) / 10.0
     region.PhysicalDeltaY = float(clip.spacing_mm[0]) / 10.0
     region.ReferencePixelX0 = w // 2
@@ -171,6 +172,20 @@ def build_dataset(
     Raises:
         BadConfigError: unknown ``syntax``, quality outside 1-95, or frames not uint8 (T, H, W).
     """
+    _check_options(clip, syntax, jpeg_quality)
+    who = dict(patient or {})
+    side = str(who.get("side", clip.params.get("side", "R")))
+    ds = Dataset()
+    _set_identity(ds, who, side)
+    _set_cine_image(ds, clip, side, burned_in_text)
+    ds.file_meta = _file_meta(ds.SOPInstanceUID, syntax)
+    canvas = render_canvas(clip, side=side, burned_in_text=burned_in_text)
+    _set_pixel_data(ds, canvas, syntax, int(jpeg_quality))
+    return ds
+
+
+def _check_options(clip: SynthClip, syntax: str, jpeg_quality: int) -> None:
+    """Refuse an unknown syntax, a JPEG quality outside 1..95 or frames not uint8 (T, H, W)."""
     if syntax not in SYNTAXES:
         raise BadConfigError(f"formats.dicom_syntax={syntax!r}: use one of {sorted(SYNTAXES)}")
     if not 1 <= int(jpeg_quality) <= 95:
@@ -180,35 +195,25 @@ def build_dataset(
         raise BadConfigError(
             f"clip.frames must be uint8 (T, H, W) with T >= 1; got {frames.dtype} {frames.shape}"
         )
-    who = dict(patient or {})
+
+
+def _set_identity(ds: Dataset, who: Mapping[str, Any], side: str) -> None:
+    """Patient, study, series and instance attributes: UIDs, dates and names derived from
+    the synthetic subject (``who``), so the same clip always gets the same identity."""
     pid = str(who.get("patient", "P0000"))
-    side = str(who.get("side", clip.params.get("side", "R")))
     clip_no = int(who.get("clip", 0))
     seed = who.get("dataset_seed", 0)
-    t, h, w = frames.shape
-    rows, cols, top, left = _canvas_geometry(h, w)
-    canvas = render_canvas(clip, side=side, burned_in_text=burned_in_text)
-
-    study_uid = _uid("study", seed, pid)
-    series_uid = _uid("series", seed, pid, side)
-    sop_uid = _uid("sop", seed, pid, side, clip_no)
     # A fake but valid date per patient (2020-01-01 .. 2020-12-28), fixed time per clip.
     day = sum(map(ord, pid + str(seed))) % 360
     date = f"2020{1 + day // 30:02d}{1 + day % 28:02d}"
     time = f"{9 + clip_no % 8:02d}{(7 * clip_no) % 60:02d}00"
-
-    ds = Dataset()
     ds.SpecificCharacterSet = "ISO_IR 100"
     ds.ImageType = ["ORIGINAL", "PRIMARY", "MUSCULOSKELETAL", "0001"]
     ds.SOPClassUID = UltrasoundMultiFrameImageStorage
-    ds.SOPInstanceUID = sop_uid
+    ds.SOPInstanceUID = _uid("sop", seed, pid, side, clip_no)
     ds.InstanceCreationDate, ds.InstanceCreationTime = date, time
-    ds.StudyDate, ds.SeriesDate, ds.ContentDate, ds.AcquisitionDateTime = (
-        date,
-        date,
-        date,
-        date + time,
-    )
+    ds.StudyDate, ds.SeriesDate, ds.ContentDate = date, date, date
+    ds.AcquisitionDateTime = date + time
     ds.StudyTime, ds.SeriesTime, ds.ContentTime = time, time, time
     ds.AccessionNumber = f"SYN{pid[-4:]}"
     ds.Modality = "US"
@@ -229,21 +234,27 @@ def build_dataset(
     ds.BodyPartExamined = "HIP"
     ds.DeviceSerialNumber = "SYN0001"
     ds.SoftwareVersions = SOFTWARE_VERSIONS
-    ds.FrameTime = f"{1000.0 / clip.fps:.12g}"  # DS holds 16 characters
-    ds.CineRate = int(round(clip.fps))
-    ds.EffectiveDuration = f"{t / clip.fps:.4f}"
-    ds.TransducerType = "LINEAR"
-    ds.StudyInstanceUID = study_uid
-    ds.SeriesInstanceUID = series_uid
+    ds.StudyInstanceUID = _uid("study", seed, pid)
+    ds.SeriesInstanceUID = _uid("series", seed, pid, side)
     ds.StudyID = pid
     ds.SeriesNumber = 1 if side == "R" else 2
     ds.InstanceNumber = clip_no + 1
     ds.PatientOrientation = ""
     ds.Laterality = side
+
+
+def _set_cine_image(ds: Dataset, clip: SynthClip, side: str, burned_in_text: bool) -> None:
+    """Cine timing, the tissue region and the image pixel module of the canvas."""
+    frame_count, height, width = clip.frames.shape
+    rows, cols, top, left = _canvas_geometry(height, width)
+    ds.FrameTime = f"{1000.0 / clip.fps:.12g}"  # DS holds 16 characters
+    ds.CineRate = int(round(clip.fps))
+    ds.EffectiveDuration = f"{frame_count / clip.fps:.4f}"
+    ds.TransducerType = "LINEAR"
     ds.SequenceOfUltrasoundRegions = _region_sequence(clip, top, left)
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.NumberOfFrames = t
+    ds.NumberOfFrames = frame_count
     ds.FrameIncrementPointer = _FRAME_TIME_TAG
     ds.Rows, ds.Columns = rows, cols
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
@@ -251,27 +262,31 @@ def build_dataset(
     ds.RecommendedDisplayFrameRate = int(round(clip.fps))
     ds.PreferredPlaybackSequencing = 0  # looping
 
+
+def _file_meta(sop_instance_uid: str, syntax: str) -> FileMetaDataset:
+    """File meta information of an Ultrasound Multi-frame instance in ``syntax``."""
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.MediaStorageSOPClassUID = UltrasoundMultiFrameImageStorage
+    meta.MediaStorageSOPInstanceUID = sop_instance_uid
     meta.ImplementationClassUID = _uid("labral-synth-implementation")
     meta.ImplementationVersionName = "LABRALSYN01"
     meta.TransferSyntaxUID = SYNTAXES[syntax]
-    ds.file_meta = meta
+    return meta
 
+
+def _set_pixel_data(ds: Dataset, canvas: np.ndarray, syntax: str, jpeg_quality: int) -> None:
+    """Pixel Data of the uint8 (T, rows, cols) canvas: JPEG fragments or raw bytes."""
     if syntax == "jpeg":
-        fragments = _encode_jpeg_frames(canvas, int(jpeg_quality))
+        fragments = _encode_jpeg_frames(canvas, jpeg_quality)
         ratio = canvas.nbytes / max(1, sum(len(f) for f in fragments))
         ds.LossyImageCompression = "01"
         ds.LossyImageCompressionRatio = f"{ratio:.2f}"
         ds.LossyImageCompressionMethod = "ISO_10918_1"
         ds.PixelData = encapsulate(fragments, has_bot=True)
-        ds["PixelData"].VR = "OB"
     else:
         ds.LossyImageCompression = "00"
         ds.PixelData = canvas.tobytes()
-        ds["PixelData"].VR = "OB"
-    return ds
+    ds["PixelData"].VR = "OB"
 
 
 def write_cine_dicom(

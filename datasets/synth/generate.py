@@ -17,29 +17,21 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from labral.datasets.synth import imaging
-from labral.datasets.synth.anatomy import (
-    ECHO,
-    TissueMaps,
-    draw_anatomy,
-    hip_anatomy,
-    render_tissue,
-)
+from labral.datasets.synth.anatomy import TissueMaps, draw_anatomy, hip_anatomy, render_tissue
 from labral.datasets.synth.difficulty import Difficulty, load_difficulty
-from labral.datasets.synth.motion import burst_extent, make_traces, packet_bounds
+from labral.datasets.synth.motion import MotionTraces, burst_extent, make_traces, packet_bounds
 from labral.datasets.synth.params import CLIP_KEYS, clip_rng, draw_clip_params
 from labral.datasets.synth.scenarios import CLIP_TYPES, Scenario, pick_scenario
+from labral.datasets.synth.speckle import scatterer_amplitude
 from labral.datasets.synth.types import POSITIVE_TYPE, SynthClip
 from labral.datasets.synth.warp import MARGIN, lookup_index, receiver_noise
 from labral.errors import BadConfigError
 
-#: Sparse scatterers in fluid: fraction of pixels and their echo power.
-SPECK_FRACTION = 0.15
-SPECK_ECHO = 0.05
 #: A tongue is drawn in frames whose extent exceeds this (fraction of the cleft length).
 MIN_EXTENT = 0.04
 
@@ -137,7 +129,8 @@ def generate_clip(
             ``depth_mm``, ...) or ``dynamic_range_db``, ``gain_db``, ``noise_level``,
             ``tgc_error``, ``probe_motion`` (a multiplier on all probe-motion amplitudes).
         difficulty: a level name (``"easy"`` .. ``"expert"``), a mapping of knobs, or a
-            checked :class:`Difficulty`; ``None`` = the default level of configs/synth.yaml.
+            checked :class:`Difficulty`; ``None`` = the default level
+            (:data:`labral.datasets.synth.difficulty.DEFAULT_LEVEL`).
 
     Returns:
         :class:`SynthClip`: frames uint8 (T, H, W), label, extrusion_mask bool (T, H, W),
@@ -157,91 +150,102 @@ def generate_clip(
     hip = hip_anatomy(anatomy, side)
     hip.update({k: float(v) for k, v in overrides.items() if k in anatomy})
     drawn = draw_clip_params(rng, level, frames, float(fps), overrides)
-    cleft = drawn["cleft"]
-    scen, variant = pick_scenario(clip_type, cleft["variant_draw"])
-    tr = make_traces(drawn["motion"], frames, fps, rng)
+    scenario, variant = pick_scenario(clip_type, drawn["cleft"]["variant_draw"])
+    traces = make_traces(drawn["motion"], frames, fps, rng)
     maps = _cached_tissue(json.dumps(hip, sort_keys=True), height, width)
-    hr, wr = maps.echo.shape
-
-    # --- cleft channel: extent per frame and the tongue it fills
-    extent = _cleft_extent(scen, tr, cleft, frames)
-    if clip_type == POSITIVE_TYPE and not (extent[tr.shown_frame] > MIN_EXTENT).any():
+    extent = _cleft_extent(scenario, traces, drawn["cleft"], frames)
+    if clip_type == POSITIVE_TYPE and not (extent[traces.shown_frame] > MIN_EXTENT).any():
         # the clip ends before the burst comes: it shows a detached hip without extrusion
         clip_type, variant = "normal", "burst_outside_clip"
-    b0, b1, b2, b3 = maps.cleft_box
-    inside = np.isfinite(maps.cleft_s[b0:b1, b2:b3])
-    inside &= _narrow(inside, 0.55 if scen.narrow else cleft["width_scale"])
-    s_safe = np.where(inside, maps.cleft_s[b0:b1, b2:b3], np.inf)
-    lo, hi = packet_bounds(extent, scen.packet)
-    tongue = (
+    tongue = _tongue(maps, scenario, drawn["cleft"], extent)
+    amplitude = scatterer_amplitude(rng, maps, hip, traces, scenario, drawn["cleft"], tongue)
+    _apply_anisotropy(amplitude, maps, hip, traces, drawn["labrum_anisotropy"])
+    warp_index = lookup_index(maps, traces, height, width, hip)  # (T, H, W) grid index
+    image = _form_image(rng, amplitude, warp_index, maps, hip, traces, drawn["imaging"])
+    label = int(clip_type == POSITIVE_TYPE)
+    mask = _extrusion_mask(tongue, maps, warp_index) if label else np.zeros_like(image.bmode, bool)
+    bmode, mask = image.bmode[traces.shown_frame], mask[traces.shown_frame]
+    extrusion_frames = [int(t) for t in np.nonzero(mask.any(axis=(1, 2)))[0]]
+    identity = {"clip_type": clip_type, "variant": variant, "seed": int(seed), "side": side}
+    params = {
+        **identity,
+        **{"frames": int(frames), "fps": float(fps), "size": [int(height), int(width)]},
+        **_drawn_params(level, hip, drawn, overrides, maps, image, traces, extent),
+    }
+    return SynthClip(
+        frames=np.ascontiguousarray(bmode),
+        label=label,
+        clip_type=clip_type,
+        fps=float(fps),
+        spacing_mm=(float(maps.dz), float(maps.dx)),
+        extrusion_mask=np.ascontiguousarray(mask),
+        extrusion_frames=extrusion_frames,
+        params=params,
+    )
+
+
+def _tongue(
+    maps: TissueMaps, scenario: Scenario, cleft: dict[str, Any], extent: np.ndarray
+) -> np.ndarray:
+    """bool (T, h, w) fluid tongue inside the cleft box (``maps.cleft_box``) on every frame:
+    the part of the cleft channel (narrowed by the drawn width) between the packet bounds
+    that the frame's ``extent`` (float32 (T,)) reaches."""
+    top, bottom, left, right = maps.cleft_box
+    channel_s = maps.cleft_s[top:bottom, left:right]
+    inside = np.isfinite(channel_s)
+    inside &= _narrow(inside, 0.55 if scenario.narrow else cleft["width_scale"])
+    s_safe = np.where(inside, channel_s, np.inf)
+    lo, hi = packet_bounds(extent, scenario.packet)
+    return (
         (s_safe[None] <= hi[:, None, None])
         & (s_safe[None] >= lo[:, None, None])
         & (extent[:, None, None] > MIN_EXTENT)
     )
 
-    # --- scatterers: static everywhere, except in the dynamic box (joint, cleft, and the
-    # recess when it holds an effusion), where tissue strains and fluid may move
-    # (s_t = rho s_{t-1} + sqrt(1 - rho^2) n_t); amplitude = sqrt(echo) * s
-    base_echo = maps.echo
-    effusion = bool(hip.get("effusion", 0))
-    cplx = rng.standard_normal((2, hr, wr), dtype=np.float32)
-    amp_ref = (np.sqrt(base_echo) * (cplx[0] + 1j * cplx[1])).astype(np.complex64)
-    amp = np.broadcast_to(amp_ref, (frames, hr, wr)).copy()
-    j0, j1, j2, j3 = _dynamic_box(maps, effusion)
-    jshape = (frames, j1 - j0, j3 - j2)
-    moves_j = maps.moves[j0:j1, j2:j3]
-    speed = np.abs(tr.loading_velocity)[:, None, None]
-    strain = ((moves_j > 0) & (moves_j < 1)) | (maps.echo[j0:j1, j2:j3] == ECHO["cartilage"])
-    rho = np.where(strain[None], 1.0 - 0.35 * speed, 1.0)
-    fluid_j = np.zeros(jshape, bool)  # anechoic fluid (with specks): tongue and effusion
-    moving = np.zeros(jshape, bool)  # where specks move and speckle decorrelates
-    flow_rho = np.float32(cleft["flow_rho"])
-    if effusion:  # effusion fluid is pushed along the neck as the joint moves
-        recess = np.broadcast_to(maps.recess_fluid[j0:j1, j2:j3][None], jshape)
-        rho = np.where(recess, 1.0 - (1.0 - flow_rho) * speed, rho)
-        fluid_j |= recess
-        moving |= recess
-    tj = np.zeros(jshape, bool)
-    tj[:, b0 - j0 : b1 - j0, b2 - j2 : b3 - j2] = tongue
-    if scen.filling in ("flow", "aniso"):
-        rho = np.where(tj, flow_rho, rho)
-    if scen.filling == "flow":
-        moving |= tj
-    rho = np.broadcast_to(rho, jshape).astype(np.float32)
-    noise = rng.standard_normal((2, *jshape), dtype=np.float32)
-    scat = np.empty(jshape, np.complex64)
-    scat[0] = cplx[0, j0:j1, j2:j3] + 1j * cplx[1, j0:j1, j2:j3]
-    innov = np.sqrt(1.0 - rho**2) * (noise[0] + 1j * noise[1])
-    for t in range(1, frames):
-        scat[t] = rho[t] * scat[t - 1] + innov[t]
-    tissue_j = np.broadcast_to(base_echo[j0:j1, j2:j3], jshape)
-    echo_j = np.where(fluid_j, np.float32(ECHO["fluid"]), tissue_j)
-    specks = _specks(rng, jshape, moving, 1.0 - flow_rho)
-    fluid_echo = np.where(specks, np.float32(SPECK_ECHO), np.float32(ECHO["fluid"]))
-    echo_j = np.where(fluid_j, fluid_echo, echo_j)
-    # the tongue: tissue mixed toward fluid (or, for anisotropy, toward no echo) in the log
-    # domain by the drawn contrast; 1 = anechoic
-    target = np.float32(ECHO["fluid"]) if scen.filling == "aniso" else fluid_echo
-    contrast = np.float32(cleft["fluid_contrast"])
-    mixed = tissue_j ** (np.float32(1.0) - contrast) * np.broadcast_to(target, jshape) ** contrast
-    echo_j = np.where(tj, mixed, echo_j)
-    amp[:, j0:j1, j2:j3] = np.sqrt(echo_j) * scat
 
-    # --- anisotropy |cos|^k of the labrum and the capsule/tendon with the probe angle
-    lab_k = drawn["labrum_anisotropy"]["k"]
-    lab_off = drawn["labrum_anisotropy"]["offset_deg"] + hip["labrum_fiber_deg"]
-    lab_gain = np.abs(np.cos(np.deg2rad(lab_off + tr.probe_tilt_deg))) ** lab_k
-    sheet_gain = np.abs(np.cos(np.deg2rad(tr.probe_tilt_deg))) ** 4.0
-    for mask, gains in ((maps.labrum, lab_gain), (maps.sheet, sheet_gain)):
+def _apply_anisotropy(
+    amplitude: np.ndarray,
+    maps: TissueMaps,
+    hip: dict[str, Any],
+    traces: MotionTraces,
+    labrum_anisotropy: dict[str, float],
+) -> None:
+    """Scale, in place, the complex amplitude (T, Hr, Wr) of the labrum and of the
+    capsule/tendon sheet by ``|cos|^k`` of their fibre angle to the beam on every frame."""
+    fibre_offset = labrum_anisotropy["offset_deg"] + hip["labrum_fiber_deg"]
+    labrum_gain = (
+        np.abs(np.cos(np.deg2rad(fibre_offset + traces.probe_tilt_deg))) ** labrum_anisotropy["k"]
+    )
+    sheet_gain = np.abs(np.cos(np.deg2rad(traces.probe_tilt_deg))) ** 4.0
+    for mask, gains in ((maps.labrum, labrum_gain), (maps.sheet, sheet_gain)):
         rows, cols = np.nonzero(mask)
         r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
-        sub = amp[:, r0:r1, c0:c1]
+        sub = amplitude[:, r0:r1, c0:c1]
         sub[:, mask[r0:r1, c0:c1]] *= np.sqrt(gains).astype(np.float32)[:, None]
 
-    # --- warp (image pixel -> tissue point) and image formation
-    idx = lookup_index(maps, tr, height, width, hip)
-    iq = np.take(amp.ravel(), idx)
-    imaging_p = drawn["imaging"]
+
+class _Image(NamedTuple):
+    """A formed B-mode clip before dropped frames are repeated."""
+
+    bmode: np.ndarray  # uint8 (T, H, W)
+    frame_gain_db: np.ndarray  # float (T,) overall gain of every frame
+    psf_info: dict[str, float]  # what the point spread function was made of
+    focus_mm: float
+
+
+def _form_image(
+    rng: np.random.Generator,
+    amplitude: np.ndarray,
+    warp_index: np.ndarray,
+    maps: TissueMaps,
+    hip: dict[str, Any],
+    traces: MotionTraces,
+    imaging_params: dict[str, Any],
+) -> _Image:
+    """Warp the complex amplitude (T, Hr, Wr) to the image by ``warp_index`` (flat
+    reference indices, (T, H, W)), then PSF, depth gain, receiver noise, log compression."""
+    frames, height, width = warp_index.shape
+    iq = np.take(amplitude.ravel(), warp_index)
     focus_mm = hip["focus_frac"] * hip["depth_mm"]
     axial, lateral, psf_info = imaging.psf_kernels(
         height,
@@ -258,67 +262,71 @@ def generate_clip(
         maps.dz,
         hip["center_freq_mhz"],
         hip["atten_db_cm_mhz"],
-        imaging_p["tgc_error"],
-        imaging_p["tgc_wobble_db"],
-        imaging_p["tgc_wobble_phase"],
+        imaging_params["tgc_error"],
+        imaging_params["tgc_wobble_db"],
+        imaging_params["tgc_wobble_phase"],
     )
     iq = imaging.convolve_psf(iq, axial, lateral * row_gain)
-    noise_iq = receiver_noise(rng, frames, height, width, imaging_p["noise_level"])
-    frame_gain = imaging_p["gain_db"] + tr.gain_db
+    noise_iq = receiver_noise(rng, frames, height, width, imaging_params["noise_level"])
+    frame_gain_db = imaging_params["gain_db"] + traces.gain_db
     for t in range(frames):
         iq[t] += noise_iq[t]
-    bmode = imaging.log_compress(iq, frame_gain, imaging_p["dynamic_range_db"])
+    bmode = imaging.log_compress(iq, frame_gain_db, imaging_params["dynamic_range_db"])
+    return _Image(bmode, frame_gain_db, psf_info, focus_mm)
 
-    label = int(clip_type == POSITIVE_TYPE)
-    if label:
-        tongue_ref = np.zeros((frames, hr, wr), bool)
-        tongue_ref[:, b0:b1, b2:b3] = tongue
-        mask = np.take(tongue_ref.ravel(), idx)
-    else:
-        mask = np.zeros((frames, height, width), bool)
-    bmode, mask = bmode[tr.shown_frame], mask[tr.shown_frame]
-    extrusion_frames = [int(t) for t in np.nonzero(mask.any(axis=(1, 2)))[0]]
 
-    params = {
-        "clip_type": clip_type,
-        "variant": variant,
-        "seed": int(seed),
-        "side": side,
-        "frames": int(frames),
-        "fps": float(fps),
-        "size": [int(height), int(width)],
+def _extrusion_mask(tongue: np.ndarray, maps: TissueMaps, warp_index: np.ndarray) -> np.ndarray:
+    """bool (T, H, W): the tongue (T, h, w, inside the cleft box) seen through the warp."""
+    top, bottom, left, right = maps.cleft_box
+    tongue_on_grid = np.zeros((tongue.shape[0], *maps.echo.shape), bool)
+    tongue_on_grid[:, top:bottom, left:right] = tongue
+    return np.take(tongue_on_grid.ravel(), warp_index)
+
+
+def _drawn_params(
+    level: Difficulty,
+    hip: dict[str, Any],
+    drawn: dict[str, Any],
+    overrides: dict[str, Any],
+    maps: TissueMaps,
+    image: _Image,
+    traces: MotionTraces,
+    extent: np.ndarray,
+) -> dict[str, Any]:
+    """What a clip was drawn and rendered from, in its params (JSON-ready)."""
+    height, width = image.bmode.shape[1:]
+    return {
         "difficulty": level.to_json(),
         "anatomy": hip,
-        "imaging": {**imaging_p, **psf_info, "focus_mm": float(focus_mm)},
+        "imaging": {**drawn["imaging"], **image.psf_info, "focus_mm": float(image.focus_mm)},
         "motion": drawn["motion"],
         "labrum_anisotropy": drawn["labrum_anisotropy"],
-        "cleft": cleft,
+        "cleft": drawn["cleft"],
         "cleft_roi_px": _roi_px(maps.cleft_box, height, width),
         "overrides": {k: float(v) for k, v in overrides.items()},
-        "traces": {
-            "loading": _r(tr.loading),
-            "loading_velocity": _r(tr.loading_velocity),
-            "femur_rot_deg": _r(tr.femur_rot_deg),
-            "femur_glide_mm": _r(tr.femur_glide_mm),
-            "probe_tilt_deg": _r(tr.probe_tilt_deg),
-            "cleft_extent": _r(extent),
-            "gain_db": _r(frame_gain),
-            "shown_frame": [int(v) for v in tr.shown_frame],
-        },
+        "traces": _trace_params(traces, extent, image.frame_gain_db),
     }
-    return SynthClip(
-        frames=np.ascontiguousarray(bmode),
-        label=label,
-        clip_type=clip_type,
-        fps=float(fps),
-        spacing_mm=(float(maps.dz), float(maps.dx)),
-        extrusion_mask=np.ascontiguousarray(mask),
-        extrusion_frames=extrusion_frames,
-        params=params,
-    )
 
 
-def _cleft_extent(scen: Scenario, tr: Any, cleft: dict[str, Any], frames: int) -> np.ndarray:
+def _trace_params(
+    traces: MotionTraces, extent: np.ndarray, frame_gain_db: np.ndarray
+) -> dict[str, list]:
+    """The per-frame traces recorded in a clip's params (rounded, JSON-ready)."""
+    return {
+        "loading": _r(traces.loading),
+        "loading_velocity": _r(traces.loading_velocity),
+        "femur_rot_deg": _r(traces.femur_rot_deg),
+        "femur_glide_mm": _r(traces.femur_glide_mm),
+        "probe_tilt_deg": _r(traces.probe_tilt_deg),
+        "cleft_extent": _r(extent),
+        "gain_db": _r(frame_gain_db),
+        "shown_frame": [int(v) for v in traces.shown_frame],
+    }
+
+
+def _cleft_extent(
+    scenario: Scenario, traces: MotionTraces, cleft: dict[str, Any], frames: int
+) -> np.ndarray:
     """float32 (T,) extent of the cleft channel's tongue under the scenario's drive.
 
     Onsets, in strokes after the loading stroke starts: the positive ``lag``; a look-alike
@@ -327,52 +335,18 @@ def _cleft_extent(scen: Scenario, tr: Any, cleft: dict[str, Any], frames: int) -
     anywhere in the cycle at the harder levels: then only the way the fluid moves tells them
     from a positive).
     """
-    clock, lag = tr.loading_clock, cleft["lag"]
-    if scen.drive == "loading":
+    clock, lag = traces.loading_clock, cleft["lag"]
+    if scenario.drive == "loading":
         return burst_extent(clock, lag, cleft)
-    if scen.drive == "unloading":
-        onset = cleft["pocket_onset"] if scen.packet == "reverse" else 1.0 + lag
+    if scenario.drive == "unloading":
+        onset = cleft["pocket_onset"] if scenario.packet == "reverse" else 1.0 + lag
         return burst_extent(clock, onset, cleft)
-    if scen.drive == "probe":
+    if scenario.drive == "probe":
         return burst_extent(clock, cleft["pocket_onset"], cleft)
-    if scen.drive == "static":
-        share = cleft["sulcus_fraction"] if scen.narrow else cleft["static_fraction"]
+    if scenario.drive == "static":
+        share = cleft["sulcus_fraction"] if scenario.narrow else cleft["static_fraction"]
         return np.full(frames, share * cleft["extent_max"], np.float32)
     return np.zeros(frames, np.float32)
-
-
-def _dynamic_box(maps: TissueMaps, effusion: bool) -> tuple[int, int, int, int]:
-    """Reference-grid box (r0, r1, c0, c1) around the joint and cleft (and the effusion)."""
-    hr, wr = maps.echo.shape
-    b0, b1, b2, b3 = maps.cleft_box
-    box = [max(b0 - 12, 0), min(b1 + 12, hr), max(b2 - 12, 0), min(b3 + 16, wr)]
-    if effusion:
-        rows, cols = np.nonzero(maps.recess_fluid)
-        if rows.size:
-            box = [
-                min(box[0], int(rows.min())),
-                max(box[1], int(rows.max()) + 1),
-                min(box[2], int(cols.min())),
-                max(box[3], int(cols.max()) + 1),
-            ]
-    return box[0], box[1], box[2], box[3]
-
-
-def _specks(
-    rng: np.random.Generator, shape: tuple[int, int, int], moving: np.ndarray, renew: float
-) -> np.ndarray:
-    """bool (T, H, W) sparse bright specks in fluid: where fluid moves, a share ``renew`` of
-    the positions is redrawn every frame; elsewhere they stay put."""
-    specks = np.empty(shape, bool)
-    specks[0] = rng.random(shape[1:], dtype=np.float32) < SPECK_FRACTION
-    if not moving.any():
-        specks[1:] = specks[0]
-        return specks
-    fresh = rng.random(shape, dtype=np.float32) < SPECK_FRACTION
-    redraw = moving & (rng.random(shape, dtype=np.float32) < renew)
-    for t in range(1, shape[0]):
-        specks[t] = np.where(redraw[t], fresh[t], specks[t - 1])
-    return specks
 
 
 @functools.lru_cache(maxsize=8)
