@@ -22,9 +22,7 @@ from labral.errors import BadConfigError
 from labral.metrics import binary_metrics
 from labral.threads import threads_per_rank
 from labral.train.callbacks import EarlyStopping, ModelCheckpoint
-from labral.train.checkpoint_files import (
-    load_checkpoint,
-)
+from labral.train.checkpoint_files import load_checkpoint
 from labral.train.cv import run_cv
 from labral.train.data import (
     build_data_module,
@@ -32,25 +30,24 @@ from labral.train.data import (
     check_datasets,
     data_fingerprint,
     dataset_rows,
-    device_train_batches,
     positive_weight,
 )
 from labral.train.distributed import (
     DistInfo,
-    EpochSampler,
     broadcast_flag,
     init_distributed,
     shutdown_distributed,
 )
 from labral.train.finalize import calibrate_and_test
-from labral.train.finetune import finetune_settings, frozen_backbone, param_groups
+from labral.train.finetune import frozen_backbone
 from labral.train.loop import evaluate, sigmoid, steps_per_epoch, train_one_epoch
-from labral.train.model_summary import summarize_model
 from labral.train.parts import (
     TrainParts,
-    build_model,
+    build_optimization,
+    place_model,
     seed_everything,
     select_device,
+    training_batches,
 )
 from labral.train.run_log import RunLogger, build_logger
 from labral.train.train_state import (
@@ -122,90 +119,42 @@ def setup(
     Raises:
         BadConfigError, BadManifestError: for anything that cannot work.
     """
-    from hydra.utils import instantiate
-
     trainer = cfg.trainer
-    seed = int(cfg.seed)
-    seed_everything(seed)
+    seed_everything(int(cfg.seed))
     data = build_data_module(cfg)  # configs/data/: checks its settings before any reading
     if datasets is None:
         datasets = build_datasets(cfg)
     else:
         check_datasets(datasets)
     rows = [row for name in SPLIT_NAMES for row in dataset_rows(datasets[name])]
-    fingerprint = data_fingerprint(rows) if rows else None
-
-    raw_model = build_model(cfg).to(device)
-    channels_last = bool(trainer.get("channels_last_3d", False))
-    if channels_last:
-        raw_model = raw_model.to(memory_format=torch.channels_last_3d)
-    sample = datasets["train"][0]["image"]
-    summary = summarize_model(raw_model, tuple(sample.shape))
-    if info.is_main:
-        print(
-            f"model {cfg.model.get('_target_')}: {summary['params']:,} parameters, "
-            f"{summary['gflops']:.3f} GFLOPs per clip {tuple(sample.shape)}"
-        )
-    model: torch.nn.Module = raw_model
-    if info.enabled:
-        ids = [device.index] if device.type == "cuda" else None
-        model = torch.nn.parallel.DistributedDataParallel(raw_model, device_ids=ids)
-    if trainer.get("compile", False):
-        model = torch.compile(model)
-
-    sampling = data.sampling
-    sampler = EpochSampler(
-        datasets["train"].labels,
-        seed,
-        balanced=sampling == "balanced",
-        rank=info.rank,
-        world_size=info.world_size,
+    placed = place_model(cfg, datasets["train"][0]["image"], device, info)
+    batches = training_batches(datasets["train"], data, int(cfg.seed), device, info)
+    pos_weight = (
+        positive_weight(datasets["train"].labels) if batches.sampling == "class_weight" else 1.0
     )
-    train_loader: Any
-    if data.on_device:
-        if sampling == "balanced":
-            sampling = "class_weight"  # on-device batches are a plain permutation
-            if info.is_main:
-                print("data.on_device=true: class-balanced sampling replaced by class weights")
-        train_loader = device_train_batches(
-            datasets["train"], data, device, rank=info.rank, world_size=info.world_size
-        )
-    else:
-        train_loader = data.loader(datasets["train"], sampler)
-    pos_weight = positive_weight(datasets["train"].labels) if sampling == "class_weight" else 1.0
-    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight, device=device))
-
     accum = max(1, int(trainer.get("accumulate_grad_batches", 1)))
     max_epochs = int(trainer.max_epochs)
-    per_epoch = steps_per_epoch(len(train_loader), accum)
-    if info.enabled and finetune_settings(cfg)[1] > 0:
-        raise BadConfigError(
-            "finetune.freeze_backbone_epochs>0 with trainer=ddp: DDP cannot change which "
-            "parameters train mid-run; freeze on one process or set it to 0"
-        )
-    params = param_groups(raw_model, cfg, float(cfg.optim.lr))
-    optimizer = instantiate(cfg.optim)(params=params)
-    scheduler = instantiate(cfg.scheduler)(
-        optimizer, total_steps=per_epoch * max_epochs, steps_per_epoch=per_epoch
+    optimizer, scheduler = build_optimization(
+        cfg, placed.raw_model, steps_per_epoch(len(batches.loader), accum), max_epochs, info
     )
     return TrainParts(
         data=data,
         datasets=datasets,
-        fingerprint=fingerprint,
-        raw_model=raw_model,
-        model=model,
-        summary=summary,
-        sampler=sampler,
-        train_loader=train_loader,
+        fingerprint=data_fingerprint(rows) if rows else None,
+        raw_model=placed.raw_model,
+        model=placed.model,
+        summary=placed.summary,
+        sampler=batches.sampler,
+        train_loader=batches.loader,
         val_loader=data.loader(datasets["val"]),
         test_loader=data.loader(datasets["test"]),
-        loss_fn=loss_fn,
+        loss_fn=torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight, device=device)),
         optimizer=optimizer,
         scheduler=scheduler,
         accum=accum,
         max_epochs=max_epochs,
         precision=str(trainer.get("precision", "32")),
-        channels_last=channels_last,
+        channels_last=placed.channels_last,
     )
 
 

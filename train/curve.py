@@ -233,27 +233,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if not hips or hips[0] < 4:
         raise BadConfigError(f"hips={list(cfg.hips)}: every size must be >= 4")
     started = time.perf_counter()
-    source = make_domain(
-        cfg,
-        "source",
-        int(cfg.source.n_patients),
-        int(cfg.source.seed),
-        None,
-        str(cfg.source.difficulty),
-    )
-    # by patient and class, so a small source still validates on both classes
-    source = assign_splits([{k: v for k, v in r.items() if k != "split"} for r in source])
-    level = str(cfg.target.difficulty)
-    pool = make_domain(cfg, "target", hips[-1], int(cfg.target.seed), cfg.target.overrides, level)
-    test = make_domain(
-        cfg,
-        "target_test",
-        int(cfg.target.test_hips),
-        int(cfg.target.seed) + 1,
-        cfg.target.overrides,
-        level,
-    )
-    test = [{**row, "split": "test"} for row in test]
+    source, pool, test = prepare_domains(cfg, hips[-1])
     print(f"curve: data ready in {time.perf_counter() - started:.0f} s", flush=True)
     pretrain = train_run(
         [*[str(o) for o in cfg.train], f"trainer.max_epochs={int(cfg.pretrain_epochs)}"],
@@ -271,27 +251,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     for arm in arms:
         for n in hips:
             for seed in cfg.seeds:
-                rows = choose_hips(pool, n, int(seed), float(cfg.val_fraction))
-                n_train = sum(1 for r in rows if r["split"] == "train")
-                epochs = epochs_for(n_train, cfg.epochs)
-                result = train_run(
-                    [*arm_overrides(cfg, arm, pretrained), f"seed={seed}"]
-                    + [f"trainer.max_epochs={epochs}"],
-                    rows + test,
-                    out / "runs" / f"{arm}_h{n}_s{seed}",
-                )
-                points.append(
-                    {
-                        "arm": arm,
-                        "hips": n,
-                        "seed": int(seed),
-                        "auroc": result["test"]["auroc"],
-                        "train_clips": n_train,
-                        "epochs": epochs,
-                        "best_epoch": result["best_epoch"],
-                        "seconds": round(result["seconds"], 1),
-                    }
-                )
+                points.append(run_point(cfg, arm, n, int(seed), pool, test, pretrained))
                 print(f"curve: {arm} {n} hips seed {seed}: AUROC {points[-1]['auroc']}")
                 (out / RESULT_NAME).write_text(json.dumps(payload, indent=2))
     payload["summary"] = summarize(points)
@@ -304,6 +264,63 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         f"goal {payload['goal']}\n  {out / RESULT_NAME}\n  {out / PLOT_NAME}\n  {out / REPORT_NAME}"
     )
     return payload
+
+
+def prepare_domains(cfg: DictConfig, largest: int) -> tuple[list[dict], list[dict], list[dict]]:
+    """The three data sets of a curve: ``(source rows split train/val/test by patient and
+    class, the target pool of ``largest`` hips, the target test rows)``."""
+    source = make_domain(
+        cfg,
+        "source",
+        int(cfg.source.n_patients),
+        int(cfg.source.seed),
+        None,
+        str(cfg.source.difficulty),
+    )
+    # by patient and class, so a small source still validates on both classes
+    source = assign_splits([{k: v for k, v in r.items() if k != "split"} for r in source])
+    level = str(cfg.target.difficulty)
+    pool = make_domain(cfg, "target", largest, int(cfg.target.seed), cfg.target.overrides, level)
+    test = make_domain(
+        cfg,
+        "target_test",
+        int(cfg.target.test_hips),
+        int(cfg.target.seed) + 1,
+        cfg.target.overrides,
+        level,
+    )
+    return source, pool, [{**row, "split": "test"} for row in test]
+
+
+def run_point(
+    cfg: DictConfig,
+    arm: str,
+    n: int,
+    seed: int,
+    pool: list[dict[str, Any]],
+    test: list[dict[str, Any]],
+    pretrained: Path,
+) -> dict[str, Any]:
+    """One point of the curve: arm ``arm`` trained on ``n`` hips of ``pool`` drawn with
+    ``seed``, scored on ``test``; its row of ``curve.json``'s ``points``."""
+    rows = choose_hips(pool, n, seed, float(cfg.val_fraction))
+    n_train = sum(1 for r in rows if r["split"] == "train")
+    epochs = epochs_for(n_train, cfg.epochs)
+    result = train_run(
+        [*arm_overrides(cfg, arm, pretrained), f"seed={seed}"] + [f"trainer.max_epochs={epochs}"],
+        rows + test,
+        Path(str(cfg.out)) / "runs" / f"{arm}_h{n}_s{seed}",
+    )
+    return {
+        "arm": arm,
+        "hips": n,
+        "seed": seed,
+        "auroc": result["test"]["auroc"],
+        "train_clips": n_train,
+        "epochs": epochs,
+        "best_epoch": result["best_epoch"],
+        "seconds": round(result["seconds"], 1),
+    }
 
 
 def main() -> None:

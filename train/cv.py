@@ -162,14 +162,7 @@ def run_cv(cfg: DictConfig, train: TrainFn) -> dict[str, Any]:
             2 patients of a class (naming class and fold), or a fold's split that cannot
             train (named with its fold).
     """
-    k = int(cfg.cv.folds)
-    if k < 3:
-        raise BadConfigError(
-            f"cv.folds={k}: cross-validation needs at least 3 folds (one held out, one to "
-            "validate and calibrate on, the rest to train); cv.folds=0 trains once"
-        )
-    if cfg.trainer.get("strategy") == "ddp":
-        raise BadConfigError("cv.folds with trainer=ddp is not supported; run folds on one process")
+    k = _checked_folds(cfg)
     path = manifest_path(cfg)
     rows = [r for r in load_manifest(path) if r.get("split") != "test"]
     if not rows:
@@ -215,14 +208,37 @@ def run_cv(cfg: DictConfig, train: TrainFn) -> dict[str, Any]:
         "run_dir": str(run_dir),
     }
     (run_dir / SUMMARY_NAME).write_text(json.dumps(summary, indent=2))
-    pooled = summary["pooled"]
+    _print_summary(summary, run_dir / SUMMARY_NAME)
+    return summary
+
+
+def _checked_folds(cfg: DictConfig) -> int:
+    """``cv.folds`` K, checked: K >= 3 and one process.
+
+    Raises:
+        BadConfigError: K < 3 or trainer=ddp.
+    """
+    k = int(cfg.cv.folds)
+    if k < 3:
+        raise BadConfigError(
+            f"cv.folds={k}: cross-validation needs at least 3 folds (one held out, one to "
+            "validate and calibrate on, the rest to train); cv.folds=0 trains once"
+        )
+    if cfg.trainer.get("strategy") == "ddp":
+        raise BadConfigError("cv.folds with trainer=ddp is not supported; run folds on one process")
+    return k
+
+
+def _print_summary(summary: dict[str, Any], written: Path) -> None:
+    """One line: the pooled out-of-fold AUROC with its CI, each fold's, and the file."""
+    pooled, per_fold = summary["pooled"], summary["per_fold"]
     ci = pooled["auroc_ci"]
     text = "n/a" if pooled["auroc"] is None else f"{pooled['auroc']:.3f}"
     bounds = "n/a" if None in ci else f"{ci[0]:.3f}-{ci[1]:.3f}"
     print(
-        f"cv: {k} folds, pooled out-of-fold clip AUROC {text} (95% patient-bootstrap CI "
+        f"cv: {summary['folds']} folds, pooled out-of-fold clip AUROC {text} (95% "
+        "patient-bootstrap CI "
         f"{bounds}); per fold "
         + ", ".join("n/a" if f["auroc"] is None else f"{f['auroc']:.3f}" for f in per_fold)
-        + f"; {run_dir / SUMMARY_NAME}"
+        + f"; {written}"
     )
-    return summary

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
 from torchvision.models import video
 
 from labral.errors import BadConfigError
@@ -17,6 +19,7 @@ from labral.models.compact import CompactVideoNet
 from labral.models.still_frame import StillFrameNet
 from labral.models.video_resnet import VideoResNet
 from labral.models.weights import load_init_weights
+from labral.train.parts import build_model
 
 SMALL = {"widths": [4, 8, 8], "temporal_strides": [1, 2]}
 
@@ -105,11 +108,6 @@ def test_missing_and_unsafe_files_are_refused(tmp_path: Path) -> None:
 
 def test_train_builds_the_model_from_init_weights(tmp_path: Path, capsys) -> None:
     """``labral train model.init_weights=PATH`` loads the file where the model is built."""
-    from hydra import compose, initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
-
-    from labral.train.command import build_model
-
     GlobalHydra.instance().clear()
     with initialize_config_module(config_module="labral.configs", version_base="1.3"):
         plain = compose(config_name="train", overrides=["model=compact"])

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from labral.train.command import build_model, seed_everything, train
+from labral.train.command import train
+from labral.train.parts import build_model, seed_everything
 
 from ._manifest_run import manifest_run_overrides  # noqa: TID252
 from .test_train_data import BALANCED, write_manifest  # noqa: TID252

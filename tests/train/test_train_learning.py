@@ -19,6 +19,7 @@ import torch
 
 from labral.train import command
 from labral.train.command import train
+from labral.train.parts import build_model, seed_everything
 
 from .conftest import TinyClips  # noqa: TID252 - importlib mode: conftest is a sibling module
 
@@ -83,8 +84,8 @@ def test_accumulating_two_batches_of_2_equals_one_batch_of_4(train_cfg, tiny_dat
         train(cfg, datasets=tiny_datasets())
         runs[name] = last_checkpoint(cfg.paths.output_dir)
     assert optimizer_steps(runs["big"]) == optimizer_steps(runs["accumulated"]) == {8}
-    command.seed_everything(int(cfg.seed))  # the initial weights, as train() draws them
-    start = command.build_model(cfg).state_dict()
+    seed_everything(int(cfg.seed))  # the initial weights, as train() draws them
+    start = build_model(cfg).state_dict()
     moved = 0.0
     for name, weight in runs["big"]["model"].items():
         torch.testing.assert_close(
