@@ -2,7 +2,10 @@
 
 Training-time evaluation (:mod:`labral.train.loop`), ``labral bench``
 (:mod:`labral.bench.suite_scoring`) and the service (:mod:`labral.serve.service`) all turn model
-outputs into a clip's score here, so the three can never disagree::
+outputs into a clip's score here, so the three can never disagree. Training has no bundle yet
+(it fits the temperature and threshold from these logits), so it uses the pure steps:
+:func:`window_logits_of` (its batches of N windows per clip), :func:`clip_logits`,
+:func:`calibrated_probability` and :func:`decide`, exactly as :func:`score_windows` does::
 
     Clip (uint8 frames (T_src, H, W))
       -> the bundle's eval transform        image float32 (N, 1, T, h, w), frame_index (N, T)
@@ -34,6 +37,22 @@ from labral.datasets.io.clip import Clip
 from labral.datasets.transforms.clip_ops import relevance_to_source_frames
 from labral.datasets.transforms.clip_transforms import build_eval_transform
 
+__all__ = [
+    "DECIMALS",
+    "PEAK_FRAMES",
+    "ClipScore",
+    "ClipScorer",
+    "PreparedClip",
+    "SpatialMap",
+    "calibrated_probability",
+    "clip_logits",
+    "decide",
+    "peak_frames",
+    "score_windows",
+    "spatial_maps",
+    "window_logits_of",
+]
+
 #: How many key frames a score names (the highest local maxima of its relevance).
 PEAK_FRAMES = 3
 #: Decimals of relevance and spatial-map values in JSON answers and predictions.csv.
@@ -52,6 +71,27 @@ def clip_logits(window_logits: np.ndarray | torch.Tensor) -> np.ndarray:
     if isinstance(window_logits, torch.Tensor):
         window_logits = window_logits.detach().cpu().double().numpy()
     return np.asarray(window_logits, dtype=np.float64).mean(axis=-1)
+
+
+def window_logits_of(
+    forward: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor
+) -> torch.Tensor:
+    """The logit of every eval window of a batch of clips, in one model call.
+
+    Args:
+        forward: a logits-only model, ``forward(x float32 (M, 1, T, h, w)) -> logits (M,)``
+            (a training model; a bundle's module also returns relevance, see
+            :meth:`ClipScorer.forward`).
+        image: float32 (B, N, 1, T, h, w), N eval windows per clip, or (B, 1, T, h, w) with
+            one window per clip.
+
+    Returns:
+        float32 (B, N) window logits (N = 1 for a 5-D ``image``); :func:`clip_logits` of a row
+        is the clip's logit.
+    """
+    if image.ndim == 6:  # (B, N, 1, T, h, w): the N windows of each clip in one call
+        return forward(image.flatten(0, 1)).float().view(image.shape[:2])
+    return forward(image).float().reshape(-1, 1)
 
 
 def peak_frames(relevance: np.ndarray, k: int = PEAK_FRAMES) -> list[int]:

@@ -1,9 +1,10 @@
 """The training loop as plain functions: one epoch of training, and evaluation.
 
-Evaluation scores clips by the scoring contract (:mod:`labral.scoring`): a clip's logit is
-the mean of its windows' (:func:`labral.scoring.clip_logits`) and its probability is
-:func:`labral.bundle.calibrated_probability`, exactly as ``labral bench`` and the service
-score the exported bundle.
+Evaluation scores clips through the scoring contract (:mod:`labral.scoring`), as ``labral
+bench`` and the service score the exported bundle: one model call per batch gives every
+window's logit (:func:`labral.scoring.window_logits_of`), a clip's logit is their mean
+(:func:`labral.scoring.clip_logits`), and its probability is
+:func:`labral.scoring.calibrated_probability` of that logit once the run's temperature is fitted.
 """
 
 from __future__ import annotations
@@ -18,9 +19,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from labral.bundle import calibrated_probability
+from labral import scoring
 from labral.errors import TrainingDivergedError
-from labral.scoring import clip_logits
 
 #: What the message of a :class:`~labral.errors.TrainingDivergedError` suggests.
 DIVERGENCE_ADVICE = (
@@ -235,11 +235,8 @@ def evaluate(
     for batch in loader:
         image, label = to_device(batch, device, channels_last)
         with autocast_context(device, precision):
-            if image.ndim == 6:  # (B, N, 1, T, H, W): N eval windows per clip
-                windows = model(image.flatten(0, 1)).float().view(image.shape[:2])
-            else:
-                windows = model(image).float().reshape(-1, 1)  # (B, 1): one window each
-        all_logits.append(torch.from_numpy(clip_logits(windows)))
+            windows = scoring.window_logits_of(model, image)  # (B, N)
+        all_logits.append(torch.from_numpy(scoring.clip_logits(windows)))
         all_labels.append(label.reshape(-1).cpu())
     if not all_logits:
         return np.zeros(0), np.zeros(0, dtype=np.int64)
@@ -258,7 +255,7 @@ def sigmoid(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     """float64 (N,) calibrated probabilities of logits (N,):
     :func:`labral.bundle.calibrated_probability` (scaled logits clipped to [-60, 60], then
     expit), the rule every exported bundle is scored by."""
-    return calibrated_probability(logits, temperature)
+    return scoring.calibrated_probability(logits, temperature)
 
 
 def steps_per_epoch(num_batches: int, accum_steps: int) -> int:
