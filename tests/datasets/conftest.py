@@ -1,8 +1,8 @@
-"""Fixtures for reader tests: a small ultrasound cine and a tiny DICOM writer of our own.
+"""Fixtures for reader tests: a small ultrasound cine written by the tests' DICOM writer.
 
-The writer is deliberately independent of ``labral.datasets.synth.dicom_writer`` so the
-reader is tested against files that labral's own writer did not shape; dcmtk then makes
-the transfer-syntax variants.
+The writer (:mod:`tests.helpers.dicom`) is deliberately independent of
+``labral.datasets.synth.dicom_writer`` so the reader is tested against files that labral's
+own writer did not shape; dcmtk then makes the transfer-syntax variants.
 """
 
 from __future__ import annotations
@@ -17,18 +17,10 @@ from typing import Any
 import numpy as np
 import pydicom
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.dataset import Dataset
 
-#: Identity written into every test file; none of it may leak into a Clip.
-PATIENT = {
-    "PatientName": "Doe^Jane^Secret",
-    "PatientID": "PID-4711-XYZ",
-    "PatientBirthDate": "19700123",
-    "InstitutionName": "St Example Hospital",
-    "ReferringPhysicianName": "House^Gregory",
-    "AccessionNumber": "ACC998877",
-}
+from tests.helpers.dicom import PATIENT, cine_dataset, region_item, write_dicom
+
 #: Tissue region (inclusive bounds, DICOM convention) inside the 64 x 80 frames.
 REGION = {"x0": 12, "y0": 8, "x1": 67, "y1": 55}
 T, H, W = 8, 64, 80
@@ -55,86 +47,23 @@ def make_frames(t: int = T, h: int = H, w: int = W) -> np.ndarray:
     return frames
 
 
-def region_item(
-    x0: int, y0: int, x1: int, y1: int, *, fmt: int = 1, dtype: int = 1, delta_cm: float = 0.01
-) -> Dataset:
-    """One Sequence of Ultrasound Regions item with cm units."""
-    item = Dataset()
-    item.RegionSpatialFormat = fmt
-    item.RegionDataType = dtype
-    item.RegionFlags = 0
-    item.RegionLocationMinX0 = x0
-    item.RegionLocationMinY0 = y0
-    item.RegionLocationMaxX1 = x1
-    item.RegionLocationMaxY1 = y1
-    item.PhysicalUnitsXDirection = 3
-    item.PhysicalUnitsYDirection = 3
-    item.PhysicalDeltaX = delta_cm
-    item.PhysicalDeltaY = delta_cm * 1.5
-    return item
+def tissue_regions(regions: list[Dataset] | None = None) -> list[Dataset]:
+    """``regions``, or (None) the reference clip's one tissue region, REGION."""
+    return [region_item(**REGION)] if regions is None else regions
 
 
 def build_dataset(
-    frames: np.ndarray,
-    *,
-    photometric: str = "MONOCHROME2",
-    regions: list[Dataset] | None = None,
-    timing: dict[str, Any] | None = None,
-    modality: str = "US",
-    sop_class: str = "1.2.840.10008.5.1.4.1.1.3.1",
-    number_of_frames: int | None = None,
+    frames: np.ndarray, *, regions: list[Dataset] | None = None, **header: Any
 ) -> Dataset:
-    """An Explicit VR Little Endian US multi-frame data set holding ``frames`` as stored.
+    """:func:`tests.helpers.dicom.cine_dataset` whose default tissue region is REGION.
 
     Args:
-        frames: stored pixel values, uint8/uint16 (T, H, W) or uint8 (T, H, W, 3) colour
-            (colour is written interleaved; convert planar yourself).
-        photometric: Photometric Interpretation to declare.
+        frames: stored pixel values, uint8/uint16 (T, H, W) or uint8 (T, H, W, 3) colour.
         regions: Sequence of Ultrasound Regions items; default one tissue region = REGION.
-        timing: DICOM keywords -> values; default ``{"FrameTime": 40.0}`` (25 fps).
-        modality, sop_class, number_of_frames: header overrides for error tests.
+        header: the writer's other keywords (``photometric``, ``timing``, ``modality``,
+            ``sop_class``, ``number_of_frames``).
     """
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = sop_class
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID = generate_uid()
-    ds.SeriesInstanceUID = generate_uid()
-    ds.Modality = modality
-    ds.Manufacturer = "TestVendor"
-    ds.ManufacturerModelName = "Probe9000"
-    for keyword, value in PATIENT.items():
-        setattr(ds, keyword, value)
-    ds.BurnedInAnnotation = "YES"
-    # remaining Type 1/2 attributes of the US Multi-frame IOD, so dciodvfy accepts the file
-    ds.ImageType = ["ORIGINAL", "PRIMARY", "MUSCULOSKELETAL", "0001"]
-    ds.PatientSex = "F"
-    ds.StudyDate, ds.StudyTime, ds.StudyID = "20240101", "101500", "1"
-    ds.SeriesNumber, ds.InstanceNumber = 1, 1
-    ds.Laterality, ds.PatientOrientation = "R", ""
-    ds.NumberOfFrames = number_of_frames or frames.shape[0]
-    ds.Rows, ds.Columns = int(frames.shape[1]), int(frames.shape[2])
-    colour = frames.ndim == 4
-    ds.SamplesPerPixel = 3 if colour else 1
-    if colour:
-        ds.PlanarConfiguration = 0
-    ds.PhotometricInterpretation = photometric
-    bits = 16 if frames.dtype == np.uint16 else 8
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit = bits, bits, bits - 1
-    ds.PixelRepresentation = 0
-    ds.FrameIncrementPointer = (0x0018, 0x1063)
-    for keyword, value in (timing if timing is not None else {"FrameTime": 40.0}).items():
-        setattr(ds, keyword, value)
-    if regions is None:
-        regions = [region_item(**REGION)]
-    if regions:
-        ds.SequenceOfUltrasoundRegions = regions
-    ds.PixelData = np.ascontiguousarray(frames).tobytes()
-    return ds
+    return cine_dataset(frames, regions=tissue_regions(regions), **header)
 
 
 @pytest.fixture
@@ -150,15 +79,18 @@ def expected_crop(frames: np.ndarray) -> np.ndarray:
     return frames[:, r["y0"] : r["y1"] + 1, r["x0"] : r["x1"] + 1]
 
 
-@pytest.fixture
-def write_dicom(tmp_path: Path) -> Callable[..., Path]:
-    """``write_dicom(name, frames=None, **build_dataset kwargs) -> Path``."""
+@pytest.fixture(name="write_dicom")
+def write_dicom_fixture(tmp_path: Path) -> Callable[..., Path]:
+    """``write_dicom(name, frames=None, **build_dataset kwargs) -> Path`` in ``tmp_path``."""
 
-    def _write(name: str = "base.dcm", stored: np.ndarray | None = None, **kwargs: Any) -> Path:
-        ds = build_dataset(make_frames() if stored is None else stored, **kwargs)
-        path = tmp_path / name
-        ds.save_as(path, enforce_file_format=True)
-        return path
+    def _write(
+        name: str = "base.dcm",
+        stored: np.ndarray | None = None,
+        regions: list[Dataset] | None = None,
+        **header: Any,
+    ) -> Path:
+        frames = make_frames() if stored is None else stored
+        return write_dicom(tmp_path / name, frames, regions=tissue_regions(regions), **header)
 
     return _write
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import socket
 import subprocess
@@ -17,8 +16,6 @@ import numpy as np
 import pydicom
 import pytest
 from fastapi.testclient import TestClient
-from pydicom.dataset import FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from labral.datasets.synth.dicom_writer import write_cine_dicom
 from labral.datasets.synth.types import SynthClip
@@ -27,10 +24,8 @@ from labral.demo_bundle import demo_frames
 from labral.serve.http.app import create_app
 from labral.serve.settings import ServeSettings
 from tests.helpers.bundles import toy_bundle
+from tests.helpers.dicom import CT_IMAGE, US_MULTIFRAME, US_SINGLE, dicom_bytes, encode, write_dicom
 
-US_MULTIFRAME = "1.2.840.10008.5.1.4.1.1.3.1"
-CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
-US_SINGLE = "1.2.840.10008.5.1.4.1.1.6.1"
 ramp_frames = demo_frames
 
 
@@ -46,12 +41,6 @@ def synth_clip(frames: np.ndarray, fps: float = 20.0) -> SynthClip:
     )
 
 
-def write_dicom(
-    path: Path, frames: np.ndarray, fps: float = 20.0, syntax: str = "explicit"
-) -> Path:
-    return write_cine_dicom(synth_clip(frames, fps), path, syntax=syntax, burned_in_text=False)
-
-
 def plain_dataset(
     sop_class: str,
     modality: str,
@@ -60,28 +49,20 @@ def plain_dataset(
     cols: int = 32,
     declared_frames: int | None = None,
 ) -> bytes:
-    """A minimal uncompressed DICOM (for the bad-input corpus: CT, single frame, huge frames)."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = pydicom.Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = sop_class
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
-    ds.Modality = modality
-    ds.PatientName, ds.PatientID = "Test^Bad", "BAD001"
-    ds.Rows, ds.Columns = rows, cols
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-    if frames > 1 or declared_frames:
-        ds.NumberOfFrames = declared_frames or frames
-        ds.FrameTime = 50.0
-    ds.PixelData = np.zeros((frames, rows, cols), np.uint8).tobytes()
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue()
+    """A small black uncompressed DICOM with no regions, for the bad-input corpus (CT, single
+    frame, a huge declared frame count): :func:`tests.helpers.dicom.dicom_bytes`."""
+    return dicom_bytes(
+        np.zeros((frames, rows, cols), np.uint8),
+        sop_class=sop_class,
+        modality=modality,
+        number_of_frames=declared_frames,
+        regions=[],
+    )
+
+
+def at_fps(fps: float) -> dict[str, dict[str, float]]:
+    """The test DICOM writer's ``timing`` keyword for a cine at ``fps``."""
+    return {"timing": {"FrameTime": 1000.0 / fps}}
 
 
 @pytest.fixture(scope="session")
@@ -92,13 +73,14 @@ def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Sample uploads: bright/dark DICOM cines, a JPEG DICOM, an MP4."""
+    """Sample uploads: bright/dark DICOM cines (20 fps, 0.3 mm pixels), a JPEG DICOM, a short
+    5 fps cine and an MP4."""
     folder = tmp_path_factory.mktemp("clips")
     return {
-        "bright.dcm": write_dicom(folder / "bright.dcm", ramp_frames(bright=True)),
-        "dark.dcm": write_dicom(folder / "dark.dcm", ramp_frames(bright=False)),
-        "jpeg.dcm": write_dicom(folder / "jpeg.dcm", ramp_frames(), syntax="jpeg"),
-        "short.dcm": write_dicom(folder / "short.dcm", ramp_frames(frames=4), fps=5.0),
+        "bright.dcm": write_dicom(folder / "bright.dcm", ramp_frames(bright=True), **at_fps(20)),
+        "dark.dcm": write_dicom(folder / "dark.dcm", ramp_frames(bright=False), **at_fps(20)),
+        "jpeg.dcm": write_dicom(folder / "jpeg.dcm", ramp_frames(), "jpeg", **at_fps(20)),
+        "short.dcm": write_dicom(folder / "short.dcm", ramp_frames(frames=4), **at_fps(5)),
         "bright.mp4": write_mp4(
             ramp_frames(frames=20, height=64, width=64), 20.0, folder / "bright.mp4"
         ),
@@ -273,16 +255,10 @@ def identity_of(index: int) -> dict[str, str]:
 def write_instance(folder: Path, index: int, syntax: str, bright: bool = True) -> Path:
     """A US multi-frame cine with its own UIDs and identity, in ``syntax``.
 
-    JPEG Baseline comes from the synthetic writer; RLE, JPEG-LS and JPEG 2000 (lossless)
-    are pydicom's encoders over the explicit-VR file; implicit VR is a re-encoding.
+    The instance is the synthetic generator's file (its UIDs follow from ``index``, so
+    writing an index twice gives the same instance); JPEG Baseline comes from that writer,
+    the other syntaxes are :func:`tests.helpers.dicom.encode`'s re-encodings.
     """
-    from pydicom.uid import (
-        ImplicitVRLittleEndian,
-        JPEG2000Lossless,
-        JPEGLSLossless,
-        RLELossless,
-    )
-
     frames = ramp_frames(frames=16, height=40, width=48, bright=bright)
     base = folder / f"{syntax}-{index:03d}-base.dcm"
     write_cine_dicom(
@@ -296,11 +272,8 @@ def write_instance(folder: Path, index: int, syntax: str, bright: bool = True) -
     base.unlink()
     for name, value in identity_of(index).items():
         setattr(ds, name, value)
-    encoders = {"rle": RLELossless, "jpegls": JPEGLSLossless, "j2k": JPEG2000Lossless}
-    if syntax in encoders:
-        ds.compress(encoders[syntax])
-    elif syntax == "implicit":
-        ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    if syntax != "jpeg":
+        encode(ds, syntax)
     path = folder / f"{syntax}-{index:03d}.dcm"
     ds.save_as(path, enforce_file_format=True)
     return path
