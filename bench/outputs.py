@@ -16,18 +16,19 @@ import torch
 from labral.bench import bootstrap as metrics
 from labral.bench import stats
 from labral.bench import suite_scoring as scoring
+from labral.bench.settings import BenchSettings
 
 VERSIONED_PACKAGES = ("labral", "torch", "numpy", "scikit-learn", "monai", "pydicom", "scipy")
 
 
-def statistics_settings(boot_n: int, boot_seed: int, level: float, ece_bins: int) -> dict:
+def statistics_settings(settings: BenchSettings) -> dict:
     """The statistical settings every ``results.json`` records (bootstrap, CI, hip rules)."""
     return {
-        "bootstrap_n": boot_n,
-        "bootstrap_seed": boot_seed,
-        "ci_level": level,
+        "bootstrap_n": settings.bootstrap.n,
+        "bootstrap_seed": settings.bootstrap.seed,
+        "ci_level": settings.bootstrap.level,
         "ci_min_patients_per_class": stats.MIN_PATIENTS_PER_CLASS,
-        "ece_bins": ece_bins,
+        "ece_bins": settings.ece_bins,
         "hip_rules": list(stats.HIP_RULES),
         "reweight_prevalences": list(metrics.REWEIGHT_PREVALENCES),
     }

@@ -23,23 +23,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from labral.bench import bootstrap as metrics
 from labral.bench import evaluate
-from labral.bench.command import (
-    RESULTS_SCHEMA_VERSION,
-    _ci_level,
-    _container,
-    _setting,
-    _unique_names,
-)
 from labral.bench.gate import GateFailedError, check_gate, validate_gate
 from labral.bench.outputs import statistics_settings, versions
 from labral.bench.report.saved_predictions_report import THRESHOLD_METRICS, render
+from labral.bench.results import RESULTS_SCHEMA_VERSION, unique_names
+from labral.bench.settings import BenchSettings
 from labral.bench.suite_scoring import ModelScores
 from labral.errors import BadConfigError, BadManifestError
-from labral.metrics import DEFAULT_ECE_BINS
 
 _ci = metrics.format_with_ci
 
@@ -215,52 +208,64 @@ def per_fold(
     return out
 
 
-def _paths(cfg: DictConfig) -> list[Path]:
-    if not OmegaConf.is_missing(cfg, "bundle") and cfg.get("bundle") not in (None, ""):
+def _paths(settings: BenchSettings) -> list[Path]:
+    """The CSVs to read; BadConfigError with bundles as well, or an empty entry."""
+    if settings.bundle:
         raise BadConfigError("give bundle=... (score models) or predictions=... (saved), not both")
-    value = cfg.predictions
-    values = list(value) if isinstance(value, ListConfig | list) else [value]
-    if not values or any(v in (None, "") for v in values):
+    if any(value == "" for value in settings.predictions):
         raise BadConfigError("predictions: give a CSV (predictions=path) or a list ([a,b])")
-    return [Path(str(v)) for v in values]
+    return [Path(value) for value in settings.predictions]
 
 
-def run(cfg: DictConfig) -> dict[str, Any]:
-    """Evaluate the CSV(s) in ``cfg.predictions``; writes results.json and report.html.
+def evaluate_saved(
+    settings: BenchSettings,
+    models: list[SavedModel],
+    names: list[str],
+    plan: metrics.ClusterBootstrap,
+) -> dict[str, Any]:
+    """Model name -> its metric blocks, per fold, and at each row's threshold where they differ.
 
-    Raises:
-        BadConfigError: bad settings, a missing file, CSVs of different clips.
-        BadManifestError: a CSV that cannot be read as predictions (see :func:`load_predictions`).
-        GateFailedError: a ``fail_under`` threshold is missed (after the outputs are written).
+    Args:
+        models: the CSVs, every one aligned to the first's N rows.
+        plan: the patient bootstrap over those N rows.
     """
-    paths = _paths(cfg)
-    boot_n, level = _setting(cfg, "bootstrap.n", 1), _ci_level(cfg)
-    boot_seed = int(cfg.bootstrap.seed)
-    ece_bins = _setting(cfg, "ece_bins", 1) if cfg.get("ece_bins") is not None else DEFAULT_ECE_BINS
-    tolerance = _setting(cfg, "localisation_tolerance", 0)
-    gate = validate_gate(_container(cfg, "fail_under"))
-    models = [load_predictions(p) for p in paths]
-    models = [models[0], *(align(models[0], m) for m in models[1:])]
-    names = _unique_names(models)  # type: ignore[arg-type]  # only .name is read
-    records = models[0].records
-    plan = metrics.ClusterBootstrap([r["patient"] for r in records], boot_n, boot_seed)
+    records, level, bins = models[0].records, settings.bootstrap.level, settings.ece_bins
     y = evaluate.suite_arrays(records)["y"]
-    scores = [_scores(m) for m in models]
     per_model = {}
-    for name, m, score in zip(names, models, scores, strict=True):
+    for name, model in zip(names, models, strict=True):
         block = evaluate.evaluate_model(
-            records, score, m.threshold, plan, ece_bins=ece_bins, tolerance=tolerance, level=level
+            records,
+            _scores(model),
+            model.threshold,
+            plan,
+            ece_bins=bins,
+            tolerance=settings.localisation_tolerance,
+            level=level,
         )
         block["localisation"]["note"] = "saved predictions carry no relevance"
-        block["per_fold"] = per_fold(m, plan, ece_bins, level)
-        if np.unique(m.thresholds).size > 1:
-            decided = (m.probability >= m.thresholds).astype(np.float64)
+        block["per_fold"] = per_fold(model, plan, bins, level)
+        if np.unique(model.thresholds).size > 1:
+            decided = (model.probability >= model.thresholds).astype(np.float64)
             functions = {k: metrics.metric_functions()[k] for k in THRESHOLD_METRICS}
             own = metrics.metrics_with_ci(y, decided, 0.5, plan, functions, None, level)
             block["at_row_thresholds"] = own
         per_model[name] = block
+    return per_model
+
+
+def saved_results(
+    settings: BenchSettings,
+    paths: list[Path],
+    models: list[SavedModel],
+    names: list[str],
+) -> dict[str, Any]:
+    """The whole ``results.json`` of a saved predictions run (without its ``gate`` block)."""
+    records, boot = models[0].records, settings.bootstrap
+    plan = metrics.ClusterBootstrap([r["patient"] for r in records], boot.n, boot.seed)
+    per_model = evaluate_saved(settings, models, names, plan)
     identity = [[r[k] for k in ("path", "patient", "label", "hip", "hip_label")] for r in records]
-    results: dict[str, Any] = {
+    scores = [_scores(m) for m in models]
+    return {
         "schema_version": RESULTS_SCHEMA_VERSION,
         "source": "saved_predictions",
         "suite": {
@@ -277,7 +282,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             for n, m in zip(names, models, strict=True)
         ],
         "settings": {
-            **statistics_settings(boot_n, boot_seed, level, ece_bins),
+            **statistics_settings(settings),
             "threshold_rule": "decisions at each CSV's threshold column (its median where rows "
             "differ; at_row_thresholds uses each row's own), 0.5 without one",
         },
@@ -285,22 +290,43 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "results": per_model,
         "replicates": {},
         "robustness": {},
-        "comparisons": evaluate.compare_models(records, names, scores, plan, level),
+        "comparisons": evaluate.compare_models(records, names, scores, plan, boot.level),
         "created_unix": time.time(),
     }
-    results["gate"] = check_gate(gate, {n: per_model[n]["overall"] for n in names})
-    out = Path(cfg.out) if cfg.get("out") else Path(cfg.paths.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=2, default=float))
-    probabilities = {n: m.probability for n, m in zip(names, models, strict=True)}
-    (out / "report.html").write_text(render(results, y, probabilities))
-    for n in names:
-        hip = ((per_model[n]["hip_level"] or {}).get("rules") or {}).get("max") or {}
-        auroc, hip_auroc = per_model[n]["overall"]["auroc"], hip.get("auroc")
-        print(f"{n}: AUROC {_ci(auroc)}, hip-level AUROC (max rule) {_ci(hip_auroc)}")
+
+
+def _print_summary(results: dict[str, Any], out: Path) -> None:
+    """Each model's AUROC and hip-level AUROC, each paired difference, and the output files."""
+    for name, block in results["results"].items():
+        hip = ((block["hip_level"] or {}).get("rules") or {}).get("max") or {}
+        auroc, hip_auroc = block["overall"]["auroc"], hip.get("auroc")
+        print(f"{name}: AUROC {_ci(auroc)}, hip-level AUROC (max rule) {_ci(hip_auroc)}")
     for c in results["comparisons"]:
         print(f"AUROC {c['a']} - {c['b']}: {_ci(c)}")
     print(f"results: {out / 'results.json'}\nreport:  {out / 'report.html'}")
+
+
+def run_saved_predictions(settings: BenchSettings, out: Path) -> dict[str, Any]:
+    """Evaluate the CSV(s) in ``settings.predictions``; writes results.json and report.html.
+
+    Raises:
+        BadConfigError: bad settings, a missing file, CSVs of different clips.
+        BadManifestError: a CSV that cannot be read as predictions (see :func:`load_predictions`).
+        GateFailedError: a ``fail_under`` threshold is missed (after the outputs are written).
+    """
+    paths = _paths(settings)
+    gate = validate_gate(settings.fail_under)
+    models = [load_predictions(p) for p in paths]
+    models = [models[0], *(align(models[0], m) for m in models[1:])]
+    names = unique_names(models)
+    results = saved_results(settings, paths, models, names)
+    results["gate"] = check_gate(gate, {n: results["results"][n]["overall"] for n in names})
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=float))
+    y = evaluate.suite_arrays(models[0].records)["y"]
+    probabilities = {n: m.probability for n, m in zip(names, models, strict=True)}
+    (out / "report.html").write_text(render(results, y, probabilities))
+    _print_summary(results, out)
     if results["gate"]["failed"]:
         raise GateFailedError(results["gate"]["failed"])
     return results

@@ -74,9 +74,16 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def register_schema(name: str, model: type[BaseModel]) -> None:
-    """Store ``model``'s schema in Hydra's ConfigStore under ``name`` (idempotent)."""
-    ConfigStore.instance().store(name=name, node=schema_node(model))
+def register_schema(name: str, model: type[BaseModel], *, leave_out: tuple[str, ...] = ()) -> None:
+    """Store ``model``'s schema in Hydra's ConfigStore under ``name`` (idempotent).
+
+    Args:
+        leave_out: top-level fields kept out of the schema: switches a user adds with
+            ``+key=value`` on the command line (Hydra refuses ``+`` for a key it already has);
+            the model still states their type and default.
+    """
+    node = {key: value for key, value in schema_node(model).items() if key not in leave_out}
+    ConfigStore.instance().store(name=name, node=node)
 
 
 def settings_from_config(

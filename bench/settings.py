@@ -1,0 +1,97 @@
+"""``labral bench``'s settings: one typed model, the one statement of every key and default.
+
+``configs/bench.yaml`` lists this model's schema first (``bench_schema``, registered by
+:mod:`labral.bench.command`) and then holds only its config groups; the command validates
+the composed config into :class:`BenchSettings` and hands it to the passes, the evaluation
+and :mod:`labral.bench.saved_predictions`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, field_validator
+
+from labral.bench.bootstrap import metric_functions
+from labral.metrics import DEFAULT_ECE_BINS
+from labral.settings import Settings
+
+SCHEMA_NAME = "bench_schema"
+
+#: switches a user adds on the command line (``+spatial_maps=true``), kept out of the schema
+ADDED_ON_COMMAND_LINE = ("spatial_maps",)
+
+
+def _path_list(value: Any) -> Any:
+    """A path or a list of paths as a list of strings (Hydra parses ``bundle=2024`` as an int)."""
+    if value is None or value == "":
+        return []
+    values = list(value) if isinstance(value, list | tuple) else [value]
+    return [v if v is None or isinstance(v, str) else str(v) for v in values]
+
+
+#: ``bundle=path`` or ``bundle=[a,b]``: always a list of strings (empty when not given)
+PathList = Annotated[list[str], BeforeValidator(_path_list)]
+
+
+class BootstrapSettings(Settings):
+    """The patient-level cluster bootstrap behind every confidence interval."""
+
+    n: int = Field(1000, ge=1, description="replicates")
+    seed: int = 20240601
+    level: float = Field(0.95, gt=0, lt=1, description="confidence level of the intervals")
+
+
+class BenchSettings(Settings):
+    """Every key of ``labral bench``, its type and its default."""
+
+    bundle: PathList = Field(
+        default_factory=list, description="bundle folder(s); the first is the candidate"
+    )
+    predictions: PathList = Field(
+        default_factory=list,
+        description="instead of bundle: saved predictions CSV(s), no model run (paired by path)",
+    )
+    suite: str = Field("synthetic-id", description="a name in configs/suites/ or a manifest path")
+    suite_overrides: dict[str, Any] = Field(
+        default_factory=lambda: dict.fromkeys(("n_patients", "clips_per_patient", "difficulty")),
+        description="replace suite definition keys (null = keep; others with +key=...), e.g. "
+        "n_patients=20 for a quick run, difficulty=easy|medium|hard|expert",
+    )
+    cache_dir: str = Field(
+        "${paths.data_dir}/bench_suites", description="generated suites, keyed by content hash"
+    )
+    generate_workers: int = Field(2, ge=1, description="processes generating an uncached suite")
+    out: str | None = Field(None, description="output folder; null = Hydra's run dir")
+
+    runtime: str | None = Field(None, description="null = labral.runtimes.DEFAULT_RUNTIME")
+    batch_size: int = Field(16, ge=1, description="clips per model call")
+    workers: int = Field(1, ge=0, description="decoding threads ahead of the model (0 = inline)")
+    threads: int | None = Field(None, ge=1, description="torch threads; null = cores - workers")
+    latency_clips: int = Field(8, ge=0, description="clips timed one by one (0 = skip)")
+    progress: bool = True
+
+    bootstrap: BootstrapSettings = Field(default_factory=BootstrapSettings)
+    ece_bins: int = Field(
+        DEFAULT_ECE_BINS, ge=1, description="equal-width ECE bins; null = the training default"
+    )
+    localisation_tolerance: int = Field(
+        1, ge=0, description="a relevance peak within +-this many source frames is a hit"
+    )
+    controls: bool = Field(True, description="score every positive reversed and shuffled")
+    pointing_game: bool = Field(True, description="spatial maps on positives with masks")
+    overlap: str = Field(
+        "refuse",
+        description="manifest patients in a bundle's training splits: refuse|exclude|ignore",
+    )
+    spatial_maps: bool = Field(False, description="+spatial_maps=true: write spatial_maps.npz")
+    fail_under: dict[str, float | None] = Field(
+        default_factory=lambda: dict.fromkeys(metric_functions()),
+        description="gate on the first model: metric -> threshold (brier, ece: ceilings)",
+    )
+
+    @field_validator("ece_bins", mode="before")
+    @classmethod
+    def _default_bins(cls, value: Any) -> Any:
+        """``ece_bins=null`` is the bin count shared with training."""
+        return DEFAULT_ECE_BINS if value is None else value
