@@ -1,4 +1,12 @@
-"""Suite-wide policy: in CI a missing external tool fails its tests instead of skipping them.
+"""Suite-wide fixtures and policy.
+
+Fixtures that tests in several folders use live here (``train_cfg``: the train and bench
+tests compose training runs); plain helpers they call live in ``tests/helpers/``. A
+conftest never imports another folder's conftest. This file must not import
+``tests.helpers`` either: tests/serve/test_required_tools.py runs it as the conftest of
+inner pytest sessions outside this repository.
+
+The policy: in CI a missing external tool fails its tests instead of skipping them.
 
 Some tests drive Debian tools that no Python dependency replaces: dcmtk (dcmdump, dcmconv,
 dcmcjpeg, img2dcm, storescu, ...), dicom3tools' dciodvfy, chromium and ffmpeg. On a
@@ -22,8 +30,13 @@ import os
 import re
 import shutil
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
 
 pytest_plugins = ["pytester"]  # tests/serve/test_required_tools.py runs inner pytest sessions
 
@@ -120,3 +133,30 @@ def pytest_make_collect_report(collector: pytest.Collector) -> pytest.CollectRep
     report = yield
     _fail_if_tool_missing(report)
     return report
+
+
+@pytest.fixture
+def train_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
+    """Factory: the real ``configs/train.yaml`` composed with ``debug=default`` (the tiny
+    settings) and ``overrides``, writing into tmp_path."""
+
+    def make(*overrides: str, run_name: str = "run") -> DictConfig:
+        GlobalHydra.instance().clear()
+        run_dir = tmp_path / run_name
+        with initialize_config_module(config_module="labral.configs", version_base="1.3"):
+            cfg = compose(
+                "train",
+                overrides=[
+                    f"paths.root_dir={tmp_path}",
+                    f"hydra.run.dir={run_dir}",
+                    "debug=default",  # configs/debug/default.yaml: tiny model, 8x32x32, 2 epochs
+                    *overrides,
+                ],
+                return_hydra_config=True,
+            )
+        HydraConfig.instance().set_config(cfg)
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(run_dir)
+        return cfg
+
+    return make

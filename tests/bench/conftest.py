@@ -25,7 +25,6 @@ from labral.datasets.synth.dicom_writer import write_cine_dicom
 from labral.datasets.synth.types import SynthClip
 from labral.demo_bundle import BrightnessScorer
 from tests.helpers.bundles import blob_scorer, toy_bundle
-from tests.train.conftest import train_cfg  # noqa: F401 - the real train config, for a cv run
 
 
 def make_bundle(folder: Path, name: str = "blob-detector", scale: float = 200.0) -> Path:
