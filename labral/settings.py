@@ -101,10 +101,14 @@ def settings_from_config(
         BadConfigError: a value has the wrong type or range, or a key is unknown; the message
             names each offending key.
     """
-    data = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
-    assert isinstance(data, dict)
-    for key in (*HYDRA_KEYS, *ignore):
-        data.pop(key, None)
+    skipped = {*HYDRA_KEYS, *ignore}
+    # only the model's keys are resolved: an ignored node (``hydra`` composed with
+    # return_hydra_config, ``paths`` outside a run) may hold interpolations that cannot be
+    data = {
+        str(key): _resolved(cfg, str(key)) if isinstance(cfg, DictConfig) else cfg[key]
+        for key in cfg
+        if key not in skipped
+    }
     try:
         return model.model_validate(data)
     except ValidationError as error:
@@ -113,3 +117,9 @@ def settings_from_config(
             for problem in error.errors()
         ]
         raise BadConfigError(f"{model.__name__}: " + "; ".join(problems)) from None
+
+
+def _resolved(cfg: DictConfig, key: str) -> Any:
+    """``cfg[key]`` with its interpolations resolved (against the whole config)."""
+    value = cfg[key]
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value

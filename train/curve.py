@@ -40,9 +40,13 @@ from labral.datasets.manifests.manifest import load_manifest
 from labral.datasets.manifests.splits import assign_splits
 from labral.datasets.synth.dataset import synthesize
 from labral.errors import BadConfigError
+from labral.settings import register_schema, settings_from_config
 from labral.train.command import train
 from labral.train.curve_report import PLOT_NAME, REPORT_NAME, write_figures
 from labral.train.data import datasets_from_rows
+from labral.train.settings import CURVE_SCHEMA, CurveEpochs, CurveSettings
+
+register_schema(CURVE_SCHEMA, CurveSettings)
 
 RESULT_NAME = "curve.json"
 
@@ -69,19 +73,24 @@ def _value(value: Any) -> str:
 
 
 def make_domain(
-    cfg: DictConfig, name: str, n_patients: int, seed: int, overrides: Any, difficulty: str
+    settings: CurveSettings,
+    name: str,
+    n_patients: int,
+    seed: int,
+    overrides: dict[str, Any] | None,
+    difficulty: str,
 ) -> list:
     """Generate (or reuse) one synthetic domain under ``<out>/data/<name>``; its rows.
 
     Args:
-        cfg: the curve config. name: folder name. n_patients: patients to draw.
+        settings: the curve's settings. name: folder name. n_patients: patients to draw.
         seed: generator seed. overrides: generator ``overrides`` (dict).
         difficulty: generator level (``configs/difficulty/``).
 
     Returns:
         The domain's manifest rows (validated, absolute paths).
     """
-    out = Path(str(cfg.out)) / "data" / name
+    out = Path(settings.out) / "data" / name
     hips = [1, 1] if name != "source" else [1, 2]
     settings = [
         f"out={out}",
@@ -89,15 +98,15 @@ def make_domain(
         f"n_patients={n_patients}",
         f"difficulty={difficulty}",
         f"hips_per_patient={_value(hips)}",
-        f"clips_per_hip={int(cfg.clips_per_hip)}",
-        f"extrusion_threshold={_value(list(cfg.extrusion_threshold))}",
-        f"clip.frames={int(cfg.clip.frames)}",
-        f"clip.height={int(cfg.clip.height)}",
-        f"clip.width={int(cfg.clip.width)}",
+        f"clips_per_hip={settings.clips_per_hip}",
+        f"extrusion_threshold={_value(settings.extrusion_threshold)}",
+        f"clip.frames={settings.clip.frames}",
+        f"clip.height={settings.clip.height}",
+        f"clip.width={settings.clip.width}",
         "preview=false",
         "progress=false",
     ]
-    shift = OmegaConf.to_container(overrides) if overrides else {}
+    shift = dict(overrides) if overrides else {}
     stamp, manifest = out / "curve_settings.json", out / "manifest.jsonl"
     recorded = {"settings": settings, "overrides": shift}
     if not (manifest.is_file() and stamp.is_file() and json.loads(stamp.read_text()) == recorded):
@@ -156,7 +165,7 @@ def choose_hips(
     return chosen
 
 
-def epochs_for(train_clips: int, spec: DictConfig) -> int:
+def epochs_for(train_clips: int, spec: CurveEpochs | DictConfig) -> int:
     """``ceil(spec.min_clips / train_clips)`` clamped to ``[spec.min, spec.max]``."""
     wanted = math.ceil(int(spec.min_clips) / max(1, train_clips))
     return int(min(max(wanted, int(spec.min)), int(spec.max)))
@@ -173,20 +182,20 @@ def train_run(
     return result
 
 
-def arm_overrides(cfg: DictConfig, arm: str, pretrained: Path | None) -> list[str]:
+def arm_overrides(settings: CurveSettings, arm: str, pretrained: Path | None) -> list[str]:
     """The train overrides of one arm (after the shared ``train`` list)."""
-    base = [str(o) for o in cfg.train]
+    base = list(settings.train)
     if arm == "scratch":
         return base
     if arm == "synthetic":
-        extra = [str(o) for o in (cfg.arms.get("synthetic") or [])]
+        extra = settings.arms.get("synthetic") or []
         return [*base, f"model.init_weights={pretrained}", *extra]
     shared = [o for o in base if not o.startswith("model.")]  # another architecture
-    kinetics = [str(o) for o in (cfg.arms.get("kinetics") or [])]
+    kinetics = settings.arms.get("kinetics") or []
     return [
         *shared,
-        f"model={cfg.kinetics_model}",
-        f"model.init_weights={cfg.kinetics_weights}",
+        f"model={settings.kinetics_model}",
+        f"model.init_weights={settings.kinetics_weights}",
     ] + (kinetics)
 
 
@@ -207,10 +216,10 @@ def summarize(points: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str,
     return out
 
 
-def goal(summary: dict[str, Any], cfg: DictConfig) -> dict[str, Any] | None:
+def goal(summary: dict[str, Any], settings: CurveSettings) -> dict[str, Any] | None:
     """Whether the synthetic arm at ``goal.synthetic`` hips matches scratch at
     ``goal.scratch`` hips (mean test AUROC); None when either was not run."""
-    spec = cfg.get("goal") or {"synthetic": 40, "scratch": 160}
+    spec = settings.goal.model_dump()
     try:
         ours = summary["synthetic"][str(spec["synthetic"])]["mean"]
         theirs = summary["scratch"][str(spec["scratch"])]["mean"]
@@ -218,47 +227,60 @@ def goal(summary: dict[str, Any], cfg: DictConfig) -> dict[str, Any] | None:
         return None
     if ours is None or theirs is None:
         return None
-    return {**dict(spec), "synthetic_auroc": ours, "scratch_auroc": theirs, "met": ours >= theirs}
+    return {**spec, "synthetic_auroc": ours, "scratch_auroc": theirs, "met": ours >= theirs}
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
-    """Entry point of ``labral curve``; returns the ``curve.json`` payload.
+    """Entry point of ``labral curve`` (settings: :class:`labral.train.settings.CurveSettings`);
+    returns the ``curve.json`` payload.
 
     Raises:
         BadConfigError: bad sizes (named), before any training.
     """
-    out = Path(str(cfg.out))
+    settings = settings_from_config(CurveSettings, cfg, ignore=("paths",))
+    return run_curve(settings, OmegaConf.to_container(cfg, resolve=True))
+
+
+def run_curve(settings: CurveSettings, recorded: Any = None) -> dict[str, Any]:
+    """Every run of the curve, then ``curve.json``, ``curve.png`` and ``curve.html`` under
+    ``settings.out``; ``recorded`` is stored as the payload's ``settings`` (the composed
+    config; default ``settings`` itself).
+
+    Raises:
+        BadConfigError: bad sizes (named), before any training.
+    """
+    out = Path(settings.out)
     out.mkdir(parents=True, exist_ok=True)
-    hips = sorted(int(h) for h in cfg.hips)
+    hips = sorted(settings.hips)
     if not hips or hips[0] < 4:
-        raise BadConfigError(f"hips={list(cfg.hips)}: every size must be >= 4")
+        raise BadConfigError(f"hips={settings.hips}: every size must be >= 4")
     started = time.perf_counter()
-    source, pool, test = prepare_domains(cfg, hips[-1])
+    source, pool, test = prepare_domains(settings, hips[-1])
     print(f"curve: data ready in {time.perf_counter() - started:.0f} s", flush=True)
     pretrain = train_run(
-        [*[str(o) for o in cfg.train], f"trainer.max_epochs={int(cfg.pretrain_epochs)}"],
+        [*settings.train, f"trainer.max_epochs={settings.pretrain_epochs}"],
         source,
         out / "pretrain",
     )
     pretrained = out / "pretrain" / "checkpoints" / "best.pt"
-    arms = ["scratch", "synthetic"] + (["kinetics"] if cfg.get("kinetics_weights") else [])
+    arms = ["scratch", "synthetic"] + (["kinetics"] if settings.kinetics_weights else [])
     points: list[dict[str, Any]] = []
     payload: dict[str, Any] = {
-        "settings": OmegaConf.to_container(cfg, resolve=True),
+        "settings": settings.model_dump(mode="json") if recorded is None else recorded,
         "pretrain": {"test_auroc": pretrain["test"]["auroc"], "seconds": pretrain["seconds"]},
         "points": points,
     }
     for arm in arms:
         for n in hips:
-            for seed in cfg.seeds:
-                points.append(run_point(cfg, arm, n, int(seed), pool, test, pretrained))
+            for seed in settings.seeds:
+                points.append(run_point(settings, arm, n, seed, pool, test, pretrained))
                 print(f"curve: {arm} {n} hips seed {seed}: AUROC {points[-1]['auroc']}")
                 (out / RESULT_NAME).write_text(json.dumps(payload, indent=2))
     payload["summary"] = summarize(points)
-    payload["goal"] = goal(payload["summary"], cfg)
+    payload["goal"] = goal(payload["summary"], settings)
     payload["seconds"] = round(time.perf_counter() - started, 1)
     (out / RESULT_NAME).write_text(json.dumps(payload, indent=2))
-    write_figures(payload, cfg, out / PLOT_NAME, out / REPORT_NAME)
+    write_figures(payload, settings, out / PLOT_NAME, out / REPORT_NAME)
     print(
         f"labral curve: {len(points)} runs in {payload['seconds'] / 60:.1f} min; "
         f"goal {payload['goal']}\n  {out / RESULT_NAME}\n  {out / PLOT_NAME}\n  {out / REPORT_NAME}"
@@ -266,34 +288,32 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     return payload
 
 
-def prepare_domains(cfg: DictConfig, largest: int) -> tuple[list[dict], list[dict], list[dict]]:
+def prepare_domains(
+    settings: CurveSettings, largest: int
+) -> tuple[list[dict], list[dict], list[dict]]:
     """The three data sets of a curve: ``(source rows split train/val/test by patient and
     class, the target pool of ``largest`` hips, the target test rows)``."""
+    source_domain, target = settings.source, settings.target
     source = make_domain(
-        cfg,
+        settings,
         "source",
-        int(cfg.source.n_patients),
-        int(cfg.source.seed),
+        source_domain.n_patients,
+        source_domain.seed,
         None,
-        str(cfg.source.difficulty),
+        source_domain.difficulty,
     )
     # by patient and class, so a small source still validates on both classes
     source = assign_splits([{k: v for k, v in r.items() if k != "split"} for r in source])
-    level = str(cfg.target.difficulty)
-    pool = make_domain(cfg, "target", largest, int(cfg.target.seed), cfg.target.overrides, level)
+    level = target.difficulty
+    pool = make_domain(settings, "target", largest, target.seed, target.overrides, level)
     test = make_domain(
-        cfg,
-        "target_test",
-        int(cfg.target.test_hips),
-        int(cfg.target.seed) + 1,
-        cfg.target.overrides,
-        level,
+        settings, "target_test", target.test_hips, target.seed + 1, target.overrides, level
     )
     return source, pool, [{**row, "split": "test"} for row in test]
 
 
 def run_point(
-    cfg: DictConfig,
+    settings: CurveSettings,
     arm: str,
     n: int,
     seed: int,
@@ -303,13 +323,14 @@ def run_point(
 ) -> dict[str, Any]:
     """One point of the curve: arm ``arm`` trained on ``n`` hips of ``pool`` drawn with
     ``seed``, scored on ``test``; its row of ``curve.json``'s ``points``."""
-    rows = choose_hips(pool, n, seed, float(cfg.val_fraction))
+    rows = choose_hips(pool, n, seed, settings.val_fraction)
     n_train = sum(1 for r in rows if r["split"] == "train")
-    epochs = epochs_for(n_train, cfg.epochs)
+    epochs = epochs_for(n_train, settings.epochs)
     result = train_run(
-        [*arm_overrides(cfg, arm, pretrained), f"seed={seed}"] + [f"trainer.max_epochs={epochs}"],
+        [*arm_overrides(settings, arm, pretrained), f"seed={seed}"]
+        + [f"trainer.max_epochs={epochs}"],
         rows + test,
-        Path(str(cfg.out)) / "runs" / f"{arm}_h{n}_s{seed}",
+        Path(settings.out) / "runs" / f"{arm}_h{n}_s{seed}",
     )
     return {
         "arm": arm,

@@ -12,17 +12,18 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import NullLocator  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
 
 from labral.report_html import CSS, png, table  # noqa: E402
+from labral.train.settings import CurveSettings  # noqa: E402
 
 PLOT_NAME, REPORT_NAME = "curve.png", "curve.html"
 
 
-def title(cfg: DictConfig) -> str:
+def title(settings: CurveSettings) -> str:
     """The target domain in words: its level and every shifted generator value."""
-    shifts = ", ".join(f"{k}={v}" for k, v in dict(cfg.target.overrides or {}).items())
-    return f"target: {cfg.target.difficulty} level, {shifts}; pretraining: {cfg.source.difficulty}"
+    target, source = settings.target, settings.source
+    shifts = ", ".join(f"{k}={v}" for k, v in target.overrides.items())
+    return f"target: {target.difficulty} level, {shifts}; pretraining: {source.difficulty}"
 
 
 def figure(summary: dict[str, Any], caption: str) -> plt.Figure:
@@ -57,10 +58,10 @@ def _cell(cell: dict[str, Any] | None) -> str:
 
 
 def write_figures(
-    payload: dict[str, Any], cfg: DictConfig, png_path: Path, html_path: Path
+    payload: dict[str, Any], settings: CurveSettings, png_path: Path, html_path: Path
 ) -> None:
     """Write ``curve.png`` and ``curve.html`` (figure, AUROC table, goal, timings)."""
-    summary, caption = payload["summary"], title(cfg)
+    summary, caption = payload["summary"], title(settings)
     figure(summary, caption).savefig(png_path)
     plt.close("all")
     sizes = sorted({int(h) for cells in summary.values() for h in cells})

@@ -30,10 +30,14 @@ from labral.bundle import CLASS_NAMES, input_spec_from, load_bundle, write_bundl
 from labral.errors import BadConfigError, IncompatibleBundleError
 from labral.models.describe import describe_model, format_description
 from labral.runtimes import ONNX_OPSET, RUNTIME_FILES
+from labral.settings import register_schema, settings_from_config
 from labral.train.export_formats import Exporter, RelevanceModule, make_exporter
 from labral.train.export_formats import OnnxExporter as OnnxExporter  # re-exported: tests patch
 from labral.train.export_formats import TorchScriptExporter as TorchScriptExporter  # them here
+from labral.train.settings import EXPORT_SCHEMA, ExportSettings
 from labral.train.split_record import split_patient_record
+
+register_schema(EXPORT_SCHEMA, ExportSettings)
 
 
 class ExportVerificationError(IncompatibleBundleError):
@@ -328,33 +332,43 @@ def export_run(
 
 
 def run(cfg: DictConfig) -> Path:
-    """Hydra entry (``labral export``): see the module docstring and configs/export.yaml.
+    """Hydra entry (``labral export``): see the module docstring; the settings are
+    :class:`labral.train.settings.ExportSettings`.
 
     Returns:
         The bundle folder (also printed).
     """
-    run_dir = Path(cfg.run_dir) if cfg.get("run_dir") else None
-    if cfg.get("ckpt"):
-        ckpt = Path(cfg.ckpt)
+    settings = settings_from_config(ExportSettings, cfg, ignore=("paths",))
+    out = Path(settings.out) if settings.out else Path(cfg.paths.output_dir) / "bundle"
+    bundle_dir = export_with(settings, out)
+    sha = json.loads((bundle_dir / "metadata.json").read_text())["files"]["model.ts"]["sha256"]
+    print(f"bundle written to {bundle_dir} (model.ts sha256 {sha})")
+    return bundle_dir
+
+
+def export_with(settings: ExportSettings, out: Path) -> Path:
+    """Export the run that ``settings`` names into ``out``; returns the bundle folder.
+
+    Raises:
+        BadConfigError: neither ``run_dir`` nor ``ckpt``, or what :func:`export_run` raises.
+    """
+    run_dir = Path(settings.run_dir) if settings.run_dir else None
+    if settings.ckpt:
+        ckpt = Path(settings.ckpt)
     elif run_dir is not None:
         ckpt = run_dir / "checkpoints" / "best.pt"
     else:
         raise BadConfigError("set run_dir=<a labral train run dir> or ckpt=<checkpoints/best.pt>")
-    calibration = cfg.get("calibration") or (run_dir / "calibration.json" if run_dir else None)
-    training = load_training_run(ckpt, calibration, bool(cfg.get("require_calibration", True)))
-    out = Path(cfg.out) if cfg.get("out") else Path(cfg.paths.output_dir) / "bundle"
-    verify_cfg = cfg.get("verify") or {}
-    bundle_dir = export_run(
+    calibration = settings.calibration or (run_dir / "calibration.json" if run_dir else None)
+    training = load_training_run(ckpt, calibration, settings.require_calibration)
+    return export_run(
         training,
         out,
-        [str(f) for f in cfg.get("formats", ["torchscript", "onnx", "torch_export"])],
-        model_name=cfg.get("model_name"),
-        model_version=cfg.get("model_version"),
-        verify_clips=int(verify_cfg.get("clips", 4)),
-        atol=float(verify_cfg.get("atol", 1e-4)),
-        seed=int(verify_cfg.get("seed", 0)),
-        onnx_opset=int(cfg.get("onnx_opset") or ONNX_OPSET),
+        settings.formats,
+        model_name=settings.model_name,
+        model_version=settings.model_version,
+        verify_clips=settings.verify.clips,
+        atol=settings.verify.atol,
+        seed=settings.verify.seed,
+        onnx_opset=settings.onnx_opset or ONNX_OPSET,
     )
-    sha = json.loads((bundle_dir / "metadata.json").read_text())["files"]["model.ts"]["sha256"]
-    print(f"bundle written to {bundle_dir} (model.ts sha256 {sha})")
-    return bundle_dir

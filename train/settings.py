@@ -1,0 +1,229 @@
+"""The settings of ``labral train``, ``labral export`` and ``labral curve``: one typed model
+each, the one statement of every key, its type and its default (the :mod:`labral.settings`
+style).
+
+``configs/{train,export,curve}.yaml`` list their model's schema first (``train_schema``,
+registered by the :mod:`labral.train` package because tests and other commands compose the
+train config before they import its command; ``export_schema`` and ``curve_schema``,
+registered by :mod:`labral.train.export` and :mod:`labral.train.curve`) and then hold only
+config groups and the values that differ; each command validates the composed config into
+its model and hands the model on. ``labral train``'s groups built with
+``hydra.utils.instantiate`` (:data:`TRAIN_GROUPS`: data, model, optim, ...) stay config
+nodes: their keys are the constructors' arguments.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field
+
+from labral.settings import Settings
+
+TRAIN_SCHEMA = "train_schema"
+EXPORT_SCHEMA = "export_schema"
+CURVE_SCHEMA = "curve_schema"
+#: ``labral train``'s config groups that are not settings: ``_target_`` nodes built with
+#: ``hydra.utils.instantiate`` (data, model, optim, scheduler, logger, callbacks), the
+#: transform specs and the shared paths
+TRAIN_GROUPS = ("paths", "data", "model", "transforms", "optim", "scheduler", "logger", "callbacks")
+
+
+def _text(value: Any) -> Any:
+    """A scalar as text (Hydra parses ``model_version=2`` as an int, ``ckpt=2024`` too)."""
+    return value if value is None or isinstance(value, str) else str(value)
+
+
+#: a path or name given on the command line: always a str (or None)
+Text = Annotated[str | None, BeforeValidator(_text)]
+
+
+class TrainerSettings(Settings):
+    """How ``labral train`` runs: device, precision, epochs, early stopping
+    (``configs/trainer/``: cpu holds these defaults, gpu and ddp what differs)."""
+
+    accelerator: str = Field("cpu", description="cpu | gpu | auto (cuda when available)")
+    strategy: str | None = Field(None, description="null | ddp (launched by torchrun)")
+    max_epochs: int = 10
+    precision: Annotated[str, BeforeValidator(_text)] = Field(
+        "32", description='"32" | bf16 (autocast)'
+    )
+    accumulate_grad_batches: int = 1
+    gradient_clip_val: float | None = 1.0
+    channels_last_3d: bool = False
+    compile: bool = Field(False, description="torch.compile the model")
+    early_stopping_patience: int = Field(
+        4, description="epochs without val AUROC improvement; 0 disables"
+    )
+    early_stopping_min_delta: float = 0.0
+    num_threads: int | None = Field(
+        None, description="torch intra-op threads; null = auto: cores / LOCAL_WORLD_SIZE"
+    )
+    progress: bool = Field(True, description="tqdm bar with loss, clips/s and ETA")
+
+
+class FinetuneSettings(Settings):
+    """``experiment=finetune`` sets these (:mod:`labral.train.finetune`)."""
+
+    freeze_backbone_epochs: int = Field(
+        0, description="train only the head for this many first epochs"
+    )
+    backbone_lr_scale: float = Field(
+        1.0, description="backbone learning rate = optim.lr x this (head keeps optim.lr)"
+    )
+
+
+class CvSettings(Settings):
+    """``cv.folds=K``: patient-grouped K-fold cross-validation (:mod:`labral.train.cv`)."""
+
+    folds: int = Field(0, description="0: one ordinary run; K >= 3: K runs under fold_<k>")
+    seed: int = Field(0, description="which patients go to which fold (not the training seed)")
+    bootstrap: int = Field(
+        1000, description="patient-bootstrap replicates of the pooled out-of-fold AUROC CI"
+    )
+
+
+class TrainSettings(Settings):
+    """Every setting of ``labral train`` that is not a :data:`TRAIN_GROUPS` node."""
+
+    task_name: str = Field("train", description="recorded in metrics.jsonl's start event")
+    seed: int = 1234
+    resume: bool = Field(False, description="true: continue from <run dir>/checkpoints/last.pt")
+    ckpt_path: Text = Field(None, description="or an explicit checkpoints/last.pt")
+    optimized_metric: str | None = Field(
+        None, description="set by hparams_search (best_val_auroc): run() returns that float"
+    )
+    calibration: dict[str, Any] = Field(
+        default_factory=lambda: {"threshold_rule": {"name": "sensitivity", "target": 0.90}},
+        description="threshold_rule fitted on the validation split after training: "
+        "sensitivity (largest threshold keeping val sensitivity >= target) | youden | "
+        "fixed (+calibration.threshold_rule.value=...)",
+    )
+    finetune: FinetuneSettings = Field(default_factory=FinetuneSettings)
+    cv: CvSettings = Field(default_factory=CvSettings)
+    trainer: TrainerSettings = Field(default_factory=TrainerSettings)
+
+
+class ExportVerify(Settings):
+    """Exported outputs must match the eager model's on synthetic clips."""
+
+    clips: int = Field(4, description="synthetic clips (at least 2 are used)")
+    atol: float = Field(1.0e-4, description="largest absolute difference allowed")
+    seed: int = Field(0, description="seed of the synthetic clips")
+
+
+class ExportSettings(Settings):
+    """Every key of ``labral export``, its type and its default."""
+
+    run_dir: Text = Field(None, description="a `labral train` run dir (best.pt, calibration)")
+    ckpt: Text = Field(
+        None, description="explicit checkpoint; default <run_dir>/checkpoints/best.pt"
+    )
+    calibration: Text = Field(
+        None, description="explicit calibration.json; default <run_dir>/calibration.json"
+    )
+    require_calibration: bool = Field(
+        True, description="false: export without calibration (T = 1, threshold 0.5)"
+    )
+    out: Text = Field(None, description="bundle folder; default <paths.output_dir>/bundle")
+    model_name: Text = Field(None, description="default labral-<arch or class name>")
+    model_version: Text = Field(None, description="default <labral version>+epoch<N>")
+    formats: list[str] = Field(
+        default_factory=lambda: ["torchscript", "onnx", "torch_export"],
+        description="model.ts (required) | model.onnx | model.pt2",
+    )
+    onnx_opset: int | None = Field(None, description="None: labral.runtimes.ONNX_OPSET")
+    verify: ExportVerify = Field(default_factory=ExportVerify)
+
+
+class CurveClip(Settings):
+    """The generated clips' geometry (the generator's default clip)."""
+
+    frames: int = 32
+    height: int = 128
+    width: int = 128
+
+
+class CurveSource(Settings):
+    """The pretraining domain: the generator's own ranges at ``difficulty``."""
+
+    n_patients: int = Field(220, description="1-2 hips each (the demo's size)")
+    seed: int = 5100000
+    difficulty: str = Field("easy", description="generator level (configs/difficulty/)")
+    overrides: dict[str, Any] = Field(default_factory=dict)
+
+
+class CurveTarget(Settings):
+    """The new domain: a harder level, every ``overrides`` value outside the generator's
+    draws (7-12 MHz, 40-52 mm, gain -3..3 dB, labrum 2.8-4.2 mm); from scratch the compact
+    net does not learn medium (synthetic-graded), as a real cohort is harder than easy."""
+
+    seed: int = 5200000
+    difficulty: str = "medium"
+    test_hips: int = Field(60, description="hips of the fixed target test set")
+    overrides: dict[str, Any] = Field(
+        default_factory=lambda: {
+            "center_freq_mhz": 5.0,
+            "depth_mm": 60.0,
+            "gain_db": 6.0,
+            "labrum_thick_mm": 2.3,
+        }
+    )
+
+
+class CurveEpochs(Settings):
+    """Epochs per run: ``ceil(min_clips / training clips)`` clamped to ``[min, max]``."""
+
+    min: int = 6
+    max: int = 30
+    min_clips: int = 480
+
+
+class CurveGoal(Settings):
+    """The claim checked: synthetic at ``synthetic`` hips matches scratch at ``scratch``."""
+
+    synthetic: int = 40
+    scratch: int = 160
+
+
+class CurveSettings(Settings):
+    """Every key of ``labral curve``, its type and its default."""
+
+    out: str = Field("${paths.output_dir}", description="output folder (Hydra's run dir)")
+    hips: list[int] = Field(
+        default_factory=lambda: [10, 20, 40, 80, 160],
+        description="labelled target hips per run (one hip per patient), half detached",
+    )
+    seeds: list[int] = Field(
+        default_factory=lambda: [0, 1, 2],
+        description="each seed draws its own hips and trains with its own seed",
+    )
+    val_fraction: float = Field(0.2, description="of the hips, by patient and class (>= 1 each)")
+    extrusion_threshold: list[float] = Field(
+        default_factory=lambda: [0.0, 0.0],
+        description="every clip of a detached hip shows the sign: clip label = hip label",
+    )
+    clip: CurveClip = Field(default_factory=CurveClip)
+    clips_per_hip: int = 2
+    source: CurveSource = Field(default_factory=CurveSource)
+    target: CurveTarget = Field(default_factory=CurveTarget)
+    train: list[str] = Field(
+        default_factory=lambda: [
+            "data.batch_size=8",
+            "trainer.early_stopping_patience=0",
+            "trainer.progress=false",
+            "logger.tensorboard=false",
+        ],
+        description="overrides of configs/train.yaml for every run",
+    )
+    pretrain_epochs: int = 8
+    epochs: CurveEpochs = Field(default_factory=CurveEpochs)
+    arms: dict[str, list[str]] = Field(
+        default_factory=lambda: {"synthetic": ["finetune.backbone_lr_scale=0.3"]},
+        description="extra train overrides per arm (scratch: none)",
+    )
+    kinetics_weights: Text = Field(
+        None, description="torchvision Kinetics-400 r2plus1d_18 file: adds arm kinetics"
+    )
+    kinetics_model: str = "r2plus1d_18"
+    goal: CurveGoal = Field(default_factory=CurveGoal)
