@@ -14,10 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from labral.bench.bootstrap import format_with_ci as ci
+from labral.bench.controls import CONTROLS
+from labral.datasets.synth.difficulty import known_levels
 
 
 def _row(cells: Sequence[Any]) -> str:
@@ -34,143 +37,170 @@ def _p(value: float | None) -> str:
     return "< 0.001" if value < 0.001 else f"{value:.3f}"
 
 
+@dataclass(frozen=True)
+class _Models:
+    """What every table reads: the models in order, their printed labels and the suite parts."""
+
+    names: list[str]
+    label: dict[str, str]
+    per_model: dict[str, Any]
+    parts: list[str]
+
+
 def tables(results: dict[str, Any], labels: dict[str, str] | None = None) -> str:
     """The Markdown text for ``results`` (``labels``: model name -> shorter name)."""
     names = [m["name"] for m in results["models"]]
-    label = {n: (labels or {}).get(n, n) for n in names}
     per_model = results["results"]
-    parts = sorted(per_model[names[0]]["per_shift"], key=_level_order)
+    models = _Models(
+        names=names,
+        label={n: (labels or {}).get(n, n) for n in names},
+        per_model=per_model,
+        parts=sorted(per_model[names[0]]["per_shift"], key=_level_order),
+    )
+    suite = results["suite"]
     out = [
-        f"Suite `{results['suite']['name']}` (hash {results['suite']['content_hash'][:12]}), "
-        f"{results['suite']['n_clips']} clips, {results['suite']['n_patients']} patients.",
+        f"Suite `{suite['name']}` (hash {suite['content_hash'][:12]}), "
+        f"{suite['n_clips']} clips, {suite['n_patients']} patients.",
         "",
     ]
-    rows = [
-        [
-            label[n],
-            *(ci(per_model[n]["per_shift"][p]["auroc"]) for p in parts),
-            ci(per_model[n]["overall"]["auroc"]),
-        ]
-        for n in names
-    ]
-    out += ["Clip-level AUROC [95% CI]:", "", *_table(["model", *parts, "all"], rows), ""]
+    out += _clip_auroc(models) + _hip_auroc(models) + _order_sensitivity(models)
+    out += _localisation(models) + _comparisons(models, results.get("comparisons", []))
+    out += _replicates(models, results.get("replicates", {}))
+    return "\n".join(out)
+
+
+def _section(title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    """A titled table and a blank line; nothing without rows."""
+    return [title, "", *_table(header, rows), ""] if rows else []
+
+
+def _clip_auroc(models: _Models) -> list[str]:
+    """Clip-level AUROC per suite part and overall."""
     rows = []
-    for n in names:
-        cells = []
-        for p in parts:
-            hip = per_model[n]["per_shift"][p].get("hip_level") or {}
-            cells.append(ci(hip.get("rules", {}).get("max", {}).get("auroc")))
-        overall = (per_model[n].get("hip_level") or {}).get("rules", {}).get("max", {})
-        rows.append([label[n], *cells, ci(overall.get("auroc"))])
-    out += ["Hip-level AUROC (max rule) [95% CI]:", "", *_table(["model", *parts, "all"], rows), ""]
-    if per_model[names[0]].get("order_controls"):
-        rows = []
-        for n in names:
-            oc = per_model[n]["order_controls"]
-            rows.append(
-                [
-                    label[n],
-                    *(
-                        f"{oc['reversed']['per_shift'][p]['order_sensitivity']['value']:.3f}"
-                        for p in parts
-                        if p in oc["reversed"]["per_shift"]
-                    ),
-                    ci(oc["reversed"]["overall"]["order_sensitivity"]),
-                    ci(oc["shuffled"]["overall"]["order_sensitivity"]),
-                    ci(oc["reversed"]["overall"]["mean_probability_drop"]),
-                ]
-            )
-        header = [
-            "model",
-            *(f"reversed, {p}" for p in parts),
-            "reversed, all",
-            "shuffled, all",
-            "probability drop, reversed",
-        ]
-        out += [
-            "Order sensitivity (AUROC of positives against their altered copies):",
-            "",
-            *_table(header, rows),
-            "",
-        ]
+    for n in models.names:
+        block = models.per_model[n]
+        per_part = [ci(block["per_shift"][p]["auroc"]) for p in models.parts]
+        rows.append([models.label[n], *per_part, ci(block["overall"]["auroc"])])
+    header = ["model", *models.parts, "all"]
+    return _section("Clip-level AUROC [95% CI]:", header, rows)
+
+
+def _hip_auroc(models: _Models) -> list[str]:
+    """Hip-level AUROC (max rule) per suite part and overall."""
+
+    def max_rule(block: dict[str, Any]) -> dict[str, Any]:
+        return (block.get("hip_level") or {}).get("rules", {}).get("max", {})
+
     rows = []
-    for n in names:
-        loc = per_model[n]["localisation"]
-        null, pg = loc.get("velocity_null"), loc.get("pointing_game")
+    for n in models.names:
+        block = models.per_model[n]
+        per_part = [ci(max_rule(block["per_shift"][p]).get("auroc")) for p in models.parts]
+        rows.append([models.label[n], *per_part, ci(max_rule(block).get("auroc"))])
+    header = ["model", *models.parts, "all"]
+    return _section("Hip-level AUROC (max rule) [95% CI]:", header, rows)
+
+
+def _order_sensitivity(models: _Models) -> list[str]:
+    """Order sensitivity to reversal per part and overall, to shuffling overall, the drop."""
+    if not models.per_model[models.names[0]].get("order_controls"):
+        return []
+    rows = []
+    for n in models.names:
+        reversed_, shuffled = (models.per_model[n]["order_controls"][c] for c in CONTROLS)
+        per_part = [
+            f"{reversed_['per_shift'][p]['order_sensitivity']['value']:.3f}"
+            for p in models.parts
+            if p in reversed_["per_shift"]
+        ]
         rows.append(
             [
-                label[n],
+                models.label[n],
+                *per_part,
+                ci(reversed_["overall"]["order_sensitivity"]),
+                ci(shuffled["overall"]["order_sensitivity"]),
+                ci(reversed_["overall"]["mean_probability_drop"]),
+            ]
+        )
+    header = [
+        "model",
+        *(f"reversed, {p}" for p in models.parts),
+        "reversed, all",
+        "shuffled, all",
+        "probability drop, reversed",
+    ]
+    title = "Order sensitivity (AUROC of positives against their altered copies):"
+    return _section(title, header, rows)
+
+
+def _localisation(models: _Models) -> list[str]:
+    """Temporal hits beside uniform chance and the velocity null; the pointing game."""
+    rows = []
+    for n in models.names:
+        loc = models.per_model[n]["localisation"]
+        null, pointing = loc.get("velocity_null"), loc.get("pointing_game")
+        rows.append(
+            [
+                models.label[n],
                 ci(loc),
                 f"{loc['chance']:.3f}",
                 ci(null) if null else "n/a",
                 ci(loc.get("vs_velocity_null")) if null else "n/a",
-                ci(pg) if pg else "n/a",
-                f"{pg['chance']:.4f}" if pg else "n/a",
+                ci(pointing) if pointing else "n/a",
+                f"{pointing['chance']:.4f}" if pointing else "n/a",
             ]
         )
-    out += [
-        "Localisation (temporal: peak within +-1 frame; spatial: pointing game):",
-        "",
-        *_table(
-            [
-                "model",
-                "temporal hit",
-                "uniform chance",
-                "velocity null",
-                "model - null",
-                "pointing game",
-                "chance",
-            ],
-            rows,
-        ),
-        "",
+    header = [
+        "model",
+        "temporal hit",
+        "uniform chance",
+        "velocity null",
+        "model - null",
+        "pointing game",
+        "chance",
     ]
+    title = "Localisation (temporal: peak within +-1 frame; spatial: pointing game):"
+    return _section(title, header, rows)
+
+
+def _comparisons(models: _Models, comparisons: Sequence[dict[str, Any]]) -> list[str]:
+    """Paired AUROC differences per part and overall: bootstrap CI and p, DeLong's p."""
     rows = []
-    for c in results.get("comparisons", []):
-        for p in [*parts, None]:
+    for c in comparisons:
+        for p in [*models.parts, None]:
             block = c if p is None else c["per_shift"][p]
             rows.append(
                 [
-                    f"{label[c['a']]} - {label[c['b']]}",
+                    f"{models.label[c['a']]} - {models.label[c['b']]}",
                     p or "all",
                     ci(block),
                     _p(block.get("p_value")),
                     _p(block["delong"].get("p_value")),
                 ]
             )
-    if rows:
-        out += [
-            "Paired AUROC differences (patient bootstrap [95% CI], its p, DeLong's p):",
-            "",
-            *_table(["pair", "part", "difference", "bootstrap p", "DeLong p"], rows),
-            "",
-        ]
+    title = "Paired AUROC differences (patient bootstrap [95% CI], its p, DeLong's p):"
+    return _section(title, ["pair", "part", "difference", "bootstrap p", "DeLong p"], rows)
+
+
+def _replicates(models: _Models, replicates: dict[str, Any]) -> list[str]:
+    """AUROC mean +- SD over the seeds of each recipe's replicate bundles."""
     rows = [
         [
-            ", ".join(label[m] for m in e["models"]),
-            p,
-            f"{sp['mean']:.3f} +- {sp['sd']:.3f} (n={sp['n']})",
+            ", ".join(models.label[m] for m in entry["models"]),
+            part,
+            f"{spread['mean']:.3f} +- {spread['sd']:.3f} (n={spread['n']})",
         ]
-        for e in results.get("replicates", {}).values()
-        for p, sp in [
-            *sorted(e["per_shift"].items(), key=lambda kv: _level_order(kv[0])),
-            ("all", e["auroc"]),
+        for entry in replicates.values()
+        for part, spread in [
+            *sorted(entry["per_shift"].items(), key=lambda kv: _level_order(kv[0])),
+            ("all", entry["auroc"]),
         ]
     ]
-    if rows:
-        out += [
-            "Replicates of one recipe (AUROC mean +- SD over seeds):",
-            "",
-            *_table(["bundles", "part", "AUROC"], rows),
-            "",
-        ]
-    return "\n".join(out)
+    title = "Replicates of one recipe (AUROC mean +- SD over seeds):"
+    return _section(title, ["bundles", "part", "AUROC"], rows)
 
 
 def _level_order(part: str) -> tuple[int, str]:
     """Suite parts that are generator levels first, easiest first (``known_levels``)."""
-    from labral.datasets.synth.difficulty import known_levels
-
     order = known_levels()
     return (order.index(part), part) if part in order else (len(order), part)
 

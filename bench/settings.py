@@ -22,16 +22,24 @@ SCHEMA_NAME = "bench_schema"
 ADDED_ON_COMMAND_LINE = ("spatial_maps",)
 
 
+def _as_text(value: Any) -> Any:
+    """A number Hydra parsed from a path typed on the command line, as that text."""
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+#: a path from the command line: ``bundle=2024`` stays the text ``"2024"``, not an int
+Text = Annotated[str, BeforeValidator(_as_text)]
+
+
 def _path_list(value: Any) -> Any:
-    """A path or a list of paths as a list of strings (Hydra parses ``bundle=2024`` as an int)."""
+    """A path or a list of paths as a list (empty when not given)."""
     if value is None or value == "":
         return []
-    values = list(value) if isinstance(value, list | tuple) else [value]
-    return [v if v is None or isinstance(v, str) else str(v) for v in values]
+    return list(value) if isinstance(value, list | tuple) else [value]
 
 
-#: ``bundle=path`` or ``bundle=[a,b]``: always a list of strings (empty when not given)
-PathList = Annotated[list[str], BeforeValidator(_path_list)]
+#: ``bundle=path`` or ``bundle=[a,b]``: always a list of paths (empty when not given)
+PathList = Annotated[list[Text], BeforeValidator(_path_list)]
 
 
 class BootstrapSettings(Settings):
@@ -52,17 +60,17 @@ class BenchSettings(Settings):
         default_factory=list,
         description="instead of bundle: saved predictions CSV(s), no model run (paired by path)",
     )
-    suite: str = Field("synthetic-id", description="a name in configs/suites/ or a manifest path")
+    suite: Text = Field("synthetic-id", description="a name in configs/suites/ or a manifest path")
     suite_overrides: dict[str, Any] = Field(
         default_factory=lambda: dict.fromkeys(("n_patients", "clips_per_patient", "difficulty")),
         description="replace suite definition keys (null = keep; others with +key=...), e.g. "
         "n_patients=20 for a quick run, difficulty=easy|medium|hard|expert",
     )
-    cache_dir: str = Field(
+    cache_dir: Text = Field(
         "${paths.data_dir}/bench_suites", description="generated suites, keyed by content hash"
     )
     generate_workers: int = Field(2, ge=1, description="processes generating an uncached suite")
-    out: str | None = Field(None, description="output folder; null = Hydra's run dir")
+    out: Text | None = Field(None, description="output folder; null = Hydra's run dir")
 
     runtime: str | None = Field(None, description="null = labral.runtimes.DEFAULT_RUNTIME")
     batch_size: int = Field(16, ge=1, description="clips per model call")

@@ -142,26 +142,7 @@ def render_report(
         examples: model name -> pointing-game examples (key frame, spatial map, mask), drawn
             over the key frames when ``source`` (the suite's :class:`ClipSource`) is given.
     """
-    models = results["models"]
-    names = [m["name"] for m in models]
-    per_model = results["results"]
-    suite = results["suite"]
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>labral bench: {html.escape(suite['name'])}</title>",
-        f"<style>{CSS}</style></head><body>",
-        f"<h1>labral benchmark: {html.escape(suite['name'])}</h1>",
-        f"<p class='note'>suite hash {suite['content_hash'][:16]}..., {suite['n_clips']} clips, "
-        f"{suite['n_patients']} patients; 95% CIs from a patient-level cluster bootstrap "
-        f"(n={results['settings']['bootstrap_n']}, seed {results['settings']['bootstrap_seed']}); "
-        f"ECE with {results['settings']['ece_bins']} equal-width bins; thresholds are each "
-        f"bundle's own.</p>",
-        "<h2>Models side by side</h2>",
-        _table(
-            ["metric", *names],
-            [[m, *(_ci(per_model[n]["overall"][m]) for n in names)] for m in HEADLINE],
-        ),
-    ]
+    parts = _head(results)
     parts += sections.comparison_section(results) + sections.replicates_section(results)
     parts += sections.hip_section(results) + sections.controls_section(results)
     parts += [
@@ -170,71 +151,122 @@ def render_report(
         "<h2>Calibration</h2>",
         reliability_figure(y, probabilities, results["settings"]["ece_bins"]),
     ]
-    types = sorted({t for n in names for t in per_model[n]["per_type"]})
-    if types:
-        rows = [
-            [
-                t,
-                per_model[names[0]]["per_type"][t]["n"],
-                *(
-                    f"{_ci(per_model[n]['per_type'][t]['specificity'])} / "
-                    f"{_ci(per_model[n]['per_type'][t]['auroc'])}"
-                    for n in names
-                ),
-            ]
-            for t in types
-        ]
-        parts += [
-            "<h2>Per hard-negative type</h2>",
-            "<p class='note'>specificity on that type / AUROC of all positives vs that type</p>",
-            _table(["type", "n", *names], rows),
-        ]
-    shifts = sorted({s for n in names for s in per_model[n]["per_shift"]})
-    if shifts:
-        rows = [
-            [
-                s,
-                per_model[names[0]]["per_shift"][s]["n"],
-                *(_ci(per_model[n]["per_shift"][s]["auroc"]) for n in names),
-            ]
-            for s in shifts
-        ]
-        parts += ["<h2>Per shift setting (AUROC)</h2>", _table(["setting", "n", *names], rows)]
-    if results.get("robustness"):
-        clean = {n: per_model[n]["overall"]["auroc"]["value"] for n in names}
-        parts += [
-            "<h2>Robustness (AUROC vs perturbation level; dotted = clean)</h2>",
-            robustness_figure(results["robustness"], clean),
-        ]
-    parts += sections.localisation_section(results)
+    parts += _per_type_section(results) + _per_shift_section(results)
+    parts += _robustness_section(results) + sections.localisation_section(results)
     if examples and source is not None:
         parts += sections.key_frame_figure(examples, source)
-    speed_rows = [
-        [
-            n,
-            f"{results['speed'][n]['clips_per_s']:.2f}",
-            f"{results['speed'][n]['model_clips_per_s']:.2f}",
-            f"{results['speed'][n]['latency_ms_median']:.1f}",
-        ]
-        for n in names
-    ]
-    hw = results["hardware"]
-    parts += [
-        "<h2>Speed</h2>",
+    parts += _speed_section(results) + _closing_sections(results)
+    return "\n".join(parts)
+
+
+def _head(results: dict[str, Any]) -> list[str]:
+    """The document head, the suite and statistics note, and the headline metrics table."""
+    names = [m["name"] for m in results["models"]]
+    per_model, suite, settings = results["results"], results["suite"], results["settings"]
+    return [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>labral bench: {html.escape(suite['name'])}</title>",
+        f"<style>{CSS}</style></head><body>",
+        f"<h1>labral benchmark: {html.escape(suite['name'])}</h1>",
+        f"<p class='note'>suite hash {suite['content_hash'][:16]}..., {suite['n_clips']} clips, "
+        f"{suite['n_patients']} patients; 95% CIs from a patient-level cluster bootstrap "
+        f"(n={settings['bootstrap_n']}, seed {settings['bootstrap_seed']}); "
+        f"ECE with {settings['ece_bins']} equal-width bins; thresholds are each "
+        f"bundle's own.</p>",
+        "<h2>Models side by side</h2>",
         _table(
-            [
-                "model",
-                "clips/s (whole pass, all models)",
-                "clips/s (model only)",
-                "latency ms/clip (median, end to end)",
-            ],
-            speed_rows,
+            ["metric", *names],
+            [[m, *(_ci(per_model[n]["overall"][m]) for n in names)] for m in HEADLINE],
         ),
+    ]
+
+
+def _per_type_section(results: dict[str, Any]) -> list[str]:
+    """Specificity and AUROC against each hard-negative type (nothing without types)."""
+    names = [m["name"] for m in results["models"]]
+    per_model = results["results"]
+    types = sorted({t for n in names for t in per_model[n]["per_type"]})
+    if not types:
+        return []
+    rows = [
+        [
+            t,
+            per_model[names[0]]["per_type"][t]["n"],
+            *(
+                f"{_ci(per_model[n]['per_type'][t]['specificity'])} / "
+                f"{_ci(per_model[n]['per_type'][t]['auroc'])}"
+                for n in names
+            ),
+        ]
+        for t in types
+    ]
+    return [
+        "<h2>Per hard-negative type</h2>",
+        "<p class='note'>specificity on that type / AUROC of all positives vs that type</p>",
+        _table(["type", "n", *names], rows),
+    ]
+
+
+def _per_shift_section(results: dict[str, Any]) -> list[str]:
+    """AUROC per suite part (shift setting or generator level; nothing without parts)."""
+    names = [m["name"] for m in results["models"]]
+    per_model = results["results"]
+    shifts = sorted({s for n in names for s in per_model[n]["per_shift"]})
+    if not shifts:
+        return []
+    rows = [
+        [
+            s,
+            per_model[names[0]]["per_shift"][s]["n"],
+            *(_ci(per_model[n]["per_shift"][s]["auroc"]) for n in names),
+        ]
+        for s in shifts
+    ]
+    return ["<h2>Per shift setting (AUROC)</h2>", _table(["setting", "n", *names], rows)]
+
+
+def _robustness_section(results: dict[str, Any]) -> list[str]:
+    """The robustness figure (nothing without a sweep)."""
+    if not results.get("robustness"):
+        return []
+    names = [m["name"] for m in results["models"]]
+    clean = {n: results["results"][n]["overall"]["auroc"]["value"] for n in names}
+    return [
+        "<h2>Robustness (AUROC vs perturbation level; dotted = clean)</h2>",
+        robustness_figure(results["robustness"], clean),
+    ]
+
+
+def _speed_section(results: dict[str, Any]) -> list[str]:
+    """Throughput and latency of every model, and the machine they were measured on."""
+    speed, hw = results["speed"], results["hardware"]
+    rows = [
+        [
+            m["name"],
+            f"{speed[m['name']]['clips_per_s']:.2f}",
+            f"{speed[m['name']]['model_clips_per_s']:.2f}",
+            f"{speed[m['name']]['latency_ms_median']:.1f}",
+        ]
+        for m in results["models"]
+    ]
+    header = [
+        "model",
+        "clips/s (whole pass, all models)",
+        "clips/s (model only)",
+        "latency ms/clip (median, end to end)",
+    ]
+    return [
+        "<h2>Speed</h2>",
+        _table(header, rows),
         f"<p class='note'>{html.escape(hw['cpu_model'])}, {hw['cpu_count']} cores, "
         f"torch {html.escape(hw['torch'])} with {hw['torch_threads']} threads, "
         f"{html.escape(hw['platform'])}</p>",
     ]
-    parts += [
+
+
+def _closing_sections(results: dict[str, Any]) -> list[str]:
+    """Clinical anchors, the training overlap, the models' identities, the document end."""
+    return [
         "<h2>Clinical anchors (context only)</h2>",
         "<p class='note'>Human readers on real patients (domain.md section 1); a synthetic "
         "benchmark cannot be compared number for number.</p>",
@@ -243,8 +275,7 @@ def render_report(
         "<h2>Models</h2>",
         _table(
             ["name", "sha256", "threshold", "temperature"],
-            [[m["name"], m["sha256"], m["threshold"], m["temperature"]] for m in models],
+            [[m["name"], m["sha256"], m["threshold"], m["temperature"]] for m in results["models"]],
         ),
         "</body></html>",
     ]
-    return "\n".join(parts)

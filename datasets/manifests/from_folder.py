@@ -218,6 +218,45 @@ def build_manifest(
         for path, rel in tqdm(files, desc="labral manifest", unit="file", disable=not progress):
             scanned.append(scan_file(path, rel, limits=limits, decode=decode))
     base_names = Counter(found.rel.rsplit("/", 1)[-1] for found in scanned)
+    records = _join_labels(scanned, table, base_names, names, out_dir)
+    _check_hip_labels(records, table.path)
+    unmatched = _unmatched(table, scanned, base_names)
+    skipped = [{"path": f.rel, "code": f.code, "reason": f.reason} for f in scanned if f.code]
+    manifest = out_dir / "manifest.jsonl"
+    if records:
+        manifest.write_text("".join(json.dumps(r) + "\n" for r, _ in records), encoding="utf-8")
+    _write_csv(out_dir / "skipped.csv", ["path", "code", "reason"], skipped)
+    _write_csv(out_dir / "unmatched_labels.csv", ["line", "reason", "detail"], unmatched)
+    scan = {
+        "files_scanned": len(scanned),
+        "hidden_not_scanned": hidden,
+        "check": "decode" if decode else "header",
+    }
+    kept = [r for r, _ in records]
+    summary = _summary(scan, kept, skipped, unmatched, table, names)
+    summary["files"]["manifest"] = manifest.name if records else None
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    if not records:
+        raise BadManifestError(
+            f"no clip was kept out of {len(scanned)} file(s); see {out_dir / 'skipped.csv'} "
+            f"and {out_dir / 'unmatched_labels.csv'} for why"
+        )
+    load_manifest(manifest)  # what train reads must load: fail here, not there
+    return summary
+
+
+def _join_labels(
+    scanned: list[ScannedFile],
+    table: LabelTable,
+    base_names: Counter,
+    names: Pseudonymizer,
+    out_dir: Path,
+) -> list[tuple[dict[str, Any], LabelRow]]:
+    """The manifest rows of the kept, labelled clips, each with the label row it joined.
+
+    A clip that cannot join (a duplicate instance, no or conflicting label row, no patient)
+    is skipped on its :class:`ScannedFile` with the reason.
+    """
     first_of: dict[str, str] = {}
     records: list[tuple[dict[str, Any], LabelRow]] = []
     for found in scanned:
@@ -232,20 +271,22 @@ def build_manifest(
         record = _manifest_row(found, row, names, out_dir) if row else None
         if record is not None:
             records.append((record, row))
-    _check_hip_labels(records, table.path)
-    unmatched = _unmatched(table, scanned, base_names)
-    skipped = [{"path": f.rel, "code": f.code, "reason": f.reason} for f in scanned if f.code]
-    manifest = out_dir / "manifest.jsonl"
-    if records:
-        manifest.write_text("".join(json.dumps(r) + "\n" for r, _ in records), encoding="utf-8")
-    _write_csv(out_dir / "skipped.csv", ["path", "code", "reason"], skipped)
-    _write_csv(out_dir / "unmatched_labels.csv", ["line", "reason", "detail"], unmatched)
-    kept = [r for r, _ in records]
-    summary = {
+    return records
+
+
+def _summary(
+    scan: dict[str, Any],
+    kept: list[dict[str, Any]],
+    skipped: list[dict[str, str]],
+    unmatched: list[dict[str, Any]],
+    table: LabelTable,
+    names: Pseudonymizer,
+) -> dict[str, Any]:
+    """summary.json: the scan's counts (``scan``), then those of the kept clips, the skipped
+    files and the unmatched label rows; ``files.manifest`` is filled in by the caller."""
+    return {
         "schema_version": SUMMARY_VERSION,
-        "files_scanned": len(scanned),
-        "hidden_not_scanned": hidden,
-        "check": "decode" if decode else "header",
+        **scan,
         "kept": len(kept),
         "patients": len({r["patient"] for r in kept}),
         "hips": len({r["hip"] for r in kept if "hip" in r}),
@@ -262,19 +303,11 @@ def build_manifest(
         ),
         "pseudonym_key_id": names.key_id,
         "files": {
-            "manifest": manifest.name if records else None,
+            "manifest": None,
             "skipped": "skipped.csv",
             "unmatched_labels": "unmatched_labels.csv",
         },
     }
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    if not records:
-        raise BadManifestError(
-            f"no clip was kept out of {len(scanned)} file(s); see {out_dir / 'skipped.csv'} "
-            f"and {out_dir / 'unmatched_labels.csv'} for why"
-        )
-    load_manifest(manifest)  # what train reads must load: fail here, not there
-    return summary
 
 
 def format_summary(summary: dict[str, Any], out_dir: Path) -> str:

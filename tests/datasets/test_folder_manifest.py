@@ -19,8 +19,13 @@ from pathlib import Path
 
 import pydicom
 import pytest
+import yaml
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
 from pydicom.data import get_testdata_file
 
+from labral.datasets.manifests import command as manifest_command
+from labral.datasets.manifests.command import ManifestSettings
 from labral.datasets.manifests.from_folder import build_manifest
 from labral.datasets.manifests.manifest import load_manifest
 from labral.datasets.manifests.pseudonyms import KEY_ENV, Pseudonymizer, load_key
@@ -28,6 +33,7 @@ from labral.datasets.synth.dicom_writer import write_cine_dicom
 from labral.datasets.synth.generate import draw_patient, generate_clip
 from labral.datasets.synth.video_writer import write_mp4
 from labral.errors import BadConfigError, BadManifestError
+from labral.settings import settings_from_config
 
 KEY = b"0123456789abcdef0123456789abcdef"
 #: Text that identifies the synthetic patients (names, ids, birth dates, accessions) and the
@@ -349,3 +355,19 @@ def test_cli_end_to_end_leaves_no_identity_in_its_logs(archive: Path, tmp_path: 
     text = "\n".join(p.read_text() for p in sorted(run.rglob("*")) if p.is_file())
     text += result.stdout + result.stderr
     assert [s for s in IDENTITIES if s in text] == [] and KEY.decode() not in text
+
+
+def test_manifest_settings_are_one_typed_model(tmp_path: Path) -> None:
+    """configs/manifest.yaml holds only groups; every key and default is ManifestSettings'."""
+    yaml_file = Path(manifest_command.__file__).resolve().parents[2] / "configs" / "manifest.yaml"
+    loaded = yaml.safe_load(yaml_file.read_text())
+    assert set(loaded) == {"defaults", "hydra"} and loaded["defaults"][0] == "manifest_schema"
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module="labral.configs", version_base="1.3"):
+        cfg = compose(config_name="manifest", overrides=["dir=2024", "decode=true"])
+        bad = compose(config_name="manifest", overrides=["decode=maybe"])
+    settings = settings_from_config(ManifestSettings, cfg, ignore=("paths",))
+    assert settings.dir == "2024" and settings.decode  # a folder named 2024 stays a path
+    assert settings.progress and settings.labels is None and settings.key_file is None
+    with pytest.raises(BadConfigError, match="decode"):
+        settings_from_config(ManifestSettings, bad, ignore=("paths",))
