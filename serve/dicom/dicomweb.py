@@ -77,7 +77,9 @@ STOW_RESPONSES: dict[int | str, dict[str, Any]] = {
 STOW_BODY = {
     "description": 'multipart/related; type="application/dicom": one DICOM Part 10 '
     "Ultrasound Multi-frame instance per part",
-    "content": {"multipart/related": {"schema": {"type": "string", "format": "binary"}}},
+    "content": {
+        "multipart/related": {"schema": {"type": "string", "format": "binary", "minLength": 1}}
+    },
     "required": True,
 }
 

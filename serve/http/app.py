@@ -12,6 +12,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from importlib import resources
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -21,9 +22,8 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from labral.serve.dicom import dicomweb
-from labral.serve.http import health as routes_health
-from labral.serve.http import predictions as routes_predict
-from labral.serve.http import results as routes_results
+from labral.serve.http import health, predictions, results
+from labral.serve.http.deps import document_security
 from labral.serve.http.errors import install_error_handlers
 from labral.serve.http.prometheus import ServeMetrics
 from labral.serve.service import ScoringService
@@ -78,9 +78,9 @@ def create_app(settings: ServeSettings) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = ServeMetrics()
     install_error_handlers(app)
-    app.include_router(routes_predict.router)
-    app.include_router(routes_health.router)
-    app.include_router(routes_results.router)
+    app.include_router(predictions.router)
+    app.include_router(health.router)
+    app.include_router(results.router)
     app.include_router(dicomweb.router)
     _add_page(app, settings)
     if settings.cors_origins:
@@ -92,6 +92,12 @@ def create_app(settings: ServeSettings) -> FastAPI:
         )
 
     app.add_middleware(MetricsAndHeaders, metrics=app.state.metrics)
+    generated_openapi = app.openapi  # FastAPI's own, cached in app.openapi_schema
+
+    def openapi() -> dict[str, Any]:
+        return document_security(generated_openapi(), settings.auth_required)
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -27,8 +27,33 @@ def get_service(request: Request) -> ScoringService:
 # missing or wrong token answers 401 ``unauthorized`` in the service's error shape.
 bearer = HTTPBearer(
     auto_error=False,
-    description="the service's api_key; checked on POST /v1/predictions whenever one is set",
+    description="the service's api_key; checked on scoring, results and DICOMweb before "
+    "anything else in the request",
 )
+
+
+def document_security(schema: dict[str, Any], auth_required: bool) -> dict[str, Any]:
+    """Make the OpenAPI document state the security of this configuration (in place).
+
+    With an api_key every route that depends on :func:`require_api_key` keeps its bearer
+    requirement and its 401 answer. Without one nothing is checked, so the document must not
+    promise a check: the requirement, the 401 answers and the scheme itself are removed.
+
+    Args:
+        schema: the document FastAPI generated (``security`` on each keyed operation).
+        auth_required: ``ServeSettings.auth_required``.
+
+    Returns:
+        ``schema``, changed in place (calling it twice changes nothing more).
+    """
+    if auth_required:
+        return schema
+    for item in schema.get("paths", {}).values():
+        for operation in item.values():
+            if isinstance(operation, dict) and operation.pop("security", None) is not None:
+                operation.get("responses", {}).pop(str(UnauthorizedError.http_status), None)
+    schema.get("components", {}).pop("securitySchemes", None)
+    return schema
 
 
 def require_api_key(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from labral.serve.http.deps import require_api_key
 from labral.serve.http.errors import (
@@ -23,6 +24,20 @@ from labral.serve.store.database import ResultFilter
 
 router = APIRouter(prefix="/v1", tags=["results"], responses=error_responses(InternalError))
 MAX_PAGE = 500
+#: the largest offset a 64-bit SQL OFFSET holds (SQLite and PostgreSQL); more would be a 500
+MAX_OFFSET = 2**63 - 1
+_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _date_time_text(value: Any) -> Any:
+    """Refuse what pydantic would otherwise read as a time but OpenAPI's date-time is not: a
+    number (Unix seconds) or a bare date. A time without a zone is still accepted, as UTC."""
+    if isinstance(value, str) and not _DATE_TIME.match(value):
+        raise ValueError("expected an ISO 8601 date and time, e.g. 2026-01-31T08:00:00Z")
+    return value
+
+
+DateTime = Annotated[dt.datetime, BeforeValidator(_date_time_text)]
 
 
 class StoredResult(BaseModel):
@@ -95,13 +110,13 @@ def to_json(row: dict[str, Any]) -> dict[str, Any]:
 async def list_results(
     request: Request,
     stateful: Annotated[Stateful, Depends(get_stateful)],
-    since: Annotated[dt.datetime | None, Query(description="stored at or after (UTC)")] = None,
-    until: Annotated[dt.datetime | None, Query(description="stored before (UTC)")] = None,
+    since: Annotated[DateTime | None, Query(description="stored at or after (UTC)")] = None,
+    until: Annotated[DateTime | None, Query(description="stored before (UTC)")] = None,
     decision: Annotated[bool | None, Query(description="only this decision")] = None,
     status: Annotated[Literal["scored", "failed"] | None, Query()] = None,
     source: Annotated[Literal["upload", "cstore", "stowrs"] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="results per page")] = 50,
-    offset: Annotated[int, Query(ge=0, description="results skipped")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="results skipped")] = 0,
 ) -> Any:
     """Stored results, newest first; every read is audited."""
     since, until = _as_utc(since), _as_utc(until)

@@ -39,7 +39,9 @@ UPLOAD_ERRORS = (
     MissingFileError,
     InvalidRequestError,
 )
-_BINARY = {"schema": {"type": "string", "format": "binary"}}
+# minLength: an empty file is refused (400 missing_file) before anything reads it
+_FILE = {"type": "string", "format": "binary", "minLength": 1}
+_BINARY = {"schema": _FILE}
 # The OpenAPI request body of an upload endpoint: every Content-Type read_upload accepts.
 UPLOAD_REQUEST_BODY: dict[str, Any] = {
     "description": "A DICOM cine (multipart field 'file', or the raw file as "
@@ -50,7 +52,7 @@ UPLOAD_REQUEST_BODY: dict[str, Any] = {
         "multipart/form-data": {
             "schema": {
                 "type": "object",
-                "properties": {"file": {"type": "string", "format": "binary"}},
+                "properties": {"file": _FILE},
                 "required": ["file"],
             }
         },
