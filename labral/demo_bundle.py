@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from labral.bundle import CLASS_NAMES, input_spec_from, write_bundle
+from labral.bundle import input_spec_from, write_bundle
+from labral.labels import CLASS_NAMES
 
 DEMO_EVAL_SPEC = {"frames": 8, "fps": 10.0, "size": [32, 32], "windows": 1}
 DEMO_CARD = "# test bundle\n\nMean-intensity stand-in model for service tests; not a detector.\n"
