@@ -24,6 +24,7 @@ import numpy as np
 
 from labral.bench import suite_scoring as scoring
 from labral.bench.bootstrap import ClusterBootstrap, metrics_with_ci, rate_with_ci
+from labral.bench.distributed import score_pass_distributed
 from labral.bundle import Bundle
 from labral.metrics import auroc
 
@@ -51,8 +52,6 @@ def score_controls(
     Returns:
         control -> :class:`scoring.PassResult` over the K positives, in order.
     """
-    from labral.bench.distributed import score_pass_distributed
-
     return {
         control: score_pass_distributed(
             source,

@@ -22,7 +22,9 @@ import torch
 
 from labral.bench import perturb
 from labral.bundle import Bundle
+from labral.datasets.io import reader
 from labral.datasets.io.clip import Clip
+from labral.datasets.transforms.clip_transforms import build_eval_transform
 from labral.scoring import ClipScore, ClipScorer, PreparedClip
 from labral.threads import cores_per_rank
 
@@ -85,8 +87,6 @@ def model_threads(workers: int) -> int:
 
 def eval_transforms(bundles: Sequence[Bundle]) -> list[Callable[[dict], dict]]:
     """Each bundle's eval transform, built from the spec it carries (never redeclared)."""
-    from labral.datasets.transforms.clip_transforms import build_eval_transform
-
     return [build_eval_transform(bundle.spec["eval_transform"]) for bundle in bundles]
 
 
@@ -112,9 +112,7 @@ class ClipSource:
         """The decoded clip ``index`` (uint8 (T, H, W) frames)."""
         if index in self._clips:
             return self._clips[index]
-        from labral.datasets.io.reader import read_cine
-
-        clip = read_cine(self.paths[index])
+        clip = reader.read_cine(self.paths[index])  # looked up per call: tests count decodes
         if self.keep is True or (not isinstance(self.keep, bool) and index in self.keep):
             self._clips[index] = clip
         return clip
@@ -248,12 +246,10 @@ def single_clip_latency(
 ) -> list[float]:
     """Seconds per clip, end to end (decode + transform + model + score, batch of one), for
     the first ``n_clips`` clips (after one warm-up call)."""
-    from labral.datasets.io.reader import read_cine
-
     scorer = ClipScorer(bundle, transform)
     timings = []
     for index in range(min(n_clips, len(source)) + 1):
         started = time.perf_counter()
-        scorer.score(read_cine(source.paths[index % len(source)]))
+        scorer.score(reader.read_cine(source.paths[index % len(source)]))
         timings.append(time.perf_counter() - started)
     return timings[1:]

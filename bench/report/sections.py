@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from labral.bench.bootstrap import format_with_ci as _ci  # noqa: E402
+from labral.datasets.transforms.clip_ops import resize_frames  # noqa: E402
 from labral.report_html import png, table  # noqa: E402
 
 
@@ -140,8 +141,6 @@ def localisation_section(results: dict[str, Any]) -> list[str]:
 
 def key_frame_figure(examples: dict[str, list[dict[str, Any]]], source: Any) -> list[str]:
     """Each model's spatial map over the key frames of up to 3 positives (mask outlined)."""
-    from labral.datasets.transforms.clip_transforms import resize_frames
-
     models = [n for n, ex in examples.items() if ex]
     if not models:
         return []

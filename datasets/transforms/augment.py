@@ -33,7 +33,8 @@ import torch.nn.functional as F
 from monai.transforms import MapTransform, RandomizableTransform, Transform
 from PIL import Image
 
-from labral.datasets.transforms.clip_transforms import KeysLike, ScaleUint8d, resize_frames
+from labral.datasets.transforms.clip_ops import resize_frames
+from labral.datasets.transforms.scaling import KeysLike, ScaleUint8d
 from labral.errors import BadConfigError
 
 

@@ -43,7 +43,9 @@ import numpy as np
 import torch
 from monai.transforms import MapTransform, Randomizable, Transform
 
+from labral.datasets.io import reader as cine_reader
 from labral.datasets.io.clip import Clip
+from labral.datasets.transforms.augment import build_augmentations
 
 # resample_indices: re-exported (module docstring)
 from labral.datasets.transforms.clip_ops import (
@@ -54,9 +56,11 @@ from labral.datasets.transforms.clip_ops import (
     window_indices,
 )
 from labral.datasets.transforms.compose import ClipPipeline
+
+# KeysLike, ScaleUint8, ScaleUint8d: re-exported (they live below the augmentation)
+from labral.datasets.transforms.scaling import KeysLike, ScaleUint8, ScaleUint8d  # noqa: F401
 from labral.errors import BadConfigError
 
-KeysLike = Hashable | Sequence[Hashable]
 Reader = Callable[[Any], Clip]
 
 SPEC_KEYS = ("frames", "fps", "size", "windows")
@@ -127,19 +131,6 @@ class ResizeClip(Transform):
         return resize_frames(frames, self.size)
 
 
-class ScaleUint8(Transform):
-    """Array transform: uint8 [0, 255] -> float32 [0, 1] (fixed scale, not per-clip min-max).
-
-    A fixed scale keeps gain differences between clips visible to the model.
-    """
-
-    def __call__(self, frames: np.ndarray) -> np.ndarray:
-        """Args: frames uint8 (...). Returns: float32 (...) in [0, 1]."""
-        if frames.dtype == np.uint8:  # one pass; the same values as astype, then multiply
-            return np.multiply(frames, np.float32(1 / 255), dtype=np.float32)
-        return np.clip(frames, 0.0, 1.0).astype(np.float32, copy=False)
-
-
 class LoadCined(MapTransform):
     """Read ``data[key]`` (path, bytes or uint8 array) into a Clip and start the working frames.
 
@@ -159,9 +150,7 @@ class LoadCined(MapTransform):
             return source
         if self.reader is not None:
             return self.reader(source)
-        from labral.datasets.io.reader import read_cine  # imported late: the reader is optional
-
-        return read_cine(source)
+        return cine_reader.read_cine(source)  # looked up per call: a test may patch the reader
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
@@ -279,20 +268,6 @@ class SampleFramesd(Randomizable, MapTransform):
         return d
 
 
-class ScaleUint8d(MapTransform):
-    """Dictionary version of :class:`ScaleUint8`: uint8 -> float32 in [0, 1]."""
-
-    def __init__(self, keys: KeysLike = "frames") -> None:
-        super().__init__(keys)
-        self.scaler = ScaleUint8()
-
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.scaler(d[key])
-        return d
-
-
 class ToClipTensord(MapTransform):
     """``"frames"`` (T, H, W) or (N, T, H, W) -> ``"image"`` float32 (1, T, H, W) / (N, 1, T, H, W).
 
@@ -372,8 +347,6 @@ def build_train_transform(
     Raises:
         BadConfigError: an invalid spec or augmentation setting (named in the message).
     """
-    from labral.datasets.transforms.augment import build_augmentations
-
     spec = check_spec(spec)
     tail = [
         SampleFramesd("frames", length=spec["frames"], mode="random"),
