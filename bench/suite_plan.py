@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 
 from labral.bench.seeds import setting_patients, suite_patient_seed
+from labral.datasets.synth.dicom_writer import write_cine_dicom
+from labral.datasets.synth.generate import draw_patient, generate_clip
 from labral.datasets.synth.hips import draw_hip_truth
 from labral.datasets.synth.scenarios import DEFAULT_NEGATIVE_MIX
 
@@ -91,9 +93,15 @@ def clip_plan(definition: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def generate_one(item: dict[str, Any], dicom: dict[str, Any], out: Path) -> dict[str, Any]:
-    from labral.datasets.synth.dicom_writer import write_cine_dicom
-    from labral.datasets.synth.generate import draw_patient, generate_clip
+    """Generate one planned clip (an item of :func:`clip_plan`) into ``out``.
 
+    Writes ``clips/<patient>-<clip>.dcm`` with the ``dicom`` options (``syntax``,
+    ``jpeg_quality``, ``burned_in_text``) and, for a clip with extrusion, its truth
+    ``masks/<patient>-<clip>.npz`` (``frames`` int (K,), ``mask`` bool (K, H, W)).
+
+    Returns:
+        The clip's manifest row (path relative to ``out``, label, truth, shift, level).
+    """
     anatomy = draw_patient(item["patient_seed"])
     clip = generate_clip(
         anatomy,

@@ -1,8 +1,9 @@
 """Benchmark suites: versioned definitions in ``configs/suites/*.yaml`` or a user manifest.
 
-A shipped suite is a Hydra config: its defaults list names ``_base/synth``, the shared node
-that reads the training distribution (prevalence, negative mix, clip geometry, difficulty,
-DICOM format) from ``configs/synth.yaml``, and Hydra composes the two.
+A shipped suite is a data file: it takes the training distribution of ``labral synth``
+(:func:`training_defaults`: prevalence, negative mix, clip geometry, difficulty level, DICOM
+format, from :class:`labral.datasets.synth.settings.SynthSettings`) and sets only the keys
+that differ, so a new synth default reaches every suite and its hash.
 
 A synthetic suite is generated deterministically (seeded) through the generator and the
 DICOM writer, so scoring exercises the same reader path as real files. The result lands in
@@ -29,24 +30,22 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from hydra import compose, initialize_config_module
-from hydra.core.global_hydra import GlobalHydra
-from hydra.initialize import get_gh_backup, restore_gh_from_backup
 from omegaconf import OmegaConf
 from tqdm import tqdm
 
+import labral.configs
 from labral.bench.seeds import check_suite_seeds
 from labral.bench.suite_plan import clip_plan, generate_one
-from labral.datasets.synth.scenarios import DEFAULT_NEGATIVE_MIX
+from labral.datasets.manifests.manifest import load_manifest
+from labral.datasets.synth.difficulty import LEVELS_DIR, known_levels
+from labral.datasets.synth.settings import default_settings
 from labral.errors import BadConfigError, BadManifestError
 
-SUITES_DIR = Path(__file__).resolve().parent.parent / "configs" / "suites"
-#: The shared node (``configs/suites/_base/synth.yaml``) a suite's defaults list names to draw
-#: from the training distribution of ``configs/synth.yaml``.
-TRAINING_BASE = "_base/synth"
+SUITES_DIR = Path(labral.configs.__file__).resolve().parent / "suites"
 #: Modules whose source defines what a synthetic suite contains (hashed into the cache key).
 GENERATOR_MODULES = (
     "labral.datasets.synth.types",
+    "labral.datasets.synth.validation",
     "labral.datasets.synth.anatomy",
     "labral.datasets.synth.imaging",
     "labral.datasets.synth.motion",
@@ -62,18 +61,6 @@ GENERATOR_MODULES = (
     "labral.bench.suite_plan",  # the clip plan (patients, seeds, types) and its truth
 )
 COMPLETE_MARKER = ".complete"
-
-# The two translations TRAINING_BASE applies to synth.yaml's values: `negative_mix: null` is
-# the generator's default mix (written out, so it enters the hash), and a suite writes one
-# transfer syntax (synth's `mixed` alternates per clip; a suite's clips are all JPEG then).
-if not OmegaConf.has_resolver("suite_negative_mix"):
-    OmegaConf.register_new_resolver(
-        "suite_negative_mix", lambda mix: dict(DEFAULT_NEGATIVE_MIX) if mix is None else mix
-    )
-if not OmegaConf.has_resolver("suite_dicom_syntax"):
-    OmegaConf.register_new_resolver(
-        "suite_dicom_syntax", lambda syntax: "jpeg" if syntax == "mixed" else syntax
-    )
 
 
 @dataclass
@@ -105,9 +92,9 @@ def known_suites() -> list[str]:
 def load_definition(
     name: str, overrides: dict[str, Any] | None = None, check_seeds: bool = True
 ) -> dict[str, Any]:
-    """Compose ``configs/suites/<name>.yaml`` with Hydra (its defaults list brings in
-    :data:`TRAINING_BASE`) and apply ``overrides`` (e.g. ``{"n_patients": 10}``: a key's whole
-    value is replaced; ``None`` keeps the suite's).
+    """``configs/suites/<name>.yaml`` on top of :func:`training_defaults`, with ``overrides``
+    applied (e.g. ``{"n_patients": 10}``: a key's whole value is replaced; ``None`` keeps the
+    suite's).
 
     Args:
         check_seeds: refuse a suite whose patient seeds meet another shipped suite's or
@@ -122,7 +109,7 @@ def load_definition(
             f"suite={name!r}: unknown suite and not a manifest file; known suites: "
             f"{', '.join(known_suites())}; or pass the path of a JSONL/CSV manifest"
         )
-    definition = _compose(f"suites/{name}")
+    definition = {**training_defaults(), **copy.deepcopy(_suite_file(name))}
     for key, value in (overrides or {}).items():
         if value is not None:
             definition[key] = value
@@ -133,14 +120,20 @@ def load_definition(
     return definition
 
 
+@functools.cache
+def _suite_file(name: str) -> dict[str, Any]:
+    """The keys a shipped suite's file sets (read once)."""
+    data = OmegaConf.to_container(OmegaConf.load(SUITES_DIR / f"{name}.yaml"), resolve=True)
+    assert isinstance(data, dict)
+    return data
+
+
 def _check_levels(definition: dict[str, Any]) -> None:
     """Every generator level a suite names (its own, each setting's) must exist.
 
     Raises:
         BadConfigError: naming the key and the known levels.
     """
-    from labral.datasets.synth.difficulty import known_levels
-
     levels = known_levels()
     named = [("difficulty", definition.get("difficulty"))] + [
         (f"settings[{i}].difficulty", setting.get("difficulty"))
@@ -155,37 +148,26 @@ def _check_levels(definition: dict[str, Any]) -> None:
 
 
 def training_defaults() -> dict[str, Any]:
-    """The keys :data:`TRAINING_BASE` gives a suite, resolved from ``configs/synth.yaml``:
-    prevalence, extrusion threshold, negative mix, clip geometry, difficulty level and DICOM
-    format (the resolved values enter the suite hash, so a new synth default makes a new suite).
+    """The training distribution a suite draws from unless it says otherwise: ``labral
+    synth``'s defaults (prevalence, extrusion threshold, negative mix, clip geometry,
+    difficulty level and DICOM format). The values enter the suite hash, so a new synth
+    default makes a new suite. A suite's clips share one transfer syntax: synth's
+    ``mixed`` (alternate per clip) becomes ``jpeg``.
     """
-    return _compose(f"suites/{TRAINING_BASE}")
-
-
-def _compose(config_name: str) -> dict[str, Any]:
-    """A config of ``labral.configs`` composed by Hydra, resolved, without the ``synth`` node
-    that :data:`TRAINING_BASE` composes only to read its keys from (a fresh copy each call)."""
-    return copy.deepcopy(_composed(config_name))
-
-
-@functools.cache
-def _composed(config_name: str) -> dict[str, Any]:
-    backup = get_gh_backup()  # a running labral command's Hydra state, put back below
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_module("labral.configs", version_base="1.3"):
-            cfg = compose(config_name)
-    finally:
-        restore_gh_from_backup(backup)
-    # key by key: synth's own paths and hydra nodes do not resolve outside `labral synth`
-    definition: dict[str, Any] = {}
-    for key in cfg:
-        if key != "synth":
-            value = cfg[key]
-            definition[key] = (
-                OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
-            )
-    return definition
+    synth = default_settings()
+    syntax = synth.formats.dicom_syntax
+    return {
+        "prevalence": synth.prevalence,
+        "extrusion_threshold": list(synth.extrusion_threshold),
+        "negative_mix": dict(synth.negative_mix),
+        "clip": synth.clip.model_dump(mode="json"),
+        "difficulty": synth.difficulty.level,
+        "dicom": {
+            "syntax": "jpeg" if syntax == "mixed" else syntax,
+            "jpeg_quality": synth.formats.jpeg_quality,
+            "burned_in_text": synth.formats.burned_in_text,
+        },
+    }
 
 
 def generator_code_version() -> str:
@@ -197,7 +179,7 @@ def generator_code_version() -> str:
         if spec is not None and spec.origin:
             digest.update(module.encode())
             digest.update(Path(spec.origin).read_bytes())
-    for level in sorted((SUITES_DIR.parent / "difficulty").glob("*.yaml")):  # the knob ranges
+    for level in sorted(LEVELS_DIR.glob("*.yaml")):  # the knob ranges
         digest.update(level.name.encode())
         digest.update(level.read_bytes())
     return digest.hexdigest()
@@ -257,8 +239,6 @@ def load_records(manifest: Path) -> list[dict[str, Any]]:
     Raises:
         BadManifestError: invalid manifest, or files missing (all missing paths are listed).
     """
-    from labral.datasets.manifests.manifest import load_manifest
-
     records = [dict(row) for row in load_manifest(manifest)]
     missing = []
     for row in records:

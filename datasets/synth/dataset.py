@@ -16,7 +16,6 @@ Output under ``out``::
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import multiprocessing as mp
@@ -24,8 +23,6 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -33,53 +30,16 @@ import numpy as np
 from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
+from labral.datasets.manifests.manifest import SPLIT_NAMES
 from labral.datasets.synth.dicom_writer import encode_cine_dicom
 from labral.datasets.synth.hips import allocate_counts, draw_hip_truth
-from labral.datasets.synth.settings import SPLIT_NAMES, SynthSettings
-from labral.datasets.synth.types import SynthClip
+from labral.datasets.synth.jobs import ClipJob, render_job
+from labral.datasets.synth.preview import write_preview
+from labral.datasets.synth.settings import SynthSettings
 from labral.datasets.synth.video_writer import write_mp4
 
 MANIFEST_NAME = "manifest.jsonl"
 SUMMARY_NAME = "dataset.json"
-
-
-@dataclass(frozen=True)
-class ClipJob:
-    """Everything needed to make one clip, independent of any other job.
-
-    Attributes:
-        index: position in the manifest (0-based).
-        patient: synthetic patient id, e.g. ``"P0007"``.
-        patient_seed: seed passed to ``draw_patient`` (same for all clips of a patient).
-        side: ``"R"`` or ``"L"``.
-        hip: hip id, ``"<patient>_<side>"``.
-        hip_label: 1 = the hip is detached, 0 = intact (:mod:`hips`).
-        provocation: how far this clip loads the joint, in [0, 1].
-        extrusion_threshold: the provocation the hip needs to extrude (same per hip).
-        clip: clip number within the hip (0-based).
-        clip_type: ``"positive"`` (extrusion visible) or one of ``NEGATIVE_TYPES``.
-        seed: seed passed to ``generate_clip``.
-        fps: frame rate of the clip.
-        split: ``"train"``, ``"val"`` or ``"test"`` (by patient).
-        syntax: DICOM transfer syntax key (``"jpeg"`` or ``"explicit"``).
-        relpath: DICOM path relative to the output folder.
-    """
-
-    index: int
-    patient: str
-    patient_seed: int
-    side: str
-    hip: str
-    hip_label: int
-    provocation: float
-    extrusion_threshold: float
-    clip: int
-    clip_type: str
-    seed: int
-    fps: float
-    split: str
-    syntax: str
-    relpath: str
 
 
 def _child_seed(*key: int) -> int:
@@ -144,7 +104,7 @@ def plan_dataset(settings: SynthSettings) -> list[ClipJob]:
         rng,
     )
     splits = assign_splits(settings.n_patients, settings.splits, rng)
-    fps = rng.integers(settings.fps_range[0], settings.fps_range[1] + 1, size=total)
+    fps = rng.integers(settings.clip.fps[0], settings.clip.fps[1] + 1, size=total)
 
     jobs: list[ClipJob] = []
     for (p, side, n_clips), hip_truth in zip(hips, truth, strict=True):
@@ -152,7 +112,7 @@ def plan_dataset(settings: SynthSettings) -> list[ClipJob]:
         for k in range(n_clips):
             clip_truth = hip_truth[k]
             index = len(jobs)
-            syntax = settings.dicom_syntax
+            syntax = settings.formats.dicom_syntax
             if syntax == "mixed":
                 syntax = "jpeg" if index % 2 == 0 else "explicit"
             jobs.append(
@@ -175,35 +135,6 @@ def plan_dataset(settings: SynthSettings) -> list[ClipJob]:
                 )
             )
     return jobs
-
-
-@lru_cache(maxsize=8)
-def _anatomy(patient_seed: int) -> dict[str, Any]:
-    from labral.datasets.synth.generate import draw_patient
-
-    return draw_patient(patient_seed)
-
-
-def render_job(job: ClipJob, settings: SynthSettings) -> SynthClip:
-    """Generate the pixels and ground truth of one planned clip (no files written).
-
-    Returns:
-        The ``SynthClip`` (frames uint8 (T, H, W), extrusion mask bool (T, H, W), ...).
-    """
-    from labral.datasets.synth.generate import generate_clip
-
-    return generate_clip(
-        copy.deepcopy(_anatomy(job.patient_seed)),  # a cached dict must never be mutated
-        job.clip_type,
-        job.seed,
-        frames=settings.frames,
-        height=settings.height,
-        width=settings.width,
-        fps=job.fps,
-        side=job.side,
-        overrides=dict(settings.overrides) or None,
-        difficulty=settings.difficulty,
-    )
 
 
 def _json_ready(value: Any) -> Any:
@@ -232,8 +163,8 @@ def make_clip_files(job: ClipJob, settings: SynthSettings) -> tuple[dict[str, An
     data = encode_cine_dicom(
         clip,
         syntax=job.syntax,
-        jpeg_quality=settings.jpeg_quality,
-        burned_in_text=settings.burned_in_text,
+        jpeg_quality=settings.formats.jpeg_quality,
+        burned_in_text=settings.formats.burned_in_text,
         patient=identity,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -257,7 +188,7 @@ def make_clip_files(job: ClipJob, settings: SynthSettings) -> tuple[dict[str, An
         "difficulty": settings.difficulty.level,
         "params": _json_ready(clip.params),
     }
-    if settings.mp4:
+    if settings.formats.mp4:
         mp4_rel = str(Path(job.relpath).with_suffix(".mp4"))
         write_mp4(clip.frames, clip.fps, settings.out / mp4_rel)
         row["mp4"] = mp4_rel
@@ -391,8 +322,6 @@ def synthesize(cfg: DictConfig | Mapping[str, Any] | SynthSettings) -> Path:
         "workers": min(settings.resolved_workers, max(1, len(jobs))),
     }
     if settings.preview:
-        from labral.datasets.synth.preview import write_preview
-
         paths = write_preview(jobs, settings, settings.out / "preview")
         summary["preview"] = [str(p.relative_to(settings.out)) for p in paths]
     (settings.out / SUMMARY_NAME).write_text(json.dumps(summary, indent=2) + "\n")

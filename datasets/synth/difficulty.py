@@ -1,166 +1,130 @@
 """Difficulty levels of the synthetic task: named sets of knobs that make the sign subtle.
 
-A level lives in ``configs/difficulty/<level>.yaml`` (the Hydra group ``difficulty`` of
-``configs/synth.yaml``; the default level is the one that file's defaults list names). Each
-knob is an inclusive ``[low, high]`` range, drawn uniformly once per clip by
+:class:`Difficulty` is the one statement of the knobs: each field is an inclusive
+``[low, high]`` range with its bounds (what the generator can draw; a setting outside them
+is refused) and its meaning. A level is data: ``configs/difficulty/<level>.yaml`` (also the
+Hydra group ``difficulty`` of ``labral synth``) sets every knob; :data:`DEFAULT_LEVEL` is the
+level used when none is named. Each knob is drawn uniformly once per clip by
 :func:`labral.datasets.synth.params.draw_clip_params`, *the same way for every clip type and
 both labels*: a level changes how hard the sign is to see, never which class shows what.
-
-Knobs (bounds are what the generator can draw; a setting outside them is refused):
-
-==================  ============  ==========================================================
-knob                bounds        meaning
-==================  ============  ==========================================================
-extent_max          [0.1, 1]      how far fluid gets through the cleft, fraction of its length
-width_scale         [0.2, 1]      tongue width relative to the cleft channel
-fluid_contrast      [0.1, 1]      1 = anechoic fluid, 0 = as echogenic as the labrum
-flow_rho            [0, 0.95]     frame-to-frame speckle correlation of moving fluid
-burst_fraction      [0.1, 1]      extrusion duration / loading-stroke duration
-lag                 [0, 0.5]      extrusion onset after the stroke starts, fraction of a stroke
-jitter              [0, 0.3]      sd of the per-stroke onset jitter, fraction of a stroke
-femur_rot_deg       [1, 30]       in-plane femur rotation amplitude of the movement, degrees
-femur_glide_mm      [0, 4]        how far the femoral head glides toward the probe at full
-                                  loading, mm (what makes the loading phase easy to see)
-noise_level         [0, 0.1]      receiver noise amplitude (lower SNR as it grows)
-probe_motion        [0, 5]        multiplier on probe rocking, drift, pressure and tremor
-pocket_onset        [0, 2]        onset of a backward pocket after the loading stroke starts,
-                                  strokes (1 = on the unloading stroke; a wide range makes
-                                  its timing overlap the positive's, so only the direction
-                                  of flow tells them apart)
-==================  ============  ==========================================================
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
+import labral.configs
+from labral.datasets.synth.validation import NAMED, Bounds, as_bad_config
 from labral.errors import BadConfigError
 
-#: knob -> (lowest, highest) value the generator can draw.
-KNOB_BOUNDS: dict[str, tuple[float, float]] = {
-    "extent_max": (0.1, 1.0),
-    "width_scale": (0.2, 1.0),
-    "fluid_contrast": (0.1, 1.0),
-    "flow_rho": (0.0, 0.95),
-    "burst_fraction": (0.1, 1.0),
-    "lag": (0.0, 0.5),
-    "jitter": (0.0, 0.3),
-    "femur_rot_deg": (1.0, 30.0),
-    "femur_glide_mm": (0.0, 4.0),
-    "noise_level": (0.0, 0.1),
-    "probe_motion": (0.0, 5.0),
-    "pocket_onset": (0.0, 2.0),
-}
+#: The level files, one per level (data read by :func:`level_data`).
+LEVELS_DIR = Path(labral.configs.__file__).resolve().parent / "difficulty"
+#: The level of ``labral synth``, ``generate_clip`` and the suites when none is named.
+DEFAULT_LEVEL = "medium"
+#: The shipped levels, easiest first (others sort after them by name).
+LEVEL_ORDER = ("easy", "medium", "hard", "expert")
 #: Latest end of a positive's burst, strokes after the loading stroke starts (lag + burst).
 MAX_BURST_END = 1.25
 
+Knob = tuple[float, float]
 
-def _configs_dir() -> Path:
-    import labral.configs
 
-    return Path(labral.configs.__file__).resolve().parent
+class Difficulty(BaseModel):
+    """A checked difficulty level: a name and a ``[low, high]`` range per knob."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    level: str = "custom"
+    extent_max: Annotated[Knob, Bounds(0.1, 1.0)] = Field(
+        description="how far fluid gets through the cleft, fraction of its length"
+    )
+    width_scale: Annotated[Knob, Bounds(0.2, 1.0)] = Field(
+        description="tongue width relative to the cleft channel"
+    )
+    fluid_contrast: Annotated[Knob, Bounds(0.1, 1.0)] = Field(
+        description="1 = anechoic fluid, 0 = as echogenic as the labrum"
+    )
+    flow_rho: Annotated[Knob, Bounds(0.0, 0.95)] = Field(
+        description="frame-to-frame speckle correlation of moving fluid (0 = new each frame)"
+    )
+    burst_fraction: Annotated[Knob, Bounds(0.1, 1.0)] = Field(
+        description="extrusion duration / loading-stroke duration"
+    )
+    lag: Annotated[Knob, Bounds(0.0, 0.5)] = Field(
+        description="extrusion onset after the stroke starts, fraction of a stroke"
+    )
+    jitter: Annotated[Knob, Bounds(0.0, 0.3)] = Field(
+        description="sd of the per-stroke onset jitter, fraction of a stroke"
+    )
+    femur_rot_deg: Annotated[Knob, Bounds(1.0, 30.0)] = Field(
+        description="in-plane femur rotation amplitude of the movement, degrees"
+    )
+    femur_glide_mm: Annotated[Knob, Bounds(0.0, 4.0)] = Field(
+        description="how far the femoral head glides toward the probe at full loading, mm "
+        "(what makes the loading phase easy to see)"
+    )
+    noise_level: Annotated[Knob, Bounds(0.0, 0.1)] = Field(
+        description="receiver noise amplitude (lower SNR as it grows)"
+    )
+    probe_motion: Annotated[Knob, Bounds(0.0, 5.0)] = Field(
+        description="multiplier on probe rocking, drift, pressure and tremor"
+    )
+    pocket_onset: Annotated[Knob, Bounds(0.0, 2.0)] = Field(
+        description="onset of a backward pocket after the loading stroke starts, strokes "
+        "(1 = on the unloading stroke; a wide range makes its timing overlap the positive's, "
+        "so only the direction of flow tells them apart)"
+    )
+
+    @model_validator(mode="after")
+    def _burst_ends_on_the_loading_stroke(self) -> Difficulty:
+        """A positive's burst must not lie mostly on the unloading stroke (the look-alikes')."""
+        end = self.lag[1] + self.burst_fraction[1]
+        if end > MAX_BURST_END:
+            message = (
+                f"difficulty.lag={list(self.lag)} with difficulty.burst_fraction="
+                f"{list(self.burst_fraction)}: a positive's burst may end {end:.2f} strokes "
+                f"after the loading starts (> {MAX_BURST_END}), mostly on the unloading "
+                "stroke where the look-alikes are; lower one of them"
+            )
+            raise PydanticCustomError(NAMED, "{message}", {"message": message})
+        return self
+
+    @property
+    def ranges(self) -> dict[str, Knob]:
+        """knob -> (low, high), every knob of :data:`KNOB_BOUNDS`."""
+        return {knob: getattr(self, knob) for knob in KNOB_BOUNDS}
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready ``{"level": ..., knob: [low, high], ...}``."""
+        return self.model_dump(mode="json")
+
+
+#: knob -> (lowest, highest) value the generator can draw (from :class:`Difficulty`).
+KNOB_BOUNDS: dict[str, tuple[float, float]] = {
+    name: (bounds.lowest, bounds.highest)
+    for name, field in Difficulty.model_fields.items()
+    for bounds in field.metadata
+    if isinstance(bounds, Bounds)
+}
 
 
 def known_levels() -> list[str]:
     """Names of the shipped levels (``configs/difficulty/*.yaml``), easiest first."""
-    order = {"easy": 0, "medium": 1, "hard": 2, "expert": 3}
-    names = [p.stem for p in (_configs_dir() / "difficulty").glob("*.yaml")]
-    return sorted(names, key=lambda n: (order.get(n, 99), n))
-
-
-@functools.lru_cache(maxsize=1)
-def default_level() -> str:
-    """The level named in ``configs/synth.yaml``'s defaults list (the one source)."""
-    synth = OmegaConf.load(_configs_dir() / "synth.yaml")
-    for entry in synth.get("defaults", []):
-        if OmegaConf.is_dict(entry) and "difficulty" in entry:
-            return str(entry["difficulty"])
-    raise BadConfigError("configs/synth.yaml names no `difficulty` in its defaults list")
-
-
-@dataclass(frozen=True)
-class Difficulty:
-    """A checked difficulty level: a name and a ``[low, high]`` range per knob.
-
-    Attributes:
-        level: the level's name (``"medium"``), or ``"custom"``-like names of the user's.
-        ranges: knob -> (low, high), every knob of :data:`KNOB_BOUNDS`.
-    """
-
-    level: str
-    ranges: dict[str, tuple[float, float]]
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON-ready ``{"level": ..., knob: [low, high], ...}``."""
-        return {"level": self.level, **{k: list(v) for k, v in self.ranges.items()}}
-
-
-def _range(knob: str, value: Any) -> tuple[float, float]:
-    pair = list(value) if isinstance(value, list | tuple | ListConfig) else [value, value]
-    if len(pair) != 2 or any(isinstance(v, bool) or not isinstance(v, int | float) for v in pair):
-        raise BadConfigError(
-            f"difficulty.{knob}={value!r}: must be a number or an inclusive [low, high] pair"
-        )
-    low, high = (float(v) for v in pair)
-    lo_bound, hi_bound = KNOB_BOUNDS[knob]
-    if low > high:
-        raise BadConfigError(f"difficulty.{knob}={value!r}: low must not exceed high")
-    if low < lo_bound or high > hi_bound:
-        raise BadConfigError(
-            f"difficulty.{knob}={value!r}: outside what the generator can draw "
-            f"[{lo_bound}, {hi_bound}]"
-        )
-    return low, high
-
-
-def check_difficulty(raw: Mapping[str, Any] | DictConfig) -> Difficulty:
-    """Validate a level's mapping (from YAML, the composed config or a caller).
-
-    Args:
-        raw: ``{"level": name, knob: [low, high], ...}`` with every knob present.
-
-    Returns:
-        The checked :class:`Difficulty`.
-
-    Raises:
-        BadConfigError: unknown or missing knob, a range outside its bounds or reversed, or
-            a contradiction (``lag`` + ``burst_fraction`` above :data:`MAX_BURST_END`
-            strokes: a positive's burst would lie mostly on the unloading stroke, where the
-            look-alikes are); the message names the keys.
-    """
-    if isinstance(raw, DictConfig):
-        raw = OmegaConf.to_container(raw, resolve=True)  # type: ignore[assignment]
-    if not isinstance(raw, Mapping):
-        raise BadConfigError(f"difficulty={raw!r}: must be a level name or a mapping of knobs")
-    unknown = sorted(set(raw) - set(KNOB_BOUNDS) - {"level"})
-    if unknown:
-        raise BadConfigError(
-            f"difficulty.{unknown[0]}: unknown knob; use one of {sorted(KNOB_BOUNDS)}"
-        )
-    missing = [k for k in KNOB_BOUNDS if k not in raw]
-    if missing:
-        raise BadConfigError(f"difficulty.{missing[0]}: missing (every level sets every knob)")
-    ranges = {knob: _range(knob, raw[knob]) for knob in KNOB_BOUNDS}
-    end = ranges["lag"][1] + ranges["burst_fraction"][1]
-    if end > MAX_BURST_END:
-        raise BadConfigError(
-            f"difficulty.lag={list(ranges['lag'])} with difficulty.burst_fraction="
-            f"{list(ranges['burst_fraction'])}: a positive's burst may end {end:.2f} strokes "
-            f"after the loading starts (> {MAX_BURST_END}), mostly on the unloading stroke "
-            "where the look-alikes are; lower one of them"
-        )
-    return Difficulty(level=str(raw.get("level", "custom")), ranges=ranges)
+    names = [path.stem for path in LEVELS_DIR.glob("*.yaml")]
+    rank = {name: index for index, name in enumerate(LEVEL_ORDER)}
+    return sorted(names, key=lambda name: (rank.get(name, len(rank)), name))
 
 
 @functools.lru_cache(maxsize=16)
 def _level_file(level: str) -> dict[str, Any]:
-    path = _configs_dir() / "difficulty" / f"{level}.yaml"
+    path = LEVELS_DIR / f"{level}.yaml"
     if not path.is_file():
         raise BadConfigError(f"difficulty={level!r}: unknown level; use one of {known_levels()}")
     data = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
@@ -168,32 +132,48 @@ def _level_file(level: str) -> dict[str, Any]:
     return data
 
 
+def level_data(level: str) -> dict[str, Any]:
+    """The knobs a shipped level's file sets (a fresh copy; the file is read once).
+
+    Raises:
+        BadConfigError: no such level (the message lists the known ones).
+    """
+    return dict(_level_file(level))
+
+
 def load_difficulty(
     level: str | Mapping[str, Any] | Difficulty | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> Difficulty:
-    """A level by name (``None``: the default level) or mapping, with knobs overridden.
+    """A level by name (``None``: :data:`DEFAULT_LEVEL`) or mapping, with knobs overridden.
 
     Args:
         level: a shipped level's name, a mapping of knobs (as composed by Hydra), an
-            already-checked :class:`Difficulty`, or ``None`` for :func:`default_level`.
+            already-checked :class:`Difficulty`, or ``None`` for :data:`DEFAULT_LEVEL`.
         overrides: knob -> range replacing the level's.
 
     Returns:
         The checked :class:`Difficulty`.
 
     Raises:
-        BadConfigError: unknown level or knob, or a bad range (named).
+        BadConfigError: unknown level or knob, a missing knob, a range outside its bounds or
+            reversed, or ``lag`` + ``burst_fraction`` above :data:`MAX_BURST_END` strokes; the
+            message names the keys.
     """
     if isinstance(level, Difficulty) and not overrides:
         return level
     if isinstance(level, Difficulty):
         raw: dict[str, Any] = level.to_json()
     elif level is None or isinstance(level, str):
-        raw = dict(_level_file(level or default_level()))
-    elif isinstance(level, Mapping | DictConfig):
+        raw = level_data(level or DEFAULT_LEVEL)
+    elif isinstance(level, DictConfig):
+        raw = dict(OmegaConf.to_container(level, resolve=True))  # type: ignore[arg-type]
+    elif isinstance(level, Mapping):
         raw = dict(level.items())
     else:
         raise BadConfigError(f"difficulty={level!r}: must be a level name or a mapping")
     raw.update(dict(overrides or {}))
-    return check_difficulty(raw)
+    try:
+        return Difficulty.model_validate(raw)
+    except ValidationError as error:
+        raise as_bad_config(error, prefix="difficulty.") from None

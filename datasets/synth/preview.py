@@ -7,19 +7,19 @@ was written. Extrusion frames get a red border and the extrusion mask a red outl
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from scipy.ndimage import binary_erosion
 
+from labral.datasets.synth.difficulty import known_levels
+from labral.datasets.synth.generate import draw_patient, generate_clip
+from labral.datasets.synth.jobs import ClipJob, render_job
+from labral.datasets.synth.settings import SynthSettings
 from labral.datasets.synth.types import NEGATIVE_TYPES, POSITIVE_TYPE, SynthClip
-
-if TYPE_CHECKING:
-    from labral.datasets.synth.dataset import ClipJob
-    from labral.datasets.synth.settings import SynthSettings
 
 RED = (230, 40, 40)
 LABEL_WIDTH = 150
@@ -109,15 +109,13 @@ def write_preview(jobs: Sequence[ClipJob], settings: SynthSettings, folder: Path
     """Regenerate one example per clip type and write the contact sheet and the GIFs.
 
     Args:
-        jobs: the data set plan (``dataset.plan_dataset``).
+        jobs: the data set plan (:func:`labral.datasets.synth.dataset.plan_dataset`).
         settings: the data set settings.
         folder: output folder (``<out>/preview``).
 
     Returns:
         Paths written: ``contact_sheet.png`` first, then ``<type>.gif`` per type present.
     """
-    from labral.datasets.synth.dataset import render_job
-
     first: dict[str, ClipJob] = {}
     for job in jobs:
         first.setdefault(job.clip_type, job)
@@ -142,9 +140,6 @@ def level_sheet(path: Path, patient_seed: int = 3, seed: int = 5) -> Path:
     Returns:
         The written PNG.
     """
-    from labral.datasets.synth.difficulty import known_levels
-    from labral.datasets.synth.generate import draw_patient, generate_clip
-
     examples: dict[str, SynthClip] = {}
     for level in known_levels():
         for clip_type in (POSITIVE_TYPE, "incoherent_twin"):
@@ -157,8 +152,6 @@ def level_sheet(path: Path, patient_seed: int = 3, seed: int = 5) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m labral.datasets.synth.preview OUT.png``: write :func:`level_sheet`."""
-    import argparse
-
     parser = argparse.ArgumentParser(description="one hip at every difficulty level")
     parser.add_argument("out", type=Path)
     parser.add_argument("--patient", type=int, default=3)

@@ -1,185 +1,170 @@
-"""Validated settings of ``labral synth``: every check runs at once, before any work.
+"""Settings of ``labral synth``: one typed model, every check at once, before any work.
 
-``SynthSettings.from_config(cfg)`` turns the Hydra config (``configs/synth.yaml``) into a
-frozen, typed object, or raises :class:`labral.errors.BadConfigError` whose message names
-the setting (``clip.frames=2: ...``) and says what would work.
+:class:`SynthSettings` states each key, its type, its default and what it means once; its
+schema is registered in Hydra's ConfigStore as ``synth_schema`` (with the default
+difficulty level as a group default), so ``configs/synth.yaml`` holds only config groups
+and the values that differ. A bad setting raises :class:`labral.errors.BadConfigError`
+whose message names it the way the command line writes it (``clip.frames=2: ...``).
 """
 
 from __future__ import annotations
 
-import math
 import os
-import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
-
-from labral.datasets.synth.difficulty import Difficulty, load_difficulty
-from labral.datasets.synth.scenarios import DEFAULT_NEGATIVE_MIX
-from labral.datasets.synth.types import NEGATIVE_TYPES
-from labral.errors import BadConfigError
-
-SPLIT_NAMES = ("train", "val", "test")
-DICOM_SYNTAXES = ("jpeg", "explicit", "mixed")
-MIN_FRAMES, MIN_SIDE, MAX_SIDE = 4, 48, 1024  # what the generator can draw
-
-
-def _bad(setting: str, value: Any, why: str) -> BadConfigError:
-    return BadConfigError(f"{setting}={value!r}: {why}")
-
-
-def _as_int(setting: str, value: Any, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
-        raise _bad(setting, value, "must be a whole number")
-    if value < low or (high is not None and value > high):
-        limits = f"between {low} and {high}" if high is not None else f">= {low}"
-        raise _bad(setting, value, f"must be {limits}")
-    return int(value)
-
-
-def _as_float(setting: str, value: Any, low: float, high: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise _bad(setting, value, "must be a finite number")
-    if value < low or (high is not None and value > high):
-        limits = f"in [{low}, {high}]" if high is not None else f">= {low}"
-        raise _bad(setting, value, f"must be {limits}")
-    return float(value)
-
-
-def _as_pair(setting: str, value: Any, check: Any, low: Any, high: Any) -> tuple[Any, Any]:
-    """An inclusive ``[lo, hi]`` pair (a single value means ``[v, v]``), each end checked by
-    ``check(setting, value, low, high)`` (:func:`_as_int` or :func:`_as_float`)."""
-    pair = list(value) if isinstance(value, list | tuple) else [value, value]
-    if len(pair) != 2:
-        raise _bad(setting, value, "must be a number or an inclusive [low, high] pair")
-    lo = check(f"{setting}[0]", pair[0], low, high)
-    hi = check(f"{setting}[1]", pair[1], low, high)
-    if lo > hi:
-        raise _bad(setting, value, "low must not exceed high")
-    return lo, hi
-
-
-def _as_float_range(setting: str, value: Any, low: float, high: float) -> tuple[float, float]:
-    """An inclusive ``[lo, hi]`` pair of numbers within ``[low, high]``."""
-    return _as_pair(setting, value, _as_float, low, high)
-
-
-def _as_range(setting: str, value: Any, low: int, high: int) -> tuple[int, int]:
-    """An inclusive ``[lo, hi]`` pair of whole numbers within ``[low, high]``."""
-    return _as_pair(setting, value, _as_int, low, high)
-
-
-def _as_bool(setting: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise _bad(setting, value, "must be true or false")
-    return value
-
-
-def check_writable(setting: str, folder: Path) -> Path:
-    """Create ``folder`` if needed and prove a file can be written there.
-
-    Raises:
-        BadConfigError: the folder cannot be created or written (names ``setting``).
-    """
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
-            pass
-    except OSError as error:
-        raise _bad(
-            setting,
-            str(folder),
-            f"output folder is not writable ({error.strerror or error}); "
-            "choose a folder you can write to",
-        ) from error
-    return folder
-
-
-#: Top-level keys of configs/synth.yaml that this command reads (``paths``/``hydra`` are not).
-CONFIG_KEYS = (
-    "out",
-    "seed",
-    "n_patients",
-    "hips_per_patient",
-    "clips_per_hip",
-    "prevalence",
-    "extrusion_threshold",
-    "negative_mix",
-    "difficulty",
-    "splits",
-    "clip",
-    "overrides",
-    "formats",
-    "preview",
-    "workers",
-    "chunksize",
-    "progress",
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+from pydantic import (
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    field_validator,
+    model_validator,
 )
 
+from labral.datasets.manifests.manifest import SPLIT_NAMES
+from labral.datasets.synth.difficulty import DEFAULT_LEVEL, Difficulty, load_difficulty
+from labral.datasets.synth.scenarios import DEFAULT_NEGATIVE_MIX
+from labral.datasets.synth.types import NEGATIVE_TYPES
+from labral.datasets.synth.validation import Bounds, as_bad_config, check_writable, named_error
+from labral.settings import Settings, schema_node
 
-def _own_settings(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
-    """Plain, resolved values of :data:`CONFIG_KEYS` (other keys are left unresolved)."""
-    raw: dict[str, Any] = {}
-    for key in CONFIG_KEYS:
-        if key not in cfg:
-            continue
-        value = cfg[key]
-        if isinstance(value, DictConfig | ListConfig):
-            value = OmegaConf.to_container(value, resolve=True)
-        raw[key] = value
-    return raw
+#: Frames and frame sizes the generator can draw.
+MIN_FRAMES, MIN_SIDE, MAX_SIDE = 4, 48, 1024
+#: Settings that change how a run goes, not what it makes (left out of ``dataset.json``).
+RUN_SETTINGS = frozenset({"preview", "workers", "chunksize", "progress"})
+#: Name of the schema in Hydra's ConfigStore (``configs/synth.yaml`` lists it first).
+SCHEMA_NAME = "synth_schema"
 
-
-@lru_cache(maxsize=1)
-def _yaml_file() -> dict[str, Any]:
-    import labral.configs
-
-    path = Path(labral.configs.__file__).resolve().parent / "synth.yaml"
-    data = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
-    assert isinstance(data, dict)
-    return data
+Fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+Weight = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
 
 
-def yaml_defaults() -> dict[str, Any]:
-    """The defaults of :data:`CONFIG_KEYS` as ``configs/synth.yaml`` writes them (the one
-    source; ``out`` and the ``difficulty`` group are left to the caller and the default
-    level)."""
-    return {k: v for k, v in _yaml_file().items() if k in CONFIG_KEYS and k != "out"}
+class ClipShape(Settings):
+    """Size and rate of every clip (``clip.*``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    frames: int = Field(32, ge=MIN_FRAMES, le=4096, description="frames per clip")
+    height: int = Field(128, ge=MIN_SIDE, le=MAX_SIDE, description="rows of the tissue region")
+    width: int = Field(128, ge=MIN_SIDE, le=MAX_SIDE, description="columns")
+    fps: Annotated[tuple[int, int], Bounds(2, 240, whole=True)] = Field(
+        (15, 30), description="whole frames/s drawn per clip from this inclusive range"
+    )
 
 
-@dataclass(frozen=True)
-class SynthSettings:
-    """Everything ``synthesize`` needs, checked. Field names follow ``configs/synth.yaml``,
-    which holds every default: build this with :meth:`from_config` on the composed config
-    (the fallbacks there apply only to keys a hand-written mapping leaves out)."""
+class FileFormats(Settings):
+    """How the clips are written (``formats.*``)."""
 
-    out: Path
-    seed: int
-    n_patients: int
-    hips_per_patient: tuple[int, int]
-    clips_per_hip: tuple[int, int]
-    prevalence: float
-    extrusion_threshold: tuple[float, float]
-    negative_mix: dict[str, float]
-    difficulty: Difficulty
-    splits: dict[str, float]
-    frames: int
-    height: int
-    width: int
-    fps_range: tuple[int, int]
-    overrides: dict[str, Any]
-    dicom_syntax: str
-    jpeg_quality: int
-    burned_in_text: bool
-    mp4: bool
-    preview: bool
-    workers: int
-    chunksize: int
-    progress: bool
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dicom_syntax: Literal["jpeg", "explicit", "mixed"] = Field(
+        "jpeg", description="jpeg | explicit | mixed (alternate per clip)"
+    )
+    jpeg_quality: int = Field(90, ge=1, le=95)
+    burned_in_text: StrictBool = Field(
+        True, description="header text band outside the tissue region (Burned In Annotation)"
+    )
+    mp4: StrictBool = Field(False, description="also write an MP4 beside each DICOM")
+
+
+class SynthSettings(Settings):
+    """Everything ``labral synth`` needs, checked (``configs/synth.yaml`` sets ``out``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    out: Path = Field(description="where the data set goes (created; must be writable)")
+    seed: int = Field(1234, ge=0, description="same seed + same settings -> same data set")
+    n_patients: int = Field(220, ge=1, description="synthetic patients")
+    hips_per_patient: Annotated[tuple[int, int], Bounds(1, 2, whole=True)] = Field(
+        (1, 2), description="drawn uniformly from this inclusive range"
+    )
+    clips_per_hip: Annotated[tuple[int, int], Bounds(1, 1000, whole=True)] = Field(
+        (2, 4), description="drawn uniformly from this inclusive range"
+    )
+    prevalence: Fraction = Field(
+        0.5,
+        description="fraction of detached hips (shared out exactly); a detached hip extrudes "
+        "only in clips that load it enough",
+    )
+    extrusion_threshold: Annotated[tuple[float, float], Bounds(0.0, 1.0)] = Field(
+        (0.05, 0.55),
+        description="per detached hip, drawn uniformly: the provocation (drawn per clip in "
+        "[0, 1]) a clip needs to show the extrusion",
+    )
+    negative_mix: dict[str, Weight] = Field(
+        None,  # type: ignore[arg-type]  # validated: null -> the generator's default mix
+        validate_default=True,
+        description="relative weights of hard-negative types for clips without extrusion "
+        "(others get 0); null = the generator's scenarios.DEFAULT_NEGATIVE_MIX",
+    )
+    difficulty: Difficulty = Field(
+        default_factory=lambda: load_difficulty(DEFAULT_LEVEL),
+        description="a level of configs/difficulty/ (difficulty=hard), knobs overridable "
+        "one by one (difficulty.lag=[0.1,0.3])",
+    )
+    splits: dict[str, Fraction] = Field(
+        {"train": 0.7, "val": 0.15, "test": 0.15},
+        description="fractions of patients per split (by patient); they add up to 1",
+    )
+    clip: ClipShape = ClipShape()
+    overrides: dict[str, Any] = Field(
+        {}, description="generator parameters fixed for every clip, e.g. {depth_mm: 50}"
+    )
+    formats: FileFormats = FileFormats()
+    preview: StrictBool = Field(True, description="contact sheet + one GIF per type")
+    workers: int = Field(0, ge=0, le=512, description="processes; 0 = all cores")
+    chunksize: int = Field(8, ge=1, le=10_000, description="clips handed to a worker at once")
+    progress: StrictBool = Field(True, description="tqdm bar with clips/s and ETA")
+
+    @field_validator("out", mode="before")
+    @classmethod
+    def _named_folder(cls, value: Any) -> Any:
+        if value is None or not str(value).strip():
+            raise named_error("out", value, "name the folder the data set goes to")
+        return Path(str(value)).expanduser()
+
+    @field_validator("negative_mix", mode="before")
+    @classmethod
+    def _known_negative_types(cls, value: Any) -> Any:
+        if value is None:  # the generator's default mix
+            return dict(DEFAULT_NEGATIVE_MIX)
+        if not isinstance(value, Mapping):
+            raise named_error("negative_mix", value, "must map negative types to weights")
+        for name, weight in value.items():
+            if name not in NEGATIVE_TYPES:
+                raise named_error(
+                    f"negative_mix.{name}", weight, f"unknown type; use {NEGATIVE_TYPES}"
+                )
+        return dict(value)
+
+    @field_validator("difficulty", mode="before")
+    @classmethod
+    def _level_by_name(cls, value: Any) -> Any:
+        if value is None or isinstance(value, str):
+            return load_difficulty(value)
+        return value
+
+    @field_validator("splits", mode="before")
+    @classmethod
+    def _every_split(cls, value: Any) -> Any:
+        if not isinstance(value, Mapping) or set(value) - set(SPLIT_NAMES):
+            raise named_error("splits", value, f"keys must be among {SPLIT_NAMES}")
+        return {split: value.get(split, 0.0) for split in SPLIT_NAMES}
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SynthSettings:
+        if abs(sum(self.splits.values()) - 1.0) > 1e-6:
+            raise named_error("splits", self.splits, "fractions must add up to 1")
+        if self.splits["train"] <= 0:
+            raise named_error("splits.train", self.splits["train"], "must be > 0")
+        mix = self.negative_mix
+        if self.prevalence < 1.0 and sum(mix.values()) <= 0:
+            raise named_error("negative_mix", mix, "needs a positive weight when prevalence < 1")
+        return self
 
     @property
     def resolved_workers(self) -> int:
@@ -192,127 +177,52 @@ class SynthSettings:
             return max(1, os.cpu_count() or 1)
 
     def to_json(self) -> dict[str, Any]:
-        """JSON-ready copy (recorded in ``dataset.json``)."""
-        return {
-            "out": str(self.out),
-            "seed": self.seed,
-            "n_patients": self.n_patients,
-            "hips_per_patient": list(self.hips_per_patient),
-            "clips_per_hip": list(self.clips_per_hip),
-            "prevalence": self.prevalence,
-            "extrusion_threshold": list(self.extrusion_threshold),
-            "negative_mix": dict(self.negative_mix),
-            "difficulty": self.difficulty.to_json(),
-            "splits": dict(self.splits),
-            "clip": {
-                "frames": self.frames,
-                "height": self.height,
-                "width": self.width,
-                "fps": list(self.fps_range),
-            },
-            "overrides": dict(self.overrides),
-            "formats": {
-                "dicom_syntax": self.dicom_syntax,
-                "jpeg_quality": self.jpeg_quality,
-                "burned_in_text": self.burned_in_text,
-                "mp4": self.mp4,
-            },
-        }
+        """JSON-ready copy of what the data set is made from (recorded in ``dataset.json``)."""
+        return self.model_dump(mode="json", exclude=set(RUN_SETTINGS))
 
     @classmethod
     def from_config(
         cls, cfg: DictConfig | Mapping[str, Any], *, check_out: bool = True
     ) -> SynthSettings:
-        """Validate a ``synth`` config and build the settings.
+        """Validate a composed ``synth`` config (or a plain mapping of some of its keys).
+
+        Keys the model does not hold (``paths``, ``hydra``) are left alone and unresolved.
 
         Args:
-            cfg: the composed Hydra config (or a plain mapping with the same keys).
+            cfg: the composed Hydra config, or a mapping; missing keys take the defaults.
             check_out: also create ``out`` and prove it is writable.
 
-        Returns:
-            The checked settings.
-
         Raises:
-            BadConfigError: the first bad setting, named in the message.
+            BadConfigError: every bad setting, named in the message.
         """
-        raw = _own_settings(cfg)
-        out_value = raw.get("out")
-        defaults = yaml_defaults()
-        for key, value in defaults.items():
-            given = raw.get(key)
-            if key in ("clip", "formats") and given is not None:  # merged key by key
-                if not isinstance(given, Mapping):
-                    raise _bad(key, given, "must be a mapping of settings")
-                raw[key] = {**value, **given}
-            else:
-                raw.setdefault(key, value)
-        clip, formats = raw["clip"], raw["formats"]
-
-        prevalence = _as_float("prevalence", raw["prevalence"], 0.0, 1.0)
-        mix_raw = raw.get("negative_mix")
-        if mix_raw is None:  # null: the generator's default mix
-            mix_raw = dict(DEFAULT_NEGATIVE_MIX)
-        if not isinstance(mix_raw, Mapping):
-            raise _bad("negative_mix", mix_raw, "must map negative types to weights")
-        mix: dict[str, float] = {}
-        for name, weight in mix_raw.items():
-            if name not in NEGATIVE_TYPES:
-                raise _bad(f"negative_mix.{name}", weight, f"unknown type; use {NEGATIVE_TYPES}")
-            mix[name] = _as_float(f"negative_mix.{name}", weight, 0.0)
-        if prevalence < 1.0 and sum(mix.values()) <= 0:
-            raise _bad("negative_mix", mix_raw, "needs a positive weight when prevalence < 1")
-
-        splits_raw = raw["splits"]
-        if not isinstance(splits_raw, Mapping) or set(splits_raw) - set(SPLIT_NAMES):
-            raise _bad("splits", splits_raw, f"keys must be among {SPLIT_NAMES}")
-        splits = {
-            s: _as_float(f"splits.{s}", splits_raw.get(s, 0.0), 0.0, 1.0) for s in SPLIT_NAMES
-        }
-        if abs(sum(splits.values()) - 1.0) > 1e-6:
-            raise _bad("splits", splits_raw, "fractions must add up to 1")
-        if splits["train"] <= 0:
-            raise _bad("splits.train", splits["train"], "must be > 0")
-
-        fps_raw = clip["fps"]
-        fps_range = _as_range("clip.fps", fps_raw, 2, 240)
-
-        syntax = formats["dicom_syntax"]
-        if syntax not in DICOM_SYNTAXES:
-            raise _bad("formats.dicom_syntax", syntax, f"use one of {DICOM_SYNTAXES}")
-        overrides = raw.get("overrides") or {}
-        if not isinstance(overrides, Mapping):
-            raise _bad("overrides", overrides, "must map generator parameter names to values")
-
-        if out_value is None or str(out_value).strip() == "":
-            raise _bad("out", out_value, "name the folder the data set goes to")
-        out = Path(str(out_value)).expanduser()
-        settings = cls(
-            out=out,
-            seed=_as_int("seed", raw["seed"], 0),
-            n_patients=_as_int("n_patients", raw["n_patients"], 1),
-            hips_per_patient=_as_range("hips_per_patient", raw["hips_per_patient"], 1, 2),
-            clips_per_hip=_as_range("clips_per_hip", raw["clips_per_hip"], 1, 1000),
-            prevalence=prevalence,
-            extrusion_threshold=_as_float_range(
-                "extrusion_threshold", raw["extrusion_threshold"], 0.0, 1.0
-            ),
-            negative_mix=mix,
-            difficulty=load_difficulty(raw.get("difficulty")),
-            splits=splits,
-            frames=_as_int("clip.frames", clip["frames"], MIN_FRAMES, 4096),
-            height=_as_int("clip.height", clip["height"], MIN_SIDE, MAX_SIDE),
-            width=_as_int("clip.width", clip["width"], MIN_SIDE, MAX_SIDE),
-            fps_range=fps_range,
-            overrides=dict(overrides),
-            dicom_syntax=syntax,
-            jpeg_quality=_as_int("formats.jpeg_quality", formats["jpeg_quality"], 1, 95),
-            burned_in_text=_as_bool("formats.burned_in_text", formats["burned_in_text"]),
-            mp4=_as_bool("formats.mp4", formats["mp4"]),
-            preview=_as_bool("preview", raw["preview"]),
-            workers=_as_int("workers", raw["workers"], 0, 512),
-            chunksize=_as_int("chunksize", raw["chunksize"], 1, 10_000),
-            progress=_as_bool("progress", raw["progress"]),
-        )
+        raw = {key: _plain(cfg[key]) for key in cls.model_fields if key in cfg}
+        try:
+            settings = cls.model_validate(raw)
+        except ValidationError as error:
+            raise as_bad_config(error) from None
         if check_out:
             check_writable("out", settings.out)
         return settings
+
+
+def default_settings(out: str | Path = ".") -> SynthSettings:
+    """``labral synth``'s settings when only ``out`` is given: the training distribution
+    (the bench suites draw from it unless they say otherwise)."""
+    return SynthSettings.from_config({"out": str(out)}, check_out=False)
+
+
+def _plain(value: Any) -> Any:
+    """A composed value as plain, resolved Python data."""
+    if OmegaConf.is_config(value):
+        return OmegaConf.to_container(value, resolve=True)
+    return value
+
+
+def register_synth_schema() -> None:
+    """Store :class:`SynthSettings`'s schema as ``synth_schema``, whose defaults list selects
+    :data:`DEFAULT_LEVEL` in the ``difficulty`` group (``difficulty=hard`` replaces it)."""
+    node = {"defaults": ["_self_", {"difficulty": DEFAULT_LEVEL}], **schema_node(SynthSettings)}
+    ConfigStore.instance().store(name=SCHEMA_NAME, node=node)
+
+
+register_synth_schema()

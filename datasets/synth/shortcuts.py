@@ -47,21 +47,16 @@ from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from labral.datasets.synth.dataset import ClipJob, plan_dataset, render_job
+import labral.configs
+from labral.datasets.synth.dataset import plan_dataset
 from labral.datasets.synth.difficulty import known_levels
+from labral.datasets.synth.jobs import ClipJob, render_job
 from labral.datasets.synth.settings import SynthSettings
 from labral.datasets.transforms.clip_transforms import (
     evenly_spaced_starts,
     resample_indices,
     resize_frames,
 )
-
-TARGETS = {
-    "still_frame": "<= 0.62",
-    "order_free": "<= 0.62",
-    "change_pooled": "<= 0.62",
-    "timing_best": {"easy": ">= 0.95", "hard": "<= 0.80", "expert": "<= 0.80"},
-}
 
 
 @dataclass
@@ -81,8 +76,6 @@ class ModelView:
 
 def eval_spec() -> dict[str, Any]:
     """The eval transform spec of ``configs/transforms/default.yaml`` (frames, fps, size)."""
-    import labral.configs
-
     path = Path(labral.configs.__file__).resolve().parent / "transforms" / "default.yaml"
     spec = OmegaConf.to_container(OmegaConf.load(path).eval, resolve=True)
     assert isinstance(spec, dict)

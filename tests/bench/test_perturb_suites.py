@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import copy
+import csv
+import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
 
 from labral.bench import perturb, suites
 from labral.bench.suite_plan import clip_plan
 from labral.datasets.io.clip import Clip
+from labral.datasets.io.reader import read_cine
+from labral.datasets.synth import generate
+from labral.datasets.synth.difficulty import DEFAULT_LEVEL
+from labral.datasets.synth.scenarios import DEFAULT_NEGATIVE_MIX
+from labral.datasets.synth.settings import SynthSettings
 from labral.errors import BadConfigError
 
 
@@ -74,7 +86,6 @@ def test_unknown_suite_name() -> None:
 
 
 def test_generate_tiny_suite_through_generator_and_reader(tmp_path) -> None:
-    pytest.importorskip("labral.datasets.synth.generate", reason="generator (GEN) not landed yet")
     overrides = {
         "n_patients": 2,
         "clips_per_patient": 2,
@@ -86,16 +97,11 @@ def test_generate_tiny_suite_through_generator_and_reader(tmp_path) -> None:
     again = suites.resolve_suite("synthetic-id", tmp_path, overrides, show_progress=False)
     assert again.content_hash == first.content_hash
     assert again.manifest.stat().st_mtime_ns == stamp  # reused from the cache
-    from labral.datasets.io.reader import read_cine
-
     decoded = read_cine(first.records[0]["path"])
     assert decoded.num_frames == 8
 
 
 def test_generation_in_processes_matches_inline(tmp_path) -> None:
-    pytest.importorskip("labral.datasets.synth.generate", reason="generator (GEN) not landed yet")
-    from labral.datasets.io.reader import read_cine
-
     overrides = {
         "n_patients": 2,
         "clips_per_patient": 1,
@@ -109,9 +115,6 @@ def test_generation_in_processes_matches_inline(tmp_path) -> None:
 
 
 def test_csv_manifest_is_a_suite(bench_assets, tmp_path) -> None:
-    import csv
-    import json
-
     jsonl = bench_assets["manifest"]
     rows = [json.loads(line) for line in jsonl.read_text().splitlines()]
     target = jsonl.parent / "manifest_copy.csv"
@@ -127,10 +130,8 @@ def test_csv_manifest_is_a_suite(bench_assets, tmp_path) -> None:
 
 
 def test_suites_inherit_the_generators_negative_mix() -> None:
-    # configs/synth.yaml says `negative_mix: null` (the generator's default); the suites must
-    # resolve it to every hard-negative type, not fall back to one type
-    from labral.datasets.synth.scenarios import DEFAULT_NEGATIVE_MIX
-
+    # labral synth's default is `negative_mix: null` (the generator's default); the suites
+    # must resolve it to every hard-negative type, not fall back to one type
     mix = suites.training_defaults()["negative_mix"]
     assert mix == DEFAULT_NEGATIVE_MIX
     plan = clip_plan({**suites.training_defaults(), "seed": 1, "n_patients": 60})
@@ -139,52 +140,41 @@ def test_suites_inherit_the_generators_negative_mix() -> None:
 
 
 def test_suites_do_not_restate_the_training_defaults() -> None:
-    # one source per default: every shipped suite's defaults list names the shared node that
-    # reads these keys from configs/synth.yaml (so a new synth default reaches every suite and
-    # its hash); a suite may only set them to differ
-    from omegaconf import OmegaConf
-
+    # one source per default: every shipped suite takes these keys from labral synth's
+    # settings (so a new synth default reaches every suite and its hash); a suite may only
+    # set them to differ
     inherited = suites.training_defaults()
     assert set(inherited) == {
         "prevalence", "extrusion_threshold", "negative_mix", "clip", "difficulty", "dicom"
     }  # fmt: skip
-    assert "_base" not in " ".join(suites.known_suites())  # the shared node is not a suite
-    with pytest.raises(BadConfigError, match="unknown suite"):
-        suites.load_definition(suites.TRAINING_BASE)
     for name in suites.known_suites():
         raw = OmegaConf.to_container(OmegaConf.load(suites.SUITES_DIR / f"{name}.yaml"))
-        assert suites.TRAINING_BASE in raw.get("defaults", []), name
+        assert "defaults" not in raw, f"{name}: a suite is data, not a Hydra config"
         restated = [key for key in inherited if key in raw and raw[key] == inherited[key]]
         assert restated == [], f"{name} restates {restated}"
         definition = suites.load_definition(name)
-        assert "synth" not in definition and "defaults" not in definition, name
         assert all(definition[key] == inherited[key] for key in inherited if key not in raw)
 
 
-def test_training_defaults_follow_configs_synth() -> None:
-    # the shared node reads configs/synth.yaml, not a copy: its values are synth's own
-    from omegaconf import OmegaConf
-
-    from labral.datasets.synth.difficulty import default_level
-
-    synth = OmegaConf.load(suites.SUITES_DIR.parent / "synth.yaml")
+def test_training_defaults_follow_the_synth_settings() -> None:
+    # the suites read labral synth's settings model, not a copy: its values are synth's own
+    synth = SynthSettings.from_config({"out": "unused"}, check_out=False)
     inherited = suites.training_defaults()
     assert inherited["prevalence"] == synth.prevalence
     assert inherited["extrusion_threshold"] == list(synth.extrusion_threshold)
-    assert inherited["clip"] == OmegaConf.to_container(synth.clip)
-    assert inherited["difficulty"] == default_level()
-    assert inherited["dicom"]["jpeg_quality"] == synth.formats.jpeg_quality
+    assert inherited["negative_mix"] == synth.negative_mix
+    assert inherited["clip"] == {**synth.clip.model_dump(), "fps": list(synth.clip.fps)}
+    assert inherited["difficulty"] == synth.difficulty.level == DEFAULT_LEVEL
+    assert inherited["dicom"] == {
+        "syntax": synth.formats.dicom_syntax,
+        "jpeg_quality": synth.formats.jpeg_quality,
+        "burned_in_text": synth.formats.burned_in_text,
+    }
 
 
 def test_suite_hash_covers_every_module_the_generator_reads() -> None:
     # a suite is cached by the hash of the generator's code: a module generate_clip reads
     # but the hash leaves out would serve stale clips after it changes
-    import re
-    from pathlib import Path
-
-    from labral.bench import suites
-    from labral.datasets.synth import generate
-
     source = Path(generate.__file__).read_text()
     used = set(re.findall(r"from (labral\.datasets\.synth\.\w+) import", source))
     for name in list(used):
@@ -193,15 +183,11 @@ def test_suite_hash_covers_every_module_the_generator_reads() -> None:
     assert used and used <= set(suites.GENERATOR_MODULES), used - set(suites.GENERATOR_MODULES)
 
 
-def test_suites_compose_inside_a_running_hydra_app() -> None:
-    # `labral bench` loads its suite while its own Hydra app holds Hydra's global state:
-    # composing the suite must work there and hand that state back intact
-    from hydra import compose, initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
-
-    suites._composed.cache_clear()
+def test_suites_load_inside_a_running_hydra_app() -> None:
+    # `labral bench` loads its suite while its own Hydra app holds Hydra's global state: a
+    # suite is read as data, so loading it leaves that state alone
     GlobalHydra.instance().clear()
     with initialize_config_module("labral.configs", version_base="1.3"):
         assert suites.load_definition("synthetic-id")["seed"] == 7_000_000
         assert GlobalHydra.instance().is_initialized()
-        assert compose("bench").suite == "synthetic-id"  # the app's tree still composes
+        assert compose("synth").difficulty.level == DEFAULT_LEVEL  # the app's tree composes

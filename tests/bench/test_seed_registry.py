@@ -9,6 +9,8 @@ import pytest
 
 from labral.bench import seeds, suites
 from labral.bench.suite_plan import clip_plan
+from labral.datasets.synth.dataset import _child_seed
+from labral.datasets.synth.difficulty import known_levels
 from labral.errors import BadConfigError
 
 
@@ -29,8 +31,6 @@ def test_shipped_suites_never_share_a_patient_seed() -> None:
 
 
 def test_training_seeds_lie_in_the_training_range() -> None:
-    from labral.datasets.synth.dataset import _child_seed
-
     drawn = [_child_seed(seed, p) for seed in (0, 1, 2**31, 123456789) for p in range(50)]
     assert all(seeds.TRAINING_RANGE[0] <= s < seeds.TRAINING_RANGE[1] for s in drawn)
     assert max(drawn) > 2**31  # really 32-bit, so the range is the tight one
@@ -51,8 +51,6 @@ def test_a_suite_moved_onto_another_suites_patients_is_refused() -> None:
 
 
 def test_graded_suite_has_a_part_per_level_of_300_clips_and_100_hips() -> None:
-    from labral.datasets.synth.difficulty import known_levels
-
     definition = suites.load_definition("synthetic-graded")
     plan = clip_plan(definition)
     for level in known_levels():

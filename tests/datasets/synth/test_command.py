@@ -12,6 +12,7 @@ import pytest
 from omegaconf import DictConfig, OmegaConf
 
 from labral.datasets.synth.command import run
+from labral.datasets.synth.scenarios import DEFAULT_NEGATIVE_MIX
 from labral.datasets.synth.settings import SynthSettings
 from labral.errors import BadConfigError
 
@@ -110,8 +111,6 @@ def test_cli_end_to_end(tmp_path: Path) -> None:
 
 
 def test_negative_mix_null_means_the_generator_default(synth_cfg) -> None:
-    from labral.datasets.synth.scenarios import DEFAULT_NEGATIVE_MIX
-
     assert synth_cfg.negative_mix is None  # configs/synth.yaml defers to the generator
     settings = SynthSettings.from_config(synth_cfg, check_out=False)
     assert settings.negative_mix == DEFAULT_NEGATIVE_MIX

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 import subprocess
@@ -23,13 +22,21 @@ from labral.datasets.synth.dataset import (
 from labral.datasets.synth.settings import SynthSettings
 from labral.datasets.synth.types import NEGATIVE_TYPES, POSITIVE_TYPE
 
+#: Keys of ``tiny``'s changes that live under ``clip`` or ``formats`` in the settings.
+NESTED = {"frames": "clip", "height": "clip", "width": "clip", "dicom_syntax": "formats"}
+NESTED |= {"mp4": "formats"}
+
 
 def tiny(out: Path, **changes) -> SynthSettings:
     """Small, fast settings (8-frame 48x48 clips, no preview, no progress bar)."""
-    base = dict(out=out, n_patients=6, frames=8, height=48, width=48, preview=False)
-    base.update(progress=False, workers=1)
-    base.update(changes)
-    return dataclasses.replace(SynthSettings.from_config({"out": str(out)}), **base)
+    given: dict = {"out": str(out), "n_patients": 6, "preview": False, "progress": False}
+    given |= {"workers": 1, "clip": {"frames": 8, "height": 48, "width": 48}, "formats": {}}
+    for key, value in changes.items():
+        if key in NESTED:
+            given[NESTED[key]][key] = value
+        else:
+            given[key] = value
+    return SynthSettings.from_config(given)
 
 
 def rows_of(manifest: Path) -> list[dict]:

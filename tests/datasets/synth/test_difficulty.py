@@ -10,8 +10,8 @@ import pytest
 from hydra import compose, initialize_config_module
 
 from labral.datasets.synth.difficulty import (
+    DEFAULT_LEVEL,
     KNOB_BOUNDS,
-    default_level,
     known_levels,
     load_difficulty,
 )
@@ -31,7 +31,7 @@ EASIER_IS_LOWER = ("flow_rho", "jitter", "noise_level", "probe_motion")
 
 def test_four_levels_every_knob_inside_its_bounds() -> None:
     assert known_levels() == ["easy", "medium", "hard", "expert"]
-    assert default_level() == "medium"
+    assert DEFAULT_LEVEL == "medium"
     for level in known_levels():
         d = load_difficulty(level)
         assert d.level == level and set(d.ranges) == set(KNOB_BOUNDS)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from labral.datasets.synth.generate import draw_patient, generate_clip
+from labral.datasets.synth.motion import burst_extent, packet_bounds
 from labral.datasets.synth.scenarios import CLIP_TYPES
 from labral.datasets.synth.types import NEGATIVE_TYPES, POSITIVE_TYPE
 from labral.errors import BadConfigError
@@ -165,8 +166,6 @@ def test_bad_patient_seed_raises():
 
 
 def test_fluid_packet_travels_joint_to_capsule_and_twins_reverse_it() -> None:
-    from labral.datasets.synth.motion import packet_bounds
-
     burst = np.array([0.0, 0.3, 0.6, 1.0, 0.6, 0.3, 0.0, 0.0], np.float32)
     lo, hi = packet_bounds(burst, "forward")
     # growing: the front advances from the joint side; shrinking: the joint side clears first
@@ -198,8 +197,6 @@ def test_a_positive_whose_burst_misses_the_clip_is_labelled_by_what_it_shows() -
 
 
 def test_bursts_follow_the_loading_stroke_with_lag_and_the_twin_the_unloading_one() -> None:
-    from labral.datasets.synth.motion import burst_extent
-
     clock = np.linspace(0, 4 * np.pi, 400, endpoint=False)  # two loading cycles
     cleft = {"extent_max": 0.8, "burst_fraction": 0.5, "lag": 0.2, "stroke_jitter": [0, 0, 0]}
     ext = burst_extent(clock, 0.2, cleft)

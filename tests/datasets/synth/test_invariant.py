@@ -47,7 +47,7 @@ def drawn_parameters(job: ClipJob, settings: SynthSettings) -> dict[str, float]:
     anatomy = draw_patient(job.patient_seed)
     hip = hip_anatomy(anatomy, job.side)
     rng = clip_rng(job.patient_seed, job.seed, job.clip_type)
-    drawn = draw_clip_params(rng, settings.difficulty, settings.frames, job.fps, {})
+    drawn = draw_clip_params(rng, settings.difficulty, settings.clip.frames, job.fps, {})
     drawn["cleft"].pop("stroke_jitter")  # per-stroke draws: their sd is "cleft.jitter"
     values = flat_scalars({"anatomy": hip, **drawn})
     values.pop("anatomy.patient_seed")
