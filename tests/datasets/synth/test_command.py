@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from omegaconf import DictConfig, OmegaConf
 
+import labral.configs
 from labral.datasets.synth.command import run
 from labral.datasets.synth.scenarios import DEFAULT_NEGATIVE_MIX
-from labral.datasets.synth.settings import SynthSettings
+from labral.datasets.synth.settings import RUN_SETTINGS, SCHEMA_NAME, SynthSettings
 from labral.errors import BadConfigError
 
 
@@ -130,3 +131,21 @@ def test_generator_refusal_surfaces_before_any_file(synth_cfg) -> None:
         run(synth_cfg)
     assert not (Path(synth_cfg.out) / "manifest.jsonl").exists()
     assert not (Path(synth_cfg.out) / "clips").exists()
+
+
+def test_synth_yaml_holds_only_groups_and_what_differs() -> None:
+    # one statement of each key: SynthSettings states every key and default; the YAML lists
+    # the schema first and then only groups and the values the model cannot know (`out`)
+    raw = OmegaConf.load(Path(labral.configs.__file__).parent / "synth.yaml")
+    assert set(raw) == {"defaults", "hydra", "out"}
+    assert raw.defaults[0] == SCHEMA_NAME
+    assert "difficulty" not in str(raw.defaults)  # the schema selects DEFAULT_LEVEL
+
+
+def test_recorded_settings_are_the_model_dump(tmp_path: Path) -> None:
+    settings = SynthSettings.from_config({"out": str(tmp_path), "workers": 3})
+    recorded = settings.to_json()
+    assert set(recorded) == set(SynthSettings.model_fields) - RUN_SETTINGS
+    assert recorded["clip"] == {"frames": 32, "height": 128, "width": 128, "fps": [15, 30]}
+    assert recorded["difficulty"] == settings.difficulty.to_json()
+    assert recorded["negative_mix"] == DEFAULT_NEGATIVE_MIX

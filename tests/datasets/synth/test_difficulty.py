@@ -78,6 +78,15 @@ def test_hydra_group_selects_the_level_and_overrides_one_knob() -> None:
     assert default.difficulty == load_difficulty("medium")
 
 
+def test_composed_default_level_is_the_one_default() -> None:
+    # DEFAULT_LEVEL is stated once: the schema's defaults list selects it for the command
+    with initialize_config_module(config_module="labral.configs", version_base="1.3"):
+        cfg = compose("synth")
+    assert cfg.difficulty.level == DEFAULT_LEVEL
+    composed = SynthSettings.from_config({**cfg, "out": "unused"}, check_out=False)
+    assert composed.difficulty == load_difficulty(None)
+
+
 @pytest.mark.parametrize(
     ("args", "named"),
     [
