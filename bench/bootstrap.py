@@ -247,10 +247,15 @@ def chance_hit_rate(num_frames: int, truth_frames: Sequence[int], tolerance: int
     return float(near.mean())
 
 
+#: a value and interval that all print as this sit at the metric's maximum: "1.000 (ceiling)"
+CEILING_TEXT = "1.000"
+
+
 def format_with_ci(block: dict[str, Any] | None) -> str:
-    """``"0.912 [0.871, 0.950]"``; ``"0.912 [CI not estimable]"`` below the patient minimum;
-    ``"0.912"`` without an interval; ``"n/a"`` for an undefined value (the one text form of
-    a metric, for the report, the terminal summary and the demo)."""
+    """``"0.912 [0.871, 0.950]"``; ``"1.000 (ceiling)"`` where every replicate is 1.000 (a
+    zero-width interval at the maximum); ``"0.912 [CI not estimable]"`` below the patient
+    minimum; ``"0.912"`` without an interval; ``"n/a"`` for an undefined value (the one text
+    form of a metric, for the report, the terminal summary, the Markdown tables and the demo)."""
     value = (block or {}).get("value")
     if value is None or not np.isfinite(value):
         return "n/a"
@@ -259,4 +264,7 @@ def format_with_ci(block: dict[str, Any] | None) -> str:
         return f"{value:.3f} [CI not estimable]"
     if low is None or high is None or not (np.isfinite(low) and np.isfinite(high)):
         return f"{value:.3f}"
-    return f"{value:.3f} [{low:.3f}, {high:.3f}]"
+    shown = [f"{number:.3f}" for number in (value, low, high)]
+    if shown == [CEILING_TEXT] * 3:
+        return f"{CEILING_TEXT} (ceiling)"
+    return f"{shown[0]} [{shown[1]}, {shown[2]}]"

@@ -1,6 +1,8 @@
 """Print the main job's headline: test AUROC of the default model beside the still-frame
-baseline (from training), the same pair per level of the synthetic-graded benchmark, and
-where things are.
+baseline (``train_<model>/test_metrics.json``: the test split of the data set they trained
+on, scored when training ends), the same pair per level of the synthetic-graded benchmark,
+and where things are. AUROCs are printed by :func:`labral.bench.bootstrap.format_with_ci`,
+as in ``python -m labral.bench.markdown``.
 
 Usage: python scripts/demo_summary.py <demo root> <elapsed seconds>
 """
@@ -26,7 +28,7 @@ def main(root: Path, elapsed_s: int) -> None:
     parts = {part for r in results.values() for part in r.get("per_shift", {})}
     levels = [level for level in known_levels() if level in parts]
     header = f"{'model':<14}{'test AUROC':>12}" + "".join(f"{lvl:>24}" for lvl in levels)
-    print(f"{header}\n{'':<14}{'(train split)':>12}   synthetic-graded AUROC [95% CI] per level")
+    print(f"{header}\n{'':<14}{'(test split)':>12}   synthetic-graded AUROC [95% CI] per level")
     for model in ("compact", "still_frame"):
         test = _load(root / f"train_{model}" / "test_metrics.json")
         name = _load(root / "bundles" / model / "metadata.json").get("model_name", "")
