@@ -23,6 +23,7 @@ import torch
 
 from labral.bundle import Bundle, load_bundle
 from labral.datasets.io.clip import Clip
+from labral.datasets.io.reader import read_cine
 from labral.errors import CorruptPixelDataError, LabralError
 from labral.scoring import ClipScore, ClipScorer, PreparedClip
 from labral.serve.batching import MicroBatcher
@@ -41,6 +42,11 @@ class ScoredClip:
     score: ClipScore
     timing_ms: dict[str, float]
     warnings: list[str] = field(default_factory=list)
+
+
+def scored_values(scored: ScoredClip) -> tuple[float, bool]:
+    """(probability, decision) of a ``ScoringService.score`` result, as a results row holds them."""
+    return float(scored.score.probability), bool(scored.score.decision)
 
 
 class ScoringService:
@@ -137,18 +143,9 @@ class ScoringService:
 
     # ---- scoring ----------------------------------------------------------------------
     def _decode_and_preprocess(self, data: bytes) -> tuple[Clip, PreparedClip, float, float]:
-        from labral.datasets.io.reader import ReadLimits, read_cine
-
-        s = self.settings
-        limits = ReadLimits(
-            max_frames=s.max_frames,
-            max_rows=s.max_rows,
-            max_cols=s.max_cols,
-            max_bytes=s.max_upload_bytes,
-        )
         t0 = time.perf_counter()
         try:
-            clip = read_cine(data, limits=limits)
+            clip = read_cine(data, limits=self.settings.read_limits())
         except LabralError:
             raise
         except Exception as exc:  # a decoder choking on hostile bytes is still bad input

@@ -122,7 +122,7 @@ class DicomSettings(_Settings):
         workers: spooled instances scored at once; they share the micro-batcher's model
             calls, so ``max_batch`` of them fill one.
         max_backlog: acknowledged instances waiting for their result row at which the
-            node holds further C-STORE answers (at most ``intake.BACKLOG_WAIT_S`` each;
+            node holds further C-STORE answers (at most ``backlog.BACKLOG_WAIT_S`` each;
             each row lets one go), slowing senders to the pace of the model. Under 8
             associations, send -> result p50 was 1.21-1.29x the HTTP path's at 8 clients
             (``benchmarks/dicom_load.py``); counting every received instance instead, and

@@ -29,8 +29,9 @@ from fastapi.responses import JSONResponse, Response
 from pydicom.dataset import Dataset
 
 from labral.errors import LabralError
-from labral.serve.dicom.intake import Outcome, Receipt
+from labral.serve.dicom.intake import Outcome
 from labral.serve.dicom.node import CANNOT_UNDERSTAND, DIMSE_STATUS, dimse_status
+from labral.serve.dicom.receipt import Receipt
 from labral.serve.http.deps import ServiceDep, SettingsDep, require_api_key
 from labral.serve.http.errors import (
     BusyError,

@@ -4,7 +4,11 @@
                      decoded) -> spool (durable) -> the caller may acknowledge
     scoring          ``dicom.workers`` tasks: spool entry -> ScoringService.score (the HTTP
                      path's function, so concurrent instances share the micro-batcher's model
-                     calls) -> one results row + audit line
+                     calls) -> one results row + audit line. A failure that is not the
+                     instance's own (an untyped exception, a typed 5xx) is retried
+                     (:data:`SCORE_TRIES`, backoff from :data:`SCORE_BACKOFF_S`); a row the
+                     store refuses is retried (:data:`RECORD_TRIES`) and otherwise waits in
+                     the spool for the next start: an entry leaves the spool only with its row
     report           serve/dicom/reporting.py: SR -> archive, row's sr_key, forward outbox -> spool
                      entry removed
 
@@ -13,61 +17,44 @@ worker thread of the STOW route); scoring runs in asyncio tasks on the app's eve
 where the scoring service lives. Entries left in the spool by a crash are queued first when
 the workers start; one whose row is already stored goes straight to the report stage.
 
-Backlog: while ``dicom.max_backlog`` acknowledged instances wait for their result row,
-:meth:`Intake.wait_for_room` holds the next C-STORE response (up to
-:data:`BACKLOG_WAIT_S`), so a sender faster than the model is slowed at the
-acknowledgement, as the HTTP path's clients are by waiting for their answers, instead of
-filling a queue that delays every result behind it. A held instance is already in the
-spool and queued for scoring; each result row lets one held answer go, so the model is
-fed steadily rather than in waves.
+Backlog (serve/dicom/backlog.py): while ``dicom.max_backlog`` acknowledged instances wait
+for their result row, :meth:`Intake.wait_for_room` holds the next C-STORE response, so a
+sender faster than the model is slowed at the acknowledgement, as the HTTP path's clients
+are by waiting for their answers. A held instance is already in the spool and queued for
+scoring; each result row lets one held answer go, so the model is fed steadily rather than
+in waves.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from labral.datasets.io.limits import ReadLimits
 from labral.errors import LabralError, NotDicomError
+from labral.serve.dicom.backlog import BACKLOG_WAIT_S, Backlog
 from labral.serve.dicom.forward import Forwarder
 from labral.serve.dicom.pseudonym import Pseudonymizer
-from labral.serve.dicom.receipt import UID_TAGS, check_header, uids_if_readable
+from labral.serve.dicom.receipt import UID_TAGS, Receipt, check_header, uids_if_readable
 from labral.serve.dicom.reporting import Reporter, ReportJob, SrUids
 from labral.serve.dicom.spool import Spool, SpoolEntry
 from labral.serve.dicom.sr import is_dicom, read_source_header
-from labral.serve.service import ScoredClip, ScoringService
+from labral.serve.service import ScoredClip, ScoringService, scored_values
 from labral.serve.store.database import AuditEntry, ResultRow, ResultsStore
 from labral.serve.store.sr_archive import SrArchive
 
 log = logging.getLogger("labral.serve")
 #: Tries at recording a spooled instance (store or disk trouble) before it waits for a restart.
 RECORD_TRIES = 5
-#: Longest a C-STORE response is held while the backlog is full: well inside the DIMSE
-#: timeouts of scanners and PACS (30 s and more), after which the instance is acknowledged
-#: anyway (it is in the spool).
-BACKLOG_WAIT_S = 10.0
+#: Tries at scoring an instance when the failure is not the instance's own (an untyped
+#: exception: the model, a thread pool, memory; or a typed 5xx); then its row says
+#: ``internal_error``. Waits between tries start here and double.
+SCORE_TRIES = 3
+SCORE_BACKOFF_S = 0.5
 ROUTES = {"cstore": "C-STORE", "stowrs": "POST /dicomweb/studies", "upload": "POST /v1/predictions"}
-
-
-@dataclass
-class Receipt:
-    """What :meth:`Intake.receive` made of one instance.
-
-    Attributes:
-        entry: the spool entry (None when the instance was refused).
-        error: why it was refused (its failure row is already stored).
-        sop_class_uid / sop_instance_uid: the instance's own, for the sender's answer only
-            (never stored nor logged).
-    """
-
-    entry: SpoolEntry | None
-    error: LabralError | None
-    sop_class_uid: str | None
-    sop_instance_uid: str | None
 
 
 @dataclass
@@ -84,11 +71,6 @@ class Outcome:
     reason: str | None
     result_id: int | None
     sr_uids: SrUids | None = None
-
-
-def scored_values(scored: ScoredClip) -> tuple[float, bool]:
-    """(probability, decision) of a ``ScoringService.score`` result."""
-    return float(scored.score.probability), bool(scored.score.decision)
 
 
 class Intake:
@@ -128,7 +110,7 @@ class Intake:
         self.spool = spool
         self.limits = limits
         self.workers = workers
-        self.max_backlog = max_backlog
+        self._backlog = Backlog(max_backlog)
         self.score_delay_s = score_delay_s
         self.forwarder = forwarder
         self.reporter = Reporter(
@@ -141,9 +123,6 @@ class Intake:
         self._scored: dict[str, Outcome] = {}  # submitted entries between score and report
         self._tries: dict[str, int] = {}
         self._recovered: set[str] = set()
-        self._unscored: set[str] = set()  # received, no result row yet (under _room)
-        self._acked: set[str] = set()  # of those, acknowledged (under _room)
-        self._room = threading.Condition()
 
     # ---- life cycle -------------------------------------------------------------------
     def start(self) -> int:
@@ -159,8 +138,7 @@ class Intake:
         for entry in pending:
             self._queue.put_nowait(entry)
         self._recovered = {entry.id for entry in pending}
-        with self._room:
-            self._unscored.update(entry.id for entry in pending)
+        self._backlog.received(self._recovered)
         if pending:
             log.info("spool: %d received, unscored instances go first", len(pending))
         self._tasks = [asyncio.create_task(self._work()) for _ in range(self.workers)]
@@ -172,10 +150,7 @@ class Intake:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-        with self._room:  # nothing is scored any more: no SR waits for scoring now
-            self._unscored.clear()
-            self._acked.clear()
-            self._room.notify_all()
+        self._backlog.clear()  # nothing is scored any more: no SR waits for scoring now
         await self.reporter.stop()
 
     # ---- receipt (any thread) ---------------------------------------------------------
@@ -208,34 +183,23 @@ class Intake:
             return Receipt(None, error, sop_class, sop_instance)
         meta = {"source": source, "caller": caller, "received_at": time.time()}
         entry = self.spool.put(data, meta)
-        with self._room:
-            self._unscored.add(entry.id)
+        self._backlog.received([entry.id])
         sop_class, sop_instance = (str(header.get(t, "")) or None for t in UID_TAGS[:2])
         return Receipt(entry, None, sop_class, sop_instance)
 
     def wait_for_room(self, entry_id: str, timeout: float = BACKLOG_WAIT_S) -> bool:
-        """Block (an association thread) while ``max_backlog`` acknowledged instances wait
-        for their result row; then count ``entry_id`` as acknowledged (unless it already has
-        its row).
-
-        Returns:
-            False when ``timeout`` passed with the backlog still full (it is acknowledged
-            all the same: it is in the spool).
-        """
-        with self._room:
-            free = self._room.wait_for(lambda: len(self._acked) < self.max_backlog, timeout)
-            if entry_id in self._unscored:
-                self._acked.add(entry_id)
-            return free
+        """:meth:`Backlog.wait_for_room` (an association thread); False when ``timeout``
+        passed with the backlog full (acknowledged all the same: it is in the spool)."""
+        return self._backlog.wait_for_room(entry_id, timeout)
 
     @property
     def backlog(self) -> int:
         """Received instances without a result row yet."""
-        return len(self._unscored)
+        return len(self._backlog)
 
     def busy(self) -> bool:
         """True while a received instance waits for its result row (SRs wait then)."""
-        return bool(self._unscored)
+        return bool(len(self._backlog))
 
     def enqueue_threadsafe(self, entry: SpoolEntry) -> None:
         """Queue a spooled entry from any thread (it is scored at the next start otherwise)."""
@@ -279,10 +243,7 @@ class Intake:
                 outcome = Outcome("failed", "internal_error", None)
             self._tries.pop(entry.id, None)
             self._recovered.discard(entry.id)
-            with self._room:
-                self._unscored.discard(entry.id)
-                self._acked.discard(entry.id)
-                self._room.notify_all()
+            self._backlog.recorded(entry.id)
             if outcome is not None:  # None: its report is pending (see _reported)
                 self._resolve(entry.id, outcome)
 
@@ -329,14 +290,8 @@ class Intake:
             **self._model_fields(),
         )
         received_at = float(entry.meta.get("received_at", time.time()))
-        try:
-            scored = await self.service.score(data)
-        except LabralError as error:
-            row.reason = error.code
-        except Exception:
-            log.exception("scoring spooled instance=%s failed", _short(instance_key))
-            row.reason = "internal_error"
-        else:
+        scored, row.reason = await self._score(data, instance_key)
+        if scored is not None:
             row.status = "scored"
             row.probability, row.decision = scored_values(scored)
             queued_ms = (time.time() - received_at) * 1000 - scored.timing_ms["total"]
@@ -360,6 +315,37 @@ class Intake:
         assert row.probability is not None and row.decision is not None
         job = ReportJob(entry, header, result_id, row.probability, row.decision, row.warnings)
         return self._report(job, row.forward, outcome)
+
+    async def _score(
+        self, data: bytes, instance_key: str | None
+    ) -> tuple[ScoredClip | None, str | None]:
+        """Score one instance, retrying failures that are not the instance's own.
+
+        Returns:
+            (the score, None), or (None, the stable error code of the failure): the
+            instance's own typed error at once, ``internal_error`` after :data:`SCORE_TRIES`.
+        """
+        attempt = 1
+        while True:
+            try:
+                return await self.service.score(data), None
+            except Exception as error:
+                if isinstance(error, LabralError) and error.http_status < 500:
+                    return None, error.code  # the instance's own: the same bytes fail again
+                if attempt == SCORE_TRIES:
+                    log.exception("scoring instance=%s failed", _short(instance_key))
+                    return None, getattr(error, "code", "internal_error")
+                wait = SCORE_BACKOFF_S * 2 ** (attempt - 1)
+                log.warning(
+                    "scoring instance=%s failed (try %d of %d: %s); again in %.1f s",
+                    _short(instance_key),
+                    attempt,
+                    SCORE_TRIES,
+                    type(error).__name__,
+                    wait,
+                )
+                await asyncio.sleep(wait)
+                attempt += 1
 
     async def _resume(self, entry: SpoolEntry, row: dict[str, Any] | None) -> Outcome | None:
         """An entry whose row was committed before a crash: report it, never score it again."""

@@ -8,16 +8,36 @@ finds the UIDs of a refused instance for the sender's answer.
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 import pydicom
 
 from labral.datasets.io import dicom_pixels, dicom_reader
 from labral.datasets.io.dicom_header import read_header
 from labral.datasets.io.limits import ReadLimits
+from labral.errors import LabralError
+from labral.serve.dicom.spool import SpoolEntry
 
 #: The UIDs a receipt reads: SOP Class and SOP Instance (for the sender's answer) and the
 #: Study Instance UID (keyed into a failure row's ``study_key``).
 UID_TAGS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID")
+
+
+@dataclass
+class Receipt:
+    """What :meth:`~labral.serve.dicom.intake.Intake.receive` made of one instance.
+
+    Attributes:
+        entry: the spool entry (None when the instance was refused).
+        error: why it was refused (its failure row is already stored).
+        sop_class_uid / sop_instance_uid: the instance's own, for the sender's answer only
+            (never stored nor logged).
+    """
+
+    entry: SpoolEntry | None
+    error: LabralError | None
+    sop_class_uid: str | None
+    sop_instance_uid: str | None
 
 
 def check_header(data: bytes, limits: ReadLimits) -> pydicom.Dataset:

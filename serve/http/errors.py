@@ -101,6 +101,13 @@ class InvalidRequestError(LabralError):
     http_status = 422
 
 
+class StoreUnavailableError(LabralError):
+    """The results store refused the row of this request; nothing is answered without it."""
+
+    code = "store_unavailable"
+    http_status = 503
+
+
 class InternalError(LabralError):
     """A failure on the service side (the model raised); the message hides the internals."""
 
@@ -125,7 +132,7 @@ _HEADERS: dict[type[LabralError], dict[str, tuple[str, str]]] = {
     UnauthorizedError: {"WWW-Authenticate": ("Bearer", "the authentication scheme to use")},
     **{
         cls: {"Retry-After": (str(RETRY_AFTER_S), "seconds to wait before retrying")}
-        for cls in (RequestTimeoutError, NotReadyError, BusyError)
+        for cls in (RequestTimeoutError, NotReadyError, BusyError, StoreUnavailableError)
     },
 }
 

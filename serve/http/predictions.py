@@ -21,6 +21,7 @@ from labral.serve.http.errors import (
     RequestTimeoutError,
     SrNeedsDicomError,
     SrSourceError,
+    StoreUnavailableError,
     UnauthorizedError,
     error_responses,
 )
@@ -42,6 +43,7 @@ PREDICT_ERRORS = (
     NotReadyError,
     BusyError,
     RequestTimeoutError,
+    StoreUnavailableError,
     InternalError,
 )
 SR_RESPONSE = {

@@ -1,8 +1,10 @@
 """Results rows and audit lines for HTTP requests (uploads, result reads, retrievals).
 
-``POST /v1/predictions`` calls :func:`record_upload` once per scored (or refused) upload.
-Recording never fails a request: a store that is down is logged and counted, and the
-client still gets its answer.
+``POST /v1/predictions`` calls :func:`record_upload` once per scored (or refused) upload,
+before it answers: every attempt is one row (serve/README.md), so when the store refuses
+the row the client gets 503 ``store_unavailable`` (and may retry), never a score without
+its row. An audit line of a read (:func:`record_read`) is logged and counted when the store
+refuses it, and the read is still answered.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ import pydicom
 from fastapi import Request
 
 from labral.errors import LabralError
-from labral.serve.dicom.intake import scored_values
 from labral.serve.dicom.sr import is_dicom
-from labral.serve.service import ScoredClip
+from labral.serve.http.errors import StoreUnavailableError
+from labral.serve.service import ScoredClip, scored_values
 from labral.serve.store.database import AuditEntry, ResultRow
 
 log = logging.getLogger("labral.serve")
@@ -61,7 +63,10 @@ async def record_upload(
         error: why scoring failed.
 
     Returns:
-        The result row's id, or None when the store could not be written.
+        The result row's id.
+
+    Raises:
+        StoreUnavailableError: the store refused the row (503; chained to ``error``, if any).
     """
     stateful = request.app.state.stateful
     service = request.app.state.service
@@ -85,10 +90,13 @@ async def record_upload(
     )
     try:
         return await asyncio.to_thread(stateful.store.add_result, row, entry)
-    except Exception:
-        log.exception("the results store refused an upload's row; the answer is still sent")
-        request.app.state.metrics.errors.labels(code="store_unavailable").inc()
-        return None
+    except Exception as exc:
+        log.exception("the results store refused an upload's row; answering 503")
+        outcome = "it was scored" if scored is not None else f"it was refused ({row.reason})"
+        raise StoreUnavailableError(
+            f"{outcome}, but the results store could not record it, and no answer goes out "
+            "without its row; retry shortly"
+        ) from exc
 
 
 async def record_read(request: Request, action: str, outcome: str, key: str | None = None) -> None:

@@ -197,6 +197,18 @@ def store_raises(client: TestClient) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def store_refuses_rows(client: TestClient) -> Iterator[None]:
+    """The results store refuses every row (an upload is then answered 503)."""
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise OSError("database is locked")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(client.app.state.stateful.store, "add_result", broken)
+        yield
+
+
+@contextlib.contextmanager
 def stow_too_slow(client: TestClient) -> Iterator[None]:
     async def never(entry: object) -> None:
         await asyncio.sleep(5)
@@ -286,6 +298,8 @@ def probes(clips, bad_inputs) -> list[Probe]:
           raw(dicom, "application/dicom"), scoring_too_slow),
         P("model raises", "POST", pred, 500, frozenset({"internal_error"}),
           raw(dicom, "application/dicom"), model_raises),
+        P("store refuses the row", "POST", pred, 503, frozenset({"store_unavailable"}),
+          raw(dicom, "application/dicom"), store_refuses_rows),
         P("model card", "GET", model, 200),
         P("model card without a key", "GET", model, 200, keyed=True),
         P("model card, no bundle", "GET", model, 503, frozenset({"not_ready"}), state=no_bundle),
