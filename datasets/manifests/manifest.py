@@ -20,19 +20,6 @@ from typing import Any
 from labral.errors import BadManifestError
 
 REQUIRED_COLUMNS = ("path", "label", "patient")
-OPTIONAL_COLUMNS = (
-    "hip",
-    "hip_label",
-    "side",
-    "clip",
-    "split",
-    "site",
-    "device",
-    "clip_type",
-    "fps",
-    "extrusion_frames",
-    "params",
-)
 SPLIT_NAMES = ("train", "val", "test")
 MAX_REPORTED = 20
 
