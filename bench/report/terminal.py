@@ -16,6 +16,11 @@ SUMMARY_METRICS = ("auroc", "auprc", "sensitivity", "specificity", "ppv_at_25", 
 _fmt = format_with_ci
 
 
+def _p_value(value: float | None) -> str:
+    """A p-value to 4 decimals; "n/a" where it is not estimable (too few patients: None)."""
+    return "n/a" if value is None or value != value else f"{value:.4f}"
+
+
 def print_summary(results: dict[str, Any], out: Path, console: Console | None = None) -> None:
     """Print metrics (95% CI) per model, the paired comparison, speed and the output paths."""
     console = console or Console()
@@ -37,7 +42,7 @@ def print_summary(results: dict[str, Any], out: Path, console: Console | None = 
     for comp in results.get("comparisons", []):
         console.print(
             f"AUROC {comp['a']} - {comp['b']}: {_fmt(comp)}, paired bootstrap "
-            f"p={comp['p_value']:.4f}"
+            f"p={_p_value(comp.get('p_value'))}"
         )
     gate = results.get("gate") or {}
     if gate.get("thresholds"):

@@ -8,14 +8,17 @@ reproduces the documents without an edit by hand.
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from rich.console import Console
 
 from labral.bench.bootstrap import format_with_ci
 from labral.bench.markdown import tables
+from labral.bench.report.terminal import SUMMARY_METRICS, print_summary
 
 REPO = Path(__file__).resolve().parents[2]
 CEILING = {"value": 1.0, "ci_low": 1.0, "ci_high": 1.0}
@@ -89,3 +92,17 @@ def test_demo_summary_labels_the_test_split_and_prints_the_ceiling(
     compact = next(line for line in lines if line.startswith("compact"))
     assert compact.split()[1] == "0.951" and "1.000 (ceiling)" in compact
     assert "[1.000, 1.000]" not in compact
+
+
+def test_terminal_summary_prints_a_comparison_without_a_p_value(tmp_path: Path) -> None:
+    """Too few patients for a paired test (p_value None) is "n/a", not a crash at the end."""
+    metric_blocks = {metric: BELOW for metric in SUMMARY_METRICS}
+    results = _results() | {
+        "models": [{"name": "a"}, {"name": "b"}],
+        "results": {name: {"overall": metric_blocks, "localisation": BELOW} for name in "ab"},
+        "speed": {name: {"clips_per_s": 10.0, "latency_ms_median": 5.0} for name in "ab"},
+        "comparisons": [{"a": "a", "b": "b", "value": 0.0, "ci_low": None, "p_value": None}],
+    }
+    console = Console(file=io.StringIO(), width=200)
+    print_summary(results, tmp_path, console)
+    assert "AUROC a - b: 0.000, paired bootstrap p=n/a" in console.file.getvalue()
