@@ -15,7 +15,7 @@ from sklearn.metrics import roc_auc_score
 from labral.bench import command
 from labral.bench.markdown import tables
 from labral.errors import BadConfigError, BadManifestError
-from tests.train.conftest import tiny_clip
+from tests.helpers.clips import tiny_clip
 
 COLUMNS = ("path", "patient", "hip", "label", "hip_label", "fold", "probability", "threshold")
 
