@@ -1,5 +1,11 @@
 """After training: temperature and threshold fitted on validation, then the test split scored.
 
+Both splits are scored by the scoring contract (:mod:`labral.scoring`, as ``labral bench``
+scores the exported bundle): :func:`~labral.train.loop.evaluate` gives each clip's logit,
+:func:`~labral.scoring.calibrated_probability` its probability at the fitted temperature, and
+the split's metrics decide at the fitted threshold with :func:`labral.metrics.decision`, the
+rule of :func:`labral.scoring.decide`.
+
 Writes ``calibration.json`` and ``test_metrics.json`` into the run dir (see docs/contracts.md);
 ``labral export`` reads ``checkpoints/best.pt`` and ``calibration.json``.
 """
@@ -15,9 +21,10 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
 from labral.metrics import binary_metrics
+from labral.scoring import calibrated_probability
 from labral.train import calibration as cal
 from labral.train.checkpoint_files import load_checkpoint
-from labral.train.loop import evaluate, sigmoid
+from labral.train.loop import evaluate
 
 
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
@@ -49,7 +56,7 @@ def calibrate_and_test(
     )
     temperature = cal.fit_temperature(val_logits, val_labels)
     rule = OmegaConf.to_container(cfg.calibration.threshold_rule, resolve=True)
-    val_probs = sigmoid(val_logits, temperature)
+    val_probs = calibrated_probability(val_logits, temperature)
     threshold = cal.choose_threshold(val_probs, val_labels, rule)
     val_metrics = binary_metrics(val_labels, val_probs, threshold)
     _write_json(
@@ -67,7 +74,7 @@ def calibrate_and_test(
     test_logits, test_labels = evaluate(
         model, test_loader, device, precision=precision, channels_last=channels_last
     )
-    test = binary_metrics(test_labels, sigmoid(test_logits, temperature), threshold)
+    test = binary_metrics(test_labels, calibrated_probability(test_logits, temperature), threshold)
     test["best_epoch"] = int(best["epoch"])
     _write_json(run_dir / "test_metrics.json", test)
     auroc = "n/a" if test["auroc"] is None else f"{test['auroc']:.4f}"

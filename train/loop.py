@@ -252,9 +252,9 @@ def evaluate(
 
 
 def sigmoid(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """float64 (N,) calibrated probabilities of logits (N,):
-    :func:`labral.bundle.calibrated_probability` (scaled logits clipped to [-60, 60], then
-    expit), the rule every exported bundle is scored by."""
+    """Deprecated name, kept only until ``train/command.py`` and ``train/cv.py`` call
+    :func:`labral.scoring.calibrated_probability` (what this returns: scaled logits clipped
+    to [-60, 60], then expit; not a bare sigmoid). Add no callers."""
     return scoring.calibrated_probability(logits, temperature)
 
 
