@@ -7,3 +7,11 @@ if __name__ != "labral.train":
         f"{__name__!r} is labral's folder for `labral.train`: import it under that name "
         "after `pip install -e .` (`make test` does), not from the repository root"
     )
+
+# labral train's settings schema goes into Hydra's ConfigStore with the package, not with its
+# command module: tests, `labral curve` and the benchmarks compose configs/train.yaml (which
+# lists train_schema first) before they import labral.train.command.
+from labral.settings import register_schema  # noqa: E402
+from labral.train.settings import TRAIN_SCHEMA, TrainSettings  # noqa: E402
+
+register_schema(TRAIN_SCHEMA, TrainSettings)

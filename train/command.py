@@ -50,6 +50,7 @@ from labral.train.parts import (
     training_batches,
 )
 from labral.train.run_log import RunLogger, build_logger
+from labral.train.settings import TrainSettings, train_settings
 from labral.train.train_state import (
     build_callbacks,
     checkpoint_dict,
@@ -96,14 +97,15 @@ def train(cfg: DictConfig, datasets: dict[str, Dataset] | None = None) -> dict[s
     Raises:
         BadConfigError, BadManifestError: before training, for anything that cannot work.
     """
-    trainer = cfg.trainer
-    torch.set_num_threads(threads_per_rank(trainer.get("num_threads"), "trainer.num_threads"))
+    settings = train_settings(cfg)
+    trainer = settings.trainer
+    torch.set_num_threads(threads_per_rank(trainer.num_threads, "trainer.num_threads"))
     device = select_device(trainer)
-    info = init_distributed(device.type) if trainer.get("strategy") == "ddp" else DistInfo()
+    info = init_distributed(device.type) if trainer.strategy == "ddp" else DistInfo()
     if info.enabled and device.type == "cuda":
         device = torch.device("cuda", info.local_rank)
     try:
-        return _train(cfg, datasets, device, info)
+        return _train(cfg, settings, datasets, device, info)
     finally:
         shutdown_distributed()
 
@@ -119,21 +121,22 @@ def setup(
     Raises:
         BadConfigError, BadManifestError: for anything that cannot work.
     """
-    trainer = cfg.trainer
-    seed_everything(int(cfg.seed))
+    settings = train_settings(cfg)
+    trainer = settings.trainer
+    seed_everything(settings.seed)
     data = build_data_module(cfg)  # configs/data/: checks its settings before any reading
     if datasets is None:
         datasets = build_datasets(cfg)
     else:
         check_datasets(datasets)
     rows = [row for name in SPLIT_NAMES for row in dataset_rows(datasets[name])]
-    placed = place_model(cfg, datasets["train"][0]["image"], device, info)
-    batches = training_batches(datasets["train"], data, int(cfg.seed), device, info)
+    placed = place_model(cfg, trainer, datasets["train"][0]["image"], device, info)
+    batches = training_batches(datasets["train"], data, settings.seed, device, info)
     pos_weight = (
         positive_weight(datasets["train"].labels) if batches.sampling == "class_weight" else 1.0
     )
-    accum = max(1, int(trainer.get("accumulate_grad_batches", 1)))
-    max_epochs = int(trainer.max_epochs)
+    accum = max(1, trainer.accumulate_grad_batches)
+    max_epochs = trainer.max_epochs
     optimizer, scheduler = build_optimization(
         cfg, placed.raw_model, steps_per_epoch(len(batches.loader), accum), max_epochs, info
     )
@@ -153,7 +156,7 @@ def setup(
         scheduler=scheduler,
         accum=accum,
         max_epochs=max_epochs,
-        precision=str(trainer.get("precision", "32")),
+        precision=trainer.precision,
         channels_last=placed.channels_last,
     )
 
@@ -172,8 +175,8 @@ def fit(
 ) -> dict[str, Any]:
     """The epoch loop from ``state["epoch"] + 1``: train, validate (rank 0), early-stop,
     checkpoint, log. Returns the final train state (``state`` is updated in place)."""
-    trainer = cfg.trainer
-    progress = bool(trainer.get("progress", True)) and info.is_main
+    trainer = train_settings(cfg).trainer
+    progress = trainer.progress and info.is_main
 
     def on_step(step: int, values: dict[str, float]) -> None:
         if logger.step_due(step):
@@ -197,7 +200,7 @@ def fit(
             accum_steps=parts.accum,
             precision=parts.precision,
             channels_last=parts.channels_last,
-            grad_clip_norm=trainer.get("gradient_clip_val"),
+            grad_clip_norm=trainer.gradient_clip_val,
             progress=progress,
             on_step=on_step if info.is_main else None,
             global_step=state["global_step"],
@@ -241,13 +244,17 @@ def fit(
 
 
 def _train(
-    cfg: DictConfig, datasets: dict[str, Dataset] | None, device: torch.device, info: DistInfo
+    cfg: DictConfig,
+    settings: TrainSettings,
+    datasets: dict[str, Dataset] | None,
+    device: torch.device,
+    info: DistInfo,
 ) -> dict[str, Any]:
     run_dir = Path(str(cfg.paths.output_dir))
     parts = setup(cfg, datasets, device, info)
     stopper, checkpointer = build_callbacks(cfg, run_dir)
     state = new_train_state()
-    ckpt_path = resume_path(cfg, checkpointer)
+    ckpt_path = resume_path(settings, checkpointer)
     if ckpt_path is not None:
         state = restore_checkpoint(load_checkpoint(ckpt_path, map_location=device), parts)
         if info.is_main:
@@ -261,7 +268,7 @@ def _train(
         logger.record(
             {
                 "event": "start",
-                "task_name": str(cfg.get("task_name", "train")),
+                "task_name": settings.task_name,
                 **parts.summary,
                 "resumed_from_epoch": state["epoch"],
             }
@@ -317,10 +324,10 @@ def run(cfg: DictConfig) -> dict[str, Any] | float:
     ``cv.folds=K`` the run is a K-fold cross-validation (:mod:`labral.train.cv`) and its
     ``cv.json`` summary is returned.
     """
-    if int(cfg.get("cv", {}).get("folds", 0) or 0):
+    if train_settings(cfg).cv.folds:
         return run_cv(cfg, train)
     result = train(cfg)
-    metric = cfg.get("optimized_metric")
+    metric = train_settings(cfg).optimized_metric
     if metric:
         if metric not in result:
             raise BadConfigError(f"optimized_metric={metric!r} is not one of {sorted(result)}")

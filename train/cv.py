@@ -37,6 +37,7 @@ from labral.train.checkpoint_files import load_checkpoint
 from labral.train.data import datasets_from_rows, manifest_path
 from labral.train.loop import evaluate, sigmoid
 from labral.train.parts import build_model, make_loader, select_device
+from labral.train.settings import TrainSettings, train_settings
 
 PREDICTIONS_NAME = "oof_predictions.csv"
 SUMMARY_NAME = "cv.json"
@@ -108,7 +109,7 @@ def _fold_predictions(
     cfg: DictConfig, fold_dir: Path, datasets: dict, result: dict, fold: int, base: Path
 ) -> list[dict[str, Any]]:
     """The held-out clips of one fold scored by its best checkpoint and its calibration."""
-    device = select_device(cfg.trainer)
+    device = select_device(train_settings(cfg).trainer)
     bare = cfg.copy()
     with open_dict(bare):
         bare.model.init_weights = None  # best.pt replaces every tensor anyway
@@ -162,15 +163,16 @@ def run_cv(cfg: DictConfig, train: TrainFn) -> dict[str, Any]:
             2 patients of a class (naming class and fold), or a fold's split that cannot
             train (named with its fold).
     """
-    k = _checked_folds(cfg)
+    settings = train_settings(cfg)
+    k = _checked_folds(settings)
     path = manifest_path(cfg)
     rows = [r for r in load_manifest(path) if r.get("split") != "test"]
     if not rows:
         raise BadManifestError(f"{path}: no rows outside the test split to cross-validate")
-    folds = patient_folds(rows, k, seed=int(cfg.cv.seed))
+    folds = patient_folds(rows, k, seed=settings.cv.seed)
     run_dir = Path(str(cfg.paths.output_dir))
     run_dir.mkdir(parents=True, exist_ok=True)
-    n_boot, seed = int(cfg.cv.get("bootstrap", 1000)), int(cfg.cv.seed)
+    n_boot, seed = settings.cv.bootstrap, settings.cv.seed
     predictions: list[dict[str, Any]] = []
     per_fold: list[dict[str, Any]] = []
     for fold in range(k):
@@ -212,19 +214,19 @@ def run_cv(cfg: DictConfig, train: TrainFn) -> dict[str, Any]:
     return summary
 
 
-def _checked_folds(cfg: DictConfig) -> int:
+def _checked_folds(settings: TrainSettings) -> int:
     """``cv.folds`` K, checked: K >= 3 and one process.
 
     Raises:
         BadConfigError: K < 3 or trainer=ddp.
     """
-    k = int(cfg.cv.folds)
+    k = settings.cv.folds
     if k < 3:
         raise BadConfigError(
             f"cv.folds={k}: cross-validation needs at least 3 folds (one held out, one to "
             "validate and calibrate on, the rest to train); cv.folds=0 trains once"
         )
-    if cfg.trainer.get("strategy") == "ddp":
+    if settings.trainer.strategy == "ddp":
         raise BadConfigError("cv.folds with trainer=ddp is not supported; run folds on one process")
     return k
 

@@ -24,6 +24,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from labral.errors import BadConfigError
+from labral.train.settings import train_settings
 
 HEAD = "head"
 
@@ -55,9 +56,8 @@ def finetune_settings(cfg: DictConfig) -> tuple[float, int]:
     Raises:
         BadConfigError: a scale outside [0, 1] or a negative epoch count, named.
     """
-    node = cfg.get("finetune") or {}
-    scale = float(node.get("backbone_lr_scale", 1.0))
-    frozen = int(node.get("freeze_backbone_epochs", 0))
+    node = train_settings(cfg).finetune
+    scale, frozen = node.backbone_lr_scale, node.freeze_backbone_epochs
     if not 0.0 <= scale <= 1.0:
         raise BadConfigError(
             f"finetune.backbone_lr_scale={scale}: must be in [0, 1] (a fraction of optim.lr)"

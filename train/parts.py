@@ -19,6 +19,7 @@ from labral.train.data import ClipDataModule, build_data_module, device_train_ba
 from labral.train.distributed import DistInfo, EpochSampler
 from labral.train.finetune import finetune_settings, param_groups
 from labral.train.model_summary import summarize_model
+from labral.train.settings import TrainerSettings
 
 
 def seed_everything(seed: int) -> None:
@@ -28,9 +29,9 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def select_device(trainer: DictConfig) -> torch.device:
+def select_device(trainer: TrainerSettings) -> torch.device:
     """``trainer.accelerator``: cpu, gpu/cuda, or auto (cuda when available)."""
-    accelerator = str(trainer.get("accelerator", "cpu"))
+    accelerator = trainer.accelerator
     if accelerator == "auto":
         accelerator = "gpu" if torch.cuda.is_available() else "cpu"
     if accelerator in ("gpu", "cuda"):
@@ -106,20 +107,24 @@ class PlacedModel:
 
 
 def place_model(
-    cfg: DictConfig, sample: torch.Tensor, device: torch.device, info: DistInfo
+    cfg: DictConfig,
+    trainer: TrainerSettings,
+    sample: torch.Tensor,
+    device: torch.device,
+    info: DistInfo,
 ) -> PlacedModel:
-    """Build ``cfg.model`` on ``device`` (channels_last_3d, DDP and ``torch.compile`` as the
-    trainer says) and print its size on rank 0.
+    """Build ``cfg.model`` on ``device`` (channels_last_3d, DDP and ``torch.compile`` as
+    the trainer says) and print its size on rank 0.
 
     Args:
-        cfg: the composed train config.
+        cfg: the composed train config (its ``model`` group is built).
+        trainer: the run's trainer settings.
         sample: one training clip, float32 (1, T, H, W), for the GFLOPs count.
         device: where the model trains.
         info: this process's place in a DDP run.
     """
-    trainer = cfg.trainer
     raw_model = build_model(cfg).to(device)
-    channels_last = bool(trainer.get("channels_last_3d", False))
+    channels_last = trainer.channels_last_3d
     if channels_last:
         raw_model = raw_model.to(memory_format=torch.channels_last_3d)
     summary = summarize_model(raw_model, tuple(sample.shape))
@@ -132,7 +137,7 @@ def place_model(
     if info.enabled:
         ids = [device.index] if device.type == "cuda" else None
         model = torch.nn.parallel.DistributedDataParallel(raw_model, device_ids=ids)
-    if trainer.get("compile", False):
+    if trainer.compile:
         model = torch.compile(model)
     return PlacedModel(raw_model, model, summary, channels_last)
 

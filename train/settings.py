@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from omegaconf import DictConfig
 from pydantic import BeforeValidator, Field
 
-from labral.settings import Settings
+from labral.settings import Settings, settings_from_config
 
 TRAIN_SCHEMA = "train_schema"
 EXPORT_SCHEMA = "export_schema"
@@ -227,3 +228,13 @@ class CurveSettings(Settings):
     )
     kinetics_model: str = "r2plus1d_18"
     goal: CurveGoal = Field(default_factory=CurveGoal)
+
+
+def train_settings(cfg: DictConfig) -> TrainSettings:
+    """The typed settings of a composed ``configs/train.yaml`` (every key but the
+    :data:`TRAIN_GROUPS` nodes and ``hydra``).
+
+    Raises:
+        BadConfigError: a value of the wrong type, or a key no model states (named).
+    """
+    return settings_from_config(TrainSettings, cfg, ignore=TRAIN_GROUPS)

@@ -12,6 +12,7 @@ from labral.errors import BadConfigError
 from labral.train.callbacks import EarlyStopping, ModelCheckpoint
 from labral.train.checkpoint_files import capture_rng_state, restore_rng_state
 from labral.train.parts import TrainParts
+from labral.train.settings import TrainSettings
 
 
 def new_train_state() -> dict[str, Any]:
@@ -72,15 +73,15 @@ def restore_checkpoint(ckpt: dict[str, Any], parts: TrainParts) -> dict[str, Any
     return state
 
 
-def resume_path(cfg: DictConfig, checkpointer: ModelCheckpoint) -> Path | None:
+def resume_path(settings: TrainSettings, checkpointer: ModelCheckpoint) -> Path | None:
     """``ckpt_path``, else ``checkpoints/last.pt`` when ``resume=true``, else None.
 
     Raises:
         BadConfigError: ``resume=true`` and the run folder has no ``last.pt``.
     """
-    if cfg.get("ckpt_path"):
-        return Path(str(cfg.ckpt_path))
-    if not cfg.get("resume"):
+    if settings.ckpt_path:
+        return Path(settings.ckpt_path)
+    if not settings.resume:
         return None
     path = checkpointer.last_path
     if not path.is_file():
