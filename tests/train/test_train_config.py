@@ -8,9 +8,14 @@ import json
 import pytest
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
+from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
+from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
 
 from labral.cli import main as cli_main
+from labral.errors import BadConfigError
+from labral.train import command
 from labral.train.command import run
+from labral.train.data import manifest_path
 
 from .test_train_data import BALANCED, write_manifest  # noqa: TID252
 
@@ -43,29 +48,27 @@ def test_user_manifest_requires_a_path():
     cfg = compose_train("data=manifest", "data.manifest=/x/m.jsonl")
     assert cfg.data.manifest == "/x/m.jsonl" and cfg.data.sampling == "balanced"
     # without the path it stops, rather than silently training on the synthetic manifest
-    from labral.errors import BadConfigError
-    from labral.train.data import manifest_path
-
     bare = compose_train("data=manifest")
     assert bare.data.manifest is None
     with pytest.raises(BadConfigError, match="data=manifest needs the file"):
         manifest_path(bare)
 
 
+def qualified_name(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 def test_optuna_sweeper_and_slurm_launcher_compose():
-    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
-    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    # plain imports above: the dev extra installs both plugins, so a missing one fails
     cfg = compose_train("hparams_search=optuna")
-    assert cfg.hydra.sweeper._target_.endswith("OptunaSweeper")
+    assert cfg.hydra.sweeper._target_ == qualified_name(OptunaSweeper)
     assert cfg.hydra.sweeper.direction == "maximize"
     assert cfg.optimized_metric == "best_val_auroc"
     cfg = compose_train("experiment=slurm")
-    assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
+    assert cfg.hydra.launcher._target_ == qualified_name(SlurmLauncher)
 
 
 def test_run_returns_the_optimized_metric_as_float(train_cfg, tiny_datasets, monkeypatch):
-    import labral.train.command as command
-
     datasets = tiny_datasets()
     monkeypatch.setattr(command, "build_datasets", lambda cfg: datasets)
     value = run(train_cfg("optimized_metric=best_val_auroc", "trainer.max_epochs=1"))
