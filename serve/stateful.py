@@ -25,10 +25,11 @@ from pathlib import Path
 
 from fastapi import Request
 
+from labral.datasets.manifests.pseudonyms import Pseudonymizer
 from labral.serve.dicom.forward import Forwarder
 from labral.serve.dicom.intake import Intake
 from labral.serve.dicom.node import DicomNode
-from labral.serve.dicom.pseudonym import Pseudonymizer
+from labral.serve.dicom.pseudonym import store_pseudonymizer
 from labral.serve.dicom.spool import Spool
 from labral.serve.service import ScoringService
 from labral.serve.settings import DicomSettings, ServeSettings
@@ -87,7 +88,7 @@ async def run_stateful(settings: ServeSettings, service: ScoringService) -> Asyn
         log.warning("state_dir is not set: results, spool and SRs live in a temporary folder")
     state_dir.mkdir(parents=True, exist_ok=True)
     store = await asyncio.to_thread(ResultsStore.open, store_url(settings, state_dir))
-    keys = Pseudonymizer.from_settings(settings.store.pseudonym_key, state_dir)
+    keys = store_pseudonymizer(settings.store.pseudonym_key, state_dir)
     archive = SrArchive(state_dir / "sr", keys)
     dicom = settings.dicom
     forwarder = None

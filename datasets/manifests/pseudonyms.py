@@ -1,11 +1,21 @@
-"""Pseudonymous ids for a user's own data: keyed HMAC-SHA256 of the identifiers in the header.
+"""Pseudonyms: keyed HMAC-SHA256 of identifiers, the one :class:`Pseudonymizer` of labral.
 
-The same key and the same PatientID always give the same patient id, so manifests built on
-different days from the same archive join up; without the key nobody can recompute (or
-confirm a guess at) the id of a known patient. The key is read from a file or from the
-environment, is never part of a config, and is never written anywhere: the only trace of it
-in the outputs is :attr:`Pseudonymizer.key_id`, an HMAC of a fixed string that tells two
-manifests made with the same key apart from two made with different keys.
+Two users, one class and one key rule (at least :data:`MIN_KEY_BYTES`, from a file or from
+``$LABRAL_PSEUDONYM_KEY``):
+
+- ``labral manifest`` names patients, hips and clips (:meth:`Pseudonymizer.patient`, ...).
+  The same key and the same PatientID always give the same patient id, so manifests built
+  on different days from the same archive join up; without the key nobody can recompute (or
+  confirm a guess at) the id of a known patient. The key is never part of a config and is
+  never written anywhere: the only trace of it in the outputs is
+  :attr:`Pseudonymizer.key_id`, an HMAC of a fixed string that tells two manifests made
+  with the same key apart from two made with different keys.
+- ``labral serve`` keys the results store by UID (:meth:`Pseudonymizer.key`): an unkeyed
+  SHA-256 of a UID can be reversed by anyone holding a list of candidate UIDs (a PACS
+  export, say); the keyed hash cannot without the key. The same UID always gets the same
+  key under one secret, so a study's results stay linked, and the service can find the
+  results of a UID it is given (WADO-RS) without storing it (``serve/dicom/pseudonym.py``
+  chooses the service's secret).
 """
 
 from __future__ import annotations
@@ -13,11 +23,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 from labral.errors import BadConfigError
 
 KEY_ENV = "LABRAL_PSEUDONYM_KEY"
+#: What ``labral serve`` read before ``$LABRAL_PSEUDONYM_KEY`` (as ``store.pseudonym_key``);
+#: still read, with a deprecation warning (a FutureWarning, which users see).
+DEPRECATED_KEY_ENV = "LABRAL_STORE_PSEUDONYM_KEY"
 #: Shortest key accepted, in bytes (32 hex characters = 128 bits).
 MIN_KEY_BYTES = 16
 #: Hex digits kept from each digest (64 bits: no collision in any cohort of realistic size).
@@ -32,8 +47,39 @@ HOW_TO_MAKE_A_KEY = (
 )
 
 
+def key_from_environment(
+    environ: Mapping[str, str] | None = None, *, deprecated_first: bool = False
+) -> tuple[str, str] | None:
+    """The key text in ``$LABRAL_PSEUDONYM_KEY`` or the deprecated ``$LABRAL_STORE_PSEUDONYM_KEY``.
+
+    Args:
+        environ: the environment (``os.environ`` when None).
+        deprecated_first: read the deprecated name first (``labral serve``, whose existing
+            stores were keyed with it); otherwise it is read only when the other is unset.
+
+    Returns:
+        (the variable's name, its stripped value), or None when neither is set.
+    """
+    env = os.environ if environ is None else environ
+    names = (DEPRECATED_KEY_ENV, KEY_ENV) if deprecated_first else (KEY_ENV, DEPRECATED_KEY_ENV)
+    for name in names:
+        value = env.get(name, "").strip()
+        if not value:
+            continue
+        if name == DEPRECATED_KEY_ENV:
+            warnings.warn(
+                f"${DEPRECATED_KEY_ENV} is deprecated; set ${KEY_ENV} to the same value "
+                "(the same key gives the same pseudonyms)",
+                FutureWarning,  # a deprecation end users see (DeprecationWarning is hidden)
+                stacklevel=2,
+            )
+        return name, value
+    return None
+
+
 def load_key(key_file: str | os.PathLike | None) -> bytes:
-    """Read the pseudonym key from ``key_file``, else from ``$LABRAL_PSEUDONYM_KEY``.
+    """Read the pseudonym key from ``key_file``, else from ``$LABRAL_PSEUDONYM_KEY``
+    (or the deprecated ``$LABRAL_STORE_PSEUDONYM_KEY``).
 
     Args:
         key_file: a file holding the key (surrounding whitespace is ignored), or None.
@@ -56,29 +102,43 @@ def load_key(key_file: str | os.PathLike | None) -> bytes:
             ) from error
         where = f"key_file={key_file}"
     else:
-        key = os.environ.get(KEY_ENV, "").strip().encode("utf-8")
-        where = f"${KEY_ENV}"
-        if not key:
+        found = key_from_environment()
+        if found is None:
             raise BadConfigError(
                 "no pseudonym key: patient and hip ids are keyed hashes (HMAC-SHA256) of the "
                 "PatientID, so labral needs a key to write them; " + HOW_TO_MAKE_A_KEY
             )
+        where, key = f"${found[0]}", found[1].encode("utf-8")
+    check_key_length(key, where)
+    return key
+
+
+def check_key_length(key: bytes, where: str) -> None:
+    """Refuse a key shorter than :data:`MIN_KEY_BYTES` (the one rule for every key).
+
+    Raises:
+        BadConfigError: naming ``where`` the key came from (never the key itself).
+    """
     if len(key) < MIN_KEY_BYTES:
         raise BadConfigError(
             f"{where}: the pseudonym key has {len(key)} bytes, fewer than {MIN_KEY_BYTES}; "
             + HOW_TO_MAKE_A_KEY
         )
-    return key
 
 
 class Pseudonymizer:
-    """Keyed ids for patients, hips and clips (the key stays inside this object).
+    """Keyed ids for patients, hips and clips, and keys for UIDs (the key stays inside).
 
     Args:
-        key: secret bytes from :func:`load_key`.
+        key: secret bytes (:func:`load_key`, or the service's secret), at least
+            :data:`MIN_KEY_BYTES`.
+
+    Raises:
+        BadConfigError: a shorter key.
     """
 
     def __init__(self, key: bytes) -> None:
+        check_key_length(key, "Pseudonymizer")
         self._key = bytes(key)
         self.key_id = self._digest("labral-key-id", "")[:8]
 
@@ -102,3 +162,11 @@ class Pseudonymizer:
     def clip(self, instance: str) -> str:
         """``C`` + 16 hex digits of HMAC-SHA256(key, SOP Instance UID or relative path)."""
         return "C" + self._digest("clip", instance.strip())[:ID_HEX]
+
+    def key(self, uid: str | None) -> str | None:
+        """The results store's key of a UID: the 64 hex digits of HMAC-SHA256(key, UID),
+        whitespace stripped (None for a missing or empty UID)."""
+        if not uid:
+            return None
+        message = str(uid).strip().encode("ascii", "replace")
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()

@@ -34,10 +34,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from labral.datasets.io.limits import ReadLimits
+from labral.datasets.manifests.pseudonyms import Pseudonymizer
 from labral.errors import LabralError, NotDicomError
 from labral.serve.dicom.backlog import BACKLOG_WAIT_S, Backlog
 from labral.serve.dicom.forward import Forwarder
-from labral.serve.dicom.pseudonym import Pseudonymizer
 from labral.serve.dicom.receipt import UID_TAGS, Receipt, check_header, uids_if_readable
 from labral.serve.dicom.reporting import Reporter, ReportJob, SrUids
 from labral.serve.dicom.spool import Spool, SpoolEntry

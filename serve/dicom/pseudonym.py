@@ -1,65 +1,78 @@
-"""Pseudonymous keys: a keyed hash (HMAC-SHA256) of a DICOM UID, never the UID itself.
+"""The secret of the results store's pseudonyms (the class: ``labral.datasets.manifests``).
 
-An unkeyed SHA-256 of a UID can be reversed by anyone holding a list of candidate UIDs (a
-PACS export, say); the keyed hash cannot without the key. The same UID always gets the same
-key under one secret, so a study's results stay linked to each other, and the service can
-find the results of a UID it is given (WADO-RS) without ever storing that UID.
+Which secret keys the store's UIDs, first found wins:
+
+1. ``store.pseudonym_key`` (a config value; any text, hashed to 32 bytes);
+2. ``$LABRAL_STORE_PSEUDONYM_KEY`` (deprecated, warned; the store was keyed with it), then
+   ``$LABRAL_PSEUDONYM_KEY`` (the one name, shared with ``labral manifest``), hashed the
+   same way; but a ``state_dir`` that already holds ``pseudonym.key`` keeps that key (its
+   store was keyed with it before ``labral serve`` read ``$LABRAL_PSEUDONYM_KEY``);
+3. ``<state_dir>/pseudonym.key``: 32 random bytes, created on first use (mode 0600).
+
+The same text always gives the same secret, so the same UID gets the same key as before.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
+import logging
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 
+from labral.datasets.manifests.pseudonyms import KEY_ENV, Pseudonymizer, key_from_environment
+
+__all__ = ["KEY_FILE", "Pseudonymizer", "store_pseudonymizer"]
+log = logging.getLogger("labral.serve")
 KEY_FILE = "pseudonym.key"
 KEY_BYTES = 32
 
 
-class Pseudonymizer:
-    """Turns UIDs into stable, non-reversible keys.
+def store_pseudonymizer(
+    configured: str | None, state_dir: Path, environ: Mapping[str, str] | None = None
+) -> Pseudonymizer:
+    """The results store's :class:`Pseudonymizer` (see the module docstring for the order).
 
     Args:
-        secret: the HMAC key (keep it out of the store it protects).
+        configured: ``store.pseudonym_key``.
+        state_dir: where ``pseudonym.key`` lives.
+        environ: the environment (``os.environ`` when None).
     """
+    text = configured
+    if not text:
+        found = key_from_environment(environ, deprecated_first=True)
+        if found is not None and found[0] == KEY_ENV and (state_dir / KEY_FILE).exists():
+            log.warning(
+                "$%s is set but %s holds the key this store was made with; it is kept. To "
+                "key a new store with $%s, start with a state_dir without %s",
+                KEY_ENV,
+                state_dir / KEY_FILE,
+                KEY_ENV,
+                KEY_FILE,
+            )
+        elif found is not None:
+            text = found[1]
+    if text:
+        return Pseudonymizer(hashlib.sha256(text.encode()).digest())
+    return Pseudonymizer(_key_file(state_dir))
 
-    def __init__(self, secret: bytes) -> None:
-        if len(secret) < 16:
-            raise ValueError("the pseudonym key needs at least 16 bytes")
-        self._secret = secret
 
-    def key(self, uid: str | None) -> str | None:
-        """64 hex characters for ``uid`` (None for a missing or empty UID)."""
-        if not uid:
-            return None
-        digest = hmac.new(self._secret, str(uid).strip().encode("ascii", "replace"), "sha256")
-        return digest.hexdigest()
-
-    @classmethod
-    def from_settings(cls, configured: str | None, state_dir: Path) -> Pseudonymizer:
-        """The configured secret, or the one kept in ``state_dir`` (created on first use).
-
-        Args:
-            configured: ``store.pseudonym_key`` (any string; it is hashed to 32 bytes).
-            state_dir: where ``pseudonym.key`` lives when none is configured (mode 0600).
-        """
-        if configured:
-            return cls(hashlib.sha256(configured.encode()).digest())
-        path = state_dir / KEY_FILE
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            draft = path.with_name(f".{KEY_FILE}.{os.getpid()}")
-            fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as out:
-                out.write(secrets.token_bytes(KEY_BYTES))
-                out.flush()
-                os.fsync(out.fileno())
-            try:
-                os.link(draft, path)  # atomic; a process that lost the race reads the winner's
-            except FileExistsError:
-                pass
-            finally:
-                draft.unlink()
-        return cls(path.read_bytes())
+def _key_file(state_dir: Path) -> bytes:
+    """The bytes of ``<state_dir>/pseudonym.key``, written first if missing (mode 0600)."""
+    path = state_dir / KEY_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        draft = path.with_name(f".{KEY_FILE}.{os.getpid()}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(secrets.token_bytes(KEY_BYTES))
+            out.flush()
+            os.fsync(out.fileno())
+        try:
+            os.link(draft, path)  # atomic; a process that lost the race reads the winner's
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return path.read_bytes()

@@ -38,8 +38,8 @@ from dataclasses import dataclass, field
 import pydicom
 from pydicom.uid import generate_uid
 
+from labral.datasets.manifests.pseudonyms import Pseudonymizer
 from labral.serve.dicom.forward import Forwarder
-from labral.serve.dicom.pseudonym import Pseudonymizer
 from labral.serve.dicom.spool import Spool, SpoolEntry
 from labral.serve.dicom.sr import lower_priority, sr_file_for
 from labral.serve.service import ScoringService

@@ -12,7 +12,7 @@ import datetime as dt
 import os
 from pathlib import Path
 
-from labral.serve.dicom.pseudonym import Pseudonymizer
+from labral.datasets.manifests.pseudonyms import Pseudonymizer
 from labral.serve.dicom.spool import DRAFT_PREFIX, remove_durably, write_durably
 
 

@@ -18,7 +18,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from fastapi.testclient import TestClient
 
-from labral.serve.dicom.pseudonym import KEY_FILE, Pseudonymizer
+from labral.serve.dicom.pseudonym import KEY_FILE, store_pseudonymizer
 from labral.serve.http.app import create_app
 from labral.serve.settings import ServeSettings
 from labral.serve.store.database import AuditEntry, ResultFilter, ResultRow, ResultsStore, metadata
@@ -121,14 +121,14 @@ def test_forward_state_is_recorded(store):
 
 
 def test_pseudonym_key_file_is_private_and_reused(tmp_path):
-    first = Pseudonymizer.from_settings(None, tmp_path)
+    first = store_pseudonymizer(None, tmp_path, environ={})
     mode = stat.S_IMODE((tmp_path / KEY_FILE).stat().st_mode)
     assert mode == 0o600
-    again = Pseudonymizer.from_settings(None, tmp_path)
+    again = store_pseudonymizer(None, tmp_path, environ={})
     uid = "1.2.826.0.1.3680043.8.498.1"
     assert first.key(uid) == again.key(uid) and len(first.key(uid)) == 64
     assert uid not in first.key(uid)
-    configured = Pseudonymizer.from_settings("a configured secret", tmp_path)
+    configured = store_pseudonymizer("a configured secret", tmp_path, environ={})
     assert configured.key(uid) != first.key(uid)
     assert first.key(None) is None and first.key("") is None
 
