@@ -11,6 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONSAFEPATH=1
 L=${LABRAL:-.venv/bin/labral}
+PY=${PYTHON:-.venv/bin/python}
 G=${GRADED_ROOT:-outputs/graded}
 D=${GRADED_DATA:-data/graded}
 mkdir -p "$G"
@@ -24,11 +25,15 @@ export_bundle() {  # export_bundle <run name> <bundle folder> <model name>
 }
 
 if [ -z "${SKIP_TRAIN:-}" ]; then
-  $L synth out="$D/easy" difficulty=easy n_patients=220 seed=13 progress=false hydra.run.dir="$G/synth_easy"
-  for level in medium hard; do
-    $L synth out="$D/$level" difficulty=$level n_patients=300 seed=11 progress=false \
-      hydra.run.dir="$G/synth_$level"
-  done
+  # each stage's data from its own seed, so each stage brings new patients (before, medium
+  # and hard both drew seed 11: the hard stage fine-tuned on medium's patients again)
+  synth() {  # synth <level> <patients> <seed>
+    $L synth out="$D/$1" difficulty="$1" n_patients="$2" seed="$3" progress=false \
+      hydra.run.dir="$G/synth_$1"
+  }
+  synth easy 220 13
+  synth medium 300 11
+  synth hard 300 12
   medium="data.manifest=$D/medium/manifest.jsonl"
   train compact_easy_s1 experiment=demo model=compact data.manifest="$D/easy/manifest.jsonl" seed=1
   finetune="model=compact optim.lr=0.001 trainer.max_epochs=7 trainer.early_stopping_patience=3"
@@ -61,4 +66,4 @@ fi
 B="$G/bundles"
 $L bench "bundle=[$B/compact,$B/compact_s2,$B/compact_hard,$B/compact_easy,$B/r3d_18,$B/still_frame,$B/timing_s1,$B/timing_s2,$B/timing_s3]" \
   suite=synthetic-graded out="$G/bench" hydra.run.dir="$G/bench_run"
-.venv/bin/python -m labral.bench.markdown "$G/bench/results.json"
+$PY -m labral.bench.markdown "$G/bench/results.json"
