@@ -3,31 +3,32 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+import uvicorn
+from omegaconf import DictConfig
 
 from labral.bundle import read_bundle_spec
+from labral.serve.http.app import create_app
 from labral.serve.settings import ServeSettings
+from labral.settings import register_schema
+from labral.settings import settings_from_config as validate
 
 log = logging.getLogger("labral.serve")
+#: ServeSettings' schema in Hydra's ConfigStore; configs/serve.yaml lists it first.
+SCHEMA_NAME = "serve_schema"
+#: composed keys that are not ServeSettings' (the paths group; ``hydra`` is always left out)
+NOT_SETTINGS = ("paths",)
+
+register_schema(SCHEMA_NAME, ServeSettings)
 
 
 def settings_from_config(cfg: DictConfig) -> ServeSettings:
-    """Validate the ``serve`` config (minus Hydra's own keys) into settings.
+    """Validate the composed ``serve`` config into settings.
 
     Raises:
         BadConfigError: a setting is wrong (named in the message).
     """
-    values: dict[str, Any] = {}
-    for key in cfg:
-        if key in ("paths", "hydra"):
-            continue
-        value = cfg[key]  # resolves interpolations such as ${oc.env:LABRAL_API_KEY,null}
-        values[str(key)] = (
-            OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
-        )
-    return ServeSettings.from_mapping(values)
+    return validate(ServeSettings, cfg, ignore=NOT_SETTINGS)
 
 
 def run(cfg: DictConfig) -> None:
@@ -37,10 +38,6 @@ def run(cfg: DictConfig) -> None:
         BadConfigError: bad settings (e.g. exposed host without api_key).
         IncompatibleBundleError: ``bundle`` is not a loadable bundle folder.
     """
-    import uvicorn
-
-    from labral.serve.http.app import create_app
-
     settings = settings_from_config(cfg)
     read_bundle_spec(settings.bundle)  # fail fast, before binding a port
     logging.basicConfig(level=settings.log_level.upper())

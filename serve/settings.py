@@ -1,11 +1,13 @@
-"""Validated settings of the scoring service (built from ``configs/serve.yaml``).
+"""The settings of the scoring service: :class:`ServeSettings`, the one statement of its keys.
 
-Every default is stated once: the read limits (``max_frames``, ``max_rows``, ``max_cols``) are
-``ReadLimits``' dataclass defaults (``datasets/io/limits.py``); every other default is the field's
-default here. ``configs/serve.yaml`` lists each key (so ``labral serve port=9000`` overrides it)
-but leaves it ``null``, and a ``None`` value means "this field's default" (fields that accept
-``None`` default to ``None``, so nothing is lost). ``serve/asgi.py`` only passes the
-``LABRAL_*`` variables that are set.
+Each key, its type and its default is stated once, here (the read limits ``max_frames``,
+``max_rows`` and ``max_cols`` take ``ReadLimits``' dataclass defaults,
+``datasets/io/limits.py``). The ``labral.settings`` pattern does the rest:
+``serve/command.py`` registers the model's schema (``serve_schema``) in Hydra's ConfigStore,
+so every key can be overridden (``labral serve port=9000 dicom.enabled=true``) while
+``configs/serve.yaml`` holds only interpolations and the values that differ;
+``serve/asgi.py`` derives its ``LABRAL_*`` variables from the same fields. A ``None`` value
+(``port=null``) still means "this field's default".
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ import ipaddress
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from labral.datasets.io.limits import ReadLimits
 from labral.errors import BadConfigError
 from labral.runtimes import DEFAULT_RUNTIME, check_runtime
+from labral.settings import Settings
 
 LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
 
@@ -36,10 +39,8 @@ def is_loopback(host: str) -> bool:
 _READER = ReadLimits()  # the reader's default limits, the one source of max_frames/rows/cols
 
 
-class _Settings(BaseModel):
-    """Unknown keys are errors; a ``None`` value (YAML ``null``) takes the field's default."""
-
-    model_config = ConfigDict(extra="forbid")
+class _Settings(Settings):
+    """Unknown keys are errors; a ``None`` value (``key=null``) takes the field's default."""
 
     @model_validator(mode="before")
     @classmethod
@@ -66,8 +67,9 @@ class StoreSettings(_Settings):
         url: SQLAlchemy URL; None is embedded SQLite, ``sqlite:///<state_dir>/results.sqlite``.
             PostgreSQL: ``postgresql+psycopg://user:password@host/db``.
         pseudonym_key: secret of the keyed hash that turns SOP Instance and Study Instance
-            UIDs into the store's keys. None: a random key kept in ``<state_dir>/pseudonym.key``
-            (replicas sharing one database must share one key).
+            UIDs into the store's keys. None: ``$LABRAL_PSEUDONYM_KEY``, else a random key
+            kept in ``<state_dir>/pseudonym.key`` (``serve/dicom/pseudonym.py``; replicas
+            sharing one database must share one key).
         retention_days: results rows and stored SRs older than this are deleted (at start and
             hourly); None keeps them. The audit trail is never deleted.
     """
@@ -236,19 +238,3 @@ class ServeSettings(_Settings):
     def auth_required(self) -> bool:
         """Bearer auth is enforced whenever a key is configured (always when exposed)."""
         return bool(self.api_key)
-
-    @classmethod
-    def from_mapping(cls, values: dict[str, Any]) -> ServeSettings:
-        """Validate a plain mapping (e.g. a resolved Hydra config).
-
-        Raises:
-            BadConfigError: naming every setting that is wrong.
-        """
-        try:
-            return cls(**values)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"serve.{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
-                for err in exc.errors()
-            )
-            raise BadConfigError(problems) from exc

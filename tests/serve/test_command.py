@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import ConfigCompositionException
 
 from labral.datasets.io.limits import ReadLimits
 from labral.errors import BadConfigError, IncompatibleBundleError
@@ -58,8 +61,48 @@ def test_refuses_exposed_host_without_key(tmp_path, bundle_dir, monkeypatch):
 
 def test_unknown_setting_is_named(tmp_path, bundle_dir):
     cfg = compose_serve(tmp_path, f"bundle={bundle_dir}", "+max_batchh=3")
-    with pytest.raises(BadConfigError, match="serve.max_batchh"):
+    with pytest.raises(BadConfigError, match="ServeSettings: max_batchh: Extra inputs"):
         command.settings_from_config(cfg)
+    with pytest.raises(ConfigCompositionException, match="max_batchh"):  # no '+': Hydra says
+        compose_serve(tmp_path, f"bundle={bundle_dir}", "max_batchh=3")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["port=9000"], {"port": 9000}),
+        (["host=0.0.0.0", "api_key=k"], {"host": "0.0.0.0", "api_key": "k"}),
+        (["runtime=torchscript", "max_batch=4"], {"runtime": "torchscript", "max_batch": 4}),
+        (["cors_origins=[http://a.example]"], {"cors_origins": ["http://a.example"]}),
+        (["max_frames=100", "port=null"], {"max_frames": 100, "port": 8000}),
+        (["state_dir=/var/lib/labral"], {"state_dir": Path("/var/lib/labral")}),
+    ],
+)
+def test_documented_overrides_compose(tmp_path, bundle_dir, overrides, expected):
+    settings = command.settings_from_config(
+        compose_serve(tmp_path, f"bundle={bundle_dir}", *overrides)
+    )
+    assert {key: getattr(settings, key) for key in expected} == expected
+
+
+def test_overrides_of_the_parts_compose(tmp_path, bundle_dir):
+    settings = command.settings_from_config(
+        compose_serve(
+            tmp_path,
+            f"bundle={bundle_dir}",
+            "dicom.enabled=true",
+            "dicom.port=11113",
+            "dicom.forward.ae_title=PACS",
+            "dicom.forward.host=pacs.example",
+            "dicom.forward.port=104",
+            "store.retention_days=30",
+            "store.url=postgresql+psycopg://labral@db/labral",
+        )
+    )
+    assert settings.dicom.enabled and settings.dicom.port == 11113
+    assert settings.dicom.forward.enabled and settings.dicom.forward.retries == 3  # default
+    assert settings.store.retention_days == 30 and settings.store.url.startswith("postgresql")
+    assert settings.state_dir == tmp_path / "serve"  # configs/serve.yaml's interpolation
 
 
 def test_bad_bundle_fails_before_binding(tmp_path, monkeypatch):

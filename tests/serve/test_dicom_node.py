@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from labral.errors import BadConfigError
 from labral.serve.http.app import create_app
 from labral.serve.settings import ServeSettings
+from labral.settings import settings_from_config
 
 AE = "LABRAL"
 #: each syntax and the storescu options that propose it (dcmtk's names)
@@ -106,8 +107,8 @@ def test_a_node_that_cannot_listen_is_not_ready(node, bundle_dir, tmp_path):
     assert ready.status_code == 503 and ready.json()["status"] == "failed"
     assert ready.json()["dicom"]["up"] is False and "cannot listen" in ready.json()["error"]
     with pytest.raises(BadConfigError, match="together"):
-        ServeSettings.from_mapping(
-            {"bundle": bundle_dir, "dicom": {"forward": {"host": "pacs.example"}}}
+        settings_from_config(
+            ServeSettings, {"bundle": bundle_dir, "dicom": {"forward": {"host": "pacs.example"}}}
         )
 
 

@@ -13,6 +13,7 @@ from labral.errors import BadConfigError
 from labral.serve.http.app import create_app
 from labral.serve.service import ScoringService
 from labral.serve.settings import ServeSettings
+from labral.settings import settings_from_config
 
 
 def expect_error(response, status: int, code: str) -> str:
@@ -98,9 +99,9 @@ def test_unauthorized_when_key_set(make_client, clips):
 
 def test_exposed_host_without_key_refuses_to_start(bundle_dir):
     with pytest.raises(BadConfigError, match="api_key"):
-        ServeSettings.from_mapping({"bundle": bundle_dir, "host": "0.0.0.0"})
-    with pytest.raises(BadConfigError, match="serve.max_batch"):
-        ServeSettings.from_mapping({"bundle": bundle_dir, "max_batch": 0})
+        settings_from_config(ServeSettings, {"bundle": bundle_dir, "host": "0.0.0.0"})
+    with pytest.raises(BadConfigError, match="max_batch: Input should be greater than"):
+        settings_from_config(ServeSettings, {"bundle": bundle_dir, "max_batch": 0})
     assert ServeSettings(bundle=bundle_dir, host="0.0.0.0", api_key="k").auth_required
     assert not ServeSettings(bundle=bundle_dir, host="::1").auth_required
 

@@ -5,16 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
-from pydantic import BaseModel
 
 import labral.configs
 from labral.datasets.io.limits import ReadLimits
 from labral.errors import BadConfigError
 from labral.runtimes import DEFAULT_RUNTIME
 from labral.serve import settings as settings_module
-from labral.serve.asgi import settings_from_env
+from labral.serve.asgi import env_names, settings_from_env
+from labral.serve.command import SCHEMA_NAME
 from labral.serve.settings import DicomSettings, ServeSettings
+from labral.settings import settings_from_config
 
 SERVE_YAML = Path(labral.configs.__file__).parent / "serve.yaml"
 
@@ -50,37 +52,28 @@ def _leaves(node, prefix=""):
             yield name, value
 
 
-def test_serve_yaml_restates_no_default():
-    """Each key is null (the model's default) or a value the model cannot know (???, ${...})."""
+def test_serve_yaml_states_no_setting_the_model_states():
+    """The YAML lists serve_schema first, then only groups and interpolations: every key,
+    type and default is ServeSettings' (one statement; item 3 of issue 21)."""
     raw = OmegaConf.to_container(OmegaConf.load(SERVE_YAML), resolve=False)
-    restated = [
-        (name, value)
-        for name, value in _leaves({k: v for k, v in raw.items() if k not in ("defaults", "hydra")})
-        if value is not None and value != "???" and not str(value).startswith("${")
-    ]
-    assert restated == []
+    assert raw["defaults"][0] == SCHEMA_NAME
+    settings = {k: v for k, v in raw.items() if k not in ("defaults", "hydra")}
+    assert all(str(value).startswith("${") for _, value in _leaves(settings)), settings
+    assert set(settings) == {"api_key", "state_dir"}
 
 
-def _model_keys(model: type[BaseModel], prefix=""):
-    for name, field in model.model_fields.items():
-        annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            yield from _model_keys(annotation, f"{prefix}{name}.")
-        else:
-            yield f"{prefix}{name}"
-
-
-def test_serve_yaml_lists_every_setting():
-    """Every setting has a key in the YAML, so `labral serve <key>=...` overrides it."""
-    raw = OmegaConf.to_container(OmegaConf.load(SERVE_YAML), resolve=False)
-    yaml_keys = {name for name, _ in _leaves(raw) if not name.startswith(("defaults", "hydra"))}
-    assert set(_model_keys(ServeSettings)) == yaml_keys
+def test_the_schema_is_every_field_with_its_default(tmp_path):
+    schema = ConfigStore.instance().load(f"{SCHEMA_NAME}.yaml").node
+    composed = OmegaConf.to_container(schema, resolve=False)
+    assert composed["bundle"] == "???"
+    composed["bundle"] = str(tmp_path)
+    assert settings_from_config(ServeSettings, composed) == ServeSettings(bundle=tmp_path)
 
 
 def test_null_means_the_default(tmp_path):
     nulls = {name: None for name in ServeSettings.model_fields if name != "bundle"}
     nulls["dicom"] = {name: None for name in DicomSettings.model_fields}
-    settings = ServeSettings.from_mapping({"bundle": tmp_path, **nulls})
+    settings = settings_from_config(ServeSettings, {"bundle": tmp_path, **nulls})
     assert settings == ServeSettings(bundle=tmp_path)
 
 
@@ -90,8 +83,22 @@ def test_asgi_and_hydra_defaults_agree(tmp_path):
     assert from_env == ServeSettings(bundle=tmp_path)
 
 
+def test_asgi_variables_are_derived_from_the_fields(tmp_path):
+    names = {variable: path for variable, path, _ in env_names()}
+    flat = {f"LABRAL_{name.upper()}" for name in ServeSettings.model_fields} - {
+        "LABRAL_STORE",
+        "LABRAL_DICOM",
+    }
+    assert flat | {"LABRAL_STORE_URL", "LABRAL_STORE_RETENTION_DAYS"} == set(names)
+    assert not any(path[0] == "dicom" for path in names.values())
+    settings = settings_from_env(
+        {"LABRAL_BUNDLE": str(tmp_path), "LABRAL_PREVIEW_WIDTH": "64", "LABRAL_MIN_FPS": "5"}
+    )
+    assert (settings.preview_width, settings.min_fps) == (64, 5.0)
+
+
 def test_the_runtime_default_is_labral_runtimes_and_a_wrong_one_is_named(tmp_path):
     assert ServeSettings.model_fields["runtime"].default == DEFAULT_RUNTIME
     assert ServeSettings(bundle=tmp_path, runtime="export").runtime == "export"
-    with pytest.raises(BadConfigError, match="serve.runtime: .*'tflite' is not known"):
-        ServeSettings.from_mapping({"bundle": tmp_path, "runtime": "tflite"})
+    with pytest.raises(BadConfigError, match="runtime: .*'tflite' is not known"):
+        settings_from_config(ServeSettings, {"bundle": tmp_path, "runtime": "tflite"})
