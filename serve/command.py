@@ -7,11 +7,10 @@ import logging
 import uvicorn
 from omegaconf import DictConfig
 
+import labral.settings
 from labral.bundle import read_bundle_spec
 from labral.serve.http.app import create_app
 from labral.serve.settings import ServeSettings
-from labral.settings import register_schema
-from labral.settings import settings_from_config as validate
 
 log = logging.getLogger("labral.serve")
 #: ServeSettings' schema in Hydra's ConfigStore; configs/serve.yaml lists it first.
@@ -19,7 +18,7 @@ SCHEMA_NAME = "serve_schema"
 #: composed keys that are not ServeSettings' (the paths group; ``hydra`` is always left out)
 NOT_SETTINGS = ("paths",)
 
-register_schema(SCHEMA_NAME, ServeSettings)
+labral.settings.register_schema(SCHEMA_NAME, ServeSettings)
 
 
 def settings_from_config(cfg: DictConfig) -> ServeSettings:
@@ -28,7 +27,7 @@ def settings_from_config(cfg: DictConfig) -> ServeSettings:
     Raises:
         BadConfigError: a setting is wrong (named in the message).
     """
-    return validate(ServeSettings, cfg, ignore=NOT_SETTINGS)
+    return labral.settings.settings_from_config(ServeSettings, cfg, ignore=NOT_SETTINGS)
 
 
 def run(cfg: DictConfig) -> None:

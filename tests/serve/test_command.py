@@ -12,6 +12,7 @@ from hydra.errors import ConfigCompositionException
 from labral.datasets.io.limits import ReadLimits
 from labral.errors import BadConfigError, IncompatibleBundleError
 from labral.serve import command
+from labral.serve.asgi import settings_from_env
 from labral.serve.settings import ServeSettings
 
 
@@ -115,8 +116,6 @@ def test_bad_bundle_fails_before_binding(tmp_path, monkeypatch):
 
 
 def test_asgi_factory_settings_from_env(bundle_dir):
-    from labral.serve.asgi import settings_from_env
-
     settings = settings_from_env(
         {
             "LABRAL_BUNDLE": str(bundle_dir),

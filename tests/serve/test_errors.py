@@ -6,10 +6,13 @@ import asyncio
 import threading
 import time
 
+import pydicom
 import pytest
 from fastapi.testclient import TestClient
 
 from labral.errors import BadConfigError
+from labral.serve.demo import make_demo_bundle
+from labral.serve.http import predictions
 from labral.serve.http.app import create_app
 from labral.serve.service import ScoringService
 from labral.serve.settings import ServeSettings
@@ -184,23 +187,17 @@ def test_large_multipart_upload_leaves_no_file(client, clips, tmp_path, monkeypa
 
 
 def test_sr_for_incomplete_source_is_422(client, clips, monkeypatch):
-    import pydicom
-
-    from labral.serve.http import predictions as routes_predict
-
     def header_without_study(data):
         ds = pydicom.dcmread(clips["bright.dcm"], stop_before_pixels=True)
         del ds.StudyInstanceUID
         return ds
 
-    monkeypatch.setattr(routes_predict, "read_source_header", header_without_study)
+    monkeypatch.setattr(predictions, "read_source_header", header_without_study)
     response = post_raw(client, clips["bright.dcm"].read_bytes(), format="sr")
     expect_error(response, 422, "sr_source_incomplete")
 
 
 def test_a_runtime_whose_file_the_bundle_lacks_is_refused_naming_it(tmp_path):
-    from labral.serve.demo import make_demo_bundle
-
     bundle = make_demo_bundle(tmp_path / "b")  # model.ts and model.onnx, no model.pt2
     with TestClient(create_app(ServeSettings(bundle=bundle, runtime="export"))) as client:
         deadline = time.monotonic() + 10

@@ -7,11 +7,13 @@ as the DICOM node hands them (``receive`` then ``enqueue_threadsafe``).
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pydicom
 from fastapi.testclient import TestClient
 
+from labral.serve.dicom import reporting
 from labral.serve.dicom.spool import Spool
 from labral.serve.http.app import create_app
 from labral.serve.settings import ServeSettings
@@ -101,10 +103,6 @@ def test_an_entry_scored_before_a_crash_gets_its_sr_without_a_second_score(
 def test_an_sr_waits_while_instances_wait_to_be_scored_but_not_past_its_deadline(monkeypatch):
     """Scoring first: a report job starts once nothing waits for a result row, or at the
     latest ``REPORT_DEFER_S`` after it was queued (a flood that never ends still gets SRs)."""
-    import asyncio
-
-    from labral.serve.dicom import reporting
-
     monkeypatch.setattr(reporting, "REPORT_DEFER_S", 0.4)
     monkeypatch.setattr(reporting, "REPORT_IDLE_POLL_S", 0.01)
     reporter = reporting.Reporter.__new__(reporting.Reporter)  # only ``busy`` is used

@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import io
 import subprocess
+import time
 
 import pydicom
 import pytest
+from fastapi.testclient import TestClient
+
+from labral.serve.http.app import create_app
+from labral.serve.settings import ServeSettings
 
 
 @pytest.fixture(scope="module")
 def source_and_sr(tmp_path_factory, clips, bundle_dir):
-    from fastapi.testclient import TestClient
-
-    from labral.serve.http.app import create_app
-    from labral.serve.settings import ServeSettings
-
     data = clips["bright.dcm"].read_bytes()
     with TestClient(create_app(ServeSettings(bundle=bundle_dir))) as client:
-        import time
-
         while client.get("/readyz").status_code != 200:
             time.sleep(0.02)
         response = client.post(

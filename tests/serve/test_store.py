@@ -18,6 +18,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from fastapi.testclient import TestClient
 
+from labral.serve.asgi import settings_from_env
 from labral.serve.dicom.pseudonym import KEY_FILE, store_pseudonymizer
 from labral.serve.http.app import create_app
 from labral.serve.settings import ServeSettings
@@ -186,8 +187,6 @@ def test_results_survive_a_restart_and_need_the_key(bundle_dir, clips, tmp_path,
 
 
 def test_asgi_workers_read_the_state_folder_and_store_from_the_environment(bundle_dir):
-    from labral.serve.asgi import settings_from_env
-
     settings = settings_from_env(
         {
             "LABRAL_BUNDLE": str(bundle_dir),
