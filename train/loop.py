@@ -13,6 +13,7 @@ import contextlib
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -47,12 +48,6 @@ def diverged(what: str, *, epoch: int, step: int, batch: int, lr: float) -> Trai
     )
 
 
-def _parameters_finite(model: torch.nn.Module) -> bool:
-    """Whether every parameter of ``model`` is finite (one device sync)."""
-    flags = [torch.isfinite(p.detach()).all() for p in model.parameters()]
-    return bool(torch.stack(flags).all()) if flags else True
-
-
 def autocast_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
     """``torch.autocast`` in bf16 when ``precision == "bf16"``, else a no-op context."""
     if precision == "bf16":
@@ -81,6 +76,134 @@ def to_device(
         image = image.contiguous(memory_format=torch.channels_last_3d)
     label = torch.as_tensor(batch["label"]).to(device, non_blocking=True).float()
     return image, label
+
+
+@dataclass
+class EpochTally:
+    """Running totals of one epoch: loss summed over clips, clips, batches, optimizer steps."""
+
+    loss_sum: float = 0.0
+    clips: int = 0
+    batches: int = 0
+    steps: int = 0
+    start: float = field(default_factory=time.perf_counter)
+
+    def add(self, loss_value: float, batch_size: int) -> None:
+        """Count one micro-batch of ``batch_size`` clips with mean loss ``loss_value``."""
+        self.loss_sum += loss_value * batch_size
+        self.clips += batch_size
+        self.batches += 1
+
+    def mean_loss(self) -> float:
+        """Mean loss per clip so far (0 before any clip)."""
+        return self.loss_sum / max(self.clips, 1)
+
+    def clips_per_s(self) -> float:
+        """Clips per second since the epoch started."""
+        return self.clips / max(time.perf_counter() - self.start, 1e-9)
+
+    def summary(self) -> dict[str, float]:
+        """``{"loss", "clips_per_s", "steps", "clips"}``: what :func:`train_one_epoch` returns."""
+        return {
+            "loss": self.mean_loss(),
+            "clips_per_s": self.clips_per_s(),
+            "steps": self.steps,
+            "clips": self.clips,
+        }
+
+
+def _set_train_mode(model: torch.nn.Module, frozen: Sequence[torch.nn.Module]) -> None:
+    """``model`` in training mode, but the ``frozen`` modules in eval mode (fixed BatchNorm)."""
+    model.train()
+    for module in frozen:
+        module.eval()
+
+
+def ends_accumulation(index: int, accum_steps: int, total_batches: int | None) -> bool:
+    """Whether micro-batch ``index`` (0-based) ends its gradient-accumulation group: every
+    ``accum_steps``-th micro-batch, and the epoch's last one (when the loader has a length)."""
+    return (index + 1) % accum_steps == 0 or (
+        total_batches is not None and index + 1 == total_batches
+    )
+
+
+def _gradient_sync(model: torch.nn.Module, ends_group: bool) -> contextlib.AbstractContextManager:
+    """DDP all-reduces gradients only on the micro-batch that ends an accumulation group."""
+    if not ends_group and hasattr(model, "no_sync"):
+        return model.no_sync()
+    return contextlib.nullcontext()
+
+
+def _forward_backward(
+    model: torch.nn.Module,
+    image: torch.Tensor,
+    label: torch.Tensor,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    position: dict[str, int],
+    precision: str,
+    accum_steps: int,
+) -> float:
+    """One micro-batch: forward (autocast in bf16), loss, the finiteness check, then the
+    backward pass of ``loss / accum_steps``.
+
+    Args:
+        image: float32 (B, 1, T, H, W); label: float32 (B,).
+        position: ``{"epoch", "step", "batch"}`` of this micro-batch, for the error.
+
+    Returns:
+        The micro-batch's mean loss.
+
+    Raises:
+        TrainingDivergedError: the loss or a logit is not finite (nothing is backpropagated).
+    """
+    with autocast_context(image.device, precision):
+        logits = model(image)
+    loss = loss_fn(logits.float(), label)
+    loss_value = float(loss.detach())
+    what = None
+    if not math.isfinite(loss_value):
+        what = f"the loss is {loss_value}"
+    elif not bool(torch.isfinite(logits).all()):
+        what = "some logits are not finite"
+    if what is not None:
+        raise diverged(what, **position, lr=optimizer.param_groups[0]["lr"])
+    (loss / accum_steps).backward()
+    return loss_value
+
+
+def _optimizer_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    grad_clip_norm: float | None,
+) -> None:
+    """Clip the global gradient norm (if set), step optimizer and scheduler, clear gradients."""
+    if grad_clip_norm:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def _check_weights_finite(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, epoch: int, step: int, batches: int
+) -> None:
+    """After an epoch of ``batches`` micro-batches: raise if a weight is not finite (the last
+    optimizer step, ``step``, had no forward pass after it to show it).
+
+    Raises:
+        TrainingDivergedError: naming ``epoch`` and ``step``.
+    """
+    flags = [torch.isfinite(p.detach()).all() for p in model.parameters()]
+    if batches and flags and not bool(torch.stack(flags).all()):
+        raise diverged(
+            "the weights are not finite after the epoch's last optimizer step",
+            epoch=epoch,
+            step=step,
+            batch=batches,
+            lr=optimizer.param_groups[0]["lr"],
+        )
 
 
 def train_one_epoch(
@@ -129,9 +252,7 @@ def train_one_epoch(
         TrainingDivergedError: a non-finite loss or logit (before its backward pass), or
             non-finite weights at the end of the epoch; the message names epoch and step.
     """
-    model.train()
-    for module in frozen:
-        module.eval()
+    _set_train_mode(model, frozen)
     total_batches = len(loader) if hasattr(loader, "__len__") else None
     bar = tqdm(
         loader,
@@ -141,68 +262,27 @@ def train_one_epoch(
         leave=False,
         dynamic_ncols=True,
     )
-    loss_sum, clips, steps = 0.0, 0, 0
-    start = time.perf_counter()
+    tally = EpochTally()
     optimizer.zero_grad(set_to_none=True)
     for index, batch in enumerate(bar):
         image, label = to_device(batch, device, channels_last)
-        last_of_group = (index + 1) % accum_steps == 0 or (
-            total_batches is not None and index + 1 == total_batches
-        )
-        sync = contextlib.nullcontext()
-        if not last_of_group and hasattr(model, "no_sync"):
-            sync = model.no_sync()
-        with sync:
-            with autocast_context(device, precision):
-                logits = model(image)
-            loss = loss_fn(logits.float(), label)
-            loss_value = float(loss.detach())
-            if not math.isfinite(loss_value) or not bool(torch.isfinite(logits).all()):
-                what = f"the loss is {loss_value}" if not math.isfinite(loss_value) else ""
-                raise diverged(
-                    what or "some logits are not finite",
-                    epoch=epoch,
-                    step=global_step + steps + 1,
-                    batch=index + 1,
-                    lr=optimizer.param_groups[0]["lr"],
-                )
-            (loss / accum_steps).backward()
-        if last_of_group:
-            if grad_clip_norm:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            steps += 1
+        ends_group = ends_accumulation(index, accum_steps, total_batches)
+        position = {"epoch": epoch, "step": global_step + tally.steps + 1, "batch": index + 1}
+        with _gradient_sync(model, ends_group):
+            loss_value = _forward_backward(
+                model, image, label, loss_fn, optimizer, position, precision, accum_steps
+            )
+        if ends_group:
+            _optimizer_step(model, optimizer, scheduler, grad_clip_norm)
+            tally.steps += 1
             if on_step is not None:
-                on_step(
-                    global_step + steps,
-                    {
-                        "train/loss": loss_value,
-                        "train/lr": optimizer.param_groups[0]["lr"],
-                    },
-                )
-        batch_size = int(label.shape[0])
-        loss_sum += loss_value * batch_size
-        clips += batch_size
-        elapsed = max(time.perf_counter() - start, 1e-9)
-        bar.set_postfix(loss=f"{loss_sum / clips:.4f}", clips_s=f"{clips / elapsed:.1f}")
+                lr = optimizer.param_groups[0]["lr"]
+                on_step(global_step + tally.steps, {"train/loss": loss_value, "train/lr": lr})
+        tally.add(loss_value, int(label.shape[0]))
+        bar.set_postfix(loss=f"{tally.mean_loss():.4f}", clips_s=f"{tally.clips_per_s():.1f}")
     bar.close()
-    if clips and not _parameters_finite(model):
-        raise diverged(
-            "the weights are not finite after the epoch's last optimizer step",
-            epoch=epoch,
-            step=global_step + steps,
-            batch=index + 1,
-            lr=optimizer.param_groups[0]["lr"],
-        )
-    elapsed = max(time.perf_counter() - start, 1e-9)
-    return {
-        "loss": loss_sum / max(clips, 1),
-        "clips_per_s": clips / elapsed,
-        "steps": steps,
-        "clips": clips,
-    }
+    _check_weights_finite(model, optimizer, epoch, global_step + tally.steps, tally.batches)
+    return tally.summary()
 
 
 @torch.inference_mode()

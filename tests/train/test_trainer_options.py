@@ -71,6 +71,10 @@ def forward_record() -> Iterator[dict[str, Any]]:
         handle.remove()
 
 
+#: torch warns that global module hooks (``forward_record``'s) also fire on the compiled wrapper.
+GLOBAL_HOOKS_WARNING = "ignore:Using `torch.compile\\(module\\)` when there are global hooks"
+
+
 @pytest.fixture
 def compile_calls(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], dict[str, int]]:
     """``compile_calls(backend)``: make ``torch.compile`` use ``backend`` and count how often
@@ -152,6 +156,7 @@ def test_channels_first_by_default(train_cfg, tiny_datasets, forward_record):
     assert all(torch.contiguous_format in weight for *_, weight in forward_record["convs"])
 
 
+@pytest.mark.filterwarnings(GLOBAL_HOOKS_WARNING)
 def test_compile_trains_through_the_compiled_module(
     train_cfg, tiny_datasets, forward_record, compile_calls
 ):
@@ -162,6 +167,7 @@ def test_compile_trains_through_the_compiled_module(
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings(GLOBAL_HOOKS_WARNING)
 def test_bf16_channels_last_and_inductor_compile_learn_the_motion_task(
     train_cfg, motion_datasets, forward_record, compile_calls
 ):
