@@ -61,6 +61,8 @@ import httpx
 import numpy as np
 import pydicom
 
+from labral.demo_bundle import make_demo_bundle
+
 SECRET = "dicom-load-benchmark"  # store.pseudonym_key, so rows can be matched to instances
 TARGET_RATIO = 1.5
 
@@ -322,8 +324,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         bundle = args.bundle or (None if args.smoke else newest_bundle(Path("outputs")))
         if bundle is None:
-            from labral.serve.demo import make_demo_bundle
-
             bundle = make_demo_bundle(Path(tmp) / "demo-bundle")
         data = sample_clip_bytes()
         name = json.loads((Path(bundle) / "metadata.json").read_text())["model_name"]

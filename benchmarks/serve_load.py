@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/serve_load.py --smoke     # demo bundle, a few requests
 
 BUNDLE defaults to the newest bundle under outputs/ (a folder with model.ts and
-metadata.json), else the tiny demo bundle (labral.serve.demo; always with ``--smoke``). The
+metadata.json), else the tiny demo bundle (labral.demo_bundle; always with ``--smoke``). The
 script starts the real service as a subprocess on a free loopback port and prints:
 
 * the bare in-process call: decode + eval transform + model (median of runs),
@@ -30,6 +30,8 @@ from typing import Any
 
 import httpx
 import numpy as np
+
+from labral.demo_bundle import make_demo_bundle
 
 
 def newest_bundle(root: Path) -> Path | None:
@@ -182,8 +184,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     tmp = tempfile.TemporaryDirectory()
     bundle_dir = args.bundle or (None if args.smoke else newest_bundle(Path("outputs")))
     if bundle_dir is None:
-        from labral.serve.demo import make_demo_bundle
-
         bundle_dir = make_demo_bundle(Path(tmp.name) / "demo-bundle")
     spec = json.loads((Path(bundle_dir) / "metadata.json").read_text())
     data = sample_clip_bytes()

@@ -24,6 +24,8 @@ from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+import labral.train  # noqa: F401 - registers train_schema, which configs/train.yaml lists first
+
 MODELS = ("compact", "still_frame", "r2plus1d_18", "r3d_18", "mc3_18")
 
 

@@ -61,7 +61,7 @@ MUTATIONS = (
         "DDP ranks train without DistributedDataParallel (no gradient all-reduce)",
         (
             Edit(
-                "train/command.py",
+                "train/parts.py",
                 "model = torch.nn.parallel.DistributedDataParallel(raw_model, device_ids=ids)",
                 "model = raw_model",
             ),
@@ -101,7 +101,7 @@ MUTATIONS = (
         (
             Edit(
                 "train/command.py",
-                'positive_weight(datasets["train"].labels) if sampling == "class_weight"',
+                'positive_weight(datasets["train"].labels) if batches.sampling == "class_weight"',
                 "1.0 if True",
             ),
         ),
