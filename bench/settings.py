@@ -14,21 +14,12 @@ from pydantic import BeforeValidator, Field, field_validator
 
 from labral.bench.bootstrap import metric_functions
 from labral.metrics import DEFAULT_ECE_BINS
-from labral.settings import Settings
+from labral.settings import Settings, Text
 
 SCHEMA_NAME = "bench_schema"
 
 #: switches a user adds on the command line (``+spatial_maps=true``), kept out of the schema
 ADDED_ON_COMMAND_LINE = ("spatial_maps",)
-
-
-def _as_text(value: Any) -> Any:
-    """A number Hydra parsed from a path typed on the command line, as that text."""
-    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
-
-
-#: a path from the command line: ``bundle=2024`` stays the text ``"2024"``, not an int
-Text = Annotated[str, BeforeValidator(_as_text)]
 
 
 def _path_list(value: Any) -> Any:

@@ -19,11 +19,11 @@ and hands the model to library code, which never reads ``configs/`` itself::
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 from pydantic_core import PydanticUndefined
 
 from labral.errors import BadConfigError
@@ -32,6 +32,15 @@ SettingsT = TypeVar("SettingsT", bound=BaseModel)
 
 #: composed keys that belong to Hydra or to shared config groups, not to a command's model
 HYDRA_KEYS = ("hydra",)
+
+
+def _number_as_text(value: Any) -> Any:
+    """A number Hydra parsed from a path typed on the command line, as that text."""
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+#: a path or name from the command line: ``bundle=2024`` stays the text ``"2024"``, not an int
+Text = Annotated[str, BeforeValidator(_number_as_text)]
 
 
 class Settings(BaseModel):

@@ -13,43 +13,36 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from labral.datasets.manifests.from_folder import build_manifest, format_summary
 from labral.datasets.manifests.pseudonyms import Pseudonymizer, load_key
 from labral.errors import BadConfigError
-from labral.settings import Settings, register_schema, settings_from_config
+from labral.settings import Settings, Text, register_schema, settings_from_config
 
 
 class ManifestSettings(Settings):
     """Every key of ``labral manifest``, its type and its default."""
 
-    dir: str | None = Field(
+    dir: Text | None = Field(
         None, description="the folder tree to scan; every file is sniffed by content"
     )
-    labels: str | None = Field(
+    labels: Text | None = Field(
         None,
         description="labels CSV: a key column (PatientID | AccessionNumber | StudyInstanceUID | "
         "file), label 0/1; optional hip_label 0/1, side L/R, PatientID, split, site",
     )
-    label_key: str | None = Field(
+    label_key: Text | None = Field(
         None, description="the key column to join on; null = the most specific one the CSV has"
     )
-    key_file: str | None = Field(
+    key_file: Text | None = Field(
         None, description="file holding the pseudonym key; null = $LABRAL_PSEUDONYM_KEY"
     )
-    out: str | None = Field(
+    out: Text | None = Field(
         None, description="output folder (never scanned); null = this run's dir"
     )
     decode: bool = Field(False, description="also decode every clip in full (slow)")
     progress: bool = Field(True, description="a tqdm bar over the files")
-
-    @field_validator("dir", "labels", "label_key", "key_file", "out", mode="before")
-    @classmethod
-    def _as_text(cls, value: Any) -> Any:
-        """A number Hydra parsed from a path typed on the command line, as that text."""
-        number = isinstance(value, int | float) and not isinstance(value, bool)
-        return str(value) if number else value
 
 
 register_schema("manifest_schema", ManifestSettings)
