@@ -29,7 +29,7 @@ MUTATIONS = (
     Mutation(
         "optimizer-step-noop",
         "the optimizer never steps",
-        (Edit("train/loop.py", "            optimizer.step()\n", "            pass\n"),),
+        (Edit("train/loop.py", "    optimizer.step()\n", "    pass\n"),),
         ("tests/train/test_train_learning.py",),
     ),
     Mutation(
@@ -86,8 +86,8 @@ MUTATIONS = (
         (
             Edit(
                 "train/loop.py",
-                "last_of_group = (index + 1) % accum_steps == 0 or (",
-                "last_of_group = True or (",
+                "return (index + 1) % accum_steps == 0 or (",
+                "return True or (",
             ),
         ),
         (
@@ -125,13 +125,19 @@ MUTATIONS = (
         ),
     ),
     Mutation(
+        "divergence-unchecked",
+        "a NaN loss or logit no longer stops training",
+        (Edit("train/loop.py", "    if what is not None:\n", "    if False:\n"),),
+        ("tests/train/test_divergence.py",),
+    ),
+    Mutation(
         "temperature-ignored-test-metrics",
         "training scores its test split without the fitted temperature",
         (
             Edit(
                 "train/finalize.py",
-                "sigmoid(test_logits, temperature)",
-                "sigmoid(test_logits)",
+                "calibrated_probability(test_logits, temperature)",
+                "calibrated_probability(test_logits, 1.0)",
             ),
         ),
         ("tests/train/test_finalize.py",),
@@ -158,8 +164,8 @@ MUTATIONS = (
         (
             Edit(
                 "train/finalize.py",
-                "sigmoid(test_logits, temperature), threshold)",
-                "sigmoid(test_logits, temperature))",
+                "calibrated_probability(test_logits, temperature), threshold)",
+                "calibrated_probability(test_logits, temperature))",
             ),
         ),
         ("tests/train/test_finalize.py",),

@@ -15,10 +15,18 @@ import torch
 from scipy.special import expit
 
 from labral.bundle import load_bundle
+from labral.datasets.clip_dataset import ClipDataset
 from labral.datasets.io.clip import Clip
 from labral.datasets.transforms.clip_transforms import build_eval_transform
 from labral.demo_bundle import BrightnessScorer
-from labral.scoring import ClipScorer, clip_logits, score_windows, spatial_maps
+from labral.scoring import (
+    ClipScorer,
+    calibrated_probability,
+    clip_logits,
+    score_windows,
+    spatial_maps,
+)
+from labral.train.loop import evaluate
 from tests.helpers.bundles import toy_bundle
 
 EVAL = {"frames": 4, "fps": 10.0, "size": [16, 16], "windows": 3}
@@ -123,9 +131,6 @@ def test_batched_finish_equals_one_clip_score(bundle) -> None:
 
 
 def test_training_evaluation_scores_like_the_bundle(bundle, tmp_path: Path) -> None:
-    from labral.datasets.clip_dataset import ClipDataset
-    from labral.train.loop import evaluate, sigmoid
-
     records = []
     for i, peak in enumerate((5, 13, 18)):
         np.save(tmp_path / f"c{i}.npy", blob_clip(peak).frames)
@@ -141,7 +146,7 @@ def test_training_evaluation_scores_like_the_bundle(bundle, tmp_path: Path) -> N
     data = ClipDataset(records, EVAL, reader=reader)
     loader = torch.utils.data.DataLoader(data, batch_size=2)
     logits, _ = evaluate(LogitsOnly(), loader, torch.device("cpu"))
-    probability = sigmoid(logits, bundle.temperature)
+    probability = calibrated_probability(logits, bundle.temperature)
     scorer = ClipScorer(bundle)
     for record, p in zip(records, probability, strict=True):
         assert p == pytest.approx(scorer.score(reader(record["path"])).probability, abs=1e-6)

@@ -20,6 +20,7 @@ from labral.cli import main as cli_main
 from labral.datasets.manifests.manifest import SPLIT_NAMES
 from labral.errors import BadConfigError
 from labral.metrics import binary_metrics
+from labral.scoring import calibrated_probability
 from labral.threads import threads_per_rank
 from labral.train.callbacks import EarlyStopping, ModelCheckpoint
 from labral.train.checkpoint_files import load_checkpoint
@@ -40,7 +41,7 @@ from labral.train.distributed import (
 )
 from labral.train.finalize import calibrate_and_test
 from labral.train.finetune import frozen_backbone
-from labral.train.loop import evaluate, sigmoid, steps_per_epoch, train_one_epoch
+from labral.train.loop import evaluate, steps_per_epoch, train_one_epoch
 from labral.train.parts import (
     TrainParts,
     build_optimization,
@@ -216,7 +217,7 @@ def fit(
                 precision=parts.precision,
                 channels_last=parts.channels_last,
             )
-            val = binary_metrics(labels, sigmoid(logits))
+            val = binary_metrics(labels, calibrated_probability(logits, 1.0))
             improved, stop = stopper.update(state, val["auroc"], epoch)
             state.update(epoch=epoch, stopped=stop)
             checkpointer.save(checkpoint_dict(parts, state, config), improved)

@@ -33,9 +33,10 @@ from labral.datasets.manifests.manifest import load_manifest
 from labral.datasets.manifests.splits import patient_folds
 from labral.errors import BadConfigError, BadManifestError
 from labral.metrics import auroc, cluster_bootstrap_ci, decision, sensitivity, specificity
+from labral.scoring import calibrated_probability
 from labral.train.checkpoint_files import load_checkpoint
 from labral.train.data import datasets_from_rows, manifest_path
-from labral.train.loop import evaluate, sigmoid
+from labral.train.loop import evaluate
 from labral.train.parts import build_model, make_loader, select_device
 from labral.train.settings import TrainSettings, train_settings
 
@@ -117,7 +118,7 @@ def _fold_predictions(
     best = load_checkpoint(fold_dir / "checkpoints" / "best.pt", map_location=device)
     model.load_state_dict(best["model"])
     logits, _ = evaluate(model, make_loader(datasets["test"], cfg), device)
-    probs = sigmoid(logits, float(result["temperature"]))
+    probs = calibrated_probability(logits, float(result["temperature"]))
     records = datasets["test"].records
     return [
         {

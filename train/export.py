@@ -228,7 +228,8 @@ activation over time whose mean over frames equals the logit.
 - input spec: `{json.dumps(spec["input_spec"])}`
 - eval transform: `{json.dumps(spec["eval_transform"])}`
 - calibration: temperature {spec["temperature"]:.4g}; threshold {spec["threshold"]:.4g}
-  ({spec["threshold_rule"]}); probability = sigmoid(logit / temperature).
+  ({spec["threshold_rule"]}); probability = sigmoid(logit / temperature),
+  the scaled logit clipped to +-60.
 - network: {description}
 
 ## Data

@@ -331,13 +331,6 @@ def evaluate(
     return logits, labels
 
 
-def sigmoid(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Deprecated name, kept only until ``train/command.py`` and ``train/cv.py`` call
-    :func:`labral.scoring.calibrated_probability` (what this returns: scaled logits clipped
-    to [-60, 60], then expit; not a bare sigmoid). Add no callers."""
-    return scoring.calibrated_probability(logits, temperature)
-
-
 def steps_per_epoch(num_batches: int, accum_steps: int) -> int:
     """Optimizer steps in an epoch of ``num_batches`` micro-batches."""
     return max(1, math.ceil(num_batches / max(1, accum_steps)))
