@@ -62,6 +62,7 @@ import numpy as np
 import pydicom
 
 from labral.demo_bundle import make_demo_bundle
+from labral.serve.dicom.pseudonym import store_pseudonymizer
 
 SECRET = "dicom-load-benchmark"  # store.pseudonym_key, so rows can be matched to instances
 TARGET_RATIO = 1.5
@@ -106,7 +107,7 @@ def start_server(
         "dicom.forward.ae_title=PACS", "dicom.forward.host=127.0.0.1", f"dicom.forward.port={pacs}",
         *extra,
     ]  # fmt: skip
-    return launch_server(cmd, {"PYTHONSAFEPATH": "1", "LABRAL_STORE_PSEUDONYM_KEY": SECRET}, http)
+    return launch_server(cmd, {"PYTHONSAFEPATH": "1", "LABRAL_PSEUDONYM_KEY": SECRET}, http)
 
 
 def vm_rss_mib(pid: int) -> float:
@@ -209,7 +210,6 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 def one_run(bundle: Path, data: bytes, args: argparse.Namespace) -> dict[str, Any]:
     """A fresh PACS and server, the DICOM phase, then the HTTP phase; the run's figures."""
-    from labral.serve.dicom.pseudonym import Pseudonymizer
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -236,7 +236,7 @@ def one_run(bundle: Path, data: bytes, args: argparse.Namespace) -> dict[str, An
         finally:
             pacs.terminate()
             pacs.wait(timeout=10)
-        keys = Pseudonymizer.from_settings(SECRET, root)
+        keys = store_pseudonymizer(SECRET, root, environ={})
     stored = {r["instance_key"]: r for r in rows}
     ack_ms, ack_to_row, send_to_row = [], [], []
     for s in acked:
