@@ -18,15 +18,7 @@ from labral.serve.dicom.spool import Spool
 from labral.serve.http.app import create_app
 from labral.serve.settings import ServeSettings
 from labral.serve.store.database import AuditEntry, ResultRow, ResultsStore
-
-
-def wait_until(predicate, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
+from tests.helpers.waiting import wait_until
 
 
 def _receive(intake, path):

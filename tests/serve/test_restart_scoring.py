@@ -8,15 +8,13 @@ empties. (``test_dicom_node.py`` does the same with dcmtk's storescu and a SIGKI
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 import pydicom
 from fastapi.testclient import TestClient
 from pynetdicom import AE
 
 from labral.serve.http.app import create_app
 from labral.serve.settings import ServeSettings
+from tests.helpers.waiting import wait_until
 
 NODE_AE = "LABRAL"
 SUCCESS = 0x0000
@@ -55,8 +53,10 @@ def test_acknowledged_unscored_instances_are_scored_after_a_restart(
     restarted = ServeSettings(bundle=bundle_dir, state_dir=state, dicom={**node, "port": 0})
     with TestClient(create_app(restarted)) as client:
         ready_waiter(client)
-        assert wait_until(lambda: client.get("/v1/results").json()["total"] == 2)
-        assert wait_until(lambda: not list((state / "spool").glob("*.dcm")))  # SRs made
+        assert wait_until(lambda: client.get("/v1/results").json()["total"] == 2, timeout=120.0)
+        assert wait_until(  # the SRs are made and the spool emptied
+            lambda: not list((state / "spool").glob("*.dcm")), timeout=120.0
+        )
         results = client.get("/v1/results").json()
         assert client.app.state.stateful.intake.backlog == 0
     assert results["total"] == 2  # each once
@@ -64,12 +64,3 @@ def test_acknowledged_unscored_instances_are_scored_after_a_restart(
     assert {r["source"] for r in results["results"]} == {"cstore"}
     assert sorted(r["decision"] for r in results["results"]) == [False, True]
     assert all(r["sr_key"] for r in results["results"])
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 120.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True

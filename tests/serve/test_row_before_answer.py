@@ -11,7 +11,6 @@ attempt is one row of the results store).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,15 +22,7 @@ from labral.errors import NotACineError
 from labral.serve.dicom import intake as intake_module
 from labral.serve.http.app import create_app
 from labral.serve.settings import ServeSettings
-
-
-def wait_until(predicate, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
+from tests.helpers.waiting import wait_until
 
 
 @pytest.fixture
