@@ -113,6 +113,7 @@ def settings_from_config(
     skipped = {*HYDRA_KEYS, *ignore}
     # only the model's keys are resolved: an ignored node (``hydra`` composed with
     # return_hydra_config, ``paths`` outside a run) may hold interpolations that cannot be
+    # resolved there
     data = {
         str(key): _resolved(cfg, str(key)) if isinstance(cfg, DictConfig) else cfg[key]
         for key in cfg
