@@ -10,8 +10,8 @@ import pydicom
 import pytest
 from fastapi.testclient import TestClient
 
+from labral.demo_bundle import make_demo_bundle
 from labral.errors import BadConfigError
-from labral.serve.demo import make_demo_bundle
 from labral.serve.http import predictions
 from labral.serve.http.app import create_app
 from labral.serve.service import ScoringService
