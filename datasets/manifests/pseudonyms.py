@@ -48,28 +48,37 @@ HOW_TO_MAKE_A_KEY = (
 
 
 def key_from_environment(
-    environ: Mapping[str, str] | None = None, *, deprecated_first: bool = False
+    environ: Mapping[str, str] | None = None,
+    *,
+    names: tuple[str, ...] = (KEY_ENV,),
+    strip: bool = True,
 ) -> tuple[str, str] | None:
-    """The key text in ``$LABRAL_PSEUDONYM_KEY`` or the deprecated ``$LABRAL_STORE_PSEUDONYM_KEY``.
+    """The key text in the first of ``names`` that is set (``$LABRAL_PSEUDONYM_KEY`` unless told).
 
     Args:
         environ: the environment (``os.environ`` when None).
-        deprecated_first: read the deprecated name first (``labral serve``, whose existing
-            stores were keyed with it); otherwise it is read only when the other is unset.
+        names: the variables to try, in order. Only ``labral serve`` names the deprecated
+            ``$LABRAL_STORE_PSEUDONYM_KEY`` (first: its existing stores were keyed with it);
+            ``labral manifest`` never does.
+        strip: drop surrounding whitespace, as ``labral manifest`` always did. ``labral
+            serve`` reads its secret exactly as given, as it always did: a trailing newline
+            from a secret file is part of its key, and dropping it would change every
+            pseudonym of an existing store.
 
     Returns:
-        (the variable's name, its stripped value), or None when neither is set.
+        (the variable's name, its value), or None when none is set.
     """
     env = os.environ if environ is None else environ
-    names = (DEPRECATED_KEY_ENV, KEY_ENV) if deprecated_first else (KEY_ENV, DEPRECATED_KEY_ENV)
     for name in names:
-        value = env.get(name, "").strip()
-        if not value:
+        raw = env.get(name, "")
+        if not raw.strip():
             continue
+        value = raw.strip() if strip else raw
         if name == DEPRECATED_KEY_ENV:
             warnings.warn(
                 f"${DEPRECATED_KEY_ENV} is deprecated; set ${KEY_ENV} to the same value "
-                "(the same key gives the same pseudonyms)",
+                "(the same key gives the same pseudonyms; a pseudonym.key file already in "
+                "state_dir is kept over it)",
                 FutureWarning,  # a deprecation end users see (DeprecationWarning is hidden)
                 stacklevel=2,
             )
@@ -78,8 +87,8 @@ def key_from_environment(
 
 
 def load_key(key_file: str | os.PathLike | None) -> bytes:
-    """Read the pseudonym key from ``key_file``, else from ``$LABRAL_PSEUDONYM_KEY``
-    (or the deprecated ``$LABRAL_STORE_PSEUDONYM_KEY``).
+    """Read the pseudonym key from ``key_file``, else from ``$LABRAL_PSEUDONYM_KEY`` (never
+    from the results store's deprecated ``$LABRAL_STORE_PSEUDONYM_KEY``).
 
     Args:
         key_file: a file holding the key (surrounding whitespace is ignored), or None.

@@ -21,7 +21,12 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
-from labral.datasets.manifests.pseudonyms import KEY_ENV, Pseudonymizer, key_from_environment
+from labral.datasets.manifests.pseudonyms import (
+    DEPRECATED_KEY_ENV,
+    KEY_ENV,
+    Pseudonymizer,
+    key_from_environment,
+)
 
 __all__ = ["KEY_FILE", "Pseudonymizer", "store_pseudonymizer"]
 log = logging.getLogger("labral.serve")
@@ -41,7 +46,7 @@ def store_pseudonymizer(
     """
     text = configured
     if not text:
-        found = key_from_environment(environ, deprecated_first=True)
+        found = key_from_environment(environ, names=(DEPRECATED_KEY_ENV, KEY_ENV), strip=False)
         if found is not None and found[0] == KEY_ENV and (state_dir / KEY_FILE).exists():
             log.warning(
                 "$%s is set but %s holds the key this store was made with; it is kept. To "

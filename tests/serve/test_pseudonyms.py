@@ -82,14 +82,24 @@ def test_a_store_keyed_by_its_key_file_keeps_it(tmp_path, caplog):
     assert store_pseudonymizer("explicit", tmp_path, {}).key(UID) != FROM_KEY_FILE
 
 
-def test_the_manifest_prefers_the_one_variable_and_accepts_the_deprecated(monkeypatch):
-    monkeypatch.setenv(KEY_ENV, MANIFEST_KEY.decode())
+def test_the_store_secret_is_read_as_given_like_before(tmp_path):
+    """A secret from a file often ends in a newline; the service always hashed it as given."""
+    with pytest.warns(FutureWarning):
+        old = store_pseudonymizer(None, tmp_path, {DEPRECATED_KEY_ENV: "a configured secret\n"})
+    assert old.key(UID) != CONFIGURED  # the newline is part of the key, as before
+    assert old.key(UID) == store_pseudonymizer("a configured secret\n", tmp_path, {}).key(UID)
+    same = store_pseudonymizer(None, tmp_path, {KEY_ENV: "a configured secret\n"})
+    assert same.key(UID) == old.key(UID)  # following the deprecation warning keeps the keys
+
+
+def test_the_manifest_reads_only_the_one_variable(monkeypatch):
+    monkeypatch.setenv(KEY_ENV, f"  {MANIFEST_KEY.decode()}\n")
     monkeypatch.setenv(DEPRECATED_KEY_ENV, "another key, of the results store")
-    assert load_key(None) == MANIFEST_KEY  # what labral manifest read before
+    assert load_key(None) == MANIFEST_KEY  # stripped, as labral manifest read it before
     monkeypatch.delenv(KEY_ENV)
-    with pytest.warns(FutureWarning, match="deprecated"):
-        assert load_key(None) == b"another key, of the results store"
-    monkeypatch.setenv(DEPRECATED_KEY_ENV, "short")
-    with pytest.warns(FutureWarning), pytest.raises(BadConfigError, match=DEPRECATED_KEY_ENV):
+    with pytest.raises(BadConfigError, match="no pseudonym key"):
+        load_key(None)  # never the results store's secret
+    monkeypatch.setenv(KEY_ENV, "short")
+    with pytest.raises(BadConfigError, match=KEY_ENV):
         load_key(None)
     assert pseudonyms.KEY_ENV == "LABRAL_PSEUDONYM_KEY"
