@@ -19,6 +19,7 @@ and hands the model to library code, which never reads ``configs/`` itself::
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, TypeVar
 
 from hydra.core.config_store import ConfigStore
@@ -122,10 +123,7 @@ def settings_from_config(
     try:
         return model.model_validate(data)
     except ValidationError as error:
-        problems = [
-            f"{'.'.join(str(part) for part in problem['loc']) or '(top)'}: {problem['msg']}"
-            for problem in error.errors()
-        ]
+        problems = [_problem(problem) for problem in error.errors()]
         raise BadConfigError(f"{model.__name__}: " + "; ".join(problems)) from None
 
 
@@ -133,3 +131,10 @@ def _resolved(cfg: DictConfig, key: str) -> Any:
     """``cfg[key]`` with its interpolations resolved (against the whole config)."""
     value = cfg[key]
     return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+
+
+def _problem(problem: Mapping[str, Any]) -> str:
+    """One validation problem as ``key: why`` (pydantic's ``Value error, `` prefix dropped)."""
+    message = str(problem["msg"]).removeprefix("Value error, ")
+    where = ".".join(str(part) for part in problem["loc"])
+    return f"{where}: {message}" if where else message

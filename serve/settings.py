@@ -67,8 +67,10 @@ class StoreSettings(_Settings):
         url: SQLAlchemy URL; None is embedded SQLite, ``sqlite:///<state_dir>/results.sqlite``.
             PostgreSQL: ``postgresql+psycopg://user:password@host/db``.
         pseudonym_key: secret of the keyed hash that turns SOP Instance and Study Instance
-            UIDs into the store's keys. None: ``$LABRAL_PSEUDONYM_KEY``, else a random key
-            kept in ``<state_dir>/pseudonym.key`` (``serve/dicom/pseudonym.py``; replicas
+            UIDs into the store's keys. None: the environment (``$LABRAL_PSEUDONYM_KEY``; the
+            order with the deprecated variable and an existing key file is
+            ``serve/dicom/pseudonym.py``'s), else a random key kept in
+            ``<state_dir>/pseudonym.key`` (``serve/dicom/pseudonym.py``; replicas
             sharing one database must share one key).
         retention_days: results rows and stored SRs older than this are deleted (at start and
             hourly); None keeps them. The audit trail is never deleted.

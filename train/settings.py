@@ -14,12 +14,12 @@ nodes: their keys are the constructors' arguments.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from omegaconf import DictConfig
-from pydantic import BeforeValidator, Field
+from pydantic import Field
 
-from labral.settings import Settings, settings_from_config
+from labral.settings import Settings, Text, settings_from_config
 
 TRAIN_SCHEMA = "train_schema"
 EXPORT_SCHEMA = "export_schema"
@@ -30,15 +30,6 @@ CURVE_SCHEMA = "curve_schema"
 TRAIN_GROUPS = ("paths", "data", "model", "transforms", "optim", "scheduler", "logger", "callbacks")
 
 
-def _text(value: Any) -> Any:
-    """A scalar as text (Hydra parses ``model_version=2`` as an int, ``ckpt=2024`` too)."""
-    return value if value is None or isinstance(value, str) else str(value)
-
-
-#: a path or name given on the command line: always a str (or None)
-Text = Annotated[str | None, BeforeValidator(_text)]
-
-
 class TrainerSettings(Settings):
     """How ``labral train`` runs: device, precision, epochs, early stopping
     (``configs/trainer/``: cpu holds these defaults, gpu and ddp what differs)."""
@@ -46,9 +37,7 @@ class TrainerSettings(Settings):
     accelerator: str = Field("cpu", description="cpu | gpu | auto (cuda when available)")
     strategy: str | None = Field(None, description="null | ddp (launched by torchrun)")
     max_epochs: int = 10
-    precision: Annotated[str, BeforeValidator(_text)] = Field(
-        "32", description='"32" | bf16 (autocast)'
-    )
+    precision: Text = Field("32", description='"32" | bf16 (autocast)')
     accumulate_grad_batches: int = 1
     gradient_clip_val: float | None = 1.0
     channels_last_3d: bool = False
@@ -90,7 +79,7 @@ class TrainSettings(Settings):
     task_name: str = Field("train", description="recorded in metrics.jsonl's start event")
     seed: int = 1234
     resume: bool = Field(False, description="true: continue from <run dir>/checkpoints/last.pt")
-    ckpt_path: Text = Field(None, description="or an explicit checkpoints/last.pt")
+    ckpt_path: Text | None = Field(None, description="or an explicit checkpoints/last.pt")
     optimized_metric: str | None = Field(
         None, description="set by hparams_search (best_val_auroc): run() returns that float"
     )
@@ -116,19 +105,21 @@ class ExportVerify(Settings):
 class ExportSettings(Settings):
     """Every key of ``labral export``, its type and its default."""
 
-    run_dir: Text = Field(None, description="a `labral train` run dir (best.pt, calibration)")
-    ckpt: Text = Field(
+    run_dir: Text | None = Field(
+        None, description="a `labral train` run dir (best.pt, calibration)"
+    )
+    ckpt: Text | None = Field(
         None, description="explicit checkpoint; default <run_dir>/checkpoints/best.pt"
     )
-    calibration: Text = Field(
+    calibration: Text | None = Field(
         None, description="explicit calibration.json; default <run_dir>/calibration.json"
     )
     require_calibration: bool = Field(
         True, description="false: export without calibration (T = 1, threshold 0.5)"
     )
-    out: Text = Field(None, description="bundle folder; default <paths.output_dir>/bundle")
-    model_name: Text = Field(None, description="default labral-<arch or class name>")
-    model_version: Text = Field(None, description="default <labral version>+epoch<N>")
+    out: Text | None = Field(None, description="bundle folder; default <paths.output_dir>/bundle")
+    model_name: Text | None = Field(None, description="default labral-<arch or class name>")
+    model_version: Text | None = Field(None, description="default <labral version>+epoch<N>")
     formats: list[str] = Field(
         default_factory=lambda: ["torchscript", "onnx", "torch_export"],
         description="model.ts (required) | model.onnx | model.pt2",
@@ -223,7 +214,7 @@ class CurveSettings(Settings):
         default_factory=lambda: {"synthetic": ["finetune.backbone_lr_scale=0.3"]},
         description="extra train overrides per arm (scratch: none)",
     )
-    kinetics_weights: Text = Field(
+    kinetics_weights: Text | None = Field(
         None, description="torchvision Kinetics-400 r2plus1d_18 file: adds arm kinetics"
     )
     kinetics_model: str = "r2plus1d_18"

@@ -8,7 +8,7 @@ import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema
 
 from labral.serve.http.deps import require_api_key
 from labral.serve.http.errors import (
@@ -27,17 +27,29 @@ MAX_PAGE = 500
 #: the largest offset a 64-bit SQL OFFSET holds (SQLite and PostgreSQL); more would be a 500
 MAX_OFFSET = 2**63 - 1
 _DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
 
 
 def _date_time_text(value: Any) -> Any:
-    """Refuse what pydantic would otherwise read as a time but OpenAPI's date-time is not: a
-    number (Unix seconds) or a bare date. A time without a zone is still accepted, as UTC."""
+    """An ISO 8601 date and time, or a bare date (its midnight); refuse what pydantic would
+    otherwise read as a time but OpenAPI's date-time and date are not, such as a number (Unix
+    seconds). A time without a zone is accepted, as UTC."""
+    if isinstance(value, str) and _DATE.match(value):
+        return f"{value}T00:00:00"
     if isinstance(value, str) and not _DATE_TIME.match(value):
-        raise ValueError("expected an ISO 8601 date and time, e.g. 2026-01-31T08:00:00Z")
+        raise ValueError(
+            "expected an ISO 8601 date and time or a date, e.g. 2026-01-31T08:00:00Z or 2026-01-31"
+        )
     return value
 
 
-DateTime = Annotated[dt.datetime, BeforeValidator(_date_time_text)]
+#: what the document declares: either form, as the filter accepts
+_DATE_TIME_OR_DATE = {
+    "anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}]
+}
+DateTime = Annotated[
+    dt.datetime, BeforeValidator(_date_time_text), WithJsonSchema(_DATE_TIME_OR_DATE)
+]
 
 
 class StoredResult(BaseModel):
@@ -110,7 +122,9 @@ def to_json(row: dict[str, Any]) -> dict[str, Any]:
 async def list_results(
     request: Request,
     stateful: Annotated[Stateful, Depends(get_stateful)],
-    since: Annotated[DateTime | None, Query(description="stored at or after (UTC)")] = None,
+    since: Annotated[
+        DateTime | None, Query(description="stored at or after (UTC; a date means its midnight)")
+    ] = None,
     until: Annotated[DateTime | None, Query(description="stored before (UTC)")] = None,
     decision: Annotated[bool | None, Query(description="only this decision")] = None,
     status: Annotated[Literal["scored", "failed"] | None, Query()] = None,

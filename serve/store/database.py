@@ -2,7 +2,7 @@
 
 SQLAlchemy Core over embedded SQLite (the default, ``<state_dir>/results.sqlite``) or
 PostgreSQL (``store.url=postgresql+psycopg://...``). The schema is versioned: the Alembic
-migrations in ``serve/migrations/`` run at every start (:meth:`ResultsStore.open`), and
+migrations in ``serve/store/migrations/`` run at every start (:meth:`ResultsStore.open`), and
 ``tests/serve/test_store.py`` checks that the migrated schema is exactly :data:`metadata`.
 
 No patient identity is stored. An instance is known by ``instance_key`` and ``study_key``,

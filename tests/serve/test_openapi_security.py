@@ -142,7 +142,7 @@ def test_the_upload_document_says_what_a_schema_can_and_the_fuzzer_is_told_the_r
     [
         {"until": "0.5"},  # Unix seconds: pydantic reads them, OpenAPI's date-time does not
         {"since": "1700000000"},
-        {"since": "2020-01-01"},  # a date without a time
+        {"since": "2020-13-01"},  # not a date
         {"offset": 2**63},  # past a 64-bit SQL OFFSET: was a 500
     ],
 )
@@ -159,3 +159,16 @@ def test_results_take_the_documented_extremes(apps):
     assert client.get("/v1/results", params={"offset": 2**63 - 1}).json()["results"] == []
     for since in ("2020-01-01T00:00:00", "2020-01-01T00:00:00Z", "2020-01-01 00:00+01:00"):
         assert client.get("/v1/results", params={"since": since}).status_code == 200, since
+
+
+def test_results_take_a_bare_date_as_its_midnight_as_documented(apps):
+    """``since=2026-01-01`` worked before the fuzzer's fixes and is the docs' example: the
+    document declares a date beside a date-time, and the filter reads it as 00:00 UTC."""
+    client = apps["plain"]
+    assert client.get("/v1/results", params={"since": "2020-01-01"}).status_code == 200
+    future = client.get("/v1/results", params={"since": "2999-01-01"}).json()
+    assert future["results"] == [] and future["total"] == 0
+    until = client.app.openapi()["paths"]["/v1/results"]["get"]["parameters"]
+    schema = next(p for p in until if p["name"] == "until")["schema"]
+    formats = {option.get("format") for option in schema["anyOf"]}
+    assert {"date-time", "date"} <= formats
