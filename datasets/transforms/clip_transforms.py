@@ -56,9 +56,7 @@ from labral.datasets.transforms.clip_ops import (
     window_indices,
 )
 from labral.datasets.transforms.compose import ClipPipeline
-
-# KeysLike, ScaleUint8, ScaleUint8d: re-exported (they live below the augmentation)
-from labral.datasets.transforms.scaling import KeysLike, ScaleUint8, ScaleUint8d  # noqa: F401
+from labral.datasets.transforms.scaling import KeysLike, ScaleUint8
 from labral.errors import BadConfigError
 
 Reader = Callable[[Any], Clip]
@@ -271,7 +269,7 @@ class SampleFramesd(Randomizable, MapTransform):
 class ToClipTensord(MapTransform):
     """``"frames"`` (T, H, W) or (N, T, H, W) -> ``"image"`` float32 (1, T, H, W) / (N, 1, T, H, W).
 
-    Float frames must already lie in [0, 1] (:class:`ScaleUint8d` and every augmentation
+    Float frames must already lie in [0, 1] (``scaling.ScaleUint8d`` and every augmentation
     clip to it); uint8 frames are scaled here by :class:`ScaleUint8`. Also turns
     ``"frame_index"`` into an int64 tensor. ``"frames"`` is removed.
     """

@@ -12,11 +12,13 @@ from labral.datasets.transforms.clip_transforms import (
     LoadCined,
     ResampleFPSd,
     ResizeClipd,
+    ToClipTensord,
     build_eval_transform,
     build_train_transform,
     check_spec,
     resample_indices,
 )
+from labral.datasets.transforms.scaling import ScaleUint8
 from labral.errors import BadConfigError, CorruptPixelDataError
 
 SPEC = {"frames": 8, "fps": 10.0, "size": [24, 32], "windows": 1}
@@ -252,8 +254,6 @@ def test_as_slice_selects_the_same_frames_as_the_index(index):
 def test_uint8_scaling_in_the_tensor_step_equals_scale_uint8_for_every_level():
     """ToClipTensord scales in torch, ScaleUint8 (training) in numpy: the same 256 values,
     and the input frames (a cached item's array) are left as they were."""
-    from labral.datasets.transforms.clip_transforms import ScaleUint8, ToClipTensord
-
     levels = np.arange(256, dtype=np.uint8).reshape(1, 4, 8, 8)
     kept = levels.copy()
     image = ToClipTensord()({"frames": levels, "frame_index": np.zeros((1, 4))})["image"]
