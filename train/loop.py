@@ -160,11 +160,14 @@ def _forward_backward(
     with autocast_context(image.device, precision):
         logits = model(image)
     loss = loss_fn(logits.float(), label)
-    loss_value = float(loss.detach())
+    # one device-to-host copy per micro-batch: the loss (the tally needs it anyway) together
+    # with whether every logit is finite
+    finite = torch.isfinite(logits.detach()).all().to(loss.dtype)
+    loss_value, logits_finite = torch.stack([loss.detach(), finite]).tolist()
     what = None
     if not math.isfinite(loss_value):
         what = f"the loss is {loss_value}"
-    elif not bool(torch.isfinite(logits).all()):
+    elif not logits_finite:
         what = "some logits are not finite"
     if what is not None:
         raise diverged(what, **position, lr=optimizer.param_groups[0]["lr"])
