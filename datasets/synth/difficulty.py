@@ -24,7 +24,7 @@ import labral.configs
 from labral.datasets.synth.validation import NAMED, Bounds, as_bad_config
 from labral.errors import BadConfigError
 
-#: The level files, one per level (data read by :func:`level_data`).
+#: The level files, one per level (read by :func:`load_difficulty`).
 LEVELS_DIR = Path(labral.configs.__file__).resolve().parent / "difficulty"
 #: The level of ``labral synth``, ``generate_clip`` and the suites when none is named.
 DEFAULT_LEVEL = "medium"
@@ -124,21 +124,17 @@ def known_levels() -> list[str]:
 
 @functools.lru_cache(maxsize=16)
 def _level_file(level: str) -> dict[str, Any]:
+    """The knobs a shipped level's file sets (read once; callers copy it before changing it).
+
+    Raises:
+        BadConfigError: no such level (the message lists the known ones).
+    """
     path = LEVELS_DIR / f"{level}.yaml"
     if not path.is_file():
         raise BadConfigError(f"difficulty={level!r}: unknown level; use one of {known_levels()}")
     data = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
     assert isinstance(data, dict)
     return data
-
-
-def level_data(level: str) -> dict[str, Any]:
-    """The knobs a shipped level's file sets (a fresh copy; the file is read once).
-
-    Raises:
-        BadConfigError: no such level (the message lists the known ones).
-    """
-    return dict(_level_file(level))
 
 
 def load_difficulty(
@@ -165,7 +161,7 @@ def load_difficulty(
     if isinstance(level, Difficulty):
         raw: dict[str, Any] = level.to_json()
     elif level is None or isinstance(level, str):
-        raw = level_data(level or DEFAULT_LEVEL)
+        raw = dict(_level_file(level or DEFAULT_LEVEL))  # a copy: the cached dict stays
     elif isinstance(level, DictConfig):
         raw = dict(OmegaConf.to_container(level, resolve=True))  # type: ignore[arg-type]
     elif isinstance(level, Mapping):
