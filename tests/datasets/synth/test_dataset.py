@@ -22,21 +22,15 @@ from labral.datasets.synth.dataset import (
 from labral.datasets.synth.settings import SynthSettings
 from labral.datasets.synth.types import NEGATIVE_TYPES, POSITIVE_TYPE
 
-#: Keys of ``tiny``'s changes that live under ``clip`` or ``formats`` in the settings.
-NESTED = {"frames": "clip", "height": "clip", "width": "clip", "dicom_syntax": "formats"}
-NESTED |= {"mp4": "formats"}
 
-
-def tiny(out: Path, **changes) -> SynthSettings:
-    """Small, fast settings (8-frame 48x48 clips, no preview, no progress bar)."""
+def tiny(
+    out: Path, clip: dict | None = None, formats: dict | None = None, **changes
+) -> SynthSettings:
+    """Small, fast settings (8-frame 48x48 clips, no preview, no progress bar); ``clip`` and
+    ``formats`` change keys of those groups."""
     given: dict = {"out": str(out), "n_patients": 6, "preview": False, "progress": False}
-    given |= {"workers": 1, "clip": {"frames": 8, "height": 48, "width": 48}, "formats": {}}
-    for key, value in changes.items():
-        if key in NESTED:
-            given[NESTED[key]][key] = value
-        else:
-            given[key] = value
-    return SynthSettings.from_config(given)
+    given |= {"workers": 1, "clip": {"frames": 8, "height": 48, "width": 48, **(clip or {})}}
+    return SynthSettings.from_config({**given, "formats": formats or {}, **changes})
 
 
 def rows_of(manifest: Path) -> list[dict]:
@@ -59,8 +53,10 @@ def test_every_split_non_empty_when_possible(n_patients: int) -> None:
 
 
 def test_same_result_for_any_worker_count(tmp_path: Path) -> None:
-    one = synthesize(tiny(tmp_path / "w1", workers=1, dicom_syntax="mixed"))
-    two = synthesize(tiny(tmp_path / "w2", workers=2, chunksize=3, dicom_syntax="mixed"))
+    one = synthesize(tiny(tmp_path / "w1", workers=1, formats={"dicom_syntax": "mixed"}))
+    two = synthesize(
+        tiny(tmp_path / "w2", workers=2, chunksize=3, formats={"dicom_syntax": "mixed"})
+    )
     assert one.read_text() == two.read_text()
     for row in rows_of(one):
         assert (one.parent / row["path"]).read_bytes() == (two.parent / row["path"]).read_bytes()
@@ -79,7 +75,7 @@ def test_seed_changes_the_data(tmp_path: Path) -> None:
 
 
 def test_manifest_integrity(tmp_path: Path) -> None:
-    settings = tiny(tmp_path / "m", n_patients=24, prevalence=0.4, frames=32)
+    settings = tiny(tmp_path / "m", n_patients=24, prevalence=0.4, clip={"frames": 32})
     manifest = synthesize(settings)
     rows = rows_of(manifest)
     files = sorted(
@@ -135,7 +131,7 @@ def test_patient_anatomy_is_shared_across_clips(tmp_path: Path) -> None:
 
 
 def test_dicom_pixels_are_the_generated_clip(tmp_path: Path) -> None:
-    settings = tiny(tmp_path / "px", n_patients=2, dicom_syntax="explicit")
+    settings = tiny(tmp_path / "px", n_patients=2, formats={"dicom_syntax": "explicit"})
     manifest = synthesize(settings)
     job = plan_dataset(settings)[0]
     clip = render_job(job, settings)
@@ -151,7 +147,7 @@ def test_dicom_pixels_are_the_generated_clip(tmp_path: Path) -> None:
 
 
 def test_mp4_and_preview_written(tmp_path: Path) -> None:
-    manifest = synthesize(tiny(tmp_path / "v", n_patients=8, mp4=True, preview=True))
+    manifest = synthesize(tiny(tmp_path / "v", n_patients=8, formats={"mp4": True}, preview=True))
     rows = rows_of(manifest)
     assert all((manifest.parent / r["mp4"]).stat().st_size > 0 for r in rows)
     summary = json.loads((manifest.parent / "dataset.json").read_text())
@@ -176,7 +172,7 @@ def test_rerun_in_same_folder_leaves_no_stale_files(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dicom3tools (dciodvfy) not installed")
 def test_generated_files_pass_dciodvfy(tmp_path: Path) -> None:
-    manifest = synthesize(tiny(tmp_path / "dv", n_patients=1, dicom_syntax="mixed"))
+    manifest = synthesize(tiny(tmp_path / "dv", n_patients=1, formats={"dicom_syntax": "mixed"}))
     rows = rows_of(manifest)[:2]  # one JPEG Baseline, one Explicit VR Little Endian
     for row in rows:
         path = manifest.parent / row["path"]
