@@ -241,10 +241,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     return run_curve(settings, OmegaConf.to_container(cfg, resolve=True))
 
 
-def run_curve(settings: CurveSettings, recorded: Any = None) -> dict[str, Any]:
+def run_curve(settings: CurveSettings, recorded: Any) -> dict[str, Any]:
     """Every run of the curve, then ``curve.json``, ``curve.png`` and ``curve.html`` under
-    ``settings.out``; ``recorded`` is stored as the payload's ``settings`` (the composed
-    config; default ``settings`` itself).
+    ``settings.out``; ``recorded`` (the composed config) is stored as the payload's
+    ``settings``.
 
     Raises:
         BadConfigError: bad sizes (named), before any training.
@@ -266,7 +266,7 @@ def run_curve(settings: CurveSettings, recorded: Any = None) -> dict[str, Any]:
     arms = ["scratch", "synthetic"] + (["kinetics"] if settings.kinetics_weights else [])
     points: list[dict[str, Any]] = []
     payload: dict[str, Any] = {
-        "settings": settings.model_dump(mode="json") if recorded is None else recorded,
+        "settings": recorded,
         "pretrain": {"test_auroc": pretrain["test"]["auroc"], "seconds": pretrain["seconds"]},
         "points": points,
     }
