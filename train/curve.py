@@ -165,10 +165,10 @@ def choose_hips(
     return chosen
 
 
-def epochs_for(train_clips: int, spec: CurveEpochs | DictConfig) -> int:
+def epochs_for(train_clips: int, spec: CurveEpochs) -> int:
     """``ceil(spec.min_clips / train_clips)`` clamped to ``[spec.min, spec.max]``."""
-    wanted = math.ceil(int(spec.min_clips) / max(1, train_clips))
-    return int(min(max(wanted, int(spec.min)), int(spec.max)))
+    wanted = math.ceil(spec.min_clips / max(1, train_clips))
+    return min(max(wanted, spec.min), spec.max)
 
 
 def train_run(

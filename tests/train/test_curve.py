@@ -8,10 +8,10 @@ import sys
 
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 
 from labral.errors import BadConfigError
 from labral.train.curve import by_hip, choose_hips, epochs_for
+from labral.train.settings import CurveEpochs
 
 
 def _pool(n_hips: int) -> list[dict]:
@@ -42,7 +42,7 @@ def test_hips_are_drawn_balanced_nested_and_split_by_hip():
 
 
 def test_epochs_follow_the_clip_budget_within_bounds():
-    spec = OmegaConf.create({"min": 6, "max": 30, "min_clips": 480})
+    spec = CurveEpochs(min=6, max=30, min_clips=480)
     assert [epochs_for(n, spec) for n in (10, 40, 80, 300)] == [30, 12, 6, 6]
 
 
