@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from labral.bench import bootstrap, controls, localisation
+from labral.bench import controls, localisation
 from labral.bench.distributed import score_pass_distributed, world
 from labral.bench.settings import BenchSettings
 from labral.bench.suite_scoring import ClipSource, PassResult
@@ -116,7 +116,6 @@ def _pointing_game(
 ) -> list[dict[str, Any]]:
     """The pointing game of every bundle on the positives with extrusion masks."""
     boot = settings.bootstrap
-    plan = bootstrap.ClusterBootstrap([r["patient"] for r in records], boot.n, boot.seed)
     return localisation.pointing_game(
-        records, source, bundles, transforms, plan, boot.level, bar.update
+        records, source, bundles, transforms, boot.plan(records), boot.level, bar.update
     )

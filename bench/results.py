@@ -203,7 +203,7 @@ def bundle_results(
 ) -> dict[str, Any]:
     """The whole ``results.json`` of a bundle run (without its ``gate`` block)."""
     records, boot = suite.records, settings.bootstrap
-    plan = bootstrap.ClusterBootstrap([r["patient"] for r in records], boot.n, boot.seed)
+    plan = boot.plan(records)
     per_model = evaluate_models(settings, records, names, bundles, scored, plan)
     n_patients = int(np.unique(evaluate.suite_arrays(records)["patient"]).size)
     return {

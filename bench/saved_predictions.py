@@ -261,7 +261,7 @@ def saved_results(
 ) -> dict[str, Any]:
     """The whole ``results.json`` of a saved predictions run (without its ``gate`` block)."""
     records, boot = models[0].records, settings.bootstrap
-    plan = metrics.ClusterBootstrap([r["patient"] for r in records], boot.n, boot.seed)
+    plan = boot.plan(records)
     per_model = evaluate_saved(settings, models, names, plan)
     identity = [[r[k] for k in ("path", "patient", "label", "hip", "hip_label")] for r in records]
     scores = [_scores(m) for m in models]

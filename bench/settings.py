@@ -8,12 +8,13 @@ and :mod:`labral.bench.saved_predictions`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, field_validator
 
 from labral.bench.bootstrap import metric_functions
-from labral.metrics import DEFAULT_ECE_BINS
+from labral.metrics import DEFAULT_ECE_BINS, ClusterBootstrap
 from labral.settings import Settings, Text
 
 SCHEMA_NAME = "bench_schema"
@@ -39,6 +40,10 @@ class BootstrapSettings(Settings):
     n: int = Field(1000, ge=1, description="replicates")
     seed: int = 20240601
     level: float = Field(0.95, gt=0, lt=1, description="confidence level of the intervals")
+
+    def plan(self, records: Sequence[Mapping[str, Any]]) -> ClusterBootstrap:
+        """The resampling plan over ``records``' patients (the same for every pass of a run)."""
+        return ClusterBootstrap([r["patient"] for r in records], self.n, self.seed)
 
 
 class BenchSettings(Settings):
