@@ -325,10 +325,11 @@ def run(cfg: DictConfig) -> dict[str, Any] | float:
     ``cv.folds=K`` the run is a K-fold cross-validation (:mod:`labral.train.cv`) and its
     ``cv.json`` summary is returned.
     """
-    if train_settings(cfg).cv.folds:
+    settings = train_settings(cfg)
+    if settings.cv.folds:
         return run_cv(cfg, train)
     result = train(cfg)
-    metric = train_settings(cfg).optimized_metric
+    metric = settings.optimized_metric
     if metric:
         if metric not in result:
             raise BadConfigError(f"optimized_metric={metric!r} is not one of {sorted(result)}")
