@@ -23,16 +23,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-import warnings
-from collections.abc import Mapping
 from pathlib import Path
 
 from labral.errors import BadConfigError
 
 KEY_ENV = "LABRAL_PSEUDONYM_KEY"
-#: What ``labral serve`` read before ``$LABRAL_PSEUDONYM_KEY`` (as ``store.pseudonym_key``);
-#: still read, with a deprecation warning (a FutureWarning, which users see).
-DEPRECATED_KEY_ENV = "LABRAL_STORE_PSEUDONYM_KEY"
 #: Shortest key accepted, in bytes (32 hex characters = 128 bits).
 MIN_KEY_BYTES = 16
 #: Hex digits kept from each digest (64 bits: no collision in any cohort of realistic size).
@@ -47,48 +42,9 @@ HOW_TO_MAKE_A_KEY = (
 )
 
 
-def key_from_environment(
-    environ: Mapping[str, str] | None = None,
-    *,
-    names: tuple[str, ...] = (KEY_ENV,),
-    strip: bool = True,
-) -> tuple[str, str] | None:
-    """The key text in the first of ``names`` that is set (``$LABRAL_PSEUDONYM_KEY`` unless told).
-
-    Args:
-        environ: the environment (``os.environ`` when None).
-        names: the variables to try, in order. Only ``labral serve`` names the deprecated
-            ``$LABRAL_STORE_PSEUDONYM_KEY`` (first: its existing stores were keyed with it);
-            ``labral manifest`` never does.
-        strip: drop surrounding whitespace, as ``labral manifest`` always did. ``labral
-            serve`` reads its secret exactly as given, as it always did: a trailing newline
-            from a secret file is part of its key, and dropping it would change every
-            pseudonym of an existing store.
-
-    Returns:
-        (the variable's name, its value), or None when none is set.
-    """
-    env = os.environ if environ is None else environ
-    for name in names:
-        raw = env.get(name, "")
-        if not raw.strip():
-            continue
-        value = raw.strip() if strip else raw
-        if name == DEPRECATED_KEY_ENV:
-            warnings.warn(
-                f"${DEPRECATED_KEY_ENV} is deprecated; set ${KEY_ENV} to the same value "
-                "(the same key gives the same pseudonyms; a pseudonym.key file already in "
-                "state_dir is kept over it)",
-                FutureWarning,  # a deprecation end users see (DeprecationWarning is hidden)
-                stacklevel=2,
-            )
-        return name, value
-    return None
-
-
 def load_key(key_file: str | os.PathLike | None) -> bytes:
-    """Read the pseudonym key from ``key_file``, else from ``$LABRAL_PSEUDONYM_KEY`` (never
-    from the results store's deprecated ``$LABRAL_STORE_PSEUDONYM_KEY``).
+    """Read the pseudonym key from ``key_file``, else from ``$LABRAL_PSEUDONYM_KEY`` (only
+    that variable; surrounding whitespace is ignored).
 
     Args:
         key_file: a file holding the key (surrounding whitespace is ignored), or None.
@@ -111,13 +67,13 @@ def load_key(key_file: str | os.PathLike | None) -> bytes:
             ) from error
         where = f"key_file={key_file}"
     else:
-        found = key_from_environment()
-        if found is None:
+        key = os.environ.get(KEY_ENV, "").strip().encode("utf-8")
+        where = f"${KEY_ENV}"
+        if not key:
             raise BadConfigError(
                 "no pseudonym key: patient and hip ids are keyed hashes (HMAC-SHA256) of the "
                 "PatientID, so labral needs a key to write them; " + HOW_TO_MAKE_A_KEY
             )
-        where, key = f"${found[0]}", found[1].encode("utf-8")
     check_key_length(key, where)
     return key
 

@@ -18,20 +18,19 @@ import hashlib
 import logging
 import os
 import secrets
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
-from labral.datasets.manifests.pseudonyms import (
-    DEPRECATED_KEY_ENV,
-    KEY_ENV,
-    Pseudonymizer,
-    key_from_environment,
-)
+from labral.datasets.manifests.pseudonyms import KEY_ENV, Pseudonymizer
 
-__all__ = ["KEY_FILE", "Pseudonymizer", "store_pseudonymizer"]
+__all__ = ["DEPRECATED_KEY_ENV", "KEY_FILE", "Pseudonymizer", "store_pseudonymizer"]
 log = logging.getLogger("labral.serve")
 KEY_FILE = "pseudonym.key"
 KEY_BYTES = 32
+#: What ``labral serve`` read before ``$LABRAL_PSEUDONYM_KEY``; still read, first (its
+#: stores were keyed with it), with a deprecation warning (a FutureWarning, which users see).
+DEPRECATED_KEY_ENV = "LABRAL_STORE_PSEUDONYM_KEY"
 
 
 def store_pseudonymizer(
@@ -46,7 +45,7 @@ def store_pseudonymizer(
     """
     text = configured
     if not text:
-        found = key_from_environment(environ, names=(DEPRECATED_KEY_ENV, KEY_ENV), strip=False)
+        found = _from_environment(os.environ if environ is None else environ)
         if found is not None and found[0] == KEY_ENV and (state_dir / KEY_FILE).exists():
             log.warning(
                 "$%s is set but %s holds the key this store was made with; it is kept. To "
@@ -61,6 +60,30 @@ def store_pseudonymizer(
     if text:
         return Pseudonymizer(hashlib.sha256(text.encode()).digest())
     return Pseudonymizer(_key_file(state_dir))
+
+
+def _from_environment(environ: Mapping[str, str]) -> tuple[str, str] | None:
+    """(name, text) of the first of ``$LABRAL_STORE_PSEUDONYM_KEY`` (warned) and
+    ``$LABRAL_PSEUDONYM_KEY`` that is set, or None.
+
+    The text is exactly as given, as the service always read it: a trailing newline from a
+    secret file is part of its key, and dropping it would change every pseudonym of an
+    existing store (``labral manifest`` strips its key: ``load_key``).
+    """
+    for name in (DEPRECATED_KEY_ENV, KEY_ENV):
+        text = environ.get(name, "")
+        if not text.strip():
+            continue
+        if name == DEPRECATED_KEY_ENV:
+            warnings.warn(
+                f"${DEPRECATED_KEY_ENV} is deprecated; set ${KEY_ENV} to the same value "
+                "(the same key gives the same pseudonyms; a pseudonym.key file already in "
+                "state_dir is kept over it)",
+                FutureWarning,  # a deprecation end users see (DeprecationWarning is hidden)
+                stacklevel=2,
+            )
+        return name, text
+    return None
 
 
 def _key_file(state_dir: Path) -> bytes:

@@ -13,16 +13,10 @@ import warnings
 import pytest
 
 from labral.datasets.manifests import pseudonyms
-from labral.datasets.manifests.pseudonyms import (
-    DEPRECATED_KEY_ENV,
-    KEY_ENV,
-    MIN_KEY_BYTES,
-    Pseudonymizer,
-    load_key,
-)
+from labral.datasets.manifests.pseudonyms import KEY_ENV, MIN_KEY_BYTES, Pseudonymizer, load_key
 from labral.errors import BadConfigError
 from labral.serve.dicom import pseudonym as serve_pseudonym
-from labral.serve.dicom.pseudonym import KEY_FILE, store_pseudonymizer
+from labral.serve.dicom.pseudonym import DEPRECATED_KEY_ENV, KEY_FILE, store_pseudonymizer
 
 UID = "1.2.826.0.1.3680043.8.498.12345"
 # HMAC-SHA256(sha256("a configured secret"), UID): the store key of a configured secret
