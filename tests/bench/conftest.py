@@ -17,14 +17,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_module
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 
 from labral.datasets.synth.dicom_writer import write_cine_dicom
 from labral.datasets.synth.types import SynthClip
 from labral.demo_bundle import BrightnessScorer
 from tests.helpers.bundles import blob_scorer, toy_bundle
+from tests.helpers.configs import compose_config
 
 
 def make_bundle(folder: Path, name: str = "blob-detector", scale: float = 200.0) -> Path:
@@ -96,20 +95,18 @@ def bench_assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def _compose_bench(tmp_path: Path, overrides: list[str]) -> DictConfig:
     """Compose configs/bench.yaml with small settings, writing into ``tmp_path``."""
-    GlobalHydra.instance().clear()
-    with initialize_config_module(config_module="labral.configs", version_base="1.3"):
-        cfg = compose(
-            config_name="bench",
-            overrides=[
-                f"paths.root_dir={tmp_path}",
-                f"out={tmp_path / 'out'}",
-                "bootstrap.n=60",
-                "latency_clips=2",
-                "progress=false",
-                "batch_size=5",
-                *overrides,
-            ],
-        )
+    cfg = compose_config(
+        "bench",
+        [
+            f"paths.root_dir={tmp_path}",
+            f"out={tmp_path / 'out'}",
+            "bootstrap.n=60",
+            "latency_clips=2",
+            "progress=false",
+            "batch_size=5",
+            *overrides,
+        ],
+    )
     with open_dict(cfg):
         cfg.paths.output_dir = str(tmp_path / "run")
     return cfg

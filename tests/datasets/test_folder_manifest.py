@@ -20,8 +20,6 @@ from pathlib import Path
 import pydicom
 import pytest
 import yaml
-from hydra import compose, initialize_config_module
-from hydra.core.global_hydra import GlobalHydra
 from pydicom.data import get_testdata_file
 
 from labral.datasets.manifests import command as manifest_command
@@ -34,6 +32,8 @@ from labral.datasets.synth.generate import draw_patient, generate_clip
 from labral.datasets.synth.video_writer import write_mp4
 from labral.errors import BadConfigError, BadManifestError
 from labral.settings import settings_from_config
+from labral.train.data import build_datasets
+from tests.helpers.configs import compose_config
 
 KEY = b"0123456789abcdef0123456789abcdef"
 #: Text that identifies the synthetic patients (names, ids, birth dates, accessions) and the
@@ -284,23 +284,16 @@ def test_no_identity_in_any_output(archive: Path, tmp_path: Path) -> None:
 
 def test_manifest_trains(archive: Path, tmp_path: Path) -> None:
     """The manifest goes through ``labral train``'s data path: splits, then clip datasets."""
-    from hydra import compose, initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
-
-    from labral.train.data import build_datasets
-
     _build(archive, _file_labels(tmp_path), tmp_path / "o")
-    GlobalHydra.instance().clear()
-    with initialize_config_module(config_module="labral.configs", version_base="1.3"):
-        cfg = compose(
-            config_name="train",
-            overrides=[
-                "data=manifest",
-                f"data.manifest={tmp_path / 'o' / 'manifest.jsonl'}",
-                "data.cache_dir=null",
-                f"paths.root_dir={tmp_path}",
-            ],
-        )
+    cfg = compose_config(
+        "train",
+        [
+            "data=manifest",
+            f"data.manifest={tmp_path / 'o' / 'manifest.jsonl'}",
+            "data.cache_dir=null",
+            f"paths.root_dir={tmp_path}",
+        ],
+    )
     datasets = build_datasets(cfg)
     assert {name: len(d) for name, d in datasets.items()} == {"train": 2, "val": 2, "test": 2}
     assert not any(d.skipped for d in datasets.values())
@@ -362,10 +355,8 @@ def test_manifest_settings_are_one_typed_model(tmp_path: Path) -> None:
     yaml_file = Path(manifest_command.__file__).resolve().parents[2] / "configs" / "manifest.yaml"
     loaded = yaml.safe_load(yaml_file.read_text())
     assert set(loaded) == {"defaults", "hydra"} and loaded["defaults"][0] == "manifest_schema"
-    GlobalHydra.instance().clear()
-    with initialize_config_module(config_module="labral.configs", version_base="1.3"):
-        cfg = compose(config_name="manifest", overrides=["dir=2024", "decode=true"])
-        bad = compose(config_name="manifest", overrides=["decode=maybe"])
+    cfg = compose_config("manifest", ["dir=2024", "decode=true"])
+    bad = compose_config("manifest", ["decode=maybe"])
     settings = settings_from_config(ManifestSettings, cfg, ignore=("paths",))
     assert settings.dir == "2024" and settings.decode  # a folder named 2024 stays a path
     assert settings.progress and settings.labels is None and settings.key_file is None
