@@ -330,11 +330,12 @@ class Intake:
             try:
                 return await self.service.score(data), None
             except Exception as error:
+                code = error.code if isinstance(error, LabralError) else "internal_error"
                 if isinstance(error, LabralError) and error.http_status < 500:
-                    return None, error.code  # the instance's own: the same bytes fail again
+                    return None, code  # the instance's own: the same bytes fail again
                 if attempt == SCORE_TRIES:
                     log.exception("scoring instance=%s failed", _short(instance_key))
-                    return None, getattr(error, "code", "internal_error")
+                    return None, code
                 wait = SCORE_BACKOFF_S * 2 ** (attempt - 1)
                 log.warning(
                     "scoring instance=%s failed (try %d of %d: %s); again in %.1f s",

@@ -52,7 +52,7 @@ class FlakyScore:
 def receive(client: TestClient, path: Path, score: FlakyScore, monkeypatch) -> list[dict]:
     """Hand ``path`` to the intake as the node does; wait for its row and its spool entry to
     go; return the stored rows."""
-    monkeypatch.setattr(intake_module, "SCORE_BACKOFF_S", 0.01, raising=False)
+    monkeypatch.setattr(intake_module, "SCORE_BACKOFF_S", 0.01)
     intake = client.app.state.stateful.intake
     monkeypatch.setattr(intake.service, "score", score)
     receipt = intake.receive(path.read_bytes(), "cstore", "TEST@local")
@@ -73,14 +73,21 @@ def test_a_transient_scoring_failure_is_retried_not_a_failed_row(
     assert flaky.spooled_at_each_try == [True, True, True]  # kept spooled between tries
 
 
+class CodedError(Exception):
+    """An untyped exception that happens to carry a ``code`` (as urllib's HTTPError does)."""
+
+    code = 500
+
+
+@pytest.mark.parametrize("error", [RuntimeError("broken"), CodedError("broken")])
 def test_retries_are_bounded_then_the_row_says_internal_error(
-    app_client, instance_writer, monkeypatch, tmp_path
+    app_client, instance_writer, monkeypatch, tmp_path, error
 ):
     intake = app_client.app.state.stateful.intake
-    broken = FlakyScore(intake.service.score, 99, RuntimeError("broken"), tmp_path / "spool")
+    broken = FlakyScore(intake.service.score, 99, error, tmp_path / "spool")
     (row,) = receive(app_client, instance_writer(431), broken, monkeypatch)
     assert row["status"] == "failed" and row["reason"] == "internal_error"
-    assert broken.spooled_at_each_try == [True] * getattr(intake_module, "SCORE_TRIES", 3)
+    assert broken.spooled_at_each_try == [True] * intake_module.SCORE_TRIES
 
 
 def test_the_instances_own_error_is_not_retried(app_client, instance_writer, monkeypatch, tmp_path):
