@@ -11,7 +11,6 @@ The suite is a JSONL manifest of DICOM cines written by
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,6 @@ from omegaconf import DictConfig, open_dict
 
 from labral.datasets.synth.dicom_writer import write_cine_dicom
 from labral.datasets.synth.types import SynthClip
-from labral.demo_bundle import BrightnessScorer
 from tests.helpers.bundles import blob_scorer, toy_bundle
 from tests.helpers.configs import compose_config
 
@@ -116,10 +114,3 @@ def _compose_bench(tmp_path: Path, overrides: list[str]) -> DictConfig:
 def compose_bench() -> Any:
     """``compose_bench(tmp_path, overrides) -> DictConfig`` (see :func:`_compose_bench`)."""
     return _compose_bench
-
-
-@pytest.fixture(name="blob_scorer")
-def blob_scorer_fixture() -> Callable[[float, float], BrightnessScorer]:
-    """``blob_scorer(scale, offset)`` (:mod:`tests.helpers.bundles`), for tests that write
-    their own bundle files."""
-    return blob_scorer

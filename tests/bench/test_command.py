@@ -15,6 +15,7 @@ from labral.bench.gate import GateFailedError
 from labral.bundle import SPEC_EXTRA_FILE
 from labral.errors import BadConfigError, BadManifestError, IncompatibleBundleError
 from labral.metrics import DEFAULT_ECE_BINS
+from tests.helpers.bundles import blob_scorer
 
 VOLATILE = ("speed", "hardware", "created_unix", "pass_seconds")
 
@@ -108,9 +109,7 @@ def test_bad_setting_refused_before_scoring(
         command.run(compose_bench(tmp_path, [*base, override]))
 
 
-def test_incompatible_bundle(
-    bench_assets, compose_bench, blob_scorer, tmp_path: Path, no_scoring
-) -> None:
+def test_incompatible_bundle(bench_assets, compose_bench, tmp_path: Path, no_scoring) -> None:
     folder = tmp_path / "old_bundle"
     folder.mkdir()
     spec = json.loads((bench_assets["bundle"] / "metadata.json").read_text())
