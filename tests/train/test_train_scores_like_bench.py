@@ -16,8 +16,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_module
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import open_dict
 
 from labral import scoring
@@ -31,17 +29,12 @@ from labral.train import export as export_mod
 from labral.train.command import train
 from labral.train.loop import evaluate
 from tests.helpers.bundles import toy_bundle
+from tests.helpers.configs import compose_config
 
 from .test_train_data import write_manifest  # noqa: TID252
 
 #: Enough test clips for an AUROC that is neither 0.5 nor 1 after one short run.
 SPLITS = {"train": [0, 1] * 12, "val": [0, 1] * 3, "test": [0, 1, 1, 0] * 3}
-
-
-def compose_in(config: str, overrides: list[str]):
-    GlobalHydra.instance().clear()
-    with initialize_config_module(config_module="labral.configs", version_base="1.3"):
-        return compose(config, overrides=overrides)
 
 
 def test_test_auroc_of_a_run_is_labral_bench_auroc_of_its_bundle(train_cfg, tmp_path) -> None:
@@ -59,11 +52,11 @@ def test_test_auroc_of_a_run_is_labral_bench_auroc_of_its_bundle(train_cfg, tmp_
     reported = json.loads((run_dir / "test_metrics.json").read_text())
     assert reported["n"] == len(SPLITS["test"])
 
-    export_cfg = compose_in(
+    export_cfg = compose_config(
         "export", [f"run_dir={run_dir}", f"out={tmp_path / 'bundle'}", "formats=[torchscript]"]
     )
     bundle_dir = export_mod.run(export_cfg)
-    bench_cfg = compose_in(
+    bench_cfg = compose_config(
         "bench",
         [
             f"paths.root_dir={tmp_path}",
