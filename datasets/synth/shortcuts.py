@@ -31,6 +31,7 @@ Run: ``PYTHONSAFEPATH=1 .venv/bin/python -m labral.datasets.synth.shortcuts --pa
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import multiprocessing as mp
 import time
@@ -74,8 +75,12 @@ class ModelView:
     loading: np.ndarray
 
 
+@functools.cache
 def eval_spec() -> dict[str, Any]:
-    """The eval transform spec of ``configs/transforms/default.yaml`` (frames, fps, size)."""
+    """The eval transform spec of ``configs/transforms/default.yaml`` (frames, fps, size).
+
+    Read once per process (every clip of a study uses it): the dict is shared, read it only.
+    """
     path = Path(labral.configs.__file__).resolve().parent / "transforms" / "default.yaml"
     spec = OmegaConf.to_container(OmegaConf.load(path).eval, resolve=True)
     assert isinstance(spec, dict)
