@@ -120,14 +120,13 @@ def dataset_of(path: Path) -> Dataset:
 
 @pytest.fixture
 def rd() -> SimpleNamespace:
-    """The helpers above as one namespace (test modules cannot import conftest directly)."""
+    """The helpers above as one namespace (test modules cannot import conftest directly; the
+    DICOM writer's own helpers they import from :mod:`tests.helpers.dicom`)."""
     return SimpleNamespace(
         make_frames=make_frames,
-        region_item=region_item,
         build_dataset=build_dataset,
         dcmtk=dcmtk,
         identity_strings=identity_strings,
         dataset_of=dataset_of,
         REGION=REGION,
-        PATIENT=PATIENT,
     )

@@ -7,6 +7,7 @@ import pytest
 
 from labral.datasets.io.reader import read_cine
 from labral.datasets.io.regions import detect_image_area
+from tests.helpers.dicom import region_item
 
 INNER = (8, 56, 12, 68)  # REGION as (y0, y1, x0, x1) with exclusive ends
 
@@ -26,9 +27,9 @@ def test_spacing_in_mm_from_cm_deltas(base_dicom):
 
 
 def test_several_regions_pick_the_2d_tissue_one(rd, write_dicom, expected_crop):
-    doppler = rd.region_item(0, 0, 79, 63, fmt=3, dtype=3)  # spectral Doppler, larger
-    colour = rd.region_item(20, 20, 40, 40, fmt=1, dtype=2)  # colour flow, 2-D
-    tissue = rd.region_item(**rd.REGION)
+    doppler = region_item(0, 0, 79, 63, fmt=3, dtype=3)  # spectral Doppler, larger
+    colour = region_item(20, 20, 40, 40, fmt=1, dtype=2)  # colour flow, 2-D
+    tissue = region_item(**rd.REGION)
     clip = read_cine(write_dicom("multi.dcm", regions=[doppler, colour, tissue]))
     assert np.array_equal(clip.frames, expected_crop)
     assert clip.source["region"]["regions_in_header"] == 3
@@ -36,14 +37,14 @@ def test_several_regions_pick_the_2d_tissue_one(rd, write_dicom, expected_crop):
 
 
 def test_two_tissue_regions_use_the_largest_with_a_warning(rd, write_dicom, expected_crop):
-    small = rd.region_item(12, 8, 30, 20)
-    clip = read_cine(write_dicom("two.dcm", regions=[small, rd.region_item(**rd.REGION)]))
+    small = region_item(12, 8, 30, 20)
+    clip = read_cine(write_dicom("two.dcm", regions=[small, region_item(**rd.REGION)]))
     assert np.array_equal(clip.frames, expected_crop)
     assert any("used the largest" in w for w in clip.warnings)
 
 
 def test_region_outside_a_downscaled_image_falls_back_to_detection(rd, write_dicom):
-    big = rd.region_item(24, 16, 135, 111)  # described on a 2x larger acquisition matrix
+    big = region_item(24, 16, 135, 111)  # described on a 2x larger acquisition matrix
     clip = read_cine(write_dicom("oob.dcm", regions=[big]))
     assert clip.source["region"]["origin"] == "detected"
     assert clip.spacing_mm is None
@@ -54,7 +55,7 @@ def test_region_outside_a_downscaled_image_falls_back_to_detection(rd, write_dic
 
 
 def test_off_by_one_overshoot_is_clipped_not_rejected(rd, write_dicom):
-    clip = read_cine(write_dicom("edge.dcm", regions=[rd.region_item(12, 8, 80, 64)]))
+    clip = read_cine(write_dicom("edge.dcm", regions=[region_item(12, 8, 80, 64)]))
     assert clip.source["region"]["origin"] == "dicom"
     assert clip.frames.shape == (8, 56, 68)
 
@@ -69,7 +70,7 @@ def test_no_regions_detects_the_image_area(write_dicom, expected_crop):
 
 
 def test_inverted_region_never_gives_an_empty_crop(rd, write_dicom):
-    clip = read_cine(write_dicom("inv.dcm", regions=[rd.region_item(60, 50, 10, 5)]))
+    clip = read_cine(write_dicom("inv.dcm", regions=[region_item(60, 50, 10, 5)]))
     assert min(clip.frames.shape) > 0
     assert clip.source["region"]["origin"] == "detected"
 
