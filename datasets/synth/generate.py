@@ -48,9 +48,13 @@ def draw_patient(seed: int) -> dict[str, Any]:
     Raises:
         BadConfigError: if ``seed`` is not a non-negative integer.
     """
+    _check_seed(seed)
+    return draw_anatomy(int(seed))
+
+
+def _check_seed(seed: Any) -> None:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise BadConfigError(f"seed must be a non-negative integer, got {seed!r}")
-    return draw_anatomy(int(seed))
 
 
 def _validate(
@@ -68,8 +72,7 @@ def _validate(
         raise BadConfigError("anatomy must be the dict returned by draw_patient(seed)")
     if clip_type not in CLIP_TYPES:
         raise BadConfigError(f"clip_type {clip_type!r} is unknown; use one of {list(CLIP_TYPES)}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise BadConfigError(f"seed must be a non-negative integer, got {seed!r}")
+    _check_seed(seed)
     if not isinstance(frames, (int, np.integer)) or frames < 4:
         raise BadConfigError(
             f"frames must be an integer >= 4 (the motion needs time), got {frames!r}"
