@@ -258,7 +258,7 @@ async def stow_rs(
 
 
 # ---- WADO-RS -------------------------------------------------------------------------
-async def _srs(request: Request, stateful: Stateful, found: list, key: str | None) -> Response:
+async def _srs(request: Request, found: list, key: str | None) -> Response:
     if not found:
         await record_read(request, "retrieve", "not_found", key)
         raise SrNotFoundError(
@@ -281,7 +281,7 @@ async def retrieve_study(
 ) -> Response:
     """WADO-RS: every SR labral made in this study."""
     found = await asyncio.to_thread(stateful.archive.find, study)
-    return await _srs(request, stateful, found, None)
+    return await _srs(request, found, None)
 
 
 @router.get(
@@ -299,4 +299,4 @@ async def retrieve_instance(
 ) -> Response:
     """WADO-RS: one SR labral made, by its own study, series and SOP instance UIDs."""
     found = await asyncio.to_thread(stateful.archive.find, study, series, instance)
-    return await _srs(request, stateful, found, stateful.keys.key(instance))
+    return await _srs(request, found, stateful.keys.key(instance))
