@@ -34,7 +34,7 @@ from labral.bench.overlap import check_overlap
 from labral.bench.passes import ScoredSuite, score_suite
 from labral.bench.report import html_report as report
 from labral.bench.report.terminal import print_summary
-from labral.bench.results import RESULTS_SCHEMA_VERSION, bundle_results, unique_names
+from labral.bench.results import bundle_results, unique_names
 from labral.bench.saved_predictions import run_saved_predictions
 from labral.bench.settings import ADDED_ON_COMMAND_LINE, SCHEMA_NAME, BenchSettings
 from labral.bench.suites import Suite, resolve_suite
@@ -44,7 +44,7 @@ from labral.errors import BadConfigError
 from labral.runtimes import check_runtime
 from labral.settings import register_schema, settings_from_config
 
-__all__ = ["RESULTS_SCHEMA_VERSION", "main", "resolve_suite", "run"]
+__all__ = ["main", "resolve_suite", "run"]
 
 register_schema(SCHEMA_NAME, BenchSettings, leave_out=ADDED_ON_COMMAND_LINE)
 

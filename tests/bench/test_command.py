@@ -12,6 +12,7 @@ import torch
 from labral.bench import command
 from labral.bench import suite_scoring as scoring
 from labral.bench.gate import GateFailedError
+from labral.bench.results import RESULTS_SCHEMA_VERSION
 from labral.bundle import SPEC_EXTRA_FILE
 from labral.errors import BadConfigError, BadManifestError, IncompatibleBundleError
 from labral.metrics import DEFAULT_ECE_BINS
@@ -34,7 +35,7 @@ def test_two_models_outputs_and_identical_rerun(
     first = command.run(cfg)
     out = Path(cfg.out)
     saved = json.loads((out / "results.json").read_text())
-    assert saved["schema_version"] == command.RESULTS_SCHEMA_VERSION
+    assert saved["schema_version"] == RESULTS_SCHEMA_VERSION
     assert saved["settings"]["ece_bins"] == DEFAULT_ECE_BINS  # ece_bins: null = the shared default
     assert len(saved["suite"]["content_hash"]) == 64
     assert [m["name"] for m in saved["models"]] == ["blob-detector", "blunt"]
