@@ -199,7 +199,7 @@ class Intake:
 
     def busy(self) -> bool:
         """True while a received instance waits for its result row (SRs wait then)."""
-        return bool(len(self._backlog))
+        return bool(self._backlog)
 
     def enqueue_threadsafe(self, entry: SpoolEntry) -> None:
         """Queue a spooled entry from any thread (it is scored at the next start otherwise)."""
