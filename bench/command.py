@@ -17,7 +17,6 @@ is scored by :class:`labral.scoring.ClipScorer`, as in the service.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from labral.bench import evaluate, perturb
 from labral.bench import suite_scoring as scoring
 from labral.bench.distributed import leave_scoring_group, world
 from labral.bench.gate import GateFailedError, check_gate, validate_gate
-from labral.bench.outputs import write_predictions, write_spatial_maps
+from labral.bench.outputs import write_predictions, write_results, write_spatial_maps
 from labral.bench.overlap import check_overlap
 from labral.bench.passes import ScoredSuite, score_suite
 from labral.bench.report import html_report as report
@@ -130,7 +129,7 @@ def _write_outputs(
     scored: ScoredSuite,
 ) -> None:
     """results.json, predictions.csv, (spatial_maps.npz), report.html and the terminal summary."""
-    (out / "results.json").write_text(json.dumps(results, indent=2, default=float))
+    write_results(out, results)
     write_predictions(out / "predictions.csv", suite.records, names, scored.clean)
     if settings.spatial_maps:
         write_spatial_maps(out / "spatial_maps.npz", scored.clean)

@@ -1,9 +1,10 @@
-"""What ``labral bench`` writes beside results.json: predictions.csv, spatial_maps.npz, and
-the machine and package versions the figures were measured with."""
+"""What ``labral bench`` writes: results.json, predictions.csv, spatial_maps.npz, and the
+machine and package versions the figures were measured with."""
 
 from __future__ import annotations
 
 import csv
+import json
 import os
 import platform
 from importlib.metadata import PackageNotFoundError, version
@@ -67,6 +68,11 @@ def versions() -> dict[str, str]:
         except PackageNotFoundError:
             out[package] = "not installed"
     return out
+
+
+def write_results(out: Path, results: dict[str, Any]) -> None:
+    """``out/results.json``: the results dict, indented, numpy numbers written as floats."""
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=float))
 
 
 def write_predictions(

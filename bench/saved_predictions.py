@@ -27,7 +27,7 @@ import numpy as np
 from labral.bench import bootstrap as metrics
 from labral.bench import evaluate
 from labral.bench.gate import GateFailedError, check_gate, validate_gate
-from labral.bench.outputs import statistics_settings, versions
+from labral.bench.outputs import statistics_settings, versions, write_results
 from labral.bench.report.saved_predictions_report import THRESHOLD_METRICS, render
 from labral.bench.results import RESULTS_SCHEMA_VERSION, unique_names
 from labral.bench.settings import BenchSettings
@@ -322,7 +322,7 @@ def run_saved_predictions(settings: BenchSettings, out: Path) -> dict[str, Any]:
     results = saved_results(settings, paths, models, names)
     results["gate"] = check_gate(gate, {n: results["results"][n]["overall"] for n in names})
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=2, default=float))
+    write_results(out, results)
     y = evaluate.suite_arrays(models[0].records)["y"]
     probabilities = {n: m.probability for n, m in zip(names, models, strict=True)}
     (out / "report.html").write_text(render(results, y, probabilities))
