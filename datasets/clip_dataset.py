@@ -2,8 +2,8 @@
 
 The pipeline is :func:`~labral.datasets.transforms.clip_transforms.build_eval_transform` (or
 :func:`~labral.datasets.transforms.clip_transforms.build_train_transform` when training);
-its head is what
-:class:`~labral.datasets.cache.ClipCache` stores, its tail runs on every ``__getitem__``.
+its head is what :class:`~labral.datasets.cache.ClipCache` stores, its tail runs on every
+``__getitem__``.
 
 At construction every clip is read once (or found in the cache); a file the reader rejects
 (any :class:`~labral.errors.LabralError`, or a missing file) is dropped, recorded in
