@@ -8,7 +8,7 @@ import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, WithJsonSchema
 
 from labral.serve.http.deps import require_api_key
 from labral.serve.http.errors import (
@@ -33,7 +33,7 @@ _DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
 def _date_time_text(value: Any) -> Any:
     """An ISO 8601 date and time, or a bare date (its midnight); refuse what pydantic would
     otherwise read as a time but OpenAPI's date-time and date are not, such as a number (Unix
-    seconds). A time without a zone is accepted, as UTC."""
+    seconds). A time without a zone is accepted, as UTC (:func:`_as_utc`)."""
     if isinstance(value, str) and _DATE.match(value):
         return f"{value}T00:00:00"
     if isinstance(value, str) and not _DATE_TIME.match(value):
@@ -47,8 +47,18 @@ def _date_time_text(value: Any) -> Any:
 _DATE_TIME_OR_DATE = {
     "anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}]
 }
+
+
+def _as_utc(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+#: a filter time, always zone-aware
 DateTime = Annotated[
-    dt.datetime, BeforeValidator(_date_time_text), WithJsonSchema(_DATE_TIME_OR_DATE)
+    dt.datetime,
+    BeforeValidator(_date_time_text),
+    AfterValidator(_as_utc),
+    WithJsonSchema(_DATE_TIME_OR_DATE),
 ]
 
 
@@ -82,12 +92,6 @@ class ResultsPage(BaseModel):
     offset: int
     next_offset: int | None = Field(description="offset of the next page (null: last page)")
     results: list[StoredResult]
-
-
-def _as_utc(value: dt.datetime | None) -> dt.datetime | None:
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=dt.UTC)  # a time without a zone is UTC
 
 
 def to_json(row: dict[str, Any]) -> dict[str, Any]:
@@ -133,7 +137,6 @@ async def list_results(
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="results skipped")] = 0,
 ) -> Any:
     """Stored results, newest first; every read is audited."""
-    since, until = _as_utc(since), _as_utc(until)
     if since is not None and until is not None and since >= until:
         raise InvalidRequestError("since must be earlier than until")
     where = ResultFilter(since=since, until=until, decision=decision, status=status, source=source)
