@@ -38,15 +38,15 @@ from labral.bench import suite_scoring as scoring
 from labral.bench.outputs import hardware
 from labral.bench.suites import resolve_suite
 from labral.bundle import Bundle, input_spec_from, load_bundle, write_bundle
+from labral.datasets.io.reader import read_cine
+from labral.models.compact import CompactVideoNet
+from labral.train.export_formats import RelevanceModule
 
 EVAL_SPEC = {"frames": 16, "fps": 10.0, "size": [96, 96], "windows": 1}
 
 
 def default_bundle(folder: Path) -> Bundle:
     """Script the default compact network (random weights) into a bundle in ``folder``."""
-    from labral.models.compact import CompactVideoNet
-    from labral.train.export_formats import RelevanceModule
-
     model = RelevanceModule(CompactVideoNet()).eval()
     spec = {
         "model_name": "compact-random",
@@ -66,8 +66,6 @@ def bare_pass(
     batch_size: int,
 ) -> float:
     """Seconds to decode + transform every clip inline and call the bundle once per batch."""
-    from labral.datasets.io.reader import read_cine
-
     started = time.perf_counter()
     batch: list[torch.Tensor] = []
     for index in range(len(source)):
