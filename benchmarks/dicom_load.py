@@ -210,7 +210,6 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 def one_run(bundle: Path, data: bytes, args: argparse.Namespace) -> dict[str, Any]:
     """A fresh PACS and server, the DICOM phase, then the HTTP phase; the run's figures."""
-
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         pacs, pacs_port = start_pacs(root / "pacs")
@@ -236,7 +235,7 @@ def one_run(bundle: Path, data: bytes, args: argparse.Namespace) -> dict[str, An
         finally:
             pacs.terminate()
             pacs.wait(timeout=10)
-        keys = store_pseudonymizer(SECRET, root, environ={})
+        keys = store_pseudonymizer(SECRET, root)  # configured: the environment is not read
     stored = {r["instance_key"]: r for r in rows}
     ack_ms, ack_to_row, send_to_row = [], [], []
     for s in acked:
