@@ -205,7 +205,7 @@ def bundle_results(
     records, boot = suite.records, settings.bootstrap
     plan = boot.plan(records)
     per_model = evaluate_models(settings, records, names, bundles, scored, plan)
-    n_patients = int(np.unique(evaluate.suite_arrays(records)["patient"]).size)
+    n_patients = int(np.unique(plan.patients).size)
     return {
         "schema_version": RESULTS_SCHEMA_VERSION,
         "suite": suite_block(suite, n_patients),
