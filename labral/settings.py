@@ -25,7 +25,7 @@ from typing import Annotated, Any, TypeVar
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
-from pydantic_core import PydanticUndefined
+from pydantic_core import PydanticCustomError, PydanticUndefined
 
 from labral.errors import BadConfigError
 
@@ -33,6 +33,8 @@ SettingsT = TypeVar("SettingsT", bound=BaseModel)
 
 #: composed keys that belong to Hydra or to shared config groups, not to a command's model
 HYDRA_KEYS = ("hydra",)
+#: error type of a check whose message already names its keys (cross-key checks)
+NAMED = "named_setting"
 
 
 def _number_as_text(value: Any) -> Any:
@@ -84,15 +86,25 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def register_schema(name: str, model: type[BaseModel], *, leave_out: tuple[str, ...] = ()) -> None:
+def register_schema(
+    name: str,
+    model: type[BaseModel],
+    *,
+    leave_out: tuple[str, ...] = (),
+    defaults: list[Any] | None = None,
+) -> None:
     """Store ``model``'s schema in Hydra's ConfigStore under ``name`` (idempotent).
 
     Args:
         leave_out: top-level fields kept out of the schema: switches a user adds with
             ``+key=value`` on the command line (Hydra refuses ``+`` for a key it already has);
             the model still states their type and default.
+        defaults: the schema's own defaults list, for a default that is a config group's
+            choice (``labral synth``'s ``difficulty`` level), so it too is stated once.
     """
     node = {key: value for key, value in schema_node(model).items() if key not in leave_out}
+    if defaults is not None:
+        node = {"defaults": defaults, **node}
     ConfigStore.instance().store(name=name, node=node)
 
 
@@ -109,7 +121,7 @@ def settings_from_config(
 
     Raises:
         BadConfigError: a value has the wrong type or range, or a key is unknown; the message
-            names each offending key.
+            names each offending key the way the command line writes it (:func:`as_bad_config`).
     """
     skipped = {*HYDRA_KEYS, *ignore}
     # only the model's keys are resolved: an ignored node (``hydra`` composed with
@@ -123,8 +135,7 @@ def settings_from_config(
     try:
         return model.model_validate(data)
     except ValidationError as error:
-        problems = [_problem(problem) for problem in error.errors()]
-        raise BadConfigError(f"{model.__name__}: " + "; ".join(problems)) from None
+        raise as_bad_config(error) from None
 
 
 def _resolved(cfg: DictConfig, key: str) -> Any:
@@ -133,8 +144,26 @@ def _resolved(cfg: DictConfig, key: str) -> Any:
     return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
 
 
-def _problem(problem: Mapping[str, Any]) -> str:
-    """One validation problem as ``key: why`` (pydantic's ``Value error, `` prefix dropped)."""
-    message = str(problem["msg"]).removeprefix("Value error, ")
-    where = ".".join(str(part) for part in problem["loc"])
-    return f"{where}: {message}" if where else message
+def named_error(setting: str, value: Any, why: str) -> PydanticCustomError:
+    """A validation error whose message is ``"<setting>=<value>: <why>"`` as it stands (for a
+    check across keys, whose location pydantic cannot give)."""
+    return PydanticCustomError(NAMED, "{message}", {"message": f"{setting}={value!r}: {why}"})
+
+
+def as_bad_config(error: ValidationError, prefix: str = "") -> BadConfigError:
+    """One :class:`BadConfigError` naming every refused key as the command line writes it
+    (``prefix`` + dotted location): ``clip.frames=2: why``, ``key: missing; set it``,
+    ``key: unknown setting``; a :func:`named_error` as it stands."""
+    return BadConfigError("; ".join(_problem(problem, prefix) for problem in error.errors()))
+
+
+def _problem(problem: Mapping[str, Any], prefix: str) -> str:
+    key = prefix + ".".join(str(part) for part in problem["loc"])
+    why = str(problem["msg"]).removeprefix("Value error, ")
+    if problem["type"] == NAMED or not key or why.startswith(f"{key}="):
+        return why  # the message names its key already
+    if problem["type"] == "missing":
+        return f"{key}: missing; set it"
+    if problem["type"] == "extra_forbidden":
+        return f"{key}: unknown setting"
+    return f"{key}={problem['input']!r}: {why}"

@@ -51,7 +51,9 @@ def test_settings_from_config_types_values_and_ignores_other_groups() -> None:
 
 
 def test_bad_values_and_unknown_keys_name_the_key() -> None:
-    with pytest.raises(BadConfigError, match=r"part\.retries"):
+    with pytest.raises(BadConfigError, match=r"^part\.retries=-1: Input should be greater"):
         settings_from_config(Example, {"bundle": "b", "part": {"retries": -1}})
-    with pytest.raises(BadConfigError, match="colour"):
+    with pytest.raises(BadConfigError, match="^colour: unknown setting$"):
         settings_from_config(Example, {"bundle": "b", "colour": "red"})
+    with pytest.raises(BadConfigError, match="^bundle: missing; set it$"):
+        settings_from_config(Example, {})

@@ -21,8 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic_core import PydanticCustomError
 
 import labral.configs
-from labral.datasets.synth.validation import NAMED, Bounds, as_bad_config
+from labral.datasets.synth.validation import Bounds
 from labral.errors import BadConfigError
+from labral.settings import NAMED, as_bad_config
 
 #: The level files, one per level (read by :func:`load_difficulty`).
 LEVELS_DIR = Path(labral.configs.__file__).resolve().parent / "difficulty"

@@ -14,13 +14,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
-    ValidationError,
     field_validator,
     model_validator,
 )
@@ -29,8 +27,8 @@ from labral.datasets.manifests.manifest import SPLIT_NAMES
 from labral.datasets.synth.difficulty import DEFAULT_LEVEL, Difficulty, load_difficulty
 from labral.datasets.synth.scenarios import DEFAULT_NEGATIVE_MIX
 from labral.datasets.synth.types import NEGATIVE_TYPES
-from labral.datasets.synth.validation import Bounds, as_bad_config, check_writable, named_error
-from labral.settings import Settings, schema_node
+from labral.datasets.synth.validation import Bounds, check_writable
+from labral.settings import Settings, named_error, register_schema, settings_from_config
 
 #: Frames and frame sizes the generator can draw.
 MIN_FRAMES, MIN_SIDE, MAX_SIDE = 4, 48, 1024
@@ -195,11 +193,8 @@ class SynthSettings(Settings):
         Raises:
             BadConfigError: every bad setting, named in the message.
         """
-        raw = {key: _plain(cfg[key]) for key in cls.model_fields if key in cfg}
-        try:
-            settings = cls.model_validate(raw)
-        except ValidationError as error:
-            raise as_bad_config(error) from None
+        others = tuple(str(key) for key in cfg if key not in cls.model_fields)
+        settings = settings_from_config(cls, cfg, ignore=others)
         if check_out:
             check_writable("out", settings.out)
         return settings
@@ -211,18 +206,6 @@ def default_settings(out: str | Path = ".") -> SynthSettings:
     return SynthSettings.from_config({"out": str(out)}, check_out=False)
 
 
-def _plain(value: Any) -> Any:
-    """A composed value as plain, resolved Python data."""
-    if OmegaConf.is_config(value):
-        return OmegaConf.to_container(value, resolve=True)
-    return value
-
-
-def register_synth_schema() -> None:
-    """Store :class:`SynthSettings`'s schema as ``synth_schema``, whose defaults list selects
-    :data:`DEFAULT_LEVEL` in the ``difficulty`` group (``difficulty=hard`` replaces it)."""
-    node = {"defaults": ["_self_", {"difficulty": DEFAULT_LEVEL}], **schema_node(SynthSettings)}
-    ConfigStore.instance().store(name=SCHEMA_NAME, node=node)
-
-
-register_synth_schema()
+# the schema's defaults list selects DEFAULT_LEVEL in the difficulty group (difficulty=hard
+# replaces it), so the default level is stated once
+register_schema(SCHEMA_NAME, SynthSettings, defaults=["_self_", {"difficulty": DEFAULT_LEVEL}])

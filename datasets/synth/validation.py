@@ -13,35 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import ListConfig
-from pydantic import GetCoreSchemaHandler, ValidationError
-from pydantic_core import PydanticCustomError, core_schema
+from pydantic import GetCoreSchemaHandler
+from pydantic_core import core_schema
 
 from labral.errors import BadConfigError
-
-#: Error type of a check whose message already names its keys (cross-key checks).
-NAMED = "named_setting"
-
-
-def named_error(setting: str, value: Any, why: str) -> PydanticCustomError:
-    """A validation error whose message is ``"<setting>=<value>: <why>"`` as it stands."""
-    return PydanticCustomError(NAMED, "{message}", {"message": f"{setting}={value!r}: {why}"})
-
-
-def as_bad_config(error: ValidationError, prefix: str = "") -> BadConfigError:
-    """One :class:`BadConfigError` naming every refused key (``prefix`` + dotted location)."""
-    problems = []
-    for problem in error.errors():
-        key = prefix + ".".join(str(part) for part in problem["loc"])
-        why = problem["msg"].removeprefix("Value error, ")
-        if problem["type"] == NAMED:
-            problems.append(why)
-        elif problem["type"] == "missing":
-            problems.append(f"{key}: missing; set it")
-        elif problem["type"] == "extra_forbidden":
-            problems.append(f"{key}: unknown setting")
-        else:
-            problems.append(f"{key}={problem['input']!r}: {why}")
-    return BadConfigError("; ".join(problems))
 
 
 @dataclass(frozen=True)

@@ -103,7 +103,7 @@ def test_unauthorized_when_key_set(make_client, clips):
 def test_exposed_host_without_key_refuses_to_start(bundle_dir):
     with pytest.raises(BadConfigError, match="api_key"):
         settings_from_config(ServeSettings, {"bundle": bundle_dir, "host": "0.0.0.0"})
-    with pytest.raises(BadConfigError, match="max_batch: Input should be greater than"):
+    with pytest.raises(BadConfigError, match="max_batch=0: Input should be greater than"):
         settings_from_config(ServeSettings, {"bundle": bundle_dir, "max_batch": 0})
     assert ServeSettings(bundle=bundle_dir, host="0.0.0.0", api_key="k").auth_required
     assert not ServeSettings(bundle=bundle_dir, host="::1").auth_required
