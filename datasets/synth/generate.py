@@ -101,8 +101,9 @@ def _validate(
             raise BadConfigError("overrides['center_freq_mhz'] must be in [2, 20] MHz")
         if "dynamic_range_db" in overrides and not 20.0 <= overrides["dynamic_range_db"] <= 90.0:
             raise BadConfigError("overrides['dynamic_range_db'] must be in [20, 90] dB")
-        if overrides.get("noise_level", 0.0) < 0 or overrides.get("probe_motion", 1.0) < 0:
-            raise BadConfigError("overrides['noise_level'] and ['probe_motion'] must be >= 0")
+        for key in ("noise_level", "probe_motion", "manoeuvre"):
+            if overrides.get(key, 0.0) < 0:
+                raise BadConfigError(f"overrides[{key!r}] must be >= 0, got {overrides[key]}")
 
 
 def generate_clip(
@@ -130,7 +131,10 @@ def generate_clip(
         side: ``"L"`` or ``"R"`` (small, stable per-hip anatomy differences).
         overrides: replace drawn parameters by name: any anatomy key (``center_freq_mhz``,
             ``depth_mm``, ...) or ``dynamic_range_db``, ``gain_db``, ``noise_level``,
-            ``tgc_error``, ``probe_motion`` (a multiplier on all probe-motion amplitudes).
+            ``tgc_error``, ``probe_motion`` (a multiplier on all probe-motion amplitudes),
+            ``manoeuvre`` (a multiplier on the femur's rotation and glide and the rocking
+            they give the probe, applied after every draw: 0 = the hip stays still, the
+            hand's drift and tremor remain; below 1 the tissue strain it drives shrinks too).
         difficulty: a level name (``"easy"`` .. ``"expert"``), a mapping of knobs, or a
             checked :class:`Difficulty`; ``None`` = the default level
             (:data:`labral.datasets.synth.difficulty.DEFAULT_LEVEL`).
@@ -155,6 +159,8 @@ def generate_clip(
     drawn = draw_clip_params(rng, level, frames, float(fps), overrides)
     scenario, variant = pick_scenario(clip_type, drawn["cleft"]["variant_draw"])
     traces = make_traces(drawn["motion"], frames, fps, rng)
+    if drawn["motion"]["manoeuvre"] < 1.0:  # a smaller movement strains the tissue less
+        traces.loading_velocity = traces.loading_velocity * np.float32(drawn["motion"]["manoeuvre"])
     maps = _cached_tissue(json.dumps(hip, sort_keys=True), height, width)
     extent = _cleft_extent(scenario, traces, drawn["cleft"], frames)
     if clip_type == POSITIVE_TYPE and not (extent[traces.shown_frame] > MIN_EXTENT).any():
@@ -164,7 +170,8 @@ def generate_clip(
     amplitude = scatterer_amplitude(rng, maps, hip, traces, scenario, drawn["cleft"], tongue)
     _apply_anisotropy(amplitude, maps, hip, traces, drawn["labrum_anisotropy"])
     warp_index = lookup_index(maps, traces, height, width, hip)  # (T, H, W) grid index
-    image = _form_image(rng, amplitude, warp_index, maps, hip, traces, drawn["imaging"])
+    spacing = (maps.dz, maps.dx)
+    image = form_image(rng, amplitude, warp_index, spacing, hip, traces.gain_db, drawn["imaging"])
     label = int(clip_type == POSITIVE_TYPE)
     mask = _extrusion_mask(tongue, maps, warp_index) if label else np.zeros_like(image.bmode, bool)
     bmode, mask = image.bmode[traces.shown_frame], mask[traces.shown_frame]
@@ -227,7 +234,7 @@ def _apply_anisotropy(
         sub[:, mask[r0:r1, c0:c1]] *= np.sqrt(gains).astype(np.float32)[:, None]
 
 
-class _Image(NamedTuple):
+class FormedImage(NamedTuple):
     """A formed B-mode clip before dropped frames are repeated."""
 
     bmode: np.ndarray  # uint8 (T, H, W)
@@ -236,46 +243,57 @@ class _Image(NamedTuple):
     focus_mm: float
 
 
-def _form_image(
+def form_image(
     rng: np.random.Generator,
     amplitude: np.ndarray,
     warp_index: np.ndarray,
-    maps: TissueMaps,
-    hip: dict[str, Any],
-    traces: MotionTraces,
+    spacing: tuple[float, float],
+    probe: dict[str, Any],
+    gain_changes_db: np.ndarray,
     imaging_params: dict[str, Any],
-) -> _Image:
-    """Warp the complex amplitude (T, Hr, Wr) to the image by ``warp_index`` (flat
-    reference indices, (T, H, W)), then PSF, depth gain, receiver noise, log compression."""
+) -> FormedImage:
+    """The imaging chain: warp the complex amplitude (T, Hr, Wr) to the image by
+    ``warp_index`` (flat reference indices, (T, H, W)), then PSF, depth gain, receiver
+    noise, log compression.
+
+    Args:
+        rng: the clip's generator (receiver noise).
+        spacing: (dz, dx) pixel size in mm.
+        probe: the probe set-up (``center_freq_mhz``, ``bandwidth_frac``, ``focus_frac``,
+            ``depth_mm``, ``f_number``, ``atten_db_cm_mhz``), e.g. the hip's anatomy.
+        gain_changes_db: float32 (T,) per-frame gain changes (``MotionTraces.gain_db``).
+        imaging_params: the ``"imaging"`` part of ``draw_clip_params``.
+    """
     frames, height, width = warp_index.shape
+    dz, dx = spacing
     iq = np.take(amplitude.ravel(), warp_index)
-    focus_mm = hip["focus_frac"] * hip["depth_mm"]
+    focus_mm = probe["focus_frac"] * probe["depth_mm"]
     axial, lateral, psf_info = imaging.psf_kernels(
         height,
-        maps.dz,
-        maps.dx,
+        dz,
+        dx,
         width,
-        hip["center_freq_mhz"],
-        hip["bandwidth_frac"],
+        probe["center_freq_mhz"],
+        probe["bandwidth_frac"],
         focus_mm,
-        hip["f_number"],
+        probe["f_number"],
     )
     row_gain = imaging.depth_gain(
         height,
-        maps.dz,
-        hip["center_freq_mhz"],
-        hip["atten_db_cm_mhz"],
+        dz,
+        probe["center_freq_mhz"],
+        probe["atten_db_cm_mhz"],
         imaging_params["tgc_error"],
         imaging_params["tgc_wobble_db"],
         imaging_params["tgc_wobble_phase"],
     )
     iq = imaging.convolve_psf(iq, axial, lateral * row_gain)
     noise_iq = receiver_noise(rng, frames, height, width, imaging_params["noise_level"])
-    frame_gain_db = imaging_params["gain_db"] + traces.gain_db
+    frame_gain_db = imaging_params["gain_db"] + gain_changes_db
     for t in range(frames):
         iq[t] += noise_iq[t]
     bmode = imaging.log_compress(iq, frame_gain_db, imaging_params["dynamic_range_db"])
-    return _Image(bmode, frame_gain_db, psf_info, focus_mm)
+    return FormedImage(bmode, frame_gain_db, psf_info, focus_mm)
 
 
 def _extrusion_mask(tongue: np.ndarray, maps: TissueMaps, warp_index: np.ndarray) -> np.ndarray:
@@ -292,7 +310,7 @@ def _drawn_params(
     drawn: dict[str, Any],
     overrides: dict[str, Any],
     maps: TissueMaps,
-    image: _Image,
+    image: FormedImage,
     traces: MotionTraces,
     extent: np.ndarray,
 ) -> dict[str, Any]:

@@ -21,8 +21,20 @@ import numpy as np
 from labral.datasets.synth.difficulty import Difficulty
 from labral.datasets.synth.scenarios import CLIP_TYPES
 
-#: Clip-level imaging parameters that ``overrides`` may replace (besides anatomy keys).
-CLIP_KEYS = ("dynamic_range_db", "gain_db", "noise_level", "probe_motion", "tgc_error")
+#: Clip-level parameters that ``overrides`` may replace (besides anatomy keys).
+CLIP_KEYS = (
+    "dynamic_range_db",
+    "gain_db",
+    "noise_level",
+    "probe_motion",
+    "tgc_error",
+    "manoeuvre",
+)
+#: Overrides that scale the movement instead of replacing an imaging draw.
+MOTION_KEYS = ("manoeuvre",)
+#: What ``manoeuvre`` scales: the femur's movement and the rocking the moving thigh gives
+#: the probe (drift and tremor of the sonographer's hand stay).
+MANOEUVRE_SCALED = ("femur_rot_deg", "femur_glide_mm", "rock_deg")
 
 
 def clip_rng(patient_seed: int, seed: int, clip_type: str) -> np.random.Generator:
@@ -49,7 +61,9 @@ def draw_clip_params(
         rng: from :func:`clip_rng`.
         difficulty: the checked level (ranges of the knobs).
         frames, fps: clip length and rate (how many loading strokes get a jitter draw).
-        overrides: clip-level values replacing draws (``CLIP_KEYS``), already validated.
+        overrides: clip-level values replacing draws (``CLIP_KEYS``), already validated;
+            ``manoeuvre`` (default 1.0, >= 0) multiplies ``MANOEUVRE_SCALED`` after every
+            draw, so the draws themselves never change (0 = the hip stays still).
 
     Returns:
         JSON-ready ``{"imaging", "motion", "labrum_anisotropy", "cleft"}``; no entry depends on
@@ -65,7 +79,9 @@ def draw_clip_params(
         "tgc_wobble_phase": float(rng.uniform(0, 2 * np.pi)),
         "probe_motion": 1.0,
     }
-    imaging.update({k: float(v) for k, v in overrides.items() if k in CLIP_KEYS})
+    imaging.update(
+        {k: float(v) for k, v in overrides.items() if k in CLIP_KEYS and k not in MOTION_KEYS}
+    )
     probe_scale = _u(rng, knobs["probe_motion"]) * imaging["probe_motion"]
     period = float(rng.uniform(0.7, 1.3))
     loading_phase = float(rng.uniform(0, 2 * np.pi))
@@ -87,6 +103,10 @@ def draw_clip_params(
         "drop_rate": float(rng.choice([0.0, 0.0, 0.03, 0.06])),
         "probe_scale": probe_scale,
     }
+    manoeuvre = float(overrides.get("manoeuvre", 1.0))
+    for key in MANOEUVRE_SCALED:
+        motion[key] = float(motion[key] * manoeuvre)
+    motion["manoeuvre"] = manoeuvre
     anisotropy = {"k": float(rng.uniform(2.0, 6.0)), "offset_deg": float(rng.uniform(-6.0, 6.0))}
     strokes = math.ceil(frames / fps / period) + 2
     jitter_sd = _u(rng, knobs["jitter"])
