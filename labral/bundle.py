@@ -11,6 +11,9 @@ A bundle is a folder::
     model.onnx      the same forward for ONNX Runtime (batch axis dynamic)
     metadata.json   the same spec plus the SHA-256 of every model file (MONAI-bundle spirit)
     README.md       a short model card
+    input_check/    the input check (:mod:`labral.input_check`): view_net.ts and check.json,
+                    recorded in the spec's ``input_check`` and in metadata.json's files; a
+                    bundle exported before it existed has none and scores with a warning
 
 ``labral export`` writes all three model files by default; :func:`load_bundle` runs one of
 them, chosen by ``runtime`` (:mod:`labral.runtimes`: ``torchscript`` -> model.ts, ``export``
@@ -46,6 +49,7 @@ import torch
 from scipy.special import expit
 
 from labral.errors import IncompatibleBundleError
+from labral.input_check.check import CHECK_FILE, VIEW_NET_FILE, InputCheck
 from labral.labels import CLASS_NAMES, POSITIVE_LABEL
 from labral.metrics import decision
 from labral.runtimes import (
@@ -64,6 +68,8 @@ BUNDLE_SCHEMA_VERSION = 1
 #: above +37, and the clip gives train, bench and serve the same ties among saturated scores.
 LOGIT_LIMIT = 60.0
 SPEC_EXTRA_FILE = "labral/spec.json"
+#: The input check's folder inside a bundle.
+INPUT_CHECK_DIR = "input_check"
 SPEC_REQUIRED_KEYS = (
     "schema_version",
     "model_name",
@@ -182,6 +188,7 @@ def write_bundle(
     model_card: str = "",
     *,
     onnx: bool = True,
+    input_check: InputCheck | None = None,
 ) -> Path:
     """Save a scripted model and its spec as a bundle folder; returns the folder.
 
@@ -195,10 +202,18 @@ def write_bundle(
         onnx: convert ``scripted`` to model.onnx when the folder has none, so that the
             default runtime can run the bundle (``labral export`` writes its own, verified
             one, and passes False).
+        input_check: a fitted input check, saved under ``input_check/`` and recorded in the
+            spec (``input_check``) and metadata.json's files; None writes a bundle without
+            one (it scores every clip, with a warning).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     spec = {"schema_version": BUNDLE_SCHEMA_VERSION, **spec}
+    spec.pop("input_check", None)
+    check_files: list[Path] = []
+    if input_check is not None:
+        spec["input_check"] = input_check.to_spec()
+        check_files = input_check.save(out / INPUT_CHECK_DIR)
     _check_spec(spec, str(out))
     model_path = out / "model.ts"
     tmp = out / "model.ts.tmp"
@@ -213,6 +228,8 @@ def write_bundle(
     for name in RUNTIME_FILES.values():  # model.pt2 / model.onnx written beside it
         if name != model_path.name and (out / name).is_file():
             metadata["files"][name] = {"sha256": sha256_file(out / name)}
+    for path in check_files:
+        metadata["files"][f"{INPUT_CHECK_DIR}/{path.name}"] = {"sha256": sha256_file(path)}
     (out / "metadata.json").write_text(json.dumps(metadata, indent=2, default=str))
     (out / "README.md").write_text(model_card or f"# {spec['model_name']}\n")
     return out
@@ -230,6 +247,7 @@ class Bundle:
         sha256: SHA-256 of the file ``module`` was loaded from (model.ts for torchscript).
         runtime: ``torchscript`` | ``export`` | ``onnxruntime`` (:mod:`labral.runtimes`;
             with onnxruntime, calls that need input gradients run model.ts).
+        input_check: the bundle's input check, None for a bundle exported without one.
     """
 
     path: Path
@@ -237,6 +255,7 @@ class Bundle:
     spec: dict[str, Any]
     sha256: str
     runtime: str = DEFAULT_RUNTIME
+    input_check: InputCheck | None = None
 
     @property
     def temperature(self) -> float:
@@ -387,4 +406,33 @@ def load_bundle(
         module = load_onnxruntime(model_path, device, differentiable=scripted)
     if not (math.isfinite(float(spec["temperature"])) and float(spec["temperature"]) > 0):
         raise IncompatibleBundleError(f"{folder}: temperature must be a positive number")
-    return Bundle(path=folder, module=module, spec=spec, sha256=digest, runtime=runtime)
+    check = _load_input_check(folder, metadata) if "input_check" in spec else None
+    return Bundle(
+        path=folder, module=module, spec=spec, sha256=digest, runtime=runtime, input_check=check
+    )
+
+
+def _load_input_check(folder: Path, metadata: dict[str, Any] | None) -> InputCheck:
+    """The bundle's ``input_check/``, each file checked against metadata.json's SHA-256.
+
+    Raises:
+        IncompatibleBundleError: a file missing, modified or unreadable.
+    """
+    check_dir = folder / INPUT_CHECK_DIR
+    for name in (VIEW_NET_FILE, CHECK_FILE):
+        path = check_dir / name
+        if not path.is_file():
+            raise IncompatibleBundleError(
+                f"{path}: missing, but the bundle's spec records an input check; copy the "
+                "whole bundle folder or re-export it with `labral export`"
+            )
+        recorded = (metadata or {}).get("files", {}).get(f"{INPUT_CHECK_DIR}/{name}", {})
+        if recorded.get("sha256") != sha256_file(path):
+            raise IncompatibleBundleError(
+                f"{path}: SHA-256 differs from metadata.json's record; the bundle was modified "
+                "after export"
+            )
+    try:
+        return InputCheck.load(check_dir)
+    except (ValueError, RuntimeError, KeyError) as exc:
+        raise IncompatibleBundleError(f"{check_dir}: unreadable input check ({exc})") from exc

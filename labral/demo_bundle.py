@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from labral.bundle import input_spec_from, write_bundle
+from labral.input_check.check import InputCheck
 from labral.labels import CLASS_NAMES
 
 DEMO_EVAL_SPEC = {"frames": 8, "fps": 10.0, "size": [32, 32], "windows": 1}
@@ -94,6 +95,7 @@ def make_demo_bundle(
     scorer: BrightnessScorer | None = None,
     eval_transform: dict[str, Any] | None = None,
     card: str = DEMO_CARD,
+    input_check: InputCheck | None = None,
     **metadata: Any,
 ) -> Path:
     """Write a toy bundle of ``scorer`` (default: the demo's mean-intensity scorer) to ``folder``.
@@ -104,6 +106,8 @@ def make_demo_bundle(
         eval_transform: the eval transform spec; None is :data:`DEMO_EVAL_SPEC` (8 frames,
             10 fps, 32x32, one window). The ``input_spec`` follows it.
         card: the README.md model card.
+        input_check: an input check to put in the bundle (None: a bundle without one, as
+            exported before the check existed).
         metadata: bundle spec keys that replace the demo's (``model_name``, ``temperature``,
             ``threshold``, ...).
 
@@ -123,7 +127,7 @@ def make_demo_bundle(
     }
     spec.setdefault("threshold_rule", f"fixed {spec['threshold']} (demo bundle, not trained)")
     module = torch.jit.script(BrightnessScorer() if scorer is None else scorer)
-    return write_bundle(folder, module, spec, card)
+    return write_bundle(folder, module, spec, card, input_check=input_check)
 
 
 def demo_frames(

@@ -8,6 +8,7 @@ outputs into a clip's score here, so the three can never disagree. Training has 
 :func:`calibrated_probability` and :func:`decide`, exactly as :func:`score_windows` does::
 
     Clip (uint8 frames (T_src, H, W))
+      -> the bundle's input check           CheckVerdict: scored, or not_assessable + reasons
       -> the bundle's eval transform        image float32 (N, 1, T, h, w), frame_index (N, T)
       -> the bundle's module                logits (N,), relevance (N, T)   [ClipScorer.forward]
       -> clip_logits: mean of the N window logits
@@ -36,6 +37,7 @@ from labral.bundle import Bundle, calibrated_probability, decide, normalise_rele
 from labral.datasets.io.clip import Clip
 from labral.datasets.transforms.clip_ops import relevance_to_source_frames
 from labral.datasets.transforms.clip_transforms import build_eval_transform
+from labral.input_check.verdict import CheckVerdict, unchecked
 
 __all__ = [
     "DECIMALS",
@@ -159,6 +161,9 @@ class ClipScore:
         relevance: float64 (T_src,) temporal relevance on the clip's own frames, in [0, 1].
         peak_frames: up to :data:`PEAK_FRAMES` source frames, strongest evidence first.
         spatial_maps: one :class:`SpatialMap` per peak frame when asked for, else empty.
+        verdict: the input check's :class:`~labral.input_check.verdict.CheckVerdict`. When it
+            is not assessable the routes give no decision; the model's numbers above are
+            still computed, so benchmarks can compare all clips with the clips that pass.
     """
 
     logit: float
@@ -167,6 +172,22 @@ class ClipScore:
     relevance: np.ndarray
     peak_frames: list[int]
     spatial_maps: list[SpatialMap] = field(default_factory=list)
+    verdict: CheckVerdict = field(default_factory=unchecked)
+
+    @property
+    def assessable(self) -> bool:
+        """False when the input check refused the clip (then no decision is given)."""
+        return self.verdict.assessable
+
+    @property
+    def status(self) -> str:
+        """``scored`` or ``not_assessable`` (:mod:`labral.input_check.verdict`)."""
+        return self.verdict.status
+
+    @property
+    def reported_decision(self) -> bool | None:
+        """The decision a route reports: None when the clip is not assessable."""
+        return self.decision if self.assessable else None
 
     def rounded_relevance(self) -> list[float]:
         """``relevance`` rounded to :data:`DECIMALS` (the JSON and CSV form)."""
@@ -181,11 +202,13 @@ class PreparedClip:
         image: float32 (N, 1, T, h, w), N eval windows.
         frame_index: int64 (N, T) source frame of every model frame.
         num_source_frames: T_src of the decoded clip.
+        verdict: the input check's verdict on the decoded clip.
     """
 
     image: torch.Tensor
     frame_index: torch.Tensor
     num_source_frames: int
+    verdict: CheckVerdict = field(default_factory=unchecked)
 
 
 def score_windows(
@@ -278,14 +301,21 @@ class ClipScorer:
         self.bundle = bundle
         self.transform = transform or build_eval_transform(bundle.spec["eval_transform"])
 
+    def check(self, clip: Clip) -> CheckVerdict:
+        """The bundle's input check on a decoded clip (``checked=False`` without one)."""
+        if self.bundle.input_check is None:
+            return unchecked()
+        return self.bundle.input_check.assess(clip)
+
     def prepare(self, clip: Clip) -> PreparedClip:
-        """Run the eval transform on a decoded clip (uint8 frames (T_src, H, W))."""
+        """Check a decoded clip (uint8 frames (T_src, H, W)) and run the eval transform."""
+        verdict = self.check(clip)
         data = self.transform({"clip": clip})
         image = torch.as_tensor(data["image"], dtype=torch.float32)
         frame_index = torch.as_tensor(data["frame_index"], dtype=torch.int64)
         if image.ndim == 4:  # a transform that returns (1, T, H, W): one window
             image, frame_index = image.unsqueeze(0), frame_index.reshape(1, -1)
-        return PreparedClip(image, frame_index, clip.num_frames)
+        return PreparedClip(image, frame_index, clip.num_frames, verdict)
 
     @torch.inference_mode()
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -321,6 +351,7 @@ class ClipScorer:
             self.bundle.temperature,
             self.bundle.threshold,
         )
+        score.verdict = prepared.verdict
         if spatial:
             score.spatial_maps = spatial_maps(
                 self.bundle.module, prepared.image, prepared.frame_index, score.peak_frames

@@ -28,9 +28,11 @@ from torch import nn
 import labral
 from labral.bundle import CLASS_NAMES, input_spec_from, load_bundle, write_bundle
 from labral.errors import BadConfigError, IncompatibleBundleError
+from labral.input_check.check import InputCheck
 from labral.models.describe import describe_model, format_description
 from labral.runtimes import ONNX_OPSET, RUNTIME_FILES
 from labral.settings import register_schema, settings_from_config
+from labral.train.check_export import check_for_run
 from labral.train.export_formats import Exporter, RelevanceModule, make_exporter
 from labral.train.export_formats import OnnxExporter as OnnxExporter  # re-exported: tests patch
 from labral.train.export_formats import TorchScriptExporter as TorchScriptExporter  # them here
@@ -263,8 +265,12 @@ def export_run(
     atol: float = 1e-4,
     seed: int = 0,
     onnx_opset: int = ONNX_OPSET,
+    input_check: InputCheck | None = None,
 ) -> Path:
     """Export a loaded training run to a bundle folder; returns the folder.
+
+    ``input_check`` (fitted by :func:`labral.train.check_export.check_for_run`) goes into the
+    bundle's ``input_check/``; None exports a bundle that scores every clip, with a warning.
 
     Raises:
         BadConfigError: no ``torchscript`` in formats, or a bad model/config.
@@ -319,7 +325,7 @@ def export_run(
         "export_checks": {"max_abs_diff": verified, "atol": atol, "clips": len(clips)},
     }
     card = model_card(spec, verified, description)
-    write_bundle(out, artifacts["torchscript"], spec, card, onnx=False)  # records every file
+    write_bundle(out, artifacts["torchscript"], spec, card, onnx=False, input_check=input_check)
     with torch.inference_mode():
         expected = module(clips)[0]
     for runtime, name in RUNTIME_FILES.items():  # each written file must load and agree
@@ -362,6 +368,10 @@ def export_with(settings: ExportSettings, out: Path) -> Path:
         raise BadConfigError("set run_dir=<a labral train run dir> or ckpt=<checkpoints/best.pt>")
     calibration = settings.calibration or (run_dir / "calibration.json" if run_dir else None)
     training = load_training_run(ckpt, calibration, settings.require_calibration)
+    try:
+        check = check_for_run(settings.input_check, training.config)
+    except ValueError as exc:
+        raise BadConfigError(f"input_check: {exc}; or set input_check.enabled=false") from exc
     return export_run(
         training,
         out,
@@ -372,4 +382,5 @@ def export_with(settings: ExportSettings, out: Path) -> Path:
         atol=settings.verify.atol,
         seed=settings.verify.seed,
         onnx_opset=settings.onnx_opset or ONNX_OPSET,
+        input_check=check,
     )

@@ -19,6 +19,7 @@ from typing import Any
 from omegaconf import DictConfig
 from pydantic import Field
 
+from labral.input_check.settings import InputCheckSettings
 from labral.settings import Settings, Text, settings_from_config
 
 TRAIN_SCHEMA = "train_schema"
@@ -126,6 +127,7 @@ class ExportSettings(Settings):
     )
     onnx_opset: int | None = Field(None, description="None: labral.runtimes.ONNX_OPSET")
     verify: ExportVerify = Field(default_factory=ExportVerify)
+    input_check: InputCheckSettings = Field(default_factory=InputCheckSettings)
 
 
 class CurveClip(Settings):

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from labral.demo_bundle import DEMO_CARD, BrightnessScorer, make_demo_bundle
+from labral.input_check.check import InputCheck
 
 
 def toy_bundle(
@@ -18,6 +19,7 @@ def toy_bundle(
     scorer: BrightnessScorer | None = None,
     eval_transform: dict[str, Any] | None = None,
     card: str = DEMO_CARD,
+    input_check: InputCheck | None = None,
     **metadata: Any,
 ) -> Path:
     """Write a toy bundle of ``scorer`` to ``folder`` and return the folder.
@@ -28,10 +30,12 @@ def toy_bundle(
         eval_transform: the eval transform spec; None is the demo's (8 frames, 10 fps,
             32x32, one window).
         card: the model card (README.md).
+        input_check: an input check for the bundle (:mod:`tests.helpers.input_check`);
+            None writes a bundle without one (scored with a warning).
         metadata: bundle spec keys that replace the demo's (``model_name``, ``temperature``,
             ``threshold``, ``split_patients``, ``schema_version``, ...).
     """
-    return make_demo_bundle(folder, scorer, eval_transform, card, **metadata)
+    return make_demo_bundle(folder, scorer, eval_transform, card, input_check, **metadata)
 
 
 def blob_scorer(scale: float = 200.0, offset: float = 2.0) -> BrightnessScorer:

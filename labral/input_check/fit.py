@@ -1,0 +1,221 @@
+"""Fit an input check at export: train the view network, fit the OOD statistics, set the
+thresholds on valid calibration clips.
+
+Data (every clip decoded the way scoring decodes it, as a :class:`Clip`):
+
+- valid, for training: the run's ``train`` split (at most ``manifest_clips``) and 70% of
+  ``synthetic_valid_per_level`` generated valid clips at every difficulty level;
+- valid, for calibration: the run's ``val`` split and the other 30% of those;
+- wrong, for training only: ``wrong_per_kind`` generated wrong inputs of every kind outside
+  the held-out family (:data:`labral.datasets.synth.wrong_inputs.TRAINING_KINDS`).
+
+Fitted thresholds are quantiles of the valid calibration clips' scores, moved further out by
+``margin``; one common quantile level for all of them is lowered until no more than
+``false_refusal`` of the calibration clips are refused by any detector (rules set by hand
+count too).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.covariance import LedoitWolf
+
+from labral.datasets.io.clip import Clip
+from labral.datasets.synth.difficulty import LEVEL_ORDER
+from labral.datasets.synth.generate import draw_patient, generate_clip
+from labral.datasets.synth.scenarios import CLIP_TYPES
+from labral.datasets.synth.wrong_inputs import TRAINING_KINDS, generate_wrong_input
+from labral.input_check.check import InputCheck, Measurement, Thresholds, ood_vector
+from labral.input_check.features import clip_statistics, view_image
+from labral.input_check.settings import CHECK_SEED_BASE, InputCheckSettings
+from labral.models.view_net import ViewNet
+
+log = logging.getLogger("labral.input_check")
+
+#: Share of the generated valid clips that train (the rest calibrate).
+TRAIN_SHARE = 0.7
+#: Fitted thresholds: (threshold field, measured value, "below" or "above" refuses).
+FITTED: tuple[tuple[str, Callable[[Measurement], float], str], ...] = (
+    ("min_structure", lambda m: m.statistics["structure"], "below"),
+    ("min_motion", lambda m: m.statistics["motion"], "below"),
+    ("max_view_logit", lambda m: m.view_logit, "above"),
+    ("max_ood_distance", lambda m: m.ood_distance, "above"),
+)
+
+
+@dataclass
+class CheckData:
+    """The clips a check is fitted on."""
+
+    valid_train: list[Clip] = field(default_factory=list)
+    valid_calibration: list[Clip] = field(default_factory=list)
+    wrong: list[Clip] = field(default_factory=list)
+    wrong_kinds: list[str] = field(default_factory=list)
+
+
+def synthetic_clip(frames: np.ndarray, fps: float) -> Clip:
+    """A generated clip as a decoded one (what ``read_cine`` gives for a written file)."""
+    return Clip(frames=np.ascontiguousarray(frames), fps=float(fps))
+
+
+def generated_data(settings: InputCheckSettings, data: CheckData) -> CheckData:
+    """Add the generated valid clips (every level) and wrong inputs (training kinds)."""
+    rng = np.random.default_rng(settings.seed)
+    base = CHECK_SEED_BASE + 1_000_000 * settings.seed
+    for l_index, level in enumerate(LEVEL_ORDER):
+        n = settings.synthetic_valid_per_level
+        n_train = int(round(n * TRAIN_SHARE))
+        for i in range(n):
+            seed = base + 10_000 * l_index + i
+            clip_type = str(rng.choice(CLIP_TYPES))
+            side = "R" if i % 2 else "L"
+            fps = float(rng.integers(15, 31))
+            made = generate_clip(
+                draw_patient(seed), clip_type, seed, fps=fps, side=side, difficulty=level
+            )
+            target = data.valid_train if i < n_train else data.valid_calibration
+            target.append(synthetic_clip(made.frames, made.fps))
+    for k_index, kind in enumerate(TRAINING_KINDS):
+        for i in range(settings.wrong_per_kind):
+            seed = base + 500_000 + 1_000 * k_index + i
+            made = generate_wrong_input(kind, seed, difficulty=LEVEL_ORDER[i % len(LEVEL_ORDER)])
+            data.wrong.append(synthetic_clip(made.frames, made.fps))
+            data.wrong_kinds.append(kind)
+    return data
+
+
+def _augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random mirror (a left hip is a mirrored right one) and gain, per image (B, 3, h, w)."""
+    flip = torch.rand(images.shape[0], generator=generator) < 0.5
+    images = torch.where(flip[:, None, None, None], images.flip(-1), images)
+    gain = torch.empty(images.shape[0], 1, 1, 1).uniform_(0.8, 1.25, generator=generator)
+    return (images * gain).clamp(0, 1)
+
+
+def train_view_net(valid: Sequence[Clip], wrong: Sequence[Clip], epochs: int, seed: int) -> ViewNet:
+    """Train the view network: valid clips 0, wrong inputs 1 (class-balanced loss)."""
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.stack([view_image(clip.frames) for clip in [*valid, *wrong]])
+    labels = torch.cat([torch.zeros(len(valid)), torch.ones(len(wrong))])
+    net = ViewNet()
+    optimiser = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
+    steps = epochs * max(1, (len(labels) + 31) // 32)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=3e-3, total_steps=steps)
+    pos_weight = torch.tensor(len(valid) / max(1, len(wrong)))
+    net.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(labels), generator=generator)
+        for start in range(0, len(order), 32):
+            batch = order[start : start + 32]
+            if batch.numel() < 2:
+                continue
+            logits, _ = net(_augment(images[batch], generator))
+            loss = F.binary_cross_entropy_with_logits(logits, labels[batch], pos_weight=pos_weight)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+    return net.eval()
+
+
+def _fit_ood(check: InputCheck, valid: Sequence[Clip]) -> None:
+    """Mean and shrunk inverse covariance of the valid training clips' OOD vectors."""
+    with torch.inference_mode():
+        images = torch.stack([view_image(clip.frames) for clip in valid])
+        _, features = check.view_net(images)
+    vectors = np.stack(
+        [
+            ood_vector(f.double().numpy(), clip_statistics(clip.frames, clip.fps))
+            for f, clip in zip(features, valid, strict=True)
+        ]
+    )
+    estimate = LedoitWolf().fit(vectors)
+    check.ood_mean = estimate.location_
+    check.ood_precision = estimate.precision_
+
+
+def _threshold(values: np.ndarray, level: float, refuses: str, margin: float) -> float:
+    """The threshold refusing about ``level`` of ``values``, moved out by ``margin``."""
+    median = float(np.median(values))
+    q = float(np.quantile(values, level if refuses == "below" else 1.0 - level))
+    return q + margin * (q - median)
+
+
+def calibrate(
+    check: InputCheck, calibration: Sequence[Clip], settings: InputCheckSettings
+) -> dict[str, float]:
+    """Set the check's fitted thresholds on valid calibration clips (in place).
+
+    Returns:
+        ``{"level": the common quantile level, "false_refusal": share refused}``.
+    """
+    measured = check.measure(list(calibration))
+    fixed = {name: getattr(settings, name) for name, _, _ in FITTED}
+    values = {name: np.array([get(m) for m in measured]) for name, get, _ in FITTED}
+    level, refused = settings.false_refusal, 1.0
+    while True:
+        for name, _, refuses in FITTED:
+            if fixed[name] is not None:
+                setattr(check.thresholds, name, float(fixed[name]))
+            else:
+                value = _threshold(values[name], level, refuses, settings.margin)
+                setattr(check.thresholds, name, value)
+        refused = float(np.mean([not check.verdict_of(m).assessable for m in measured]))
+        if refused <= settings.false_refusal or level < 1e-4:
+            return {"level": level, "false_refusal": refused}
+        level /= 2.0
+
+
+def fit_input_check(data: CheckData, settings: InputCheckSettings) -> InputCheck:
+    """Train, fit and calibrate a check on ``data``.
+
+    Raises:
+        ValueError: too few clips of a kind (at least 8 valid training, 8 valid calibration
+            and 8 wrong clips are needed).
+    """
+    for name, clips in (
+        ("valid training", data.valid_train),
+        ("valid calibration", data.valid_calibration),
+        ("wrong", data.wrong),
+    ):
+        if len(clips) < 8:
+            raise ValueError(f"the input check needs at least 8 {name} clips, got {len(clips)}")
+    net = train_view_net(data.valid_train, data.wrong, settings.epochs, settings.seed)
+    thresholds = Thresholds(
+        min_duration_s=settings.min_duration_s,
+        min_intensity_std=settings.min_intensity_std,
+        max_saturated_fraction=settings.max_saturated_fraction,
+        max_repeated_fraction=settings.max_repeated_fraction,
+        min_structure=0.0,
+        min_motion=1e-6,
+        max_view_logit=0.0,
+        max_ood_distance=float("inf"),
+    )
+    check = InputCheck(net, thresholds, np.zeros(1), np.zeros((1, 1)))
+    _fit_ood(check, data.valid_train)
+    calibration = calibrate(check, data.valid_calibration, settings)
+    wrong_refused = [not v.assessable for v in map(check.verdict_of, check.measure(data.wrong))]
+    check.info = {
+        "valid_train": len(data.valid_train),
+        "valid_calibration": len(data.valid_calibration),
+        "wrong_train": {k: data.wrong_kinds.count(k) for k in dict.fromkeys(data.wrong_kinds)},
+        "calibration": calibration,
+        "wrong_train_refused": float(np.mean(wrong_refused)),
+        "settings": settings.model_dump(exclude={"cache_dir"}),
+        "thresholds_fitted": [name for name, _, _ in FITTED if getattr(settings, name) is None],
+    }
+    log.info("input check fitted: %s", {k: check.info[k] for k in ("calibration",)})
+    return check
+
+
+def describe(check: InputCheck) -> dict[str, Any]:
+    """The thresholds and fit summary, JSON-ready (for logs and the model card)."""
+    return {"thresholds": asdict(check.thresholds), **check.info}
