@@ -18,6 +18,7 @@ from labral.bundle import load_bundle, sha256_file
 from labral.errors import BadConfigError, LabralError
 from labral.models.compact import CompactVideoNet
 from labral.train import export as export_mod
+from tests.helpers.configs import NO_CHECK
 
 TINY_MODEL = {
     "_target_": "labral.models.compact.CompactVideoNet",
@@ -61,7 +62,9 @@ def run_dir(tmp_path: Path) -> Path:
 def _compose(**overrides: str):
     with initialize_config_module(config_module="labral.configs", version_base="1.3"):
         cfg = compose(
-            "export", overrides=[f"{k}={v}" for k, v in overrides.items()], return_hydra_config=True
+            "export",
+            overrides=[*NO_CHECK, *(f"{k}={v}" for k, v in overrides.items())],
+            return_hydra_config=True,
         )
     HydraConfig.instance().set_config(cfg)
     return cfg

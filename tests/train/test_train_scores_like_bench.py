@@ -29,7 +29,7 @@ from labral.train import export as export_mod
 from labral.train.command import train
 from labral.train.loop import evaluate
 from tests.helpers.bundles import toy_bundle
-from tests.helpers.configs import compose_config
+from tests.helpers.configs import NO_CHECK, compose_config
 
 from .test_train_data import write_manifest  # noqa: TID252
 
@@ -53,7 +53,8 @@ def test_test_auroc_of_a_run_is_labral_bench_auroc_of_its_bundle(train_cfg, tmp_
     assert reported["n"] == len(SPLITS["test"])
 
     export_cfg = compose_config(
-        "export", [f"run_dir={run_dir}", f"out={tmp_path / 'bundle'}", "formats=[torchscript]"]
+        "export",
+        [f"run_dir={run_dir}", f"out={tmp_path / 'bundle'}", "formats=[torchscript]", *NO_CHECK],
     )
     bundle_dir = export_mod.run(export_cfg)
     bench_cfg = compose_config(
