@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from labral.bench import bootstrap as M
-from labral.bench import stats
+from labral.bench import refusals, stats
 from labral.bench.localisation import temporal
 from labral.bench.suite_scoring import ModelScores
 
@@ -20,9 +20,28 @@ PER_SETTING_METRICS = ("auroc", "auprc", "sensitivity", "specificity", "brier", 
 HIP_METRICS = ("auroc", "sensitivity", "specificity")
 
 
+#: Manifest values of ``held_out`` that mean yes (a CSV holds text, JSONL a bool or 0/1).
+TRUE_TEXT = ("1", "true", "yes")
+
+
+def _flag(value: Any) -> bool:
+    """A manifest's yes/no cell as a bool (missing or empty: no)."""
+    return str(value).strip().lower() in TRUE_TEXT if value is not None else False
+
+
 def suite_arrays(records: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
-    """Labels int64 (N,), clip types, shift tags and patients (object (N,)) of a suite."""
+    """A suite's columns as arrays, one entry per clip.
+
+    Returns:
+        ``y`` int64 (N,) labels; object (N,) ``clip_type``, ``shift`` (the suite part, "" for
+        none) and ``patient``; for the input check: ``wrong_input`` (the wrong-input kind,
+        "" for a valid clip), ``wrong_family`` ("" for none) and ``held_out`` bool (N,) (the
+        family the check never trained on).
+    """
     return {
+        "wrong_input": np.array([str(r.get("wrong_input") or "") for r in records], dtype=object),
+        "wrong_family": np.array([str(r.get("wrong_family") or "") for r in records], dtype=object),
+        "held_out": np.array([_flag(r.get("held_out")) for r in records], dtype=bool),
         "y": np.array([int(r["label"]) for r in records], dtype=np.int64),
         "clip_type": np.array(
             [
@@ -50,7 +69,8 @@ def evaluate_model(
     tolerance: int,
     level: float = 0.95,
 ) -> dict[str, Any]:
-    """Overall metrics, per hard-negative type, per shift setting and localisation of one model.
+    """Overall metrics, per hard-negative type, per shift setting, localisation and the input
+    check's refusals (:mod:`labral.bench.refusals`) of one model.
 
     Args:
         records: the suite's manifest rows (N). scores: that model's scores on them.
@@ -58,8 +78,9 @@ def evaluate_model(
         bootstrap: the suite's shared resampling plan.
 
     Returns:
-        ``{"overall": {...}, "per_type": {...}, "per_shift": {...}, "localisation": {...}}``,
-        each metric as ``{"value", "ci_low", "ci_high", "n_boot"}``.
+        ``{"overall": {...}, "per_type": {...}, "per_shift": {...}, "localisation": {...},
+        "hip_level": {...}, "input_check": {...}}``, each metric as ``{"value", "ci_low",
+        "ci_high", "n_boot"}``.
     """
     arrays = suite_arrays(records)
     y, p = arrays["y"], scores.probability
@@ -94,6 +115,7 @@ def evaluate_model(
     result["per_shift"] = per_shift
     result["localisation"] = temporal(records, scores, bootstrap, tolerance, level)
     result["hip_level"] = hip_level(records, scores.probability, threshold, bootstrap, level)
+    result["input_check"] = refusals.input_check_block(arrays, scores, threshold, bootstrap, level)
     return result
 
 

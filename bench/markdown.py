@@ -5,8 +5,9 @@
 Prints, for every model: AUROC per part and overall, hip-level AUROC (max rule), order
 sensitivity to reversal and shuffling, temporal localisation beside its velocity null, the
 pointing game beside chance, the paired tests of the first model against each other one
-(patient bootstrap and DeLong), and the spread of replicate bundles. The README's results
-tables are this script's output.
+(patient bootstrap and DeLong), the spread of replicate bundles, and the input check's
+tables (wrong inputs, valid clips, check scores: :mod:`labral.bench.report.input_check`).
+The README's results tables are this script's output.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from typing import Any
 
 from labral.bench.bootstrap import format_with_ci as ci
 from labral.bench.controls import CONTROLS
-from labral.datasets.synth.difficulty import known_levels
+from labral.bench.report import input_check
+from labral.bench.report.input_check import level_order
 
 
 def _row(cells: Sequence[Any]) -> str:
@@ -55,7 +57,7 @@ def tables(results: dict[str, Any], labels: dict[str, str] | None = None) -> str
         names=names,
         label={n: (labels or {}).get(n, n) for n in names},
         per_model=per_model,
-        parts=sorted(per_model[names[0]]["per_shift"], key=_level_order),
+        parts=sorted(per_model[names[0]]["per_shift"], key=level_order),
     )
     suite = results["suite"]
     out = [
@@ -65,7 +67,7 @@ def tables(results: dict[str, Any], labels: dict[str, str] | None = None) -> str
     ]
     out += _clip_auroc(models) + _hip_auroc(models) + _order_sensitivity(models)
     out += _localisation(models) + _comparisons(models, results.get("comparisons", []))
-    out += _replicates(models, results.get("replicates", {}))
+    out += _replicates(models, results.get("replicates", {})) + _input_check(models)
     return "\n".join(out)
 
 
@@ -191,7 +193,7 @@ def _replicates(models: _Models, replicates: dict[str, Any]) -> list[str]:
         ]
         for entry in replicates.values()
         for part, spread in [
-            *sorted(entry["per_shift"].items(), key=lambda kv: _level_order(kv[0])),
+            *sorted(entry["per_shift"].items(), key=lambda kv: level_order(kv[0])),
             ("all", entry["auroc"]),
         ]
     ]
@@ -199,10 +201,29 @@ def _replicates(models: _Models, replicates: dict[str, Any]) -> list[str]:
     return _section(title, ["bundles", "part", "AUROC"], rows)
 
 
-def _level_order(part: str) -> tuple[int, str]:
-    """Suite parts that are generator levels first, easiest first (``known_levels``)."""
-    order = known_levels()
-    return (order.index(part), part) if part in order else (len(order), part)
+#: The input check's tables, each with its title (after "Input check of <model>, ").
+INPUT_CHECK_TABLES = (
+    ("wrong inputs (refusal rate)", input_check.wrong_input_table),
+    ("valid clips (false-refusal rate, AUROC on all / passing clips)", input_check.valid_table),
+    ("check scores, wrong inputs against valid clips", input_check.score_table),
+)
+
+
+def _input_check(models: _Models) -> list[str]:
+    """Per model: the wrong-input, valid-clip and check-score tables of its input check."""
+    out = []
+    for n in models.names:
+        block = models.per_model[n].get("input_check")
+        if not block:
+            continue
+        label = models.label[n]
+        if block["note"]:
+            out += [f"Input check of {label}: {block['note']}.", ""]
+        for title, make in INPUT_CHECK_TABLES:
+            out += _section(f"Input check of {label}, {title}:", *make(block))
+        if block["scores_note"]:
+            out += [f"Input check of {label}, check scores: {block['scores_note']}.", ""]
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,6 +18,7 @@ from labral.bench import bootstrap as metrics
 from labral.bench import stats
 from labral.bench import suite_scoring as scoring
 from labral.bench.settings import BenchSettings
+from labral.input_check.verdict import NOT_ASSESSABLE, SCORED
 
 VERSIONED_PACKAGES = ("labral", "torch", "numpy", "scikit-learn", "monai", "pydicom", "scipy")
 
@@ -75,14 +76,22 @@ def write_results(out: Path, results: dict[str, Any]) -> None:
     (out / "results.json").write_text(json.dumps(results, indent=2, default=float))
 
 
+#: predictions.csv's per-model columns, each suffixed ``_<model>``, after ``p_<model>``.
+MODEL_COLUMNS = ("decision", "relevance", "status", "reasons")
+
+
 def write_predictions(
     path: Path, records: list[dict], names: list[str], passes: scoring.PassResult
 ) -> None:
-    """predictions.csv: one row per clip; per model its probability, decision and relevance.
+    """predictions.csv: one row per clip; per model its probability, decision, relevance and
+    the input check's verdict.
 
-    Columns: ``path, patient, label, clip_type, shift``, ``p_<model>`` for every model, then
-    for every model ``decision_<model>`` (0/1) and ``relevance_<model>`` (the clip's temporal
-    relevance on its source frames, ``;``-separated, rounded as in the service's answer).
+    Columns: ``path, patient, label, clip_type, shift, wrong_input``, ``p_<model>`` for every
+    model, then for every model (:data:`MODEL_COLUMNS`) ``decision_<model>`` (0/1, computed
+    for every clip, refused or not), ``relevance_<model>`` (the clip's temporal relevance on
+    its source frames, ``;``-separated, rounded as in the service's answer),
+    ``status_<model>`` (``scored`` or ``not_assessable``; ``scored`` for a bundle without a
+    check) and ``reasons_<model>`` (the refusing reasons, ``;``-separated, empty if scored).
     """
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
@@ -93,8 +102,9 @@ def write_predictions(
                 "label",
                 "clip_type",
                 "shift",
+                "wrong_input",
                 *[f"p_{n}" for n in names],
-                *[f"{col}_{n}" for n in names for col in ("decision", "relevance")],
+                *[f"{col}_{n}" for n in names for col in MODEL_COLUMNS],
             ]
         )
         for i, r in enumerate(records):
@@ -102,7 +112,12 @@ def write_predictions(
             details = []
             for s in passes.scores:
                 relevance = s.clips[i].rounded_relevance() if s.clips[i] else []
-                details += [int(s.decision[i]), ";".join(f"{v:g}" for v in relevance)]
+                details += [
+                    int(s.decision[i]),
+                    ";".join(f"{v:g}" for v in relevance),
+                    SCORED if s.assessable[i] else NOT_ASSESSABLE,
+                    ";".join(s.reasons[i]),
+                ]
             writer.writerow(
                 [
                     r["path"],
@@ -110,6 +125,7 @@ def write_predictions(
                     r["label"],
                     r.get("clip_type", ""),
                     r.get("shift", ""),
+                    r.get("wrong_input") or "",
                     *probs,
                     *details,
                 ]

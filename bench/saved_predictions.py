@@ -8,7 +8,10 @@ and mean rules), plus the per-setting metrics per ``fold`` and, for several CSVs
 clips (matched by ``path``), :func:`labral.bench.evaluate.compare_models`. results.json keeps
 a bundle run's keys (``python -m labral.bench.markdown`` reads it). Decisions: each CSV's
 ``threshold`` column (the median where rows differ, and ``at_row_thresholds`` at each row's
-own), 0.5 without one.
+own), 0.5 without one. Optional ``status`` and ``reasons`` columns (the input check's
+verdict: ``scored`` or ``not_assessable``, ``;``-separated reason codes) and ``wrong_input``,
+``wrong_family``, ``held_out`` give the ``input_check`` block (:mod:`labral.bench.refusals`);
+a CSV without ``status`` is read as every clip scored with no check.
 """
 
 from __future__ import annotations
@@ -33,11 +36,14 @@ from labral.bench.results import RESULTS_SCHEMA_VERSION, unique_names
 from labral.bench.settings import BenchSettings
 from labral.bench.suite_scoring import ModelScores
 from labral.errors import BadConfigError, BadManifestError
+from labral.input_check.verdict import NOT_ASSESSABLE, REASONS, SCORED
 
 _ci = metrics.format_with_ci
 
 REQUIRED = ("path", "patient", "label", "probability")
-OPTIONAL = ("hip", "hip_label", "fold", "threshold", "name", "clip_type", "shift")
+#: Columns copied into each clip's suite record when present.
+RECORD_COLUMNS = ("fold", "clip_type", "shift", "wrong_input", "wrong_family", "held_out")
+OPTIONAL = ("hip", "hip_label", "threshold", "name", *RECORD_COLUMNS, "status", "reasons")
 DEFAULT_THRESHOLD = 0.5
 
 
@@ -51,6 +57,9 @@ class SavedModel:
     records: list[dict[str, Any]]
     probability: np.ndarray  # float64 (N,)
     thresholds: np.ndarray  # float64 (N,) each row's threshold
+    assessable: np.ndarray  # bool (N,) the row's status is not not_assessable
+    reasons: list[list[str]]  # N lists of reason codes
+    checked: bool  # the CSV has a status column (an input check ran)
 
     @property
     def threshold(self) -> float:
@@ -78,6 +87,21 @@ def _binary(raw: str, column: str, where: str) -> int:
     return int(value)
 
 
+def _verdict(row: dict[str, str], where: str) -> tuple[bool, list[str]]:
+    """``(assessable, reasons)`` of a row's ``status`` and ``reasons`` cells, or
+    BadManifestError naming the line and the bad value."""
+    status = (row.get("status") or SCORED).strip()
+    if status not in (SCORED, NOT_ASSESSABLE):
+        raise BadManifestError(f"{where}: status={status!r}; use {SCORED} or {NOT_ASSESSABLE}")
+    reasons = [r.strip() for r in (row.get("reasons") or "").split(";") if r.strip()]
+    unknown = [r for r in reasons if r not in REASONS]
+    if unknown:
+        raise BadManifestError(
+            f"{where}: reasons={unknown[0]!r} is not a reason code; known: {', '.join(REASONS)}"
+        )
+    return status == SCORED, reasons
+
+
 def load_predictions(path: Path) -> SavedModel:
     """Read and check one predictions CSV (line numbers count the header as line 1).
 
@@ -100,7 +124,7 @@ def load_predictions(path: Path) -> SavedModel:
                 f"{', '.join(REQUIRED)} (optional: {', '.join(OPTIONAL)})"
             )
         rows = list(reader)
-    records, probability, thresholds, names = [], [], [], set()
+    records, probability, thresholds, names, verdicts = [], [], [], set(), []
     for line, row in enumerate(rows, start=2):
         where = f"{path}, line {line}"
         for column in ("path", "patient"):
@@ -111,7 +135,8 @@ def load_predictions(path: Path) -> SavedModel:
         record["hip"] = row.get("hip") or None
         hip_label = row.get("hip_label") or ""
         record["hip_label"] = _binary(hip_label, "hip_label", where) if hip_label else None
-        record.update({c: row[c] for c in ("fold", "clip_type", "shift") if row.get(c)})
+        record.update({c: row[c] for c in RECORD_COLUMNS if row.get(c)})
+        verdicts.append(_verdict(row, where))
         records.append(record)
         probability.append(_number(row["probability"], "probability", where))
         raw = row.get("threshold") or ""
@@ -136,6 +161,9 @@ def load_predictions(path: Path) -> SavedModel:
         records=records,
         probability=np.array(probability, dtype=np.float64),
         thresholds=np.array(thresholds, dtype=np.float64),
+        assessable=np.array([ok for ok, _ in verdicts], dtype=bool),
+        reasons=[reasons for _, reasons in verdicts],
+        checked="status" in header,
     )
 
 
@@ -170,13 +198,24 @@ def align(base: SavedModel, other: SavedModel) -> SavedModel:
                 )
     other.records = base.records
     other.probability, other.thresholds = other.probability[order], other.thresholds[order]
+    other.assessable, other.reasons = other.assessable[order], [other.reasons[j] for j in order]
     return other
 
 
 def _scores(model: SavedModel) -> ModelScores:
-    """Scores as a bundle pass gives them: no logits (NaN) and no relevance (empty)."""
+    """Scores as a bundle pass gives them: no logits (NaN), no relevance (empty), the CSV's
+    verdicts (no check scores: a CSV holds none)."""
     p, n = model.probability, model.probability.size
-    return ModelScores(np.full(n, np.nan), p, p >= model.threshold, [np.zeros(0)] * n, [None] * n)
+    return ModelScores(
+        np.full(n, np.nan),
+        p,
+        p >= model.threshold,
+        [np.zeros(0)] * n,
+        [None] * n,
+        assessable=model.assessable,
+        reasons=model.reasons,
+        checked=np.full(n, model.checked),
+    )
 
 
 def _fold_order(fold: str) -> tuple[bool, int, str]:

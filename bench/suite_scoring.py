@@ -35,12 +35,22 @@ Prepared = tuple[int, list[PreparedClip]]
 class ModelScores:
     """Per-clip outputs of one bundle on one pass over a suite (see :class:`ClipScore`).
 
+    The model's numbers are computed for every clip, refused or not; the input check's
+    verdict on each clip is kept beside them, so the benchmark can report refusal rates and
+    the metrics of the clips that pass beside those of all clips (:mod:`labral.bench.refusals`).
+
     Attributes:
         logits: float64 (N,) mean logit over windows.
         probability: float64 (N,) calibrated probability.
         decision: bool (N,) probability >= the bundle's threshold.
         relevance: list of N float64 arrays (T_source,) temporal relevance in [0, 1].
         clips: the N :class:`ClipScore` objects (peak frames, spatial maps if asked for).
+        assessable: bool (N,) the check let the clip through (True without a check).
+        reasons: N lists of the reason codes that refused each clip (empty when assessable).
+        checked: bool (N,) an input check ran on the clip (False: a bundle without one).
+        check_scores: reason -> float64 (N,) that detector's continuous score (higher = more
+            likely a wrong input), NaN on a clip without it; only the reasons some verdict
+            scored (none for a bundle without a check).
     """
 
     logits: np.ndarray
@@ -48,6 +58,20 @@ class ModelScores:
     decision: np.ndarray
     relevance: list[np.ndarray] = field(default_factory=list)
     clips: list[ClipScore | None] = field(default_factory=list)
+    assessable: np.ndarray | None = None
+    reasons: list[list[str]] | None = None
+    checked: np.ndarray | None = None
+    check_scores: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Scores without verdicts (saved predictions, hand-made): every clip assessable."""
+        n = self.probability.size
+        if self.assessable is None:
+            self.assessable = np.ones(n, bool)
+        if self.reasons is None:
+            self.reasons = [[] for _ in range(n)]
+        if self.checked is None:
+            self.checked = np.zeros(n, bool)
 
     @classmethod
     def empty(cls, n: int) -> ModelScores:
@@ -55,12 +79,20 @@ class ModelScores:
         return cls(np.zeros(n), np.zeros(n), np.zeros(n, bool), [np.zeros(0)] * n, [None] * n)
 
     def put(self, index: int, score: ClipScore) -> None:
-        """Store clip ``index``'s score."""
+        """Store clip ``index``'s score and its input check's verdict."""
         self.logits[index] = score.logit
         self.probability[index] = score.probability
         self.decision[index] = score.decision
         self.relevance[index] = score.relevance
         self.clips[index] = score
+        verdict = score.verdict
+        self.assessable[index] = verdict.assessable
+        self.reasons[index] = list(verdict.reasons)
+        self.checked[index] = verdict.checked
+        for reason, value in verdict.scores.items():
+            if reason not in self.check_scores:
+                self.check_scores[reason] = np.full(self.probability.size, np.nan)
+            self.check_scores[reason][index] = float(value)
 
 
 @dataclass

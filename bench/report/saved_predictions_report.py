@@ -1,5 +1,6 @@
 """report.html of ``labral bench predictions=...``: the bundle report's sections that apply
-to saved predictions (no speed, localisation, order controls or robustness), plus per fold."""
+to saved predictions (no speed, localisation, order controls or robustness), plus per fold
+and the input check's refusals when the CSVs carry its verdicts."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 
 from labral.bench.bootstrap import format_with_ci as _ci
 from labral.bench.report import html_report as report
+from labral.bench.report import input_check
 from labral.bench.report import sections as report_sections
 from labral.report_html import CSS, table
 
@@ -52,6 +54,7 @@ def render(results: dict[str, Any], y: np.ndarray, probabilities: dict[str, np.n
     parts += report_sections.comparison_section(results) + report_sections.hip_section(results)
     parts += ["<h2>ROC and precision-recall</h2>", report.curves_figure(y, probabilities)]
     parts += ["<h2>Calibration</h2>", report.reliability_figure(y, probabilities, s["ece_bins"])]
+    parts += input_check.html_section(results)
     rows = [[m["name"], m["path"], m["sha256"], m["thresholds"]] for m in results["models"]]
     parts += ["<h2>Predictions</h2>", table(["name", "CSV", "sha256", "thresholds"], rows)]
     return "\n".join([*parts, "</body></html>"])

@@ -1,4 +1,4 @@
-"""Terminal summary of a benchmark run (a rich table), ending with where the report is."""
+"""Terminal summary of a benchmark run (rich tables), ending with where the report is."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from labral.bench.bootstrap import format_with_ci
+from labral.bench.report import input_check
 
 SUMMARY_METRICS = ("auroc", "auprc", "sensitivity", "specificity", "ppv_at_25", "brier", "ece")
 
@@ -44,6 +45,7 @@ def print_summary(results: dict[str, Any], out: Path, console: Console | None = 
             f"AUROC {comp['a']} - {comp['b']}: {_fmt(comp)}, paired bootstrap "
             f"p={_p_value(comp.get('p_value'))}"
         )
+    print_input_check(results, console)
     gate = results.get("gate") or {}
     if gate.get("thresholds"):
         console.print(
@@ -51,3 +53,29 @@ def print_summary(results: dict[str, Any], out: Path, console: Console | None = 
         )
     console.print(f"results: {out / 'results.json'}")
     console.print(f"report:  {out / 'report.html'}")
+
+
+def _rich_table(title: str, header: list[str], rows: list[list[str]]) -> Table:
+    table = Table(title=title)
+    for index, column in enumerate(header):
+        table.add_column(column, justify="left" if index == 0 else "right")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def print_input_check(results: dict[str, Any], console: Console) -> None:
+    """Per model: the wrong-input table and the valid-clip table of its input check (a line
+    where the bundle has no check)."""
+    for model in results["models"]:
+        block = results["results"][model["name"]].get("input_check")
+        if not block:
+            continue
+        if block["note"]:
+            console.print(f"input check of {model['name']}: {block['note']}")
+        for title, (header, rows) in (
+            ("wrong inputs", input_check.wrong_input_table(block)),
+            ("valid clips", input_check.valid_table(block)),
+        ):
+            if rows:
+                console.print(_rich_table(f"input check of {model['name']}: {title}", header, rows))
