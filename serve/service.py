@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,9 +45,24 @@ class ScoredClip:
     warnings: list[str] = field(default_factory=list)
 
 
-def scored_values(scored: ScoredClip) -> tuple[float, bool]:
-    """(probability, decision) of a ``ScoringService.score`` result, as a results row holds them."""
-    return float(scored.score.probability), bool(scored.score.decision)
+def result_fields(scored: ScoredClip) -> dict[str, Any]:
+    """What a results row holds of a ``ScoringService.score`` result.
+
+    ``status`` (scored | not_assessable), ``reasons`` and ``advice`` (the input check's),
+    ``probability`` and ``decision`` (None when the clip is not assessable: no decision is
+    reported, on any route), ``timing_ms`` and ``warnings``.
+    """
+    score = scored.score
+    assessable = score.assessable
+    return {
+        "status": score.status,
+        "reasons": list(score.verdict.reasons),
+        "advice": score.verdict.advice or None,
+        "probability": float(score.probability) if assessable else None,
+        "decision": score.reported_decision,
+        "timing_ms": dict(scored.timing_ms),
+        "warnings": list(scored.warnings),
+    }
 
 
 class ScoringService:
@@ -141,6 +157,19 @@ class ScoringService:
         finally:
             self.pending -= 1
 
+    def model_fields(self) -> dict[str, Any]:
+        """The model's identity and threshold as a results row holds them ({} before load)."""
+        bundle = self.bundle
+        if bundle is None:
+            return {}
+        identity = bundle.identity()
+        return {
+            "model_name": identity.get("name"),
+            "model_version": identity.get("version"),
+            "model_sha256": identity.get("sha256"),
+            "threshold": float(bundle.threshold),
+        }
+
     # ---- scoring ----------------------------------------------------------------------
     def _decode_and_preprocess(self, data: bytes) -> tuple[Clip, PreparedClip, float, float]:
         t0 = time.perf_counter()
@@ -203,6 +232,8 @@ class ScoringService:
         t1 = time.perf_counter()
         out = await self.batcher.submit(prepared.image)
         model_ms = (time.perf_counter() - t1) * 1000
+        # a clip the input check refused gets no decision: its evidence maps are not made
+        spatial = spatial and prepared.verdict.assessable
         finish = functools.partial(
             self.scorer.finish, prepared, out["logits"], out["relevance"], spatial=spatial
         )
@@ -211,6 +242,10 @@ class ScoringService:
         self.metrics.stage_latency.labels(stage="decode").observe(decode_ms / 1000)
         self.metrics.stage_latency.labels(stage="preprocess").observe(prep_ms / 1000)
         self.metrics.stage_latency.labels(stage="model").observe(model_ms / 1000)
+        self.metrics.count_verdict(score.verdict)
+        warnings = self.clip_warnings(clip)
+        if score.verdict.warning:  # a bundle without an input check: scored, with a warning
+            warnings.append(score.verdict.warning)
         return ScoredClip(
             clip=clip,
             score=score,
@@ -220,5 +255,5 @@ class ScoringService:
                 "model": round(model_ms, 2),
                 "total": round((time.perf_counter() - t0) * 1000, 2),
             },
-            warnings=self.clip_warnings(clip),
+            warnings=warnings,
         )

@@ -11,6 +11,8 @@ It is the standard response (``application/dicom+json``): ``ReferencedSOPSequenc
 the scored instances, each with the ``RetrieveURL`` of the SR made for it (labral keeps no
 copy of the source instance, so its retrievable result is that SR), and
 ``FailedSOPSequence`` with a ``FailureReason`` for the others (:data:`FAILURE_REASON`).
+An instance the input check refuses (not assessable) is valid DICOM, stored and answered:
+it is referenced like a scored one, and its SR says "not assessable" and why.
 200 when all were scored, 202 when some failed, 409 when none was scored.
 
 WADO-RS serves only the SRs labral made (their own study, series and SOP instance UIDs) as
@@ -29,7 +31,7 @@ from fastapi.responses import JSONResponse, Response
 from pydicom.dataset import Dataset
 
 from labral.errors import LabralError
-from labral.serve.dicom.intake import Outcome
+from labral.serve.dicom.intake import REPORTED, Outcome
 from labral.serve.dicom.node import CANNOT_UNDERSTAND, DIMSE_STATUS, dimse_status
 from labral.serve.dicom.receipt import Receipt
 from labral.serve.http.deps import ServiceDep, SettingsDep, require_api_key
@@ -70,7 +72,11 @@ STOW_ERRORS = (
 )
 _STOW_JSON = {"content": {DICOM_JSON: {"schema": {"type": "object"}}}}
 STOW_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"description": "every instance was stored and scored", **_STOW_JSON},
+    200: {
+        "description": "every instance was stored and scored (or found not assessable by the "
+        "input check: its SR says so)",
+        **_STOW_JSON,
+    },
     202: {"description": "some instances failed (FailedSOPSequence)", **_STOW_JSON},
     409: {"description": "no instance could be stored or scored", **_STOW_JSON},
     **error_responses(*STOW_ERRORS),
@@ -192,7 +198,7 @@ def _stow_answer(
             item.ReferencedSOPClassUID = receipt.sop_class_uid
         if receipt.sop_instance_uid:
             item.ReferencedSOPInstanceUID = receipt.sop_instance_uid
-        if outcome is not None and outcome.status == "scored":
+        if outcome is not None and outcome.status in REPORTED:  # scored or not_assessable
             if outcome.sr_uids is not None:
                 study, series, instance = outcome.sr_uids
                 item.RetrieveURL = f"{base}/studies/{study}/series/{series}/instances/{instance}"

@@ -42,9 +42,10 @@ from labral.serve.dicom.receipt import UID_TAGS, Receipt, check_header, uids_if_
 from labral.serve.dicom.reporting import Reporter, ReportJob, SrUids
 from labral.serve.dicom.spool import Spool, SpoolEntry
 from labral.serve.dicom.sr import is_dicom, read_source_header
-from labral.serve.service import ScoredClip, ScoringService, scored_values
+from labral.serve.service import ScoredClip, ScoringService, result_fields
 from labral.serve.store.database import AuditEntry, ResultRow, ResultsStore
 from labral.serve.store.sr_archive import SrArchive
+from labral.serve.verdicts import NOT_ASSESSABLE, SCORED, Refusal
 
 log = logging.getLogger("labral.serve")
 #: Tries at recording a spooled instance (store or disk trouble) before it waits for a restart.
@@ -54,6 +55,8 @@ RECORD_TRIES = 5
 #: ``internal_error``. Waits between tries start here and double.
 SCORE_TRIES = 3
 SCORE_BACKOFF_S = 0.5
+#: Row statuses whose instance gets an SR (a not-assessable one says so instead of a finding).
+REPORTED = (SCORED, NOT_ASSESSABLE)
 ROUTES = {"cstore": "C-STORE", "stowrs": "POST /dicomweb/studies", "upload": "POST /v1/predictions"}
 
 
@@ -62,7 +65,8 @@ class Outcome:
     """A spooled instance after scoring (and its report).
 
     Attributes:
-        status: ``scored`` or ``failed``; ``reason`` the stable error code of a failure.
+        status: ``scored``, ``not_assessable`` (the input check refused it; it still gets
+            its SR) or ``failed``; ``reason`` the stable error code of a failure.
         result_id: its results row.
         sr_uids: (study, series, SOP instance) UIDs of the SR made for it, or None.
     """
@@ -287,33 +291,34 @@ class Intake:
             intake_id=entry.id,
             instance_key=instance_key,
             study_key=self.keys.key(header.get("StudyInstanceUID")),
-            **self._model_fields(),
+            **self.service.model_fields(),
         )
         received_at = float(entry.meta.get("received_at", time.time()))
         scored, row.reason = await self._score(data, instance_key)
-        if scored is not None:
-            row.status = "scored"
-            row.probability, row.decision = scored_values(scored)
+        if scored is not None:  # scored, or not_assessable: either way it gets its SR
+            for name, value in result_fields(scored).items():
+                setattr(row, name, value)
             queued_ms = (time.time() - received_at) * 1000 - scored.timing_ms["total"]
             row.timing_ms = {**scored.timing_ms, "queued": round(max(0.0, queued_ms), 2)}
-            row.warnings = list(scored.warnings)
             row.forward = "pending" if self.forwarder is not None else None
         del data
-        audit = AuditEntry(ROUTES[source], caller, "score", row.reason or "scored", instance_key)
+        audit = AuditEntry(ROUTES[source], caller, "score", row.reason or row.status, instance_key)
         result_id = await asyncio.to_thread(self.store.add_result, row, audit)
         log.info(
             "%s instance=%s %s%s",
             source,
             _short(instance_key),
             row.status,
-            f" p={row.probability:.3f}" if row.probability is not None else f" ({row.reason})",
+            f" p={row.probability:.3f}"
+            if row.probability is not None
+            else f" ({row.reason or ','.join(row.reasons)})",
         )
         outcome = Outcome(row.status, row.reason, result_id)
-        if row.status != "scored":
+        if row.status not in REPORTED:
             await asyncio.to_thread(self.spool.remove, entry)
             return outcome
-        assert row.probability is not None and row.decision is not None
         job = ReportJob(entry, header, result_id, row.probability, row.decision, row.warnings)
+        job.refusal = Refusal.from_row(vars(row))  # None when scored
         return self._report(job, row.forward, outcome)
 
     async def _score(
@@ -352,7 +357,7 @@ class Intake:
         """An entry whose row was committed before a crash: report it, never score it again."""
         assert row is not None
         outcome = Outcome(row["status"], row["reason"], int(row["id"]))
-        if row["status"] != "scored" or row.get("sr_key") is not None:
+        if row["status"] not in REPORTED or row.get("sr_key") is not None:
             await asyncio.to_thread(self.spool.remove, entry)
             return outcome
         header = read_source_header(await asyncio.to_thread(entry.path.read_bytes))
@@ -360,6 +365,7 @@ class Intake:
         job = ReportJob(
             entry, header, outcome.result_id, row["probability"], row["decision"], warnings
         )
+        job.refusal = Refusal.from_row(row)  # the same SR as the first time
         return self._report(job, row.get("forward"), outcome)
 
     def _report(self, job: ReportJob, forward: str | None, outcome: Outcome) -> None:
@@ -367,18 +373,6 @@ class Intake:
         job.forward = forward
         self._scored[job.entry.id] = outcome
         self.reporter.put(job)
-
-    def _model_fields(self) -> dict[str, Any]:
-        bundle = getattr(self.service, "bundle", None)
-        if bundle is None:
-            return {}
-        identity = bundle.identity()
-        return {
-            "model_name": identity.get("name"),
-            "model_version": identity.get("version"),
-            "model_sha256": identity.get("sha256"),
-            "threshold": float(bundle.threshold),
-        }
 
     def _store_failure(
         self, source: str, caller: str, code: str, instance_key: str | None, study_key: str | None
@@ -389,7 +383,7 @@ class Intake:
             reason=code,
             instance_key=instance_key,
             study_key=study_key,
-            **self._model_fields(),
+            **self.service.model_fields(),
         )
         self.store.add_result(row, AuditEntry(ROUTES[source], caller, "score", code, instance_key))
 

@@ -1,5 +1,8 @@
 """The report stage of a scored DICOM instance: its SR, filed on its row, sent back.
 
+A not-assessable instance (refused by the input check) takes the same path: its SR records
+"not assessable" with the reasons and advice instead of a finding (serve/dicom/sr.py).
+
     scored row (serve/dicom/intake.py) -> SR built (highdicom, serve/dicom/sr.py)
         in one child process
         -> SR archive (WADO-RS) -> the row's ``sr_key`` -> forward outbox -> spool entry removed
@@ -45,6 +48,7 @@ from labral.serve.dicom.sr import lower_priority, sr_file_for
 from labral.serve.service import ScoringService
 from labral.serve.store.database import ResultsStore
 from labral.serve.store.sr_archive import SrArchive
+from labral.serve.verdicts import Refusal
 
 log = logging.getLogger("labral.serve")
 #: Jobs in progress at once: one builds its SR (in the single SR process) while the other
@@ -72,20 +76,23 @@ class ReportJob:
         entry: its spool entry (removed once the SR is kept).
         header: the source's header (no pixel data).
         result_id: its committed result row.
-        probability / decision: the row's score.
+        probability / decision: the row's score (None for a not-assessable clip).
         warnings: the row's warnings (the SR's own note is added when none can be made).
         forward: the row's forward state (None: forwarding off).
         queued_at: ``time.monotonic()`` when the job was made (bounds its deferral).
+        refusal: the input check's reasons and advice when the clip is not assessable (its SR
+            says "not assessable" instead of giving a finding); None when scored.
     """
 
     entry: SpoolEntry
     header: pydicom.Dataset
     result_id: int
-    probability: float
-    decision: bool
+    probability: float | None
+    decision: bool | None
     warnings: list[str] = field(default_factory=list)
     forward: str | None = None
     queued_at: float = field(default_factory=time.monotonic)
+    refusal: Refusal | None = None
 
 
 class Reporter:
@@ -216,6 +223,7 @@ class Reporter:
             bundle.identity(),
             series,
             instance,
+            job.refusal,
         )
         loop = asyncio.get_running_loop()
         try:

@@ -1,9 +1,21 @@
 """A DICOM Comprehensive SR (TID 1500 measurement report, made with highdicom) for a score.
 
 The report references the source instance (its study, series and SOP instance UIDs, as
-evidence and as the measurement group's source image), carries the calibrated probability,
-the decision at the bundle threshold and the model identity (algorithm name, version and
-SHA-256), so a PACS can store it next to the clip.
+evidence and as the measurement group's source image) and the model identity (algorithm
+name, version and SHA-256), so a PACS can store it next to the clip. Its one measurement
+group (TID 1501) holds either
+
+- **a finding** (the clip was scored): the calibrated probability (NUM, ``LABRAL-P``) and
+  the decision at the bundle threshold (CODE ``LABRAL-D`` = ``LABRAL-POS`` or
+  ``LABRAL-NEG``); or
+- **"not assessable"** (the input check refused the clip, :class:`Refusal`): no probability
+  and no decision, but the qualitative evaluation ``LABRAL-D`` = ``LABRAL-NA`` ("Not
+  assessable by the model"), one ``LABRAL-NAR`` ("Reason not assessable") CODE per reason,
+  valued with that reason's code (:data:`REASON_CODES`), and the advice sentence as a TEXT
+  item named (121075, DCM, "Recommendation").
+
+Concepts that DICOM and SNOMED CT have no code for are in the private ``99LABRAL`` scheme
+(never passed off as standard); the standard ones are DCM's Recommendation and UCUM's "1".
 """
 
 from __future__ import annotations
@@ -19,6 +31,7 @@ from pydicom.uid import generate_uid
 
 from labral.errors import NotDicomError
 from labral.serve.http.errors import SrNeedsDicomError
+from labral.serve.verdicts import REASON_TITLES, Refusal
 
 DICM_MAGIC = b"DICM"
 # Private-scheme concepts for what DCM/SCT have no code for.
@@ -30,6 +43,23 @@ PROCEDURE = hd.sr.CodedConcept("LABRAL-US", "99LABRAL", "Dynamic ultrasound of t
 PRESENT = hd.sr.CodedConcept("LABRAL-POS", "99LABRAL", "Suggested by the model")
 ABSENT = hd.sr.CodedConcept("LABRAL-NEG", "99LABRAL", "Not suggested by the model")
 UNIT_ONE = hd.sr.CodedConcept("1", "UCUM", "no units")
+NOT_ASSESSABLE = hd.sr.CodedConcept("LABRAL-NA", "99LABRAL", "Not assessable by the model")
+NOT_ASSESSABLE_REASON = hd.sr.CodedConcept("LABRAL-NAR", "99LABRAL", "Reason not assessable")
+#: The input check's reason codes (labral.input_check.verdict.REASONS) as 99LABRAL codes;
+#: the meanings are :data:`labral.serve.verdicts.REASON_TITLES`.
+REASON_CODE_VALUES = {
+    "image_quality": "LABRAL-NA-IQ",
+    "no_manoeuvre": "LABRAL-NA-MAN",
+    "not_hip_view": "LABRAL-NA-VIEW",
+    "out_of_distribution": "LABRAL-NA-OOD",
+    "check_failed": "LABRAL-NA-FAIL",
+}
+REASON_CODES = {
+    reason: hd.sr.CodedConcept(value, "99LABRAL", REASON_TITLES[reason])
+    for reason, value in REASON_CODE_VALUES.items()
+}
+#: An unknown reason code (from a newer labral's row): recorded as "other", named in text.
+OTHER_REASON = hd.sr.CodedConcept("LABRAL-NA-OTHER", "99LABRAL", "Other reason")
 #: Niceness of the DICOM node's SR process: scoring, which a scanner waits for, comes first.
 REPORT_NICENESS = 10
 
@@ -58,11 +88,12 @@ def read_source_header(data: bytes) -> pydicom.Dataset:
 
 def build_sr(
     source: pydicom.Dataset,
-    probability: float,
-    decision: bool,
+    probability: float | None,
+    decision: bool | None,
     threshold: float,
     identity: dict[str, Any],
     *,
+    refusal: Refusal | None = None,
     series_instance_uid: str | None = None,
     sop_instance_uid: str | None = None,
 ) -> pydicom.Dataset:
@@ -70,10 +101,12 @@ def build_sr(
 
     Args:
         source: header of the scored DICOM instance.
-        probability: calibrated probability in [0, 1].
-        decision: probability >= threshold.
+        probability: calibrated probability in [0, 1] (ignored with ``refusal``).
+        decision: probability >= threshold (ignored with ``refusal``).
         threshold: the bundle's decision threshold.
         identity: ``{"name", "version", "sha256"}`` of the model.
+        refusal: the input check refused the clip: the SR records "not assessable", its
+            reasons and advice instead of a finding (module docstring).
         series_instance_uid / sop_instance_uid: the SR's own UIDs (new ones when None); the
             DICOM node derives them from the spool entry, so scoring it again after a crash
             makes the same SR rather than a second one.
@@ -90,22 +123,12 @@ def build_sr(
         referenced_sop_class_uid=source.SOPClassUID,
         referenced_sop_instance_uid=source.SOPInstanceUID,
     )
-    group = hd.sr.MeasurementsAndQualitativeEvaluations(
-        tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier="clip score"),
-        algorithm_id=algorithm,
-        source_images=[source_image],
-        measurements=[
-            hd.sr.Measurement(
-                name=PROBABILITY,
-                value=round(float(probability), 6),
-                unit=UNIT_ONE,
-                algorithm_id=algorithm,
-            )
-        ],
-        qualitative_evaluations=[
-            hd.sr.QualitativeEvaluation(name=DETACHMENT, value=PRESENT if decision else ABSENT)
-        ],
-    )
+    if refusal is None:
+        if probability is None or decision is None:
+            raise ValueError("a scored clip's SR needs its probability and decision")
+        group = _finding_group(algorithm, source_image, probability, decision)
+    else:
+        group = _refusal_group(algorithm, source_image, refusal)
     observer = hd.sr.ObserverContext(
         observer_type=codes.DCM.Device,
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
@@ -129,6 +152,62 @@ def build_sr(
     )
 
 
+def _finding_group(
+    algorithm: hd.sr.AlgorithmIdentification,
+    source_image: hd.sr.SourceImageForMeasurementGroup,
+    probability: float,
+    decision: bool,
+) -> hd.sr.MeasurementsAndQualitativeEvaluations:
+    """A scored clip's measurement group: the probability and the decision."""
+    return hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier="clip score"),
+        algorithm_id=algorithm,
+        source_images=[source_image],
+        measurements=[
+            hd.sr.Measurement(
+                name=PROBABILITY,
+                value=round(float(probability), 6),
+                unit=UNIT_ONE,
+                algorithm_id=algorithm,
+            )
+        ],
+        qualitative_evaluations=[
+            hd.sr.QualitativeEvaluation(name=DETACHMENT, value=PRESENT if decision else ABSENT)
+        ],
+    )
+
+
+def _refusal_group(
+    algorithm: hd.sr.AlgorithmIdentification,
+    source_image: hd.sr.SourceImageForMeasurementGroup,
+    refusal: Refusal,
+) -> hd.sr.MeasurementsAndQualitativeEvaluations:
+    """A refused clip's measurement group: "not assessable", each reason, the advice."""
+    evaluations = [hd.sr.QualitativeEvaluation(name=DETACHMENT, value=NOT_ASSESSABLE)]
+    for reason in refusal.reasons:
+        value = REASON_CODES.get(reason, OTHER_REASON)
+        evaluations.append(hd.sr.QualitativeEvaluation(name=NOT_ASSESSABLE_REASON, value=value))
+    group = hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(
+            uid=generate_uid(), identifier="clip not assessable"
+        ),
+        algorithm_id=algorithm,
+        source_images=[source_image],
+        qualitative_evaluations=evaluations,
+    )
+    words = "; ".join(refusal.titles) or "no reason recorded"
+    advice = refusal.advice or "Have the clip read by a person."
+    # TEXT qualitative evaluation (TID 1501): the reasons in words and what to do next
+    group[0].ContentSequence.append(
+        hd.sr.TextContentItem(
+            name=codes.DCM.Recommendation,
+            value=f"Not assessable ({words}). {advice}",
+            relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
+        )
+    )
+    return group
+
+
 def sr_bytes(dataset: pydicom.Dataset) -> bytes:
     """Serialise the SR as a DICOM Part 10 file."""
     buffer = io.BytesIO()
@@ -143,12 +222,13 @@ def lower_priority() -> None:
 
 def sr_file_for(
     source: pydicom.Dataset,
-    probability: float,
-    decision: bool,
+    probability: float | None,
+    decision: bool | None,
     threshold: float,
     identity: dict[str, Any],
     series_instance_uid: str,
     sop_instance_uid: str,
+    refusal: Refusal | None = None,
 ) -> tuple[bytes, str] | str:
     """One SR as a Part 10 file: the job of the DICOM node's SR process (picklable in/out).
 
@@ -165,6 +245,7 @@ def sr_file_for(
             decision,
             threshold,
             identity,
+            refusal=refusal,
             series_instance_uid=series_instance_uid,
             sop_instance_uid=sop_instance_uid,
         )

@@ -31,6 +31,7 @@ from labral.serve.http.schemas import ModelCard, Prediction
 from labral.serve.http.upload import UPLOAD_ERRORS, UPLOAD_REQUEST_BODY, read_upload
 from labral.serve.service import ScoredClip, ScoringService
 from labral.serve.settings import ServeSettings
+from labral.serve.verdicts import Refusal, check_json
 
 log = logging.getLogger("labral.serve")
 router = APIRouter(prefix="/v1", tags=["predictions"], responses=error_responses(InternalError))
@@ -103,7 +104,8 @@ async def predict(
         ),
     ] = False,
 ) -> Any:
-    """Score one cine clip: calibrated probability, decision, temporal relevance."""
+    """Score one cine clip: calibrated probability, decision, temporal relevance; or, when the
+    input check refuses it, status not_assessable with its reasons and advice (still 200)."""
     if not service.ready.is_set():
         raise NotReadyError("the model is still loading; retry when /readyz answers 200")
     with service.admit():
@@ -118,16 +120,23 @@ async def predict(
     await record_upload(request, data, scored)  # the results store (serve/http/recording.py)
     bundle, score = service.bundle, scored.score
     log.info(
-        "scored instance=%s p=%.3f frames=%d total_ms=%.1f",
+        "%s instance=%s p=%.3f frames=%d total_ms=%.1f%s",
+        score.status,
         str(scored.clip.source.get("instance_hash") or "video")[:16],
         score.probability,
         scored.clip.num_frames,
         scored.timing_ms["total"],
+        f" reasons={','.join(score.verdict.reasons)}" if not score.assessable else "",
     )
     if source is not None:
         try:
             dataset = build_sr(
-                source, score.probability, score.decision, bundle.threshold, bundle.identity()
+                source,
+                score.probability,
+                score.decision,
+                bundle.threshold,
+                bundle.identity(),
+                refusal=Refusal.of(score.verdict),
             )
         except (AttributeError, ValueError, TypeError) as exc:
             raise SrSourceError(
@@ -135,15 +144,19 @@ async def predict(
                 "study and series attributes of a complete instance"
             ) from exc
         return Response(sr_bytes(dataset), media_type="application/dicom")
+    # a clip the input check refused gets no decision, and none of the model's evidence
+    assessable = score.assessable
     body: dict[str, Any] = {
-        "probability": score.probability,
-        "decision": score.decision,
-        "label": bundle.label_name(score.decision),
+        "status": score.status,
+        "probability": score.probability if assessable else None,
+        "decision": score.reported_decision,
+        "label": bundle.label_name(score.decision) if assessable else None,
+        "input_check": check_json(score.verdict),
         "threshold": bundle.threshold,
         "model": bundle.identity(),
         "clip": scored.clip.facts(),
-        "relevance": score.rounded_relevance(),
-        "peak_frames": score.peak_frames,
+        "relevance": score.rounded_relevance() if assessable else [],
+        "peak_frames": score.peak_frames if assessable else [],
         "warnings": scored.warnings,
         "timing_ms": scored.timing_ms,
         "disclaimer": "research tool, not a diagnosis",
@@ -154,7 +167,7 @@ async def predict(
         body["preview"] = build_preview(
             scored.clip.frames,
             scored.clip.fps,
-            score.peak_frames,
+            body["peak_frames"],
             max_frames=settings.preview_max_frames,
             width=settings.preview_width,
             key_width=settings.key_frame_width,

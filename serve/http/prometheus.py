@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from labral.input_check.verdict import NOT_ASSESSABLE, REASONS, SCORED, CheckVerdict
+
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -56,3 +58,27 @@ class ServeMetrics:
         self.model_ready = Gauge(
             "labral_model_ready", "1 once the model is loaded and warmed", registry=reg
         )
+        self.clips = Counter(
+            "labral_clips",
+            "Clips scored by the model, by the input check's status (scored, not_assessable); "
+            "every route (upload, C-STORE, STOW-RS) counts here",
+            ["status"],
+            registry=reg,
+        )
+        self.not_assessable = Counter(
+            "labral_not_assessable",
+            "Clips the input check refused, by reason (a clip refused for two reasons counts "
+            'under both; labral_clips_total{status="not_assessable"} counts clips)',
+            ["reason"],
+            registry=reg,
+        )
+        for status in (SCORED, NOT_ASSESSABLE):  # every series exists from the start, at 0
+            self.clips.labels(status=status)
+        for reason in REASONS:
+            self.not_assessable.labels(reason=reason)
+
+    def count_verdict(self, verdict: CheckVerdict) -> None:
+        """Count one clip's verdict (once per clip scored, whatever route brought it)."""
+        self.clips.labels(status=verdict.status).inc()
+        for reason in verdict.reasons:
+            self.not_assessable.labels(reason=reason).inc()

@@ -19,7 +19,7 @@ from fastapi import Request
 from labral.errors import LabralError
 from labral.serve.dicom.sr import is_dicom
 from labral.serve.http.errors import StoreUnavailableError
-from labral.serve.service import ScoredClip, scored_values
+from labral.serve.service import ScoredClip, result_fields
 from labral.serve.store.database import AuditEntry, ResultRow
 
 log = logging.getLogger("labral.serve")
@@ -54,7 +54,8 @@ async def record_upload(
     scored: ScoredClip | None = None,
     error: LabralError | None = None,
 ) -> int | None:
-    """Store one upload's result row (scored, or failed with the error's code) and audit line.
+    """Store one upload's result row (scored, not_assessable with the input check's reasons,
+    or failed with the error's code) and audit line.
 
     Args:
         request: the prediction request (its app holds the store).
@@ -72,21 +73,20 @@ async def record_upload(
     service = request.app.state.service
     instance, study = _uids(data)
     keys = stateful.keys
-    row = ResultRow(source="upload", status="failed", instance_key=keys.key(instance))
-    row.study_key = keys.key(study)
-    bundle = service.bundle
-    if bundle is not None:
-        identity = bundle.identity()
-        row.model_name, row.model_version = identity.get("name"), identity.get("version")
-        row.model_sha256, row.threshold = identity.get("sha256"), float(bundle.threshold)
-    if scored is not None:
-        row.status = "scored"
-        row.probability, row.decision = scored_values(scored)
-        row.timing_ms, row.warnings = dict(scored.timing_ms), list(scored.warnings)
+    row = ResultRow(
+        source="upload",
+        status="failed",
+        instance_key=keys.key(instance),
+        study_key=keys.key(study),
+        **service.model_fields(),
+    )
+    if scored is not None:  # scored, or not_assessable with the input check's reasons
+        for name, value in result_fields(scored).items():
+            setattr(row, name, value)
     else:
         row.reason = error.code if error is not None else "internal_error"
     entry = AuditEntry(
-        UPLOAD_ROUTE, http_caller(request), "score", row.reason or "scored", row.instance_key
+        UPLOAD_ROUTE, http_caller(request), "score", row.reason or row.status, row.instance_key
     )
     try:
         return await asyncio.to_thread(stateful.store.add_result, row, entry)

@@ -68,8 +68,16 @@ class StoredResult(BaseModel):
     id: int
     created_at: dt.datetime = Field(description="when it was stored (UTC)")
     source: Literal["upload", "cstore", "stowrs"]
-    status: Literal["scored", "failed"]
+    status: Literal["scored", "not_assessable", "failed"] = Field(
+        description="scored; not_assessable (the input check refused the clip: no "
+        "probability or decision); failed (reason says why)"
+    )
     reason: str | None = Field(description="the stable error code of a failure")
+    reasons: list[str] = Field(
+        description="the input check's reason codes of a not-assessable clip (image_quality, "
+        "no_manoeuvre, not_hip_view, out_of_distribution, check_failed); else empty"
+    )
+    advice: str | None = Field(description="what to do, for a not-assessable clip")
     instance_key: str | None = Field(description="keyed hash of the SOP Instance UID")
     study_key: str | None = Field(description="keyed hash of the Study Instance UID")
     probability: float | None
@@ -107,6 +115,8 @@ def to_json(row: dict[str, Any]) -> dict[str, Any]:
     return {
         **{key: row[key] for key in keep},
         "created_at": row["created_at"].isoformat(),
+        "reasons": row["reasons"] or [],
+        "advice": row["advice"],
         "decision": row["decision"],
         "threshold": row["threshold"],
         "model": model,
@@ -131,7 +141,10 @@ async def list_results(
     ] = None,
     until: Annotated[DateTime | None, Query(description="stored before (UTC)")] = None,
     decision: Annotated[bool | None, Query(description="only this decision")] = None,
-    status: Annotated[Literal["scored", "failed"] | None, Query()] = None,
+    status: Annotated[
+        Literal["scored", "not_assessable", "failed"] | None,
+        Query(description="only this status (not_assessable: refused by the input check)"),
+    ] = None,
     source: Annotated[Literal["upload", "cstore", "stowrs"] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="results per page")] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="results skipped")] = 0,

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from labral.input_check.verdict import REASONS
+
 
 class ErrorDetail(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -66,12 +68,43 @@ class SpatialMap(BaseModel):
     )
 
 
-class Prediction(BaseModel):
-    """One scored clip. ``relevance`` has one value in [0, 1] per source frame (maximum 1)."""
+class InputCheck(BaseModel):
+    """The input check's verdict on the clip (``labral.input_check.verdict.CheckVerdict``)."""
 
-    probability: float
-    decision: bool
-    label: str
+    status: Literal["scored", "not_assessable"]
+    checked: bool = Field(
+        description="false when the bundle has no input check (the clip was scored unchecked; "
+        "the answer's warnings say so)"
+    )
+    reasons: list[Literal[REASONS]] = Field(  # type: ignore[valid-type]
+        description="why the clip is not assessable, most basic first; empty when scored"
+    )
+    reason_titles: list[str] = Field(description="the reasons in words, in the same order")
+    details: dict[str, str] = Field(
+        description="reason -> finer code, e.g. image_quality: blank, saturated, noise_only, "
+        "too_short or frames_missing; check_failed: the error's type"
+    )
+    advice: str = Field(description="one sentence for the clinician; empty when scored")
+    scores: dict[str, float | None] = Field(
+        description="each detector's score (higher: more likely a wrong input); empty "
+        "without a check"
+    )
+    thresholds: dict[str, float | None] = Field(
+        description="the threshold each score is compared with (score > threshold refuses)"
+    )
+
+
+class Prediction(BaseModel):
+    """One clip's answer. ``status`` scored: the probability, decision and label, and
+    ``relevance`` with one value in [0, 1] per source frame (maximum 1). ``status``
+    not_assessable: the input check refused the clip (``input_check`` says why and what to
+    do); probability, decision and label are null, relevance and peak_frames empty."""
+
+    status: Literal["scored", "not_assessable"]
+    probability: float | None = Field(description="null when the clip is not assessable")
+    decision: bool | None = Field(description="null when the clip is not assessable")
+    label: str | None = Field(description="null when the clip is not assessable")
+    input_check: InputCheck
     threshold: float
     model: ModelIdentity
     clip: ClipFacts

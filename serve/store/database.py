@@ -13,8 +13,10 @@ names, ids and UIDs never reach a table. Tables:
     ``id``, ``created_at`` (UTC), ``source`` (upload | cstore | stowrs), ``intake_id`` (the
     spool entry it came from, unique: scoring a spooled instance twice stores one row),
     ``instance_key``, ``study_key``, ``model_name``, ``model_version``, ``model_sha256``,
-    ``status`` (scored | failed), ``reason`` (the stable error code of a failure),
-    ``probability``, ``decision``, ``threshold``, ``timing_ms`` (JSON), ``warnings`` (JSON),
+    ``status`` (scored | not_assessable | failed), ``reason`` (the stable error code of a
+    failure), ``reasons`` (JSON list: the input check's reason codes of a not-assessable
+    clip, else empty) and ``advice`` (its sentence for the clinician), ``probability`` and
+    ``decision`` (null unless scored), ``threshold``, ``timing_ms`` (JSON), ``warnings`` (JSON),
     ``sr_key`` (keyed hash of the SOP Instance UID of the SR made for it) and ``forward``
     (null when not forwarded, else pending | sent | dead_letter).
 ``audit``
@@ -45,6 +47,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     TypeDecorator,
     UniqueConstraint,
     create_engine,
@@ -60,7 +63,7 @@ from sqlalchemy.exc import IntegrityError
 log = logging.getLogger("labral.serve")
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SOURCES = ("upload", "cstore", "stowrs")
-STATUSES = ("scored", "failed")
+STATUSES = ("scored", "not_assessable", "failed")
 FORWARD_STATES = ("pending", "sent", "dead_letter")
 
 
@@ -94,8 +97,10 @@ results = Table(
     Column("model_name", String(128), nullable=True),
     Column("model_version", String(64), nullable=True),
     Column("model_sha256", String(64), nullable=True),
-    Column("status", String(16), nullable=False),
+    Column("status", String(16), nullable=False, index=True),
     Column("reason", String(64), nullable=True),
+    Column("reasons", JSON, nullable=True),
+    Column("advice", Text, nullable=True),
     Column("probability", Float, nullable=True),
     Column("decision", Boolean, nullable=True, index=True),
     Column("threshold", Float, nullable=True),
@@ -137,6 +142,8 @@ class ResultRow:
     model_version: str | None = None
     model_sha256: str | None = None
     reason: str | None = None
+    reasons: list[str] = field(default_factory=list)
+    advice: str | None = None
     probability: float | None = None
     decision: bool | None = None
     threshold: float | None = None
@@ -195,8 +202,9 @@ def _sqlite_pragmas(dbapi_connection: Any, record: Any) -> None:
     cursor.close()
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest migration (``alembic upgrade head``, programmatically)."""
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to ``revision``: the newest migration by default (``alembic upgrade
+    head``, programmatically); tests name an older one to build an old database."""
     from alembic import command
     from alembic.config import Config
 
@@ -204,7 +212,7 @@ def migrate(engine: Engine) -> None:
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        command.upgrade(config, revision)
 
 
 class ResultsStore:

@@ -25,6 +25,7 @@ from labral.serve.http.app import create_app
 from labral.serve.settings import ServeSettings
 from tests.helpers.bundles import toy_bundle
 from tests.helpers.dicom import CT_IMAGE, US_MULTIFRAME, US_SINGLE, dicom_bytes, encode, write_dicom
+from tests.helpers.input_check import blank_frames, rule_check
 
 ramp_frames = demo_frames
 
@@ -72,9 +73,16 @@ def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def checked_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo bundle with an input check whose image and manoeuvre rules are real
+    (``tests.helpers.input_check.rule_check``): a blank clip is not assessable."""
+    return toy_bundle(tmp_path_factory.mktemp("checked-bundle"), input_check=rule_check())
+
+
+@pytest.fixture(scope="session")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Sample uploads: bright/dark DICOM cines (20 fps, 0.3 mm pixels), a JPEG DICOM, a short
-    5 fps cine and an MP4."""
+    5 fps cine, an MP4 and a blank cine (not assessable where the bundle has a check)."""
     folder = tmp_path_factory.mktemp("clips")
     return {
         "bright.dcm": write_dicom(folder / "bright.dcm", ramp_frames(bright=True), **at_fps(20)),
@@ -84,6 +92,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "bright.mp4": write_mp4(
             ramp_frames(frames=20, height=64, width=64), 20.0, folder / "bright.mp4"
         ),
+        "blank.dcm": write_dicom(folder / "blank.dcm", blank_frames(), **at_fps(20)),
     }
 
 
@@ -141,11 +150,12 @@ def dicom_maker():
 
 @pytest.fixture
 def make_client(bundle_dir: Path) -> Iterator:
-    """Factory: a started TestClient (lifespan run, model ready) for given settings."""
+    """Factory: a started TestClient (lifespan run, model ready) for given settings (the
+    demo bundle unless ``bundle=`` names another)."""
     opened: list[TestClient] = []
 
     def factory(**overrides) -> TestClient:
-        settings = ServeSettings(bundle=bundle_dir, **overrides)
+        settings = ServeSettings(**{"bundle": bundle_dir, **overrides})
         client = TestClient(create_app(settings))
         client.__enter__()
         opened.append(client)

@@ -22,7 +22,14 @@ from labral.serve.asgi import settings_from_env
 from labral.serve.dicom.pseudonym import KEY_FILE, store_pseudonymizer
 from labral.serve.http.app import create_app
 from labral.serve.settings import ServeSettings
-from labral.serve.store.database import AuditEntry, ResultFilter, ResultRow, ResultsStore, metadata
+from labral.serve.store.database import (
+    AuditEntry,
+    ResultFilter,
+    ResultRow,
+    ResultsStore,
+    metadata,
+    migrate,
+)
 
 POSTGRES_ENV = "LABRAL_TEST_POSTGRES_URL"
 
@@ -71,7 +78,7 @@ def test_migrated_schema_is_the_table_definitions(store):
     with store.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
         version = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
-    assert version == "0001"
+    assert version == "0002"
     ResultsStore.open(str(store.engine.url.render_as_string(hide_password=False))).close()
 
 
@@ -111,6 +118,55 @@ def test_pages_newest_first_filtered_by_time_decision_status(store):
     assert store.count(ResultFilter(since=future)) == 0
     assert store.purge_before(future) == 6 and store.count() == 0
     assert len(store.audit_lines()) == 6  # retention never touches the audit trail
+
+
+def test_a_not_assessable_row_keeps_its_reasons_and_advice(store):
+    store.add_result(row(probability=0.7, decision=True), entry())
+    refused = row(status="not_assessable", reasons=["no_manoeuvre", "not_hip_view"])
+    refused.advice = "The hip did not move: record the manoeuvre."
+    result_id = store.add_result(refused, entry("not_assessable"))
+    stored = store.get(result_id)
+    assert stored["status"] == "not_assessable"
+    assert stored["reasons"] == ["no_manoeuvre", "not_hip_view"]
+    assert stored["advice"].startswith("The hip did not move")
+    assert stored["probability"] is None and stored["decision"] is None
+    assert store.count(ResultFilter(status="not_assessable")) == 1
+    assert store.count(ResultFilter(status="scored")) == 1
+    with pytest.raises(ValueError, match="bad source/status"):
+        row(status="refused")
+
+
+def test_the_migration_upgrades_a_database_of_the_first_schema(tmp_path):
+    """A store written by 0001 (before the input check) opens at head: its rows keep their
+    status (scored or failed), get an empty reasons list, and filter by status."""
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    engine = sa.create_engine(url)
+    migrate(engine, "0001")
+    with engine.begin() as conn:
+        for status, reason, decision in (("scored", None, 1), ("failed", "not_dicom", None)):
+            conn.exec_driver_sql(
+                "INSERT INTO results (created_at, source, status, reason, probability, decision)"
+                " VALUES ('2025-01-01 08:00:00', 'upload', ?, ?, 0.9, ?)",
+                (status, reason, decision),
+            )
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0001"
+    engine.dispose()
+    store = ResultsStore.open(url)
+    try:
+        total, rows = store.page()
+        assert total == 2
+        assert [(r["status"], r["reason"], r["reasons"]) for r in rows] == [
+            ("failed", "not_dicom", []),
+            ("scored", None, []),
+        ]
+        assert rows[1]["decision"] is True and rows[1]["advice"] is None
+        store.add_result(row(status="not_assessable", reasons=["image_quality"]), entry())
+        assert store.count(ResultFilter(status="scored")) == 1
+        assert store.count(ResultFilter(status="not_assessable")) == 1
+        with store.engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+    finally:
+        store.close()
 
 
 def test_forward_state_is_recorded(store):
