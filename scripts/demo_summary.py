@@ -1,8 +1,11 @@
 """Print the main job's headline: test AUROC of the default model beside the still-frame
 baseline (``train_<model>/test_metrics.json``: the test split of the data set they trained
 on, scored when training ends), the same pair per level of the synthetic-graded benchmark,
-and where things are. AUROCs are printed by :func:`labral.bench.bootstrap.format_with_ci`,
-as in ``python -m labral.bench.markdown``.
+the default model's input check on it (false refusals, AUROC of the clips that pass) and on
+the synthetic-wrong-input benchmark (refusal rate per wrong-input kind), and where things
+are. Metrics are printed by :func:`labral.bench.bootstrap.format_with_ci` and the input
+check's tables by :mod:`labral.bench.report.input_check`, as in ``python -m
+labral.bench.markdown``.
 
 Usage: python scripts/demo_summary.py <demo root> <elapsed seconds>
 """
@@ -12,27 +15,57 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from labral.bench.bootstrap import format_with_ci
+from labral.bench.report.input_check import text_table, valid_table, wrong_input_table
 from labral.datasets.synth.difficulty import known_levels
+
+#: The demo's bench folders under its root: the graded benchmark and the wrong-input one.
+GRADED, WRONG_INPUT = "bench", "bench_wrong_input"
 
 
 def _load(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+def _check_block(bench: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """``name``'s input_check block in a results.json (the first model's if not there)."""
+    results = bench.get("results", {})
+    block = results.get(name) or next(iter(results.values()), {})
+    return block.get("input_check")
+
+
+def print_input_check(root: Path, name: str) -> None:
+    """The default model's input check: false refusals on synthetic-graded, then refusals
+    per wrong-input kind on synthetic-wrong-input."""
+    graded = _check_block(_load(root / GRADED / "results.json"), name)
+    wrong = _check_block(_load(root / WRONG_INPUT / "results.json"), name)
+    if graded and graded["note"]:
+        print(f"\ninput check: {graded['note']}")
+    if graded:
+        print("\ncompact: input check on synthetic-graded (valid clips: should refuse <= 2%)")
+        print("\n".join(text_table(*valid_table(graded))))
+    if wrong and wrong["wrong_input"]:
+        print("\ncompact: input check on synthetic-wrong-input (should refuse >= 95%)")
+        print("\n".join(text_table(*wrong_input_table(wrong))))
+    else:
+        print("\n(no wrong-input benchmark results found)")
+
+
 def main(root: Path, elapsed_s: int) -> None:
-    bench = _load(root / "bench" / "results.json")
+    bench = _load(root / GRADED / "results.json")
     print(f"labral demo finished in {elapsed_s // 60} min {elapsed_s % 60} s\n")
     results = bench.get("results", {})
     parts = {part for r in results.values() for part in r.get("per_shift", {})}
     levels = [level for level in known_levels() if level in parts]
     header = f"{'model':<14}{'test AUROC':>12}" + "".join(f"{lvl:>24}" for lvl in levels)
     print(f"{header}\n{'':<14}{'(test split)':>12}   synthetic-graded AUROC [95% CI] per level")
+    names = {}
     for model in ("compact", "still_frame"):
         test = _load(root / f"train_{model}" / "test_metrics.json")
-        name = _load(root / "bundles" / model / "metadata.json").get("model_name", "")
-        per_level = results.get(name, {}).get("per_shift", {})
+        names[model] = _load(root / "bundles" / model / "metadata.json").get("model_name", "")
+        per_level = results.get(names[model], {}).get("per_shift", {})
         cells = "".join(
             f"{format_with_ci(per_level.get(lvl, {}).get('auroc')):>24}" for lvl in levels
         )
@@ -40,8 +73,10 @@ def main(root: Path, elapsed_s: int) -> None:
         print(f"{model:<14}{test_auroc:>12}{cells}")
     if not results:
         print("(no benchmark results found)")
+    print_input_check(root, names["compact"])
     print(f"\nbundles: {root / 'bundles'}")
-    print(f"report:  {root / 'bench' / 'report.html'}")
+    print(f"report:  {root / GRADED / 'report.html'}")
+    print(f"input check report: {root / WRONG_INPUT / 'report.html'}")
 
 
 if __name__ == "__main__":
