@@ -17,6 +17,7 @@ import torch
 from labral.bench import bootstrap as metrics
 from labral.bench import stats
 from labral.bench import suite_scoring as scoring
+from labral.bench.refusals import REASON_SEPARATOR
 from labral.bench.settings import BenchSettings
 from labral.input_check.verdict import NOT_ASSESSABLE, SCORED
 
@@ -116,7 +117,7 @@ def write_predictions(
                     int(s.decision[i]),
                     ";".join(f"{v:g}" for v in relevance),
                     SCORED if s.assessable[i] else NOT_ASSESSABLE,
-                    ";".join(s.reasons[i]),
+                    REASON_SEPARATOR.join(s.reasons[i]),
                 ]
             writer.writerow(
                 [

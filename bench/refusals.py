@@ -30,8 +30,11 @@ from sklearn.metrics import roc_curve
 
 from labral.bench import bootstrap as M
 from labral.bench.suite_scoring import ModelScores
-from labral.input_check.verdict import REASONS
+from labral.errors import BadManifestError
+from labral.input_check.verdict import NOT_ASSESSABLE, REASONS, SCORED
 
+#: Between the reason codes of one clip in predictions.csv's ``reasons_<model>`` cells.
+REASON_SEPARATOR = ";"
 #: The share of wrong inputs a check score must catch where its false-positive rate is read.
 TARGET_TPR = 0.95
 #: Decision metrics compared on the clips that pass and on all valid clips of a part.
@@ -43,6 +46,25 @@ NO_CHECK_NOTE = (
     "this bundle has no input check (exported before it existed): every clip was scored, "
     "so every refusal rate is 0; re-export it with `labral export` to get one"
 )
+
+
+def read_verdict(row: dict[str, str], where: str) -> tuple[bool, list[str]]:
+    """``(assessable, reasons)`` of a predictions CSV row's ``status`` and ``reasons`` cells
+    (as :func:`labral.bench.outputs.write_predictions` writes them; no ``status``: scored).
+
+    Raises:
+        BadManifestError: an unknown status or reason code, naming ``where`` and the value.
+    """
+    status = (row.get("status") or SCORED).strip()
+    if status not in (SCORED, NOT_ASSESSABLE):
+        raise BadManifestError(f"{where}: status={status!r}; use {SCORED} or {NOT_ASSESSABLE}")
+    reasons = [r.strip() for r in (row.get("reasons") or "").split(REASON_SEPARATOR) if r.strip()]
+    unknown = [r for r in reasons if r not in REASONS]
+    if unknown:
+        raise BadManifestError(
+            f"{where}: reasons={unknown[0]!r} is not a reason code; known: {', '.join(REASONS)}"
+        )
+    return status == SCORED, reasons
 
 
 def fpr_at_tpr(is_wrong: np.ndarray, score: np.ndarray, target: float = TARGET_TPR) -> float:

@@ -8,10 +8,9 @@ and mean rules), plus the per-setting metrics per ``fold`` and, for several CSVs
 clips (matched by ``path``), :func:`labral.bench.evaluate.compare_models`. results.json keeps
 a bundle run's keys (``python -m labral.bench.markdown`` reads it). Decisions: each CSV's
 ``threshold`` column (the median where rows differ, and ``at_row_thresholds`` at each row's
-own), 0.5 without one. Optional ``status`` and ``reasons`` columns (the input check's
-verdict: ``scored`` or ``not_assessable``, ``;``-separated reason codes) and ``wrong_input``,
-``wrong_family``, ``held_out`` give the ``input_check`` block (:mod:`labral.bench.refusals`);
-a CSV without ``status`` is read as every clip scored with no check.
+own), 0.5 without one. Optional ``status``, ``reasons`` (:func:`~labral.bench.refusals.
+read_verdict`), ``wrong_input``, ``wrong_family`` and ``held_out`` give the ``input_check``
+block; without ``status`` every clip counts as scored, by no check.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from labral.bench import bootstrap as metrics
-from labral.bench import evaluate
+from labral.bench import evaluate, refusals
 from labral.bench.gate import GateFailedError, check_gate, validate_gate
 from labral.bench.outputs import statistics_settings, versions, write_results
 from labral.bench.report.saved_predictions_report import THRESHOLD_METRICS, render
@@ -36,7 +35,6 @@ from labral.bench.results import RESULTS_SCHEMA_VERSION, unique_names
 from labral.bench.settings import BenchSettings
 from labral.bench.suite_scoring import ModelScores
 from labral.errors import BadConfigError, BadManifestError
-from labral.input_check.verdict import NOT_ASSESSABLE, REASONS, SCORED
 
 _ci = metrics.format_with_ci
 
@@ -87,21 +85,6 @@ def _binary(raw: str, column: str, where: str) -> int:
     return int(value)
 
 
-def _verdict(row: dict[str, str], where: str) -> tuple[bool, list[str]]:
-    """``(assessable, reasons)`` of a row's ``status`` and ``reasons`` cells, or
-    BadManifestError naming the line and the bad value."""
-    status = (row.get("status") or SCORED).strip()
-    if status not in (SCORED, NOT_ASSESSABLE):
-        raise BadManifestError(f"{where}: status={status!r}; use {SCORED} or {NOT_ASSESSABLE}")
-    reasons = [r.strip() for r in (row.get("reasons") or "").split(";") if r.strip()]
-    unknown = [r for r in reasons if r not in REASONS]
-    if unknown:
-        raise BadManifestError(
-            f"{where}: reasons={unknown[0]!r} is not a reason code; known: {', '.join(REASONS)}"
-        )
-    return status == SCORED, reasons
-
-
 def load_predictions(path: Path) -> SavedModel:
     """Read and check one predictions CSV (line numbers count the header as line 1).
 
@@ -136,7 +119,7 @@ def load_predictions(path: Path) -> SavedModel:
         hip_label = row.get("hip_label") or ""
         record["hip_label"] = _binary(hip_label, "hip_label", where) if hip_label else None
         record.update({c: row[c] for c in RECORD_COLUMNS if row.get(c)})
-        verdicts.append(_verdict(row, where))
+        verdicts.append(refusals.read_verdict(row, where))
         records.append(record)
         probability.append(_number(row["probability"], "probability", where))
         raw = row.get("threshold") or ""

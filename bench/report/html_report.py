@@ -77,7 +77,8 @@ def curves_figure(y: np.ndarray, probabilities: dict[str, np.ndarray]) -> str:
     for ax in (roc_ax, pr_ax):
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.02)
-        ax.legend(loc="lower right" if ax is roc_ax else "lower left", fontsize=8)
+        if ax.get_legend_handles_labels()[0]:  # no curves on a one-class suite (wrong inputs)
+            ax.legend(loc="lower right" if ax is roc_ax else "lower left", fontsize=8)
     return _png(fig)
 
 

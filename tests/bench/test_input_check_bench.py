@@ -181,3 +181,23 @@ def test_demo_summary_prints_the_wrong_input_table(checked_run, tmp_path, capsys
         "compact: input check on synthetic-graded (valid clips: should refuse <= 2%)"
     )
     assert lines[graded + 2].split()[:3] == ["easy", "6", "0.000"]
+
+
+def test_a_suite_of_wrong_inputs_only_runs_and_says_what_it_cannot_estimate(
+    checked_run, compose_bench, tmp_path
+) -> None:
+    """synthetic-wrong-input holds label-0 wrong inputs only: no valid clips, no positives."""
+    _, out = checked_run
+    suite = out.parent / "suite"
+    rows = [json.loads(line) for line in (suite / "manifest.jsonl").read_text().splitlines()]
+    manifest = suite / "wrong_only.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows if r.get("wrong_input")))
+    bundle = out.parent / "checked"
+    results = command.run(compose_bench(tmp_path, [f"bundle={bundle}", f"suite={manifest}"]))
+    block = results["results"]["checked"]["input_check"]
+    assert block["valid"] == {} and block["valid_overall"] is None
+    assert block["wrong_input"]["blank"]["refusal_rate"]["value"] == 1.0
+    assert block["scores_note"] == (
+        "not estimable: the suite has no valid clips (a score's AUROC needs both)"
+    )
+    assert "<h4>Wrong inputs</h4>" in (tmp_path / "out" / "report.html").read_text()

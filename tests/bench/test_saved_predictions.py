@@ -153,6 +153,40 @@ def test_bad_inputs_raise_typed_errors_that_name_the_problem(tmp_path: Path, com
         command.run(compose_bench(tmp_path, [f"predictions={tmp_path / 'x.csv'}", "bundle=b"]))
 
 
+def test_status_and_reasons_columns_give_the_input_check(tmp_path: Path, compose_bench) -> None:
+    """A CSV's verdicts become the input_check block; a CSV without them is all scored."""
+    rows = cohort()
+    for i, row in enumerate(rows):
+        refused = i % 5 == 0
+        row["status"] = "not_assessable" if refused else "scored"
+        row["reasons"] = "image_quality;no_manoeuvre" if refused else ""
+    columns = (*COLUMNS, "status", "reasons")
+    csv_path = write_csv(tmp_path / "checked" / "oof_predictions.csv", rows, columns)
+    results = command.run(compose_bench(tmp_path, [f"predictions={csv_path}"]))
+    block = results["results"]["checked"]["input_check"]
+    refused = np.array([r["status"] == "not_assessable" for r in rows])
+    assert block["checked"] and block["n_refused"] == int(refused.sum())
+    part = block["valid"]["all"]
+    assert part["false_refusal_rate"]["value"] == pytest.approx(refused.mean())
+    assert part["reasons"]["no_manoeuvre"] == pytest.approx(refused.mean())
+    y = np.array([r["label"] for r in rows])
+    p = np.array([r["probability"] for r in rows])
+    passing = part["passing_clips"]["auroc"]["value"]
+    assert passing == pytest.approx(roc_auc_score(y[~refused], p[~refused]))
+    assert "<h2>Input check</h2>" in (tmp_path / "out" / "report.html").read_text()
+    old = write_csv(tmp_path / "old" / "oof_predictions.csv", rows)  # no status column
+    block = command.run(compose_bench(tmp_path, [f"predictions={old}"]))["results"]["old"]
+    assert not block["input_check"]["checked"] and block["input_check"]["n_refused"] == 0
+    rows[3]["status"] = "maybe"
+    bad = write_csv(tmp_path / "bad" / "oof_predictions.csv", rows, columns)
+    with pytest.raises(BadManifestError, match=r"line 5: status='maybe'"):
+        command.run(compose_bench(tmp_path, [f"predictions={bad}"]))
+    rows[3]["status"], rows[3]["reasons"] = "not_assessable", "blurry"
+    bad = write_csv(tmp_path / "bad" / "oof_predictions.csv", rows, columns)
+    with pytest.raises(BadManifestError, match=r"line 5: reasons='blurry' is not a reason"):
+        command.run(compose_bench(tmp_path, [f"predictions={bad}"]))
+
+
 def test_without_hip_or_fold_columns_and_the_gate(tmp_path: Path, compose_bench) -> None:
     rows = cohort()
     plain = write_csv(
