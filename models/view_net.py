@@ -4,7 +4,7 @@ A small 2-D CNN on a clip's 3-channel summary image
 (:func:`labral.input_check.features.view_image`: temporal mean, temporal spread, middle
 frame). It answers with a logit (positive: not the anterior hip view) and the pooled
 features its head reads, on which the input check fits its out-of-distribution statistics
-(:mod:`labral.input_check.fit`). About 0.1 MFLOP per clip: a rounding error beside the
+(:mod:`labral.input_check.fit`). About 3 MFLOP per clip: a rounding error beside the
 detector's forward pass.
 """
 
@@ -18,7 +18,7 @@ VIEW_CHANNELS = 3
 
 
 class ViewNet(nn.Module):
-    """Four stride-2 conv stages, global average pooling, a linear head.
+    """Four stride-2 conv stages (conv, batch norm, ReLU), global average pooling, a linear head.
 
     Args:
         widths: channels of the four stages.
@@ -32,9 +32,6 @@ class ViewNet(nn.Module):
         for width in widths:
             layers += [
                 nn.Conv2d(channels, width, 3, stride=2, padding=1, bias=False),
-                nn.BatchNorm2d(width),
-                nn.ReLU(inplace=True),
-                nn.Conv2d(width, width, 3, padding=1, bias=False),
                 nn.BatchNorm2d(width),
                 nn.ReLU(inplace=True),
             ]

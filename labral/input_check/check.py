@@ -4,7 +4,8 @@
 reason                        score (higher = more likely a wrong input)  refuses when
 ============================  ==========================================  =================
 ``image_quality``             the largest relative margin by which one    score > 0
-                              image rule is broken (:data:`QUALITY_RULES`)
+                              image rule is broken (:data:`QUALITY_RULES`;
+                              the detail names the first broken, in order)
 ``no_manoeuvre``              ``1 - motion / min_motion``                 score > 0
 ``not_hip_view``              the view network's logit                    > ``max_view_logit``
 ``out_of_distribution``       Mahalanobis distance of the view features   > ``max_ood_distance``
@@ -72,8 +73,20 @@ class Measurement:
     ood_distance: float
 
 
-def ood_vector(features: np.ndarray, statistics: dict[str, float]) -> np.ndarray:
-    """float64 (F + 6,): the view features and the statistics on comparable scales."""
+#: Entries of an OOD vector beside the view features: 6 statistics and the 8 x 8 mean image.
+OOD_EXTRA_DIMS = 6 + 64
+
+
+def ood_vector(features: np.ndarray, statistics: dict[str, float], image: np.ndarray) -> np.ndarray:
+    """float64 (F + 6 + 64,): the view features, the statistics on comparable scales and the
+    clip's mean image at 8 x 8 (where the bright and dark tissue lies: a template that the
+    view network's features, trained on the wrong inputs it knows, need not keep).
+
+    Args:
+        features: float (F,) the view network's features.
+        statistics: :func:`labral.input_check.features.clip_statistics`.
+        image: float (3, h, w) the view image (:func:`~labral.input_check.features.view_image`).
+    """
     stats = [
         math.log(max(statistics["duration_s"], 1e-3)),
         statistics["intensity_std"] * 10.0,
@@ -82,7 +95,10 @@ def ood_vector(features: np.ndarray, statistics: dict[str, float]) -> np.ndarray
         statistics["structure"],
         math.log1p(max(statistics["motion"], 0.0)),
     ]
-    return np.concatenate([np.asarray(features, np.float64).reshape(-1), stats])
+    mean = np.asarray(image[0], np.float64)
+    h, w = mean.shape
+    coarse = mean.reshape(8, h // 8, 8, w // 8).mean(axis=(1, 3)).reshape(-1) * 4.0
+    return np.concatenate([np.asarray(features, np.float64).reshape(-1), stats, coarse])
 
 
 def _rule_margin(value: float, threshold: float, refuses: str) -> float:
@@ -125,9 +141,10 @@ class InputCheck:
         images = torch.stack([view_image(clip.frames) for clip in clips])
         logits, features = self.view_net(images)
         out = []
-        for clip, logit, feature in zip(clips, logits, features, strict=True):
+        for clip, image, logit, feature in zip(clips, images, logits, features, strict=True):
             stats = clip_statistics(clip.frames, clip.fps)
-            delta = ood_vector(feature.double().numpy(), stats) - self.ood_mean
+            vector = ood_vector(feature.double().numpy(), stats, image.numpy())
+            delta = vector - self.ood_mean
             distance = float(np.sqrt(max(delta @ self.ood_precision @ delta, 0.0)))
             out.append(Measurement(stats, float(logit), distance))
         return out
@@ -140,9 +157,9 @@ class InputCheck:
             detail: _rule_margin(stats[stat], t[field], refuses)
             for detail, stat, field, refuses in QUALITY_RULES
         }
-        worst = max(broken, key=broken.__getitem__)
+        first = next((d for d, margin in broken.items() if margin > 0), "")
         scores = {
-            "image_quality": broken[worst],
+            "image_quality": max(broken.values()),
             "no_manoeuvre": 1.0 - stats["motion"] / t["min_motion"],
             "not_hip_view": measured.view_logit,
             "out_of_distribution": measured.ood_distance,
@@ -154,7 +171,7 @@ class InputCheck:
             "out_of_distribution": t["max_ood_distance"],
         }
         reasons = [r for r in REASONS if r in scores and scores[r] > thresholds[r]]
-        details = {"image_quality": worst} if "image_quality" in reasons else {}
+        details = {"image_quality": first} if "image_quality" in reasons else {}
         return CheckVerdict(
             assessable=not reasons,
             reasons=reasons,

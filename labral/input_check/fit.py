@@ -43,7 +43,6 @@ log = logging.getLogger("labral.input_check")
 TRAIN_SHARE = 0.7
 #: Fitted thresholds: (threshold field, measured value, "below" or "above" refuses).
 FITTED: tuple[tuple[str, Callable[[Measurement], float], str], ...] = (
-    ("min_structure", lambda m: m.statistics["structure"], "below"),
     ("min_motion", lambda m: m.statistics["motion"], "below"),
     ("max_view_logit", lambda m: m.view_logit, "above"),
     ("max_ood_distance", lambda m: m.ood_distance, "above"),
@@ -127,16 +126,19 @@ def train_view_net(valid: Sequence[Clip], wrong: Sequence[Clip], epochs: int, se
 
 
 def _fit_ood(check: InputCheck, valid: Sequence[Clip]) -> None:
-    """Mean and shrunk inverse covariance of the valid training clips' OOD vectors."""
-    with torch.inference_mode():
-        images = torch.stack([view_image(clip.frames) for clip in valid])
-        _, features = check.view_net(images)
-    vectors = np.stack(
-        [
-            ood_vector(f.double().numpy(), clip_statistics(clip.frames, clip.fps))
-            for f, clip in zip(features, valid, strict=True)
+    """Mean and shrunk inverse covariance of the OOD vectors of the valid training clips and
+    their mirror images (a left hip is a mirrored right one)."""
+    stats = [clip_statistics(clip.frames, clip.fps) for clip in valid]
+    images = torch.stack([view_image(clip.frames) for clip in valid])
+    rows = []
+    for batch in (images, images.flip(-1)):
+        with torch.inference_mode():
+            _, features = check.view_net(batch)
+        rows += [
+            ood_vector(f.double().numpy(), s, image.numpy())
+            for f, s, image in zip(features, stats, batch, strict=True)
         ]
-    )
+    vectors = np.stack(rows)
     estimate = LedoitWolf().fit(vectors)
     check.ood_mean = estimate.location_
     check.ood_precision = estimate.precision_
@@ -194,7 +196,7 @@ def fit_input_check(data: CheckData, settings: InputCheckSettings) -> InputCheck
         min_intensity_std=settings.min_intensity_std,
         max_saturated_fraction=settings.max_saturated_fraction,
         max_repeated_fraction=settings.max_repeated_fraction,
-        min_structure=0.0,
+        min_structure=settings.min_structure,
         min_motion=1e-6,
         max_view_logit=0.0,
         max_ood_distance=float("inf"),

@@ -36,8 +36,8 @@ class InputCheckSettings(Settings):
     max_repeated_fraction: float = Field(
         0.3, gt=0, le=1, description="share of repeated frames above which frames are missing"
     )
-    min_structure: float | None = Field(
-        None, gt=0, description="null: fitted; anatomy persisting over frames (noise: ~0)"
+    min_structure: float = Field(
+        0.5, gt=0, lt=1, description="anatomy persisting over frames (valid 0.85+, noise ~0)"
     )
     min_motion: float | None = Field(None, gt=0, description="null: fitted; the hip must move")
     max_view_logit: float | None = Field(
@@ -50,20 +50,20 @@ class InputCheckSettings(Settings):
         0.015, gt=0, le=0.2, description="share of valid calibration clips refused, at most"
     )
     margin: float = Field(
-        0.25,
+        0.5,
         ge=0,
         le=2,
         description="fitted thresholds moved this share of (quantile - median) "
         "further from the valid clips",
     )
     synthetic_valid_per_level: int = Field(
-        40, ge=0, description="generated valid clips per difficulty level (0: the manifest only)"
+        60, ge=0, description="generated valid clips per difficulty level (0: the manifest only)"
     )
     manifest_clips: int = Field(
         240, ge=0, description="at most this many clips of the run's train and val splits each"
     )
     wrong_per_kind: int = Field(16, ge=2, description="generated wrong inputs per training kind")
-    epochs: int = Field(15, ge=1, le=200, description="view network epochs")
+    epochs: int = Field(10, ge=1, le=200, description="view network epochs")
     seed: int = Field(0, ge=0, description="seed of the generated clips and of training")
     cache_dir: Text | None = Field(
         "${paths.data_dir}/input_check_cache",

@@ -10,11 +10,14 @@ A test of the view or OOD detectors fits a small check (:mod:`labral.input_check
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 import torch
 
-from labral.input_check.check import InputCheck, Thresholds
+from labral.input_check.check import OOD_EXTRA_DIMS, InputCheck, Thresholds
+from labral.input_check.fit import CheckData, fit_input_check, generated_data
+from labral.input_check.settings import InputCheckSettings
 from labral.models.view_net import ViewNet
 
 #: Rules of :func:`rule_check` (the view and OOD thresholds are out of reach).
@@ -23,7 +26,7 @@ RULES = Thresholds(
     min_intensity_std=0.02,
     max_saturated_fraction=0.2,
     max_repeated_fraction=0.3,
-    min_structure=1e-9,
+    min_structure=0.01,
     min_motion=0.01,
     max_view_logit=1e9,
     max_ood_distance=1e9,
@@ -34,7 +37,7 @@ def rule_check(**thresholds: float) -> InputCheck:
     """A check with :data:`RULES` (``thresholds`` replace fields by name)."""
     torch.manual_seed(0)
     net = ViewNet().eval()
-    dim = net.feature_dim + 6
+    dim = net.feature_dim + OOD_EXTRA_DIMS
     rules = dataclasses.replace(RULES, **thresholds)
     return InputCheck(net, rules, np.zeros(dim), np.zeros((dim, dim)), {"kind": "test rules"})
 
@@ -48,3 +51,14 @@ def blank_frames(frames: int = 24, height: int = 48, width: int = 64) -> np.ndar
 def still_frames(frames: np.ndarray) -> np.ndarray:
     """uint8 (T, H, W): the middle frame of ``frames`` repeated (the hip cannot have moved)."""
     return np.repeat(frames[frames.shape[0] // 2][None], frames.shape[0], axis=0)
+
+
+@functools.cache
+def fitted_check() -> InputCheck:
+    """A small check fitted on generated clips only (about half a minute, once per session):
+    10 valid clips per level and 6 wrong inputs per training kind, 8 epochs. Tests of the view
+    and OOD detectors, and of routes that must refuse a wrong view, use it."""
+    settings = InputCheckSettings(
+        synthetic_valid_per_level=10, wrong_per_kind=6, epochs=8, cache_dir=None, seed=1
+    )
+    return fit_input_check(generated_data(settings, CheckData()), settings)
