@@ -30,7 +30,9 @@ async function score(blob, name) {
     return;
   }
   render(body);
-  setStatus("Scored in " + body.timing_ms.total.toFixed(0) + " ms.");
+  setStatus(body.status === "not_assessable"
+    ? "Not assessable (checked in " + body.timing_ms.total.toFixed(0) + " ms): see why below."
+    : "Scored in " + body.timing_ms.total.toFixed(0) + " ms.");
   document.body.dataset.state = "done";
   loadRecent();
 }
@@ -50,12 +52,15 @@ async function loadRecent() {
     r.created_at.replace("T", " ").slice(0, 19), r.source,
     r.probability === null ? "-" : (100 * r.probability).toFixed(1) + " %",
     r.status === "failed" ? "failed: " + r.reason
+      : r.status === "not_assessable"
+        ? "not assessable: " + r.reasons.map((code) => code.replace(/_/g, " ")).join(", ")
       : (r.decision ? "detachment suggested" : "no detachment suggested"),
     (r.instance_key || "-").slice(0, 12),
   ];
   table.tBodies[0].replaceChildren(...page.results.map((r) => {
     const tr = document.createElement("tr");
     tr.dataset.decision = String(r.decision);
+    tr.dataset.status = r.status;
     for (const text of cells(r)) {
       const td = document.createElement("td"); td.textContent = text; tr.append(td);
     }
@@ -74,7 +79,7 @@ function drawTimeline(relevance, current) {
   const canvas = $("timeline");
   const ctx = canvas.getContext("2d");
   const n = relevance.length;
-  const w = canvas.width / n;
+  const w = canvas.width / Math.max(n, 1);
   ctx.clearRect(0, 0, canvas.width, canvas.height);
   relevance.forEach((value, i) => {
     ctx.fillStyle = relevanceColor(value);
@@ -134,15 +139,45 @@ function drawSpatialMap(canvas, img, map) {
   canvas.dataset.peak = best[0] + "," + best[1];
 }
 
+function renderVerdict(body) {
+  // A clip the input check refused: "Not assessable", its reasons in words and what to do;
+  // no probability, decision or relevance strip (the answer has none).
+  const refused = body.status === "not_assessable";
+  document.body.dataset.verdict = body.status;
+  $("not-assessable").hidden = !refused;
+  for (const id of ["score-row", "timeline", "timeline-caption", "evidence"]) {
+    $(id).hidden = refused;
+  }
+  const check = body.input_check;
+  $("reasons").replaceChildren(...(refused ? check.reasons : []).map((code, i) => {
+    const li = document.createElement("li");
+    li.dataset.reason = code;
+    li.textContent = check.reason_titles[i] || code;
+    return li;
+  }));
+  $("advice").textContent = refused ? check.advice : "";
+  return refused;
+}
+
 function render(body) {
   $("result").hidden = false;
+  if (renderVerdict(body)) {
+    renderClip(body);
+    if (body.preview) play(body.preview, []);
+    return;
+  }
   $("probability").textContent = (100 * body.probability).toFixed(1) + " %";
   $("threshold").textContent = (100 * body.threshold).toFixed(1) + " %";
   const decision = $("decision");
   decision.textContent = body.decision ? "detachment suggested" : "no detachment suggested";
   decision.className = "decision " + (body.decision ? "positive" : "negative");
   decision.dataset.decision = String(body.decision);
+  renderClip(body);
+  renderEvidence(body);
+}
 
+function renderClip(body) {
+  // the clip's facts, the warnings and the model, whatever the verdict
   const facts = $("facts");
   facts.replaceChildren();
   const c = body.clip;
@@ -161,7 +196,11 @@ function render(body) {
   }));
   $("model").textContent = "Model " + body.model.name + " " + body.model.version +
     " (SHA-256 " + body.model.sha256 + ")";
+}
 
+function renderEvidence(body) {
+  // key frames with their spatial maps, the clip playing over the relevance strip
+  const c = body.clip;
   const keys = $("key-frames");
   keys.replaceChildren();
   const maps = new Map((body.spatial_maps || []).map((m) => [m.frame, m]));
