@@ -61,6 +61,7 @@ def test_every_script_has_a_smoke_mode_and_a_main_guard() -> None:
         "dicom_load",
         "gpu_train_speed",
         "inference_speed",
+        "input_check_speed",
         "scoring_speed",
         "serve_load",
         "synth_speed",
@@ -177,6 +178,18 @@ def test_scoring_speed_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     )
     assert n_pos >= 1 and controls_s > 0
     assert with_controls == pytest.approx(1 + medians["controls"] / medians["pipeline"], abs=6e-4)
+
+
+def test_input_check_speed_smoke(capsys: pytest.CaptureFixture[str]) -> None:
+    medians = load("input_check_speed").main(["--smoke"])
+    out = capsys.readouterr().out
+    without, with_check, alone, ratio = figures(
+        r"without the check +([\d.]+) ms/clip\n.*with the check +([\d.]+) ms/clip\n"
+        r".*check alone +([\d.]+) ms/clip\n.*with / without +([\d.]+)",
+        out.replace("\n  ", "\n"),
+    )
+    assert positive(without, with_check, alone)
+    assert ratio == pytest.approx(medians["with"] / medians["without"], abs=6e-4)
 
 
 def test_serve_load_smoke(capsys: pytest.CaptureFixture[str]) -> None:
