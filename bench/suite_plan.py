@@ -9,6 +9,12 @@ image-free timing null) and, for a positive, ``extrusion_mask``: a ``masks/<clip
 holding ``frames`` int (K,) and ``mask`` bool (K, H, W), the extrusion on those frames at
 the decoded clip's size (the writer's tissue region is the generator's frame, and the
 reader crops to it).
+
+A setting with ``wrong_input: <kind>`` plans clips the product must refuse
+(:mod:`labral.datasets.synth.wrong_inputs`): label 0, hip_label 0, clip type
+``"wrong_input"``; their rows add ``wrong_input``, ``wrong_family`` and ``held_out`` (the
+family the input check never trains on), and ``loading_velocity`` only where the clip holds
+a movement.
 """
 
 from __future__ import annotations
@@ -23,6 +29,12 @@ from labral.datasets.synth.dicom_writer import write_cine_dicom
 from labral.datasets.synth.generate import draw_patient, generate_clip
 from labral.datasets.synth.hips import draw_hip_truth
 from labral.datasets.synth.scenarios import DEFAULT_NEGATIVE_MIX
+from labral.datasets.synth.wrong_inputs import (
+    HELD_OUT_FAMILY,
+    WRONG_INPUT_CLIP_TYPE,
+    family_of,
+    generate_wrong_input,
+)
 
 #: Decimals of the loading-velocity trace in the manifest.
 TRACE_DECIMALS = 5
@@ -44,6 +56,9 @@ def clip_plan(definition: dict[str, Any]) -> list[dict[str, Any]]:
     plan: list[dict[str, Any]] = []
     for s_index, setting in enumerate(settings):
         clip_cfg = {**base_clip, **(setting.get("clip") or {})}
+        wrong = setting.get("wrong_input")
+        if wrong is not None:
+            family_of(wrong)  # refuses an unknown kind
         n_patients = setting_patients(definition, setting)
         seeds = [suite_patient_seed(int(definition["seed"]), s_index, p) for p in range(n_patients)]
         sides = [("R", "L")[: min(2, n_clips)] for _ in seeds]
@@ -73,13 +88,13 @@ def clip_plan(definition: dict[str, Any]) -> list[dict[str, Any]]:
                     {
                         "patient": patient,
                         "hip": f"{patient}_{side}",
-                        "hip_label": clip_truth.hip_label,
+                        "hip_label": 0 if wrong else clip_truth.hip_label,
                         "patient_seed": patient_seed,
                         "clip_seed": patient_seed * 100 + c_index + 1,
                         "clip": c_index,
                         "side": side,
-                        "clip_type": clip_truth.clip_type,
-                        "label": clip_truth.label,
+                        "clip_type": WRONG_INPUT_CLIP_TYPE if wrong else clip_truth.clip_type,
+                        "label": 0 if wrong else clip_truth.label,
                         "fps": round(float(fps), 3),
                         "frames": int(clip_cfg.get("frames", 32)),
                         "height": int(clip_cfg.get("height", 128)),
@@ -87,6 +102,7 @@ def clip_plan(definition: dict[str, Any]) -> list[dict[str, Any]]:
                         "overrides": dict(setting.get("overrides") or {}),
                         "difficulty": setting.get("difficulty", definition.get("difficulty")),
                         "shift": str(setting["name"]),
+                        "wrong_input": wrong,
                     }
                 )
     return plan
@@ -100,21 +116,23 @@ def generate_one(item: dict[str, Any], dicom: dict[str, Any], out: Path) -> dict
     ``masks/<patient>-<clip>.npz`` (``frames`` int (K,), ``mask`` bool (K, H, W)).
 
     Returns:
-        The clip's manifest row (path relative to ``out``, label, truth, shift, level).
+        The clip's manifest row (path relative to ``out``, label, truth, shift, level; a
+        wrong input's kind, family and whether that family is held out).
     """
-    anatomy = draw_patient(item["patient_seed"])
-    clip = generate_clip(
-        anatomy,
-        item["clip_type"],
-        item["clip_seed"],
-        frames=item["frames"],
-        height=item["height"],
-        width=item["width"],
-        fps=item["fps"],
-        side=item["side"],
-        overrides=item["overrides"] or None,
-        difficulty=item["difficulty"],
-    )
+    kind = item.get("wrong_input")
+    size = {k: item[k] for k in ("frames", "height", "width", "fps")}
+    if kind:
+        clip = generate_wrong_input(kind, item["clip_seed"], **size, difficulty=item["difficulty"])
+    else:
+        clip = generate_clip(
+            draw_patient(item["patient_seed"]),
+            item["clip_type"],
+            item["clip_seed"],
+            **size,
+            side=item["side"],
+            overrides=item["overrides"] or None,
+            difficulty=item["difficulty"],
+        )
     rel = Path("clips") / f"{item['patient']}-{item['clip']}.dcm"
     write_cine_dicom(
         clip,
@@ -125,10 +143,14 @@ def generate_one(item: dict[str, Any], dicom: dict[str, Any], out: Path) -> dict
         patient={"patient": item["patient"], "side": item["side"], "clip": item["clip"]},
     )
     truth: dict[str, Any] = {}
-    traces = clip.params["traces"]
-    shown = np.asarray(traces["shown_frame"], dtype=np.int64)
-    velocity = np.asarray(traces["loading_velocity"], dtype=np.float64)[shown]
-    truth["loading_velocity"] = [round(float(v), TRACE_DECIMALS) for v in velocity]
+    if kind:
+        family = family_of(kind)
+        truth.update(wrong_input=kind, wrong_family=family, held_out=family == HELD_OUT_FAMILY)
+    traces = clip.params.get("traces")
+    if traces:  # a wrong input without a movement has none
+        shown = np.asarray(traces["shown_frame"], dtype=np.int64)
+        velocity = np.asarray(traces["loading_velocity"], dtype=np.float64)[shown]
+        truth["loading_velocity"] = [round(float(v), TRACE_DECIMALS) for v in velocity]
     if clip.extrusion_frames:
         mask_rel = Path("masks") / f"{item['patient']}-{item['clip']}.npz"
         (out / mask_rel).parent.mkdir(parents=True, exist_ok=True)

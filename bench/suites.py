@@ -39,6 +39,7 @@ from labral.bench.suite_plan import clip_plan, generate_one
 from labral.datasets.manifests.manifest import load_manifest
 from labral.datasets.synth.difficulty import LEVELS_DIR, known_levels
 from labral.datasets.synth.settings import default_settings
+from labral.datasets.synth.wrong_inputs import WRONG_INPUT_KINDS
 from labral.errors import BadConfigError, BadManifestError
 
 SUITES_DIR = Path(labral.configs.__file__).resolve().parent / "suites"
@@ -56,6 +57,8 @@ GENERATOR_MODULES = (
     "labral.datasets.synth.warp",
     "labral.datasets.synth.speckle",
     "labral.datasets.synth.generate",
+    "labral.datasets.synth.other_views",  # wrong inputs: other anatomy
+    "labral.datasets.synth.wrong_inputs",
     "labral.datasets.synth.dicom_writer",
     "labral.bench.seeds",  # patient seed ranges
     "labral.bench.suite_plan",  # the clip plan (patients, seeds, types) and its truth
@@ -129,11 +132,19 @@ def _suite_file(name: str) -> dict[str, Any]:
 
 
 def _check_levels(definition: dict[str, Any]) -> None:
-    """Every generator level a suite names (its own, each setting's) must exist.
+    """Every generator level a suite names (its own, each setting's) and every wrong-input
+    kind a setting names must exist.
 
     Raises:
-        BadConfigError: naming the key and the known levels.
+        BadConfigError: naming the key and the known levels or kinds.
     """
+    for i, setting in enumerate(definition.get("settings") or []):
+        kind = setting.get("wrong_input")
+        if kind is not None and kind not in WRONG_INPUT_KINDS:
+            raise BadConfigError(
+                f"suite {definition.get('name')}: settings[{i}].wrong_input={kind!r} is not a "
+                f"wrong-input kind; known kinds: {', '.join(WRONG_INPUT_KINDS)}"
+            )
     levels = known_levels()
     named = [("difficulty", definition.get("difficulty"))] + [
         (f"settings[{i}].difficulty", setting.get("difficulty"))

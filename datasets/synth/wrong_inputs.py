@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from PIL import Image
 from PIL.Image import BILINEAR
+from scipy import ndimage
 
 from labral.datasets.synth.difficulty import Difficulty, load_difficulty
 from labral.datasets.synth.generate import _validate, draw_patient, form_image, generate_clip
@@ -192,14 +193,15 @@ def _saturated(job: _Job) -> Made:
     clips the share is read off the previous render's grey levels.
     """
     target = float(job.rng.uniform(0.4, 0.7))
-    clip, render = _valid(job)
+    clip, render = _valid(job, gain_db=float(job.rng.uniform(10.0, 20.0)))
     gain, span = clip.params["imaging"]["gain_db"], clip.params["imaging"]["dynamic_range_db"]
     for _ in range(6):
-        values = np.sort(clip.frames, axis=None)
-        if np.mean(values == 255) >= target:
+        counts = np.bincount(clip.frames.ravel(), minlength=256)
+        if counts[255] >= target * clip.frames.size:
             break
-        grey = float(values[int((1.0 - target) * values.size)])
-        # below the floor (grey 0) the levels are unknown: lift by the whole range first
+        # the grey level above which the target share lies; below the floor (grey 0) the
+        # levels are unknown: lift by the whole range first
+        grey = int(np.searchsorted(np.cumsum(counts), (1.0 - target) * clip.frames.size))
         gain += (256.0 - grey) * span / 255.0 if grey > 0 else span
         clip = render({"gain_db": gain})
     return clip.frames, clip.spacing_mm, _passed_on(clip, saturated_share=target)
@@ -324,9 +326,11 @@ def _view(job: _Job) -> Made:
     motion["femur_glide_mm"] = float(rng.uniform(*ranges["glide_mm"]))
     maps = render_view(job.kind, probe, rng, height, width, MARGIN)
     traces = make_traces(motion, frames, job.fps, rng)
-    # static speckle, decorrelating where soft tissue is strained by the movement
+    # static speckle, decorrelating where tissue is strained: along the planes where layers
+    # that follow the bone by different amounts slide on each other (~1 mm either side)
     static = rng.standard_normal((2, *maps.echo.shape), dtype=np.float32)
-    strained = (maps.moves > 0.0) & (maps.moves < 1.0)
+    sliding = np.hypot(*np.gradient(maps.moves)) > 0.02
+    strained = ndimage.binary_dilation(sliding, iterations=2) & (maps.moves < 1.0)
     speed = np.abs(traces.loading_velocity)[:, None, None]
     rho = np.where(strained[None], 1.0 - 0.35 * speed, 1.0).astype(np.float32)
     amplitude = np.sqrt(maps.echo)[None] * _evolving_speckle(rng, static, rho)
