@@ -4,6 +4,9 @@ Decode and preprocessing run in a small thread pool, the model in the batcher's 
 worker thread, so the event loop keeps answering health checks while clips are scored.
 Every step after decoding is :class:`labral.scoring.ClipScorer`'s (``prepare`` in the pool,
 ``forward`` in the batcher, ``finish`` per request), the function ``labral bench`` uses.
+``prepare`` also runs the bundle's input check, so every route reads one verdict from the
+score (:mod:`labral.serve.verdicts`): a not-assessable clip is counted by reason at
+``/metrics`` here, and its row (:func:`result_fields`) holds no probability or decision.
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ class ServeMetrics:
         )
         self.clips = Counter(
             "labral_clips",
-            "Clips scored by the model, by the input check's status (scored, not_assessable); "
+            "Clips through the model, by the input check's verdict (scored, not_assessable); "
             "every route (upload, C-STORE, STOW-RS) counts here",
             ["status"],
             registry=reg,

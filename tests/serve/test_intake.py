@@ -92,6 +92,45 @@ def test_an_entry_scored_before_a_crash_gets_its_sr_without_a_second_score(
     assert sr.StudyInstanceUID == source.StudyInstanceUID
 
 
+def test_a_not_assessable_entry_from_before_a_crash_gets_its_not_assessable_sr(
+    bundle_dir, tmp_path, instance_writer, ready_waiter
+):
+    """The same after a crash for a clip the input check refused: the SR made at the restart
+    says "not assessable" with the stored reasons and advice (the row is not scored again;
+    the bundle here has no check at all, so a new score could not be not_assessable)."""
+    path = instance_writer(412)
+    entry = Spool(tmp_path / "spool").put(path.read_bytes(), {"source": "cstore"})
+    store = ResultsStore.open(f"sqlite:///{tmp_path / 'results.sqlite'}")
+    row = ResultRow(
+        source="cstore",
+        status="not_assessable",
+        intake_id=entry.id,
+        reasons=["no_manoeuvre"],
+        advice="The hip did not move: record the manoeuvre.",
+        threshold=0.5,
+    )
+    store.add_result(row, AuditEntry("C-STORE", "TEST@local", "score", "not_assessable"))
+    store.close()
+    settings = ServeSettings(bundle=bundle_dir, state_dir=tmp_path, dicom={"enabled": False})
+    with TestClient(create_app(settings)) as client:
+        ready_waiter(client)
+        assert wait_until(lambda: not entry.path.exists())
+        (stored,) = client.get("/v1/results").json()["results"]
+        archive = client.app.state.stateful.archive
+    assert stored["status"] == "not_assessable" and stored["sr_key"]
+    (sr_path,) = archive.find(pydicom.dcmread(path, stop_before_pixels=True).StudyInstanceUID)
+    sr = pydicom.dcmread(sr_path)
+    items, texts = list(sr.ContentSequence), []
+    while items:
+        item = items.pop()
+        items.extend(getattr(item, "ContentSequence", []))
+        texts.append(str(getattr(item, "TextValue", "")))
+        if item.ValueType == "CODE":
+            texts.append(item.ConceptCodeSequence[0].CodeValue)
+    assert "LABRAL-NA" in texts and "LABRAL-NA-MAN" in texts and "LABRAL-POS" not in texts
+    assert any("The hip did not move: record the manoeuvre." in t for t in texts)
+
+
 def test_an_sr_waits_while_instances_wait_to_be_scored_but_not_past_its_deadline(monkeypatch):
     """Scoring first: a report job starts once nothing waits for a result row, or at the
     latest ``REPORT_DEFER_S`` after it was queued (a flood that never ends still gets SRs)."""
