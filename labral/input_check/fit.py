@@ -91,11 +91,19 @@ def generated_data(settings: InputCheckSettings, data: CheckData) -> CheckData:
 
 
 def _augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random mirror (a left hip is a mirrored right one) and gain, per image (B, 3, h, w)."""
-    flip = torch.rand(images.shape[0], generator=generator) < 0.5
+    """Random mirror (a left hip is a mirrored right one), gain, shift (up to 6% of the side)
+    and scale (0.9-1.1), per image (B, 3, h, w): the probe's placement varies."""
+    count = images.shape[0]
+    flip = torch.rand(count, generator=generator) < 0.5
     images = torch.where(flip[:, None, None, None], images.flip(-1), images)
-    gain = torch.empty(images.shape[0], 1, 1, 1).uniform_(0.8, 1.25, generator=generator)
-    return (images * gain).clamp(0, 1)
+    gain = torch.empty(count, 1, 1, 1).uniform_(0.8, 1.25, generator=generator)
+    theta = torch.zeros(count, 2, 3)
+    scale = torch.empty(count).uniform_(0.9, 1.1, generator=generator)
+    theta[:, 0, 0], theta[:, 1, 1] = scale, scale
+    theta[:, :, 2] = torch.empty(count, 2).uniform_(-0.12, 0.12, generator=generator)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    moved = F.grid_sample(images, grid, padding_mode="border", align_corners=False)
+    return (moved * gain).clamp(0, 1)
 
 
 def train_view_net(valid: Sequence[Clip], wrong: Sequence[Clip], epochs: int, seed: int) -> ViewNet:
