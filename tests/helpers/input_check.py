@@ -56,9 +56,9 @@ def still_frames(frames: np.ndarray) -> np.ndarray:
 @functools.cache
 def fitted_check() -> InputCheck:
     """A small check fitted on generated clips only (about half a minute, once per session):
-    16 valid clips per level and 8 wrong inputs per training kind, 20 epochs. Tests of the view
+    32 valid clips per level and 12 wrong inputs per training kind, 30 epochs. Tests of the view
     and OOD detectors, and of routes that must refuse a wrong view, use it."""
     settings = InputCheckSettings(
-        synthetic_valid_per_level=16, wrong_per_kind=8, epochs=20, cache_dir=None, seed=1
+        synthetic_valid_per_level=32, wrong_per_kind=12, epochs=30, cache_dir=None, seed=1
     )
     return fit_input_check(generated_data(settings, CheckData()), settings)
