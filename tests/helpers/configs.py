@@ -18,7 +18,7 @@ def compose_config(name: str, overrides: Sequence[str] = ()) -> DictConfig:
 
 #: ``labral export`` overrides for a small input check (seconds, not a minute; no cache).
 SMALL_CHECK = (
-    "input_check.synthetic_valid_per_level=3",
+    "input_check.synthetic_valid_per_level=8",
     "input_check.wrong_per_kind=2",
     "input_check.epochs=2",
     "input_check.manifest_clips=8",

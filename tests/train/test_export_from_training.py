@@ -14,8 +14,12 @@ from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 
 from labral.bundle import load_bundle
+from labral.datasets.io.clip import Clip
+from labral.scoring import ClipScorer
 from labral.train import export as export_mod
 from labral.train.command import train
+from tests.helpers.configs import SMALL_CHECK
+from tests.helpers.input_check import blank_frames
 
 
 def test_a_trained_run_exports_to_a_bundle_that_scores_like_its_best_checkpoint(
@@ -29,7 +33,7 @@ def test_a_trained_run_exports_to_a_bundle_that_scores_like_its_best_checkpoint(
     with initialize_config_module(config_module="labral.configs", version_base="1.3"):
         export_cfg = compose(
             "export",
-            overrides=[f"run_dir={run_dir}", f"out={tmp_path / 'bundle'}"],
+            overrides=[f"run_dir={run_dir}", f"out={tmp_path / 'bundle'}", *SMALL_CHECK],
         )
     bundle = load_bundle(export_mod.run(export_cfg))  # the default formats and runtime
     assert {"model.ts", "model.pt2", "model.onnx"} <= {p.name for p in bundle.path.iterdir()}
@@ -56,3 +60,17 @@ def test_a_trained_run_exports_to_a_bundle_that_scores_like_its_best_checkpoint(
     assert abs(math.log(calibration["temperature"])) > 0.1, "T ~ 1 cannot show it is applied"
     assert (decision != (probability >= 0.5)).any(), "no clip tells the threshold from 0.5"
     assert torch.equal(out["decision"], decision)
+    # the default export fits an input check into the bundle: thresholds in its metadata,
+    # a blank clip refused by the bundle's own scorer
+    check = bundle.input_check
+    assert check is not None
+    assert bundle.spec["input_check"]["thresholds"]["max_view_logit"] == (
+        check.thresholds.max_view_logit
+    )
+    assert set(bundle.spec["input_check"]["info"]["thresholds_fitted"]) == {
+        "min_motion",
+        "max_view_logit",
+        "max_ood_distance",
+    }
+    blank = ClipScorer(bundle).score(Clip(frames=blank_frames(), fps=20.0))
+    assert blank.verdict.reasons[0] == "image_quality"
