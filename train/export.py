@@ -205,7 +205,36 @@ def default_model_name(model_cfg: dict[str, Any]) -> str:
     return "labral-" + str(model_cfg["_target_"]).rsplit(".", 2)[-2]
 
 
-def model_card(spec: dict[str, Any], verified: dict[str, float], description: str) -> str:
+def check_card(check: InputCheck | None) -> str:
+    """The model card's input-check section (what it refuses and how it was fitted)."""
+    if check is None:
+        return (
+            "No input check: every clip that decodes is scored, whatever it shows "
+            "(exported with `input_check.enabled=false`)."
+        )
+    info, t = check.info, check.thresholds
+    calibration = info.get("calibration", {})
+    return (
+        "Clips it cannot assess are refused as `not_assessable` with a reason "
+        "(docs/input_check.md): image rules (at least "
+        f"{t.min_duration_s:g} s, grey-level spread {t.min_intensity_std:g}+, saturated "
+        f"share <= {t.max_saturated_fraction:g}, repeated frames <= "
+        f"{t.max_repeated_fraction:g}, structure {t.min_structure:g}+), manoeuvre motion "
+        f"{t.min_motion:.3g}+, view logit <= {t.max_view_logit:.3g}, OOD distance <= "
+        f"{t.max_ood_distance:.3g}. Fitted on {info.get('valid_train', '?')} valid and "
+        f"{sum(info.get('wrong_train', {}).values())} generated wrong clips; it refuses "
+        f"{calibration.get('false_refusal', float('nan')):.1%} of "
+        f"{info.get('valid_calibration', '?')} valid calibration clips. Its view network "
+        "knows the generator's anatomy only."
+    )
+
+
+def model_card(
+    spec: dict[str, Any],
+    verified: dict[str, float],
+    description: str,
+    input_check: InputCheck | None = None,
+) -> str:
     """Markdown model card (README.md of the bundle)."""
     val = spec.get("val_metrics") or {}
     metrics = "\n".join(
@@ -237,6 +266,9 @@ activation over time whose mean over frames equals the logit.
 ## Data
 Synthetic cine clips (labral's generator), patient-disjoint splits; training-data
 fingerprint `{spec.get("data_fingerprint")}`.
+
+## Input check
+{check_card(input_check)}
 
 ## Validation metrics (synthetic validation split)
 | metric | value |
@@ -324,7 +356,7 @@ def export_run(
         "config": run.config,
         "export_checks": {"max_abs_diff": verified, "atol": atol, "clips": len(clips)},
     }
-    card = model_card(spec, verified, description)
+    card = model_card(spec, verified, description, input_check)
     write_bundle(out, artifacts["torchscript"], spec, card, onnx=False, input_check=input_check)
     with torch.inference_mode():
         expected = module(clips)[0]
