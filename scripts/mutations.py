@@ -210,4 +210,40 @@ MUTATIONS = (
         ),
         ("tests/datasets/test_splits.py",),
     ),
+    Mutation(
+        "input-check-skipped",
+        "the scorer never runs the bundle's input check (every clip scored)",
+        (
+            Edit(
+                "labral/scoring.py",
+                "        return self.bundle.input_check.assess(clip)\n",
+                "        return unchecked()\n",
+            ),
+        ),
+        ("tests/input_check/test_rules.py", "tests/serve/test_not_assessable.py"),
+    ),
+    Mutation(
+        "manoeuvre-rule-ignored",
+        "a still hip passes: the no_manoeuvre score never exceeds its threshold",
+        (
+            Edit(
+                "labral/input_check/check.py",
+                '"no_manoeuvre": 1.0 - stats["motion"] / t["min_motion"],',
+                '"no_manoeuvre": -1.0,',
+            ),
+        ),
+        ("tests/input_check/test_rules.py",),
+    ),
+    Mutation(
+        "check-failure-scores",
+        "a check that raises lets the clip be scored instead of refusing it",
+        (
+            Edit(
+                "labral/input_check/check.py",
+                "            return check_failed(exc)\n",
+                "            return CheckVerdict()\n",
+            ),
+        ),
+        ("tests/input_check/test_rules.py",),
+    ),
 )
