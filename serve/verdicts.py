@@ -5,8 +5,8 @@ clip by :meth:`labral.scoring.ClipScorer.prepare` (the service's decode pool run
 every route (``POST /v1/predictions``, the clinician page, the DICOM node, DICOMweb) shows
 the same verdict for the same clip. This module holds what the routes add to it:
 
-- :data:`REASON_TITLES`: each reason code in a clinician's words (the page's list, the
-  SR's code meanings);
+- :func:`reason_title`: a reason code in a clinician's words
+  (:data:`labral.input_check.verdict.REASON_TITLES`: the page's list, the SR's code meanings);
 - :class:`Refusal`: what a not-assessable clip's SR records instead of a finding (reason
   codes, their titles, the advice sentence). It is built from a verdict, or from a stored
   results row (``reasons``, ``advice``) when an SR is made again after a restart, so both
@@ -20,26 +20,15 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from labral.input_check.verdict import NOT_ASSESSABLE, REASONS, SCORED, CheckVerdict
+from labral.input_check.verdict import NOT_ASSESSABLE, REASON_TITLES, SCORED, CheckVerdict
 
 __all__ = [
     "NOT_ASSESSABLE",
-    "REASON_TITLES",
     "SCORED",
     "Refusal",
     "check_json",
     "reason_title",
 ]
-
-#: Each reason code in words (short: the SR's code meaning holds at most 64 characters).
-REASON_TITLES: dict[str, str] = {
-    "image_quality": "Image quality too poor to assess",
-    "no_manoeuvre": "No hip manoeuvre in the clip",
-    "not_hip_view": "Not the anterior hip view",
-    "out_of_distribution": "Unlike the clips the model was trained on",
-    "check_failed": "The input check could not run",
-}
-assert set(REASON_TITLES) == set(REASONS), "every reason code needs a title"
 
 
 def reason_title(reason: str) -> str:

@@ -39,6 +39,14 @@ ADVICE: dict[str, str] = {
     ),
 }
 REASONS: tuple[str, ...] = tuple(ADVICE)
+#: Each reason in a few words (the page's list, the SR's code meanings: at most 64 characters).
+REASON_TITLES: dict[str, str] = {
+    "image_quality": "Image quality too poor to assess",
+    "no_manoeuvre": "No hip manoeuvre in the clip",
+    "not_hip_view": "Not the anterior hip view",
+    "out_of_distribution": "Unlike the clips the model was trained on",
+    "check_failed": "The input check could not run",
+}
 
 #: What each image-quality detail means, in the clinician's words (``{detail}`` above).
 QUALITY_DETAILS: dict[str, str] = {

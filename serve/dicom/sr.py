@@ -30,8 +30,9 @@ from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
 
 from labral.errors import NotDicomError
+from labral.input_check.verdict import REASON_TITLES
 from labral.serve.http.errors import SrNeedsDicomError
-from labral.serve.verdicts import REASON_TITLES, Refusal
+from labral.serve.verdicts import Refusal
 
 DICM_MAGIC = b"DICM"
 # Private-scheme concepts for what DCM/SCT have no code for.
@@ -46,7 +47,7 @@ UNIT_ONE = hd.sr.CodedConcept("1", "UCUM", "no units")
 NOT_ASSESSABLE = hd.sr.CodedConcept("LABRAL-NA", "99LABRAL", "Not assessable by the model")
 NOT_ASSESSABLE_REASON = hd.sr.CodedConcept("LABRAL-NAR", "99LABRAL", "Reason not assessable")
 #: The input check's reason codes (labral.input_check.verdict.REASONS) as 99LABRAL codes;
-#: the meanings are :data:`labral.serve.verdicts.REASON_TITLES`.
+#: the meanings are :data:`labral.input_check.verdict.REASON_TITLES`.
 REASON_CODE_VALUES = {
     "image_quality": "LABRAL-NA-IQ",
     "no_manoeuvre": "LABRAL-NA-MAN",

@@ -15,7 +15,7 @@ from labral.datasets.io.clip import Clip
 from labral.datasets.synth.generate import draw_patient, generate_clip
 from labral.demo_bundle import demo_frames
 from labral.input_check.check import InputCheck
-from labral.input_check.verdict import ADVICE, NOT_ASSESSABLE, REASONS, SCORED
+from labral.input_check.verdict import ADVICE, NOT_ASSESSABLE, REASON_TITLES, REASONS, SCORED
 from labral.scoring import ClipScorer
 from tests.helpers.bundles import toy_bundle
 from tests.helpers.input_check import blank_frames, rule_check, still_frames
@@ -111,3 +111,8 @@ def test_a_bundle_without_a_check_scores_with_a_warning(tmp_path) -> None:
     score = ClipScorer(bundle).score(Clip(frames=blank_frames(), fps=10.0))
     assert score.status == SCORED and score.reported_decision is not None
     assert not score.verdict.checked and "no input check" in score.verdict.warning
+
+
+def test_every_reason_has_a_title_short_enough_for_an_sr_code_meaning() -> None:
+    assert set(REASON_TITLES) == set(REASONS)
+    assert all(0 < len(title) <= 64 for title in REASON_TITLES.values())

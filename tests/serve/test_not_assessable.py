@@ -15,11 +15,10 @@ import pydicom
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from labral.input_check.verdict import REASONS
+from labral.input_check.verdict import REASON_TITLES, REASONS
 from labral.serve.dicom.sr import NOT_ASSESSABLE, REASON_CODES
 from labral.serve.http.results import ResultsPage
 from labral.serve.http.schemas import Prediction
-from labral.serve.verdicts import REASON_TITLES
 
 DICOM = {"Content-Type": "application/dicom"}
 
