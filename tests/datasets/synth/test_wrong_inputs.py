@@ -187,11 +187,16 @@ def test_unknown_kinds_are_refused_naming_the_key() -> None:
 def test_the_suite_plans_and_writes_wrong_inputs_the_reader_decodes(tmp_path) -> None:
     definition = suites.load_definition("synthetic-wrong-input", {"n_patients": 1})
     assert definition["version"] == 1
-    plan = clip_plan(definition)
-    assert [s["wrong_input"] for s in definition["settings"]] == list(W.WRONG_INPUT_KINDS)
+    everything = clip_plan(definition)
+    wrong = [s for s in definition["settings"] if s.get("wrong_input")]
+    assert [s["wrong_input"] for s in wrong] == list(W.WRONG_INPUT_KINDS)
+    valid = [s for s in definition["settings"] if not s.get("wrong_input")]
+    assert [s["difficulty"] for s in valid] == ["easy", "medium", "hard", "expert"]
+    plan = [item for item in everything if item["wrong_input"]]
     assert {item["wrong_input"] for item in plan} == set(W.WRONG_INPUT_KINDS)
     assert all(i["label"] == 0 and i["hip_label"] == 0 for i in plan)
     assert {i["clip_type"] for i in plan} == {W.WRONG_INPUT_CLIP_TYPE}
+    assert {i["shift"] for i in everything if not i["wrong_input"]} == {s["name"] for s in valid}
     small = {"frames": 8, "height": 64, "width": 64}
     picked = [next(i for i in plan if i["wrong_input"] == k) for k in ("knee", "noise_only")]
     for item in picked:
