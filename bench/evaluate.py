@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from labral.bench import bootstrap as M
-from labral.bench import refusals, stats
+from labral.bench import decision_curves, refusals, stats, subgroups
 from labral.bench.localisation import temporal
 from labral.bench.suite_scoring import ModelScores
 
@@ -79,8 +79,10 @@ def evaluate_model(
 
     Returns:
         ``{"overall": {...}, "per_type": {...}, "per_shift": {...}, "localisation": {...},
-        "hip_level": {...}, "input_check": {...}}``, each metric as ``{"value", "ci_low",
-        "ci_high", "n_boot"}``.
+        "hip_level": {...}, "input_check": {...}, "decision_curve": {...}}``, each metric as
+        ``{"value", "ci_low", "ci_high", "n_boot"}``; ``decision_curve`` the operating points
+        of :func:`labral.bench.decision_curves.model_block` (clips, hips by the max rule);
+        ``subgroups`` of :func:`labral.bench.subgroups.subgroups_block`.
     """
     arrays = suite_arrays(records)
     y, p = arrays["y"], scores.probability
@@ -116,7 +118,36 @@ def evaluate_model(
     result["localisation"] = temporal(records, scores, bootstrap, tolerance, level)
     result["hip_level"] = hip_level(records, scores.probability, threshold, bootstrap, level)
     result["input_check"] = refusals.input_check_block(arrays, scores, threshold, bootstrap, level)
+    hips = hip_truth(records)
+    hip_curve = None
+    if hips is not None:
+        ids, hip_y, _ = hips
+        order, values = stats.hip_scores([str(r["hip"]) for r in records], p, "max")
+        assert order == ids, "stats.hip_scores must return hips in sorted order"
+        hip_curve = (hip_y, values)
+    result["decision_curve"] = decision_curves.model_block((y, p), hip_curve)
+    result["subgroups"] = subgroups.subgroups_block(
+        records, y, p, threshold, bootstrap, ece_bins=ece_bins, level=level
+    )
     return result
+
+
+def hip_truth(
+    records: Sequence[dict[str, Any]], mask: np.ndarray | None = None
+) -> tuple[list[str], np.ndarray, dict[str, str]] | None:
+    """The hips of the clips in ``mask`` (None = all): sorted ids, int64 (H,) their
+    ``hip_label`` and hip -> patient; None when a row lacks ``hip`` or ``hip_label``."""
+    keep = np.ones(len(records), bool) if mask is None else mask
+    rows = np.flatnonzero(keep)
+    missing = (None, "")
+    if not rows.size or any(
+        records[i].get("hip") in missing or records[i].get("hip_label") in missing for i in rows
+    ):
+        return None
+    truth = {str(records[i]["hip"]): int(records[i]["hip_label"]) for i in rows}
+    patient_of = {str(records[i]["hip"]): str(records[i]["patient"]) for i in rows}
+    ids = sorted(truth)  # the order stats.hip_scores returns, the same for every rule
+    return ids, np.array([truth[h] for h in ids], dtype=np.int64), patient_of
 
 
 def hip_level(
@@ -144,16 +175,11 @@ def hip_level(
     """
     keep = np.ones(len(records), bool) if mask is None else mask
     rows = np.flatnonzero(keep)
-    missing = (None, "")
-    if not rows.size or any(
-        records[i].get("hip") in missing or records[i].get("hip_label") in missing for i in rows
-    ):
+    hips_truth = hip_truth(records, keep)
+    if hips_truth is None:
         return None
+    ids, y, patient_of = hips_truth
     hips = [str(records[i]["hip"]) for i in rows]
-    truth = {str(records[i]["hip"]): int(records[i]["hip_label"]) for i in rows}
-    patient_of = {str(records[i]["hip"]): str(records[i]["patient"]) for i in rows}
-    ids = sorted(truth)  # the order stats.hip_scores returns, the same for every rule
-    y = np.array([truth[h] for h in ids], dtype=np.int64)
     plan = M.ClusterBootstrap([patient_of[h] for h in ids], bootstrap.n, bootstrap.seed)
     functions = {name: M.metric_functions()[name] for name in HIP_METRICS}
     out: dict[str, Any] = {"n_hips": int(y.size), "n_detached": int(y.sum()), "rules": {}}

@@ -5,8 +5,11 @@
 Prints, for every model: AUROC per part and overall, hip-level AUROC (max rule), order
 sensitivity to reversal and shuffling, temporal localisation beside its velocity null, the
 pointing game beside chance, the paired tests of the first model against each other one
-(patient bootstrap and DeLong), the spread of replicate bundles, and the input check's
-tables (wrong inputs, valid clips, check scores: :mod:`labral.bench.report.input_check`).
+(patient bootstrap and DeLong), the spread of replicate bundles, the input check's
+tables (wrong inputs, valid clips, check scores: :mod:`labral.bench.report.input_check`) and
+net benefit at a few threshold probabilities (:mod:`labral.bench.report.decision_curves`)
+the patients a study needs for a target CI width (:mod:`labral.bench.sample_size`) and
+AUROC / ECE per subgroup (:mod:`labral.bench.subgroups`).
 The README's results tables are this script's output.
 """
 
@@ -21,7 +24,7 @@ from typing import Any
 
 from labral.bench.bootstrap import format_with_ci as ci
 from labral.bench.controls import CONTROLS
-from labral.bench.report import input_check
+from labral.bench.report import decision_curves, input_check, sample_size, subgroups
 from labral.bench.report.input_check import level_order
 
 
@@ -68,6 +71,9 @@ def tables(results: dict[str, Any], labels: dict[str, str] | None = None) -> str
     out += _clip_auroc(models) + _hip_auroc(models) + _order_sensitivity(models)
     out += _localisation(models) + _comparisons(models, results.get("comparisons", []))
     out += _replicates(models, results.get("replicates", {})) + _input_check(models)
+    out += decision_curves.markdown_section(results, models.label, _row)
+    out += sample_size.markdown_section(results, models.label, _row)
+    out += subgroups.markdown_section(results, models.label, _row)
     return "\n".join(out)
 
 

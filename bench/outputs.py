@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from labral.bench import bootstrap as metrics
-from labral.bench import stats
+from labral.bench import decision_curves, sample_size, stats
 from labral.bench import suite_scoring as scoring
 from labral.bench.refusals import REASON_SEPARATOR
 from labral.bench.settings import BenchSettings
@@ -34,6 +34,7 @@ def statistics_settings(settings: BenchSettings) -> dict:
         "ece_bins": settings.ece_bins,
         "hip_rules": list(stats.HIP_RULES),
         "reweight_prevalences": list(metrics.REWEIGHT_PREVALENCES),
+        "prevalence": list(settings.prevalence),
     }
 
 
@@ -72,9 +73,21 @@ def versions() -> dict[str, str]:
     return out
 
 
+def derived_blocks(results: dict[str, Any]) -> dict[str, Any]:
+    """The blocks results.json adds to the evaluation, each computed from it alone:
+    ``decision_curves`` (:func:`labral.bench.decision_curves.summary`) and ``sample_size``
+    (:func:`labral.bench.sample_size.summary`)."""
+    return {
+        "decision_curves": decision_curves.summary(results),
+        "sample_size": sample_size.summary(results),
+    }
+
+
 def write_results(out: Path, results: dict[str, Any]) -> None:
-    """``out/results.json``: the results dict, indented, numpy numbers written as floats."""
-    (out / "results.json").write_text(json.dumps(results, indent=2, default=float))
+    """``out/results.json``: the results dict and its :func:`derived_blocks`, indented, numpy
+    numbers written as floats (``results`` itself is left as it is)."""
+    document = {**results, **derived_blocks(results)}
+    (out / "results.json").write_text(json.dumps(document, indent=2, default=float))
 
 
 #: predictions.csv's per-model columns, each suffixed ``_<model>``, after ``p_<model>``.

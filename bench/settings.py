@@ -89,10 +89,22 @@ class BenchSettings(Settings):
         description="manifest patients in a bundle's training splits: refuse|exclude|ignore",
     )
     spatial_maps: bool = Field(False, description="+spatial_maps=true: write spatial_maps.npz")
+    prevalence: list[float] = Field(
+        default_factory=list,
+        description="decision curves also at these prevalences, e.g. prevalence=[0.1,0.3]",
+    )
     fail_under: dict[str, float | None] = Field(
         default_factory=lambda: dict.fromkeys(metric_functions()),
         description="gate on the first model: metric -> threshold (brier, ece: ceilings)",
     )
+
+    @field_validator("prevalence")
+    @classmethod
+    def _prevalences_in_range(cls, value: list[float]) -> list[float]:
+        """Every prevalence strictly between 0 and 1."""
+        if any(not 0 < p < 1 for p in value):
+            raise ValueError(f"prevalence: every value must lie in (0, 1), got {value}")
+        return value
 
     @field_validator("ece_bins", mode="before")
     @classmethod

@@ -17,7 +17,14 @@ from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
 
 from labral.bench.bootstrap import format_with_ci  # noqa: E402
 from labral.bench.perturb import UNITS  # noqa: E402
-from labral.bench.report import input_check, sections  # noqa: E402
+from labral.bench.report import (  # noqa: E402
+    checklist,
+    decision_curves,
+    input_check,
+    sample_size,
+    sections,
+    subgroups,
+)
 from labral.metrics import reliability_bins  # noqa: E402
 from labral.report_html import CSS, png, table  # noqa: E402
 
@@ -152,11 +159,14 @@ def render_report(
         "<h2>Calibration</h2>",
         reliability_figure(y, probabilities, results["settings"]["ece_bins"]),
     ]
+    parts += decision_curves.html_section(results)
     parts += _per_type_section(results) + _per_shift_section(results)
+    parts += subgroups.html_section(results)
     parts += input_check.html_section(results)
     parts += _robustness_section(results) + sections.localisation_section(results)
     if examples and source is not None:
         parts += sections.key_frame_figure(examples, source)
+    parts += sample_size.html_section(results) + checklist.html_section(results)
     parts += _speed_section(results) + _closing_sections(results)
     return "\n".join(parts)
 
