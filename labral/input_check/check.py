@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from labral.datasets.io.clip import Clip
-from labral.input_check.features import STATISTICS, clip_statistics, view_image
+from labral.input_check.features import STATISTICS, clip_features
 from labral.input_check.verdict import REASONS, CheckVerdict, check_failed
 
 #: Files of a saved check (in the bundle's ``input_check/`` folder).
@@ -138,11 +138,11 @@ class InputCheck:
         """Measure several clips (one view-network call for all)."""
         if not clips:
             return []
-        images = torch.stack([view_image(clip.frames) for clip in clips])
+        measured = [clip_features(clip.frames, clip.fps) for clip in clips]
+        images = torch.stack([image for _, image in measured])
         logits, features = self.view_net(images)
         out = []
-        for clip, image, logit, feature in zip(clips, images, logits, features, strict=True):
-            stats = clip_statistics(clip.frames, clip.fps)
+        for (stats, image), logit, feature in zip(measured, logits, features, strict=True):
             vector = ood_vector(feature.double().numpy(), stats, image.numpy())
             delta = vector - self.ood_mean
             distance = float(np.sqrt(max(delta @ self.ood_precision @ delta, 0.0)))

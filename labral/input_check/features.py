@@ -26,7 +26,7 @@ WORK_SIZE = 64
 #: Side of the view network's input.
 VIEW_SIZE = 64
 #: At most this many frames (evenly spread) are shrunk and measured.
-MAX_FRAMES = 64
+MAX_FRAMES = 32
 #: A frame pair whose mean absolute difference is below this (grey levels) is a repeat.
 REPEAT_LEVEL = 0.25
 #: Side of the blocks whose displacement :func:`anatomy_motion` follows (working pixels).
@@ -122,12 +122,15 @@ def anatomy_motion(x: torch.Tensor, block: int = MOTION_BLOCK) -> float:
     return float(torch.quantile(rms, 0.75))
 
 
-def clip_statistics(frames: np.ndarray, fps: float) -> dict[str, float]:
+def clip_statistics(
+    frames: np.ndarray, fps: float, x: torch.Tensor | None = None
+) -> dict[str, float]:
     """The image-quality and manoeuvre statistics of one clip (see :data:`STATISTICS`).
 
     Args:
         frames: uint8 (T, H, W) decoded frames.
         fps: frames per second.
+        x: the clip's :func:`working_frames` when already made (they are made once per clip).
 
     Returns:
         ``duration_s`` (T / fps); ``intensity_std`` (grey-level spread over the whole clip,
@@ -137,7 +140,7 @@ def clip_statistics(frames: np.ndarray, fps: float) -> dict[str, float]:
         per-frame spread: anatomy persists over frames, noise averages away, so noise alone
         gives about 0); ``motion`` (:func:`anatomy_motion`).
     """
-    x = working_frames(frames)  # (T', 64, 64)
+    x = working_frames(frames) if x is None else x  # (T', 64, 64)
     spread = float(x.std())
     mean_image = x.mean(dim=0, keepdim=True).unsqueeze(0)  # (1, 1, 64, 64)
     coarse_mean = F.avg_pool2d(mean_image, 8)
@@ -155,17 +158,24 @@ def clip_statistics(frames: np.ndarray, fps: float) -> dict[str, float]:
     }
 
 
-def view_image(frames: np.ndarray) -> torch.Tensor:
+def clip_features(frames: np.ndarray, fps: float) -> tuple[dict[str, float], torch.Tensor]:
+    """:func:`clip_statistics` and :func:`view_image` of one clip, its frames shrunk once."""
+    x = working_frames(frames)
+    return clip_statistics(frames, fps, x), view_image(frames, x)
+
+
+def view_image(frames: np.ndarray, x: torch.Tensor | None = None) -> torch.Tensor:
     """The view network's input: what the clip shows and where it moves.
 
     Args:
         frames: uint8 (T, H, W).
+        x: the clip's :func:`working_frames` when already made.
 
     Returns:
         float32 (3, VIEW_SIZE, VIEW_SIZE): the temporal mean, the temporal standard deviation
         (times 4, so it uses the same range) and the middle frame, each in about [0, 1].
     """
-    x = working_frames(frames)
+    x = working_frames(frames) if x is None else x
     if WORK_SIZE != VIEW_SIZE:
         x = F.adaptive_avg_pool2d(x.unsqueeze(1), VIEW_SIZE)[:, 0]
     middle = x[x.shape[0] // 2]

@@ -33,7 +33,7 @@ from labral.datasets.synth.generate import draw_patient, generate_clip
 from labral.datasets.synth.scenarios import CLIP_TYPES
 from labral.datasets.synth.wrong_inputs import TRAINING_KINDS, generate_wrong_input
 from labral.input_check.check import InputCheck, Measurement, Thresholds, ood_vector
-from labral.input_check.features import clip_statistics, view_image
+from labral.input_check.features import clip_features, view_image
 from labral.input_check.settings import CHECK_SEED_BASE, InputCheckSettings
 from labral.models.view_net import ViewNet
 
@@ -136,8 +136,9 @@ def train_view_net(valid: Sequence[Clip], wrong: Sequence[Clip], epochs: int, se
 def _fit_ood(check: InputCheck, valid: Sequence[Clip]) -> None:
     """Mean and shrunk inverse covariance of the OOD vectors of the valid training clips and
     their mirror images (a left hip is a mirrored right one)."""
-    stats = [clip_statistics(clip.frames, clip.fps) for clip in valid]
-    images = torch.stack([view_image(clip.frames) for clip in valid])
+    measured = [clip_features(clip.frames, clip.fps) for clip in valid]
+    stats = [s for s, _ in measured]
+    images = torch.stack([image for _, image in measured])
     rows = []
     for batch in (images, images.flip(-1)):
         with torch.inference_mode():
