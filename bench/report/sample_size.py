@@ -23,6 +23,12 @@ def _needed(entry: dict[str, int] | None) -> str:
     return " / ".join(f"{n} {unit}" for unit, n in entry.items()) if entry else "n/a"
 
 
+def _width(row: dict[str, Any]) -> str:
+    """The width now, with the reason where no count follows (no or zero-width interval)."""
+    text = "n/a" if row["width_now"] is None else f"{row['width_now']:.3f}"
+    return f"{text} ({row['note']})" if row.get("note") else text
+
+
 def table_rows(block: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the ``sample_size`` block (one row per model, level and metric)."""
     targets = [f"{t:g}" for t in block["target_widths"]]
@@ -32,7 +38,7 @@ def table_rows(block: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             name,
             row["level"],
             row["metric"],
-            "n/a" if row["width_now"] is None else f"{row['width_now']:.3f}",
+            _width(row),
             _needed(row["n_now"]),
             *(_needed(row["needed"][t]) for t in targets),
         ]

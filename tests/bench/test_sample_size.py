@@ -50,6 +50,7 @@ def test_summary_sizes_each_metric_and_says_when_it_cannot() -> None:
 def test_tables_show_the_counts() -> None:
     html = "".join(sample_size_report.html_section(_results()))
     assert "640 patients" in html and "320 hips / 160 patients" in html
+    assert "0.000 (zero-width interval" in html
     results = _results() | {"sample_size": sample_size.summary(_results())}
     text = "\n".join(sample_size_report.markdown_section(results, {}, markdown._row))
     assert sample_size_report.markdown_section(_results(), {}, markdown._row) == []
