@@ -1,0 +1,142 @@
+"""Failure cases of a finished ``labral bench`` run: the most confident false positives and
+the most missed false negatives at the bundle's operating threshold.
+
+    python -m labral.bench.failure_cases <run folder> [--model NAME] [--top 5]
+
+Reads the run's results.json (models, thresholds, suite hash) and predictions.csv (each
+clip's probability, decision, relevance and facts) and writes ``failure_cases.html`` beside
+them: for each case its key frame (the frame where the model's temporal relevance peaks;
+the middle frame without relevance), the relevance strip over the clip's frames, and the
+clip's facts (truth, clip type, suite part, probability, frames, fps). False positives are
+intact clips decided positive, highest probability first; false negatives detached clips
+decided negative, lowest first. A patient is shown as a pseudonym (:func:`pseudonym`),
+never by its manifest id or path. Clips refused by the input check are left out (the
+service would not have answered on them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import html
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from labral.datasets.io import reader  # noqa: E402
+from labral.input_check.verdict import SCORED  # noqa: E402
+from labral.report_html import CSS, png, table  # noqa: E402
+
+TOP = 5
+KINDS = {"false_positive": "False positives", "false_negative": "False negatives"}
+
+
+def pseudonym(patient: str, salt: str) -> str:
+    """``"case-<8 hex>"``: SHA-256 of the suite hash and the patient id (stable within a
+    suite; pseudonymous, not anonymous: whoever holds the manifest can recompute it)."""
+    return "case-" + hashlib.sha256(f"{salt}:{patient}".encode()).hexdigest()[:8]
+
+
+def relevance_of(row: dict[str, str], model: str) -> np.ndarray:
+    """float64 (T_source,) the clip's relevance from predictions.csv (empty without one)."""
+    text = row.get(f"relevance_{model}") or ""
+    return np.array([float(v) for v in text.split(";") if v], dtype=np.float64)
+
+
+def failures(rows: Sequence[dict[str, str]], model: str, top: int = TOP) -> dict[str, list[int]]:
+    """Row indices of the ``top`` false positives (highest probability first) and false
+    negatives (lowest first) by the model's own decision, refused clips left out."""
+    p = np.array([float(r[f"p_{model}"]) for r in rows])
+    label = np.array([int(r["label"]) for r in rows])
+    decision = np.array([int(r[f"decision_{model}"]) for r in rows])
+    scored = np.array([r.get(f"status_{model}", SCORED) in ("", SCORED) for r in rows])
+    fp = np.flatnonzero(scored & (label == 0) & (decision == 1))
+    fn = np.flatnonzero(scored & (label == 1) & (decision == 0))
+    return {
+        "false_positive": [int(i) for i in fp[np.argsort(-p[fp], kind="stable")][:top]],
+        "false_negative": [int(i) for i in fn[np.argsort(p[fn], kind="stable")][:top]],
+    }
+
+
+def case_figure(frames: np.ndarray, relevance: np.ndarray, title: str) -> str:
+    """Key frame above the relevance strip. frames: uint8 (T, H, W); relevance (T,) or (0,)."""
+    key = int(np.argmax(relevance)) if relevance.size else frames.shape[0] // 2
+    fig, (image_ax, strip_ax) = plt.subplots(
+        2, 1, figsize=(3.2, 4.0), gridspec_kw={"height_ratios": [4, 1]}
+    )
+    image_ax.imshow(frames[min(key, frames.shape[0] - 1)], cmap="gray")
+    image_ax.set_title(f"{title}\nkey frame {key}", fontsize=7)
+    image_ax.axis("off")
+    if relevance.size:
+        strip_ax.bar(np.arange(relevance.size), relevance, color="tab:orange", width=1.0)
+        strip_ax.axvline(key, color="black", lw=0.8)
+    strip_ax.set(xlim=(-0.5, max(relevance.size, 1) - 0.5), ylim=(0, 1.05), yticks=[])
+    strip_ax.set_xlabel("frame (relevance)", fontsize=7)
+    strip_ax.tick_params(labelsize=6)
+    fig.tight_layout()
+    return png(fig)
+
+
+def render(run: Path, model: str | None = None, top: int = TOP) -> str:
+    """The failure-case page of the run folder ``run`` for ``model`` (default: the first)."""
+    results = json.loads((run / "results.json").read_text())
+    with open(run / "predictions.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    entry = next(m for m in results["models"] if model in (None, m["name"]))
+    name, salt = entry["name"], results["suite"]["content_hash"]
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><style>{CSS}</style>",
+        f"<title>failure cases: {html.escape(name)}</title></head><body>",
+        f"<h1>Failure cases of {html.escape(name)} at threshold {entry['threshold']:.3f}</h1>",
+        "<p class='note'>Patients as pseudonyms (SHA-256 of suite hash and id). Key frame: "
+        "where the temporal relevance peaks. Clips refused by the input check are left out.</p>",
+    ]
+    for kind, indices in failures(rows, name, top).items():
+        parts.append(f"<h2>{KINDS[kind]} ({len(indices)} shown)</h2>")
+        if not indices:
+            parts.append("<p class='note'>None at this threshold.</p>")
+        facts = []
+        for rank, i in enumerate(indices, 1):
+            row, clip = rows[i], reader.read_cine(rows[i]["path"])
+            who = pseudonym(row["patient"], salt)
+            parts.append(case_figure(clip.frames, relevance_of(row, name), f"{rank}. {who}"))
+            facts.append(
+                [
+                    rank,
+                    who,
+                    "detached" if int(row["label"]) else "intact",
+                    row.get("clip_type", ""),
+                    row.get("shift", "") or "-",
+                    f"{float(row[f'p_{name}']):.3f}",
+                    clip.frames.shape[0],
+                    f"{clip.fps:g}",
+                ]
+            )
+        if facts:
+            header = ["#", "patient", "truth", "clip type", "part", "probability", "frames", "fps"]
+            parts.append(table(header, facts))
+    return "\n".join([*parts, "</body></html>"])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Write ``<run>/failure_cases.html``."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", type=Path, help="a labral bench output folder")
+    parser.add_argument("--model", default=None, help="a model name (default: the first)")
+    parser.add_argument("--top", type=int, default=TOP)
+    args = parser.parse_args(argv)
+    out = args.run / "failure_cases.html"
+    out.write_text(render(args.run, args.model, args.top))
+    print(f"failure cases: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,63 @@
+"""Failure cases: the most confident errors at the bundle's decision, under pseudonyms."""
+
+from __future__ import annotations
+
+import csv
+import re
+
+from labral.bench import command, failure_cases
+
+
+def _row(label: int, p: float, decision: int, status: str = "scored") -> dict[str, str]:
+    return {
+        "label": str(label),
+        "p_m": str(p),
+        "decision_m": str(decision),
+        "status_m": status,
+        "patient": "P1",
+    }
+
+
+def test_failures_rank_by_confidence_and_skip_refused_clips() -> None:
+    rows = [
+        _row(0, 0.7, 1),  # FP
+        _row(0, 0.9, 1),  # FP, more confident
+        _row(0, 0.95, 1, "not_assessable"),  # refused: left out
+        _row(1, 0.2, 0),  # FN
+        _row(1, 0.05, 0),  # FN, more missed
+        _row(1, 0.8, 1),  # TP
+        _row(0, 0.1, 0),  # TN
+    ]
+    assert failure_cases.failures(rows, "m", top=5) == {
+        "false_positive": [1, 0],
+        "false_negative": [4, 3],
+    }
+    assert failure_cases.failures(rows, "m", top=1)["false_negative"] == [4]
+
+
+def test_pseudonym_is_stable_and_hides_the_id() -> None:
+    a = failure_cases.pseudonym("P007", "hash")
+    assert a == failure_cases.pseudonym("P007", "hash") != failure_cases.pseudonym("P007", "x")
+    assert re.fullmatch(r"case-[0-9a-f]{8}", a) and "P007" not in a
+
+
+def test_failure_page_of_a_bench_run(bench_assets, compose_bench, tmp_path) -> None:
+    cfg = compose_bench(
+        tmp_path,
+        [
+            f"bundle={bench_assets['bundle_b']}",
+            f"suite={bench_assets['manifest']}",
+            "controls=false",
+            "pointing_game=false",
+        ],
+    )
+    command.run(cfg)
+    run = tmp_path / "out"
+    assert failure_cases.main([str(run), "--top", "2"]) == 0
+    page = (run / "failure_cases.html").read_text()
+    assert "False positives" in page and "False negatives" in page
+    shown = page.count('src="data:image/png;base64,')
+    with open(run / "predictions.csv", newline="") as handle:
+        rows = failure_cases.failures(list(csv.DictReader(handle)), "blunt", 2)
+    assert shown == len(rows["false_positive"]) + len(rows["false_negative"]) > 0
+    assert "P00" not in page and "clips/p" not in page  # no manifest ids, no paths
