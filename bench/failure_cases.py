@@ -6,7 +6,8 @@ the most missed false negatives at the bundle's operating threshold.
 Reads the run's results.json (models, thresholds, suite hash) and predictions.csv (each
 clip's probability, decision, relevance and facts) and writes ``failure_cases.html`` beside
 them: for each case its key frame (the frame where the model's temporal relevance peaks;
-the middle frame without relevance), the relevance strip over the clip's frames, and the
+the middle frame without relevance) with the spatial map over it where the run wrote
+spatial_maps.npz (``+spatial_maps=true``), the relevance strip over the clip's frames, and the
 clip's facts (truth, clip type, suite part, probability, frames, fps). False positives are
 intact clips decided positive, highest probability first; false negatives detached clips
 decided negative, lowest first. A patient is shown as a pseudonym (:func:`pseudonym`),
@@ -31,6 +32,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from labral.datasets.io import reader  # noqa: E402
+from labral.datasets.transforms.clip_ops import resize_frames  # noqa: E402
 from labral.input_check.verdict import SCORED  # noqa: E402
 from labral.report_html import CSS, png, table  # noqa: E402
 
@@ -65,14 +67,43 @@ def failures(rows: Sequence[dict[str, str]], model: str, top: int = TOP) -> dict
     }
 
 
-def case_figure(frames: np.ndarray, relevance: np.ndarray, title: str) -> str:
-    """Key frame above the relevance strip. frames: uint8 (T, H, W); relevance (T,) or (0,)."""
+def spatial_map(
+    maps: dict[str, np.ndarray], model: int, clip: int, key: int
+) -> tuple[int, np.ndarray] | None:
+    """The clip's spatial map from spatial_maps.npz (``model<b>_clip<i>_frame<f>``): at the
+    key frame where written, else at its first peak frame; None without one."""
+    prefix = f"model{model}_clip{clip}_frame"
+    frames = sorted(int(k[len(prefix) :]) for k in maps if k.startswith(prefix))
+    if not frames:
+        return None
+    frame = key if key in frames else frames[0]
+    return frame, maps[f"{prefix}{frame}"]
+
+
+def case_figure(
+    frames: np.ndarray,
+    relevance: np.ndarray,
+    title: str,
+    spatial: tuple[int, np.ndarray] | None = None,
+) -> str:
+    """Key frame (with the spatial map over it where given) above the relevance strip.
+
+    Args:
+        frames: uint8 (T, H, W). relevance: float (T,) or (0,). spatial: (frame, float32
+            (h, w) map at model input size); the frame is resized to the map's size.
+    """
     key = int(np.argmax(relevance)) if relevance.size else frames.shape[0] // 2
     fig, (image_ax, strip_ax) = plt.subplots(
         2, 1, figsize=(3.2, 4.0), gridspec_kw={"height_ratios": [4, 1]}
     )
-    image_ax.imshow(frames[min(key, frames.shape[0] - 1)], cmap="gray")
-    image_ax.set_title(f"{title}\nkey frame {key}", fontsize=7)
+    if spatial is None:
+        image_ax.imshow(frames[min(key, frames.shape[0] - 1)], cmap="gray")
+        image_ax.set_title(f"{title}\nkey frame {key}", fontsize=7)
+    else:
+        frame, values = spatial
+        image_ax.imshow(resize_frames(frames[frame][None], values.shape)[0], cmap="gray")
+        image_ax.imshow(values, cmap="inferno", alpha=0.45)
+        image_ax.set_title(f"{title}\nframe {frame}, spatial map", fontsize=7)
     image_ax.axis("off")
     if relevance.size:
         strip_ax.bar(np.arange(relevance.size), relevance, color="tab:orange", width=1.0)
@@ -89,14 +120,23 @@ def render(run: Path, model: str | None = None, top: int = TOP) -> str:
     results = json.loads((run / "results.json").read_text())
     with open(run / "predictions.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    entry = next(m for m in results["models"] if model in (None, m["name"]))
+    index, entry = next(
+        (b, m) for b, m in enumerate(results["models"]) if model in (None, m["name"])
+    )
     name, salt = entry["name"], results["suite"]["content_hash"]
+    npz = run / "spatial_maps.npz"
+    maps = dict(np.load(npz)) if npz.is_file() else {}
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><style>{CSS}</style>",
         f"<title>failure cases: {html.escape(name)}</title></head><body>",
         f"<h1>Failure cases of {html.escape(name)} at threshold {entry['threshold']:.3f}</h1>",
         "<p class='note'>Patients as pseudonyms (SHA-256 of suite hash and id). Key frame: "
-        "where the temporal relevance peaks. Clips refused by the input check are left out.</p>",
+        "where the temporal relevance peaks. Clips refused by the input check are left out. "
+        + (
+            "Spatial maps (orange) from spatial_maps.npz at model input size.</p>"
+            if maps
+            else "No spatial maps: run labral bench with +spatial_maps=true for them.</p>"
+        ),
     ]
     for kind, indices in failures(rows, name, top).items():
         parts.append(f"<h2>{KINDS[kind]} ({len(indices)} shown)</h2>")
@@ -106,7 +146,10 @@ def render(run: Path, model: str | None = None, top: int = TOP) -> str:
         for rank, i in enumerate(indices, 1):
             row, clip = rows[i], reader.read_cine(rows[i]["path"])
             who = pseudonym(row["patient"], salt)
-            parts.append(case_figure(clip.frames, relevance_of(row, name), f"{rank}. {who}"))
+            relevance = relevance_of(row, name)
+            key = int(np.argmax(relevance)) if relevance.size else clip.frames.shape[0] // 2
+            spatial = spatial_map(maps, index, i, key)
+            parts.append(case_figure(clip.frames, relevance, f"{rank}. {who}", spatial))
             facts.append(
                 [
                     rank,

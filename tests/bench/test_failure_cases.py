@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import re
 
+import numpy as np
+
 from labral.bench import command, failure_cases
 
 
@@ -49,10 +51,12 @@ def test_failure_page_of_a_bench_run(bench_assets, compose_bench, tmp_path) -> N
             f"suite={bench_assets['manifest']}",
             "controls=false",
             "pointing_game=false",
+            "+spatial_maps=true",
         ],
     )
     command.run(cfg)
     run = tmp_path / "out"
+    assert (run / "spatial_maps.npz").is_file()
     assert failure_cases.main([str(run), "--top", "2"]) == 0
     page = (run / "failure_cases.html").read_text()
     assert "False positives" in page and "False negatives" in page
@@ -60,4 +64,8 @@ def test_failure_page_of_a_bench_run(bench_assets, compose_bench, tmp_path) -> N
     with open(run / "predictions.csv", newline="") as handle:
         rows = failure_cases.failures(list(csv.DictReader(handle)), "blunt", 2)
     assert shown == len(rows["false_positive"]) + len(rows["false_negative"]) > 0
+    assert "Spatial maps (orange)" in page and "No spatial maps" not in page
+    maps = dict(np.load(run / "spatial_maps.npz"))
+    for i in rows["false_negative"]:  # every case drawn has its map (at some peak frame)
+        assert failure_cases.spatial_map(maps, 0, i, key=-1) is not None
     assert "P00" not in page and "clips/p" not in page  # no manifest ids, no paths
