@@ -126,8 +126,9 @@ def test_benchmarks_folder_is_not_packaged() -> None:
 
 def test_bench_holds_the_evaluator_not_scripts() -> None:
     # the evaluator's own entry points only: `python -m labral.bench.command` (what torchrun
-    # starts) and the results-to-Markdown tool; speed and load scripts live in benchmarks/
-    entry_points = {"command.py", "markdown.py"}
+    # starts) and the tools that turn a run into documents (Markdown, the report's PDF, the
+    # failure-cases page); speed and load scripts live in benchmarks/
+    entry_points = {"command.py", "markdown.py", "pdf.py", "failure_cases.py"}
     scripts = [
         path.name
         for path in sorted((REPO / "bench").glob("*.py"))
