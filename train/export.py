@@ -358,16 +358,26 @@ def export_run(
     }
     card = model_card(spec, verified, description, input_check)
     write_bundle(out, artifacts["torchscript"], spec, card, onnx=False, input_check=input_check)
+    check_reloaded(out, module, clips, atol)
+    return out
+
+
+def check_reloaded(out: Path, module: nn.Module, clips: torch.Tensor, atol: float) -> None:
+    """Every model file written to ``out`` loads with its runtime and gives the eager
+    module's logits on ``clips`` (float32 (N, 1, T, H, W)) within ``atol``.
+
+    Raises:
+        ExportVerificationError: a reloaded file disagrees.
+    """
     with torch.inference_mode():
         expected = module(clips)[0]
-    for runtime, name in RUNTIME_FILES.items():  # each written file must load and agree
+    for runtime, name in RUNTIME_FILES.items():
         if (out / name).is_file():
             logits = load_bundle(out, runtime=runtime).predict(clips)["logits"]
             if not torch.allclose(logits, expected, rtol=0, atol=atol):
                 raise ExportVerificationError(
                     f"{out}/{name} reloaded (runtime={runtime}) does not match the eager model"
                 )
-    return out
 
 
 def run(cfg: DictConfig) -> Path:

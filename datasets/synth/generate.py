@@ -158,9 +158,7 @@ def generate_clip(
     hip.update({k: float(v) for k, v in overrides.items() if k in anatomy})
     drawn = draw_clip_params(rng, level, frames, float(fps), overrides)
     scenario, variant = pick_scenario(clip_type, drawn["cleft"]["variant_draw"])
-    traces = make_traces(drawn["motion"], frames, fps, rng)
-    if drawn["motion"]["manoeuvre"] < 1.0:  # a smaller movement strains the tissue less
-        traces.loading_velocity = traces.loading_velocity * np.float32(drawn["motion"]["manoeuvre"])
+    traces = _movement(drawn["motion"], frames, fps, rng)
     maps = _cached_tissue(json.dumps(hip, sort_keys=True), height, width)
     extent = _cleft_extent(scenario, traces, drawn["cleft"], frames)
     if clip_type == POSITIVE_TYPE and not (extent[traces.shown_frame] > MIN_EXTENT).any():
@@ -173,15 +171,11 @@ def generate_clip(
     spacing = (maps.dz, maps.dx)
     image = form_image(rng, amplitude, warp_index, spacing, hip, traces.gain_db, drawn["imaging"])
     label = int(clip_type == POSITIVE_TYPE)
-    mask = _extrusion_mask(tongue, maps, warp_index) if label else np.zeros_like(image.bmode, bool)
-    bmode, mask = image.bmode[traces.shown_frame], mask[traces.shown_frame]
-    extrusion_frames = [int(t) for t in np.nonzero(mask.any(axis=(1, 2)))[0]]
+    bmode, mask, extrusion_frames = _shown_frames(image, tongue, maps, warp_index, traces, label)
     identity = {"clip_type": clip_type, "variant": variant, "seed": int(seed), "side": side}
-    params = {
-        **identity,
-        **{"frames": int(frames), "fps": float(fps), "size": [int(height), int(width)]},
-        **_drawn_params(level, hip, drawn, overrides, maps, image, traces, extent),
-    }
+    shape = {"frames": int(frames), "fps": float(fps), "size": [int(height), int(width)]}
+    drawn_params = _drawn_params(level, hip, drawn, overrides, maps, image, traces, extent)
+    params = {**identity, **shape, **drawn_params}
     return SynthClip(
         frames=np.ascontiguousarray(bmode),
         label=label,
@@ -192,6 +186,32 @@ def generate_clip(
         extrusion_frames=extrusion_frames,
         params=params,
     )
+
+
+def _movement(
+    motion: dict[str, Any], frames: int, fps: float, rng: np.random.Generator
+) -> MotionTraces:
+    """The clip's traces; a smaller manoeuvre (``motion["manoeuvre"]`` < 1) also strains the
+    tissue less, so the loading velocity that decorrelates speckle shrinks with it."""
+    traces = make_traces(motion, frames, fps, rng)
+    if motion["manoeuvre"] < 1.0:
+        traces.loading_velocity = traces.loading_velocity * np.float32(motion["manoeuvre"])
+    return traces
+
+
+def _shown_frames(
+    image: FormedImage,
+    tongue: np.ndarray,
+    maps: TissueMaps,
+    warp_index: np.ndarray,
+    traces: MotionTraces,
+    label: int,
+) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """The frames shown (dropped ones repeat the previous): uint8 B-mode (T, H, W), the bool
+    extrusion mask (T, H, W) (all False for a negative) and the frames that hold extrusion."""
+    mask = _extrusion_mask(tongue, maps, warp_index) if label else np.zeros_like(image.bmode, bool)
+    bmode, mask = image.bmode[traces.shown_frame], mask[traces.shown_frame]
+    return bmode, mask, [int(t) for t in np.nonzero(mask.any(axis=(1, 2)))[0]]
 
 
 def _tongue(

@@ -9,7 +9,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
+from pydicom import Dataset
 
+from labral.bundle import Bundle
 from labral.errors import LabralError
 from labral.serve.dicom.sr import build_sr, read_source_header, sr_bytes
 from labral.serve.http.deps import ServiceDep, SettingsDep, require_api_key
@@ -118,7 +120,7 @@ async def predict(
             await record_upload(request, data, error=error)  # a failed row with its code
             raise
     await record_upload(request, data, scored)  # the results store (serve/http/recording.py)
-    bundle, score = service.bundle, scored.score
+    score = scored.score
     log.info(
         "%s instance=%s p=%.3f frames=%d total_ms=%.1f%s",
         score.status,
@@ -129,22 +131,36 @@ async def predict(
         f" reasons={','.join(score.verdict.reasons)}" if not score.assessable else "",
     )
     if source is not None:
-        try:
-            dataset = build_sr(
-                source,
-                score.probability,
-                score.decision,
-                bundle.threshold,
-                bundle.identity(),
-                refusal=Refusal.of(score.verdict),
-            )
-        except (AttributeError, ValueError, TypeError) as exc:
-            raise SrSourceError(
-                f"cannot build an SR referencing this DICOM ({exc}); it needs the patient, "
-                "study and series attributes of a complete instance"
-            ) from exc
-        return Response(sr_bytes(dataset), media_type="application/dicom")
-    # a clip the input check refused gets no decision, and none of the model's evidence
+        return _sr_response(source, scored, service.bundle)
+    return _answer(scored, service.bundle, settings, spatial=spatial, preview=preview)
+
+
+def _sr_response(source: Dataset, scored: ScoredClip, bundle: Bundle) -> Response:
+    """The scored (or refused) clip as a DICOM SR referencing its source instance."""
+    score = scored.score
+    try:
+        dataset = build_sr(
+            source,
+            score.probability,
+            score.decision,
+            bundle.threshold,
+            bundle.identity(),
+            refusal=Refusal.of(score.verdict),
+        )
+    except (AttributeError, ValueError, TypeError) as exc:
+        raise SrSourceError(
+            f"cannot build an SR referencing this DICOM ({exc}); it needs the patient, "
+            "study and series attributes of a complete instance"
+        ) from exc
+    return Response(sr_bytes(dataset), media_type="application/dicom")
+
+
+def _answer(
+    scored: ScoredClip, bundle: Bundle, settings: ServeSettings, *, spatial: bool, preview: bool
+) -> dict[str, Any]:
+    """The JSON answer: a clip the input check refused gets no decision, and none of the
+    model's evidence."""
+    score = scored.score
     assessable = score.assessable
     body: dict[str, Any] = {
         "status": score.status,
