@@ -25,6 +25,17 @@ NO_CHROMIUM = (
     "report.html is the report (apt-get install chromium for report.pdf)"
 )
 PDF_MAGIC = b"%PDF"
+#: How labral runs headless Chromium on a self-contained page (no network, no profile state,
+#: no sandbox: CI containers run as root); the caller adds the profile folder and the output.
+HEADLESS_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
 
 
 def find_chromium() -> str | None:
@@ -51,13 +62,7 @@ def write_pdf(html: Path, pdf: Path | None = None, timeout: float = 120.0) -> Pa
         run = subprocess.run(
             [
                 chromium,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
+                *HEADLESS_FLAGS,
                 "--no-pdf-header-footer",
                 f"--user-data-dir={profile}",
                 f"--print-to-pdf={target}",
