@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from labral.datasets.io.clip import Clip
-from labral.input_check.features import STATISTICS, clip_features
+from labral.input_check.features import STATISTICS, Features, clip_features
 from labral.input_check.verdict import REASONS, CheckVerdict, check_failed
 
 #: Files of a saved check (in the bundle's ``input_check/`` folder).
@@ -133,12 +133,16 @@ class InputCheck:
         self.ood_precision = np.asarray(ood_precision, np.float64)
         self.info = dict(info or {})
 
-    @torch.inference_mode()
     def measure(self, clips: list[Clip]) -> list[Measurement]:
         """Measure several clips (one view-network call for all)."""
-        if not clips:
+        return self.measure_features([clip_features(clip.frames, clip.fps) for clip in clips])
+
+    @torch.inference_mode()
+    def measure_features(self, measured: list[Features]) -> list[Measurement]:
+        """Measure clips whose :func:`~labral.input_check.features.clip_features` are made
+        (fitting makes them once per clip and reuses them)."""
+        if not measured:
             return []
-        measured = [clip_features(clip.frames, clip.fps) for clip in clips]
         images = torch.stack([image for _, image in measured])
         logits, features = self.view_net(images)
         out = []

@@ -158,7 +158,11 @@ def clip_statistics(
     }
 
 
-def clip_features(frames: np.ndarray, fps: float) -> tuple[dict[str, float], torch.Tensor]:
+#: A clip's :func:`clip_statistics` and :func:`view_image` (float32 (3, h, w)).
+Features = tuple[dict[str, float], torch.Tensor]
+
+
+def clip_features(frames: np.ndarray, fps: float) -> Features:
     """:func:`clip_statistics` and :func:`view_image` of one clip, its frames shrunk once."""
     x = working_frames(frames)
     return clip_statistics(frames, fps, x), view_image(frames, x)

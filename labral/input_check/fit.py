@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -33,7 +32,7 @@ from labral.datasets.synth.generate import draw_patient, generate_clip
 from labral.datasets.synth.scenarios import CLIP_TYPES
 from labral.datasets.synth.wrong_inputs import TRAINING_KINDS, generate_wrong_input
 from labral.input_check.check import InputCheck, Measurement, Thresholds, ood_vector
-from labral.input_check.features import clip_features, view_image
+from labral.input_check.features import Features, clip_features
 from labral.input_check.settings import CHECK_SEED_BASE, InputCheckSettings
 from labral.models.view_net import ViewNet
 
@@ -106,11 +105,12 @@ def _augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return (moved * gain).clamp(0, 1)
 
 
-def train_view_net(valid: Sequence[Clip], wrong: Sequence[Clip], epochs: int, seed: int) -> ViewNet:
-    """Train the view network: valid clips 0, wrong inputs 1 (class-balanced loss)."""
+def train_view_net(valid: torch.Tensor, wrong: torch.Tensor, epochs: int, seed: int) -> ViewNet:
+    """Train the view network on view images (float32 (N, 3, h, w)): valid clips 0, wrong
+    inputs 1 (class-balanced loss)."""
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    images = torch.stack([view_image(clip.frames) for clip in [*valid, *wrong]])
+    images = torch.cat([valid, wrong])
     labels = torch.cat([torch.zeros(len(valid)), torch.ones(len(wrong))])
     net = ViewNet()
     optimiser = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
@@ -133,12 +133,11 @@ def train_view_net(valid: Sequence[Clip], wrong: Sequence[Clip], epochs: int, se
     return net.eval()
 
 
-def _fit_ood(check: InputCheck, valid: Sequence[Clip]) -> None:
+def _fit_ood(check: InputCheck, valid: Sequence[Features]) -> None:
     """Mean and shrunk inverse covariance of the OOD vectors of the valid training clips and
     their mirror images (a left hip is a mirrored right one)."""
-    measured = [clip_features(clip.frames, clip.fps) for clip in valid]
-    stats = [s for s, _ in measured]
-    images = torch.stack([image for _, image in measured])
+    stats = [s for s, _ in valid]
+    images = torch.stack([image for _, image in valid])
     rows = []
     for batch in (images, images.flip(-1)):
         with torch.inference_mode():
@@ -161,14 +160,14 @@ def _threshold(values: np.ndarray, level: float, refuses: str, margin: float) ->
 
 
 def calibrate(
-    check: InputCheck, calibration: Sequence[Clip], settings: InputCheckSettings
+    check: InputCheck, calibration: Sequence[Features], settings: InputCheckSettings
 ) -> dict[str, float]:
-    """Set the check's fitted thresholds on valid calibration clips (in place).
+    """Set the check's fitted thresholds on valid calibration clips' features (in place).
 
     Returns:
         ``{"level": the common quantile level, "false_refusal": share refused}``.
     """
-    measured = check.measure(list(calibration))
+    measured = check.measure_features(list(calibration))
     fixed = {name: getattr(settings, name) for name, _, _ in FITTED}
     values = {name: np.array([get(m) for m in measured]) for name, get, _ in FITTED}
     level, refused = settings.false_refusal, 1.0
@@ -199,7 +198,16 @@ def fit_input_check(data: CheckData, settings: InputCheckSettings) -> InputCheck
     ):
         if len(clips) < 8:
             raise ValueError(f"the input check needs at least 8 {name} clips, got {len(clips)}")
-    net = train_view_net(data.valid_train, data.wrong, settings.epochs, settings.seed)
+    valid, calibration_clips, wrong = (
+        [clip_features(clip.frames, clip.fps) for clip in clips]
+        for clips in (data.valid_train, data.valid_calibration, data.wrong)
+    )
+    net = train_view_net(
+        torch.stack([image for _, image in valid]),
+        torch.stack([image for _, image in wrong]),
+        settings.epochs,
+        settings.seed,
+    )
     thresholds = Thresholds(
         min_duration_s=settings.min_duration_s,
         min_intensity_std=settings.min_intensity_std,
@@ -211,9 +219,9 @@ def fit_input_check(data: CheckData, settings: InputCheckSettings) -> InputCheck
         max_ood_distance=float("inf"),
     )
     check = InputCheck(net, thresholds, np.zeros(1), np.zeros((1, 1)))
-    _fit_ood(check, data.valid_train)
-    calibration = calibrate(check, data.valid_calibration, settings)
-    wrong_refused = [not v.assessable for v in map(check.verdict_of, check.measure(data.wrong))]
+    _fit_ood(check, valid)
+    calibration = calibrate(check, calibration_clips, settings)
+    wrong_refused = [not v.assessable for v in map(check.verdict_of, check.measure_features(wrong))]
     check.info = {
         "valid_train": len(data.valid_train),
         "valid_calibration": len(data.valid_calibration),
@@ -225,8 +233,3 @@ def fit_input_check(data: CheckData, settings: InputCheckSettings) -> InputCheck
     }
     log.info("input check fitted: %s", {k: check.info[k] for k in ("calibration",)})
     return check
-
-
-def describe(check: InputCheck) -> dict[str, Any]:
-    """The thresholds and fit summary, JSON-ready (for logs and the model card)."""
-    return {"thresholds": asdict(check.thresholds), **check.info}
