@@ -169,8 +169,10 @@ def prepare_clip(
     index: int,
     scorers: Sequence[ClipScorer],
     perturbation: tuple[str, float, int] | None = None,
+    check: bool = True,
 ) -> Prepared:
-    """Decode clip ``index``, perturb it if asked, and run every bundle's eval transform.
+    """Decode clip ``index``, perturb it if asked, and run every bundle's input check (unless
+    ``check`` is False) and eval transform.
 
     Returns:
         ``(index, [PreparedClip per bundle])``.
@@ -179,7 +181,7 @@ def prepare_clip(
     if perturbation is not None:
         name, level, seed = perturbation
         clip = perturb.apply(clip, name, level, seed * 1_000_003 + index)
-    return index, [scorer.prepare(clip) for scorer in scorers]
+    return index, [scorer.prepare(clip, check=check) for scorer in scorers]
 
 
 def _prefetched(
@@ -233,6 +235,7 @@ def score_pass(
     perturbation: tuple[str, float, int] | None = None,
     progress: Callable[[int], Any] | None = None,
     spatial: bool = False,
+    check: bool = True,
 ) -> PassResult:
     """Score every clip of ``source`` with every bundle.
 
@@ -245,6 +248,7 @@ def score_pass(
         progress: called with the number of clips just scored (e.g. a tqdm ``update``).
         spatial: also compute each clip's spatial maps (one extra forward and backward pass
             per clip and bundle).
+        check: False skips the bundles' input checks (a pass whose verdicts are not read).
 
     Returns:
         :class:`PassResult` with one :class:`ModelScores` per bundle, clips in suite order.
@@ -256,7 +260,7 @@ def score_pass(
     started = time.perf_counter()
 
     def work(index: int) -> Prepared:
-        return prepare_clip(source, index, scorers, perturbation)
+        return prepare_clip(source, index, scorers, perturbation, check)
 
     batch: list[Prepared] = []
     for item in _prefetched(n, work, workers, prefetch or 2 * batch_size):

@@ -307,9 +307,15 @@ class ClipScorer:
             return unchecked()
         return self.bundle.input_check.assess(clip)
 
-    def prepare(self, clip: Clip) -> PreparedClip:
-        """Check a decoded clip (uint8 frames (T_src, H, W)) and run the eval transform."""
-        verdict = self.check(clip)
+    def prepare(self, clip: Clip, *, check: bool = True) -> PreparedClip:
+        """Check a decoded clip (uint8 frames (T_src, H, W)) and run the eval transform.
+
+        Args:
+            check: False skips the input check (the verdict is ``unchecked()``), for passes
+                that never read it: altered copies of clips already checked (the bench's
+                order controls) and re-prepared clips (its localisation pass).
+        """
+        verdict = self.check(clip) if check else unchecked()
         data = self.transform({"clip": clip})
         image = torch.as_tensor(data["image"], dtype=torch.float32)
         frame_index = torch.as_tensor(data["frame_index"], dtype=torch.int64)
