@@ -29,6 +29,7 @@ from labral.serve.http.prometheus import ServeMetrics
 from labral.serve.service import ScoringService
 from labral.serve.settings import ServeSettings
 from labral.serve.stateful import run_stateful
+from labral.serve.stream.route import install_stream
 
 STATIC_DIR = resources.files("labral.serve") / "static"
 SECURITY_HEADERS = {
@@ -82,6 +83,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(results.router)
     app.include_router(dicomweb.router)
+    install_stream(app)  # WS /v1/stream and /v1/stream/watch (docs/streaming.md)
     _add_page(app, settings)
     if settings.cors_origins:
         app.add_middleware(

@@ -67,7 +67,7 @@ class StoredResult(BaseModel):
 
     id: int
     created_at: dt.datetime = Field(description="when it was stored (UTC)")
-    source: Literal["upload", "cstore", "stowrs"]
+    source: Literal["upload", "cstore", "stowrs", "stream"]
     status: Literal["scored", "not_assessable", "failed"] = Field(
         description="scored; not_assessable (the input check refused the clip: no "
         "probability or decision); failed (reason says why)"
@@ -145,7 +145,7 @@ async def list_results(
         Literal["scored", "not_assessable", "failed"] | None,
         Query(description="only this status (not_assessable: refused by the input check)"),
     ] = None,
-    source: Annotated[Literal["upload", "cstore", "stowrs"] | None, Query()] = None,
+    source: Annotated[Literal["upload", "cstore", "stowrs", "stream"] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="results per page")] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="results skipped")] = 0,
 ) -> Any:

@@ -10,7 +10,8 @@ keyed hashes of its SOP Instance and Study Instance UIDs (:mod:`labral.serve.dic
 names, ids and UIDs never reach a table. Tables:
 
 ``results``
-    ``id``, ``created_at`` (UTC), ``source`` (upload | cstore | stowrs), ``intake_id`` (the
+    ``id``, ``created_at`` (UTC), ``source`` (upload | cstore | stowrs | stream: a live session,
+    whose ``reason`` is set when it ended early, e.g. ``client_disconnected``), ``intake_id`` (the
     spool entry it came from, unique: scoring a spooled instance twice stores one row),
     ``instance_key``, ``study_key``, ``model_name``, ``model_version``, ``model_sha256``,
     ``status`` (scored | not_assessable | failed), ``reason`` (the stable error code of a
@@ -62,7 +63,7 @@ from sqlalchemy.exc import IntegrityError
 
 log = logging.getLogger("labral.serve")
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-SOURCES = ("upload", "cstore", "stowrs")
+SOURCES = ("upload", "cstore", "stowrs", "stream")
 STATUSES = ("scored", "not_assessable", "failed")
 FORWARD_STATES = ("pending", "sent", "dead_letter")
 

@@ -1,0 +1,1 @@
+"""Live scoring: the ``/v1/stream`` WebSocket, its sessions, and the replay/capture clients."""

@@ -1,0 +1,103 @@
+"""The running score of a live session: model frames in, a running logit and relevance out.
+
+Two engines with one interface (``push`` a model frame, ``evaluate`` the recent window):
+
+* :class:`StepEngine` for the compact (2+1)D net: :class:`labral.models.streaming.
+  StreamingCompactNet` runs each model frame once through the net's stream buffers, so the
+  work per frame is about a window's divided by its frame count; ``evaluate`` is a mean.
+* :class:`WindowEngine` for any other bundle module: the last ``frames`` model frames are
+  kept and ``evaluate`` runs the module on them (one window per update, so the work per
+  frame is a window divided by the update interval).
+
+Neither gives the final result: the session scores the recorded clip when it closes.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from labral.models.streaming import StreamingCompactNet, supports_streaming
+
+
+class RunningEngine(Protocol):
+    """What a session needs from an engine."""
+
+    #: ``streaming`` or ``window``.
+    kind: str
+
+    def push(self, frame: torch.Tensor, model_index: int) -> None:
+        """Feed model frame ``model_index``: float32 (h, w) in [0, 1]."""
+
+    def evaluate(self) -> tuple[float | None, dict[int, float]]:
+        """(running logit over the last window, or None before a window is full;
+        raw relevance of recent model frames, model frame index -> value)."""
+
+
+class StepEngine:
+    """Running logit of the compact net from its per-step head values.
+
+    Args:
+        module: a ``CompactVideoNet`` (eager or TorchScript).
+        frames: T, model frames per eval window; the running logit is the mean of the last
+            ``T // S`` steps (S: the net's temporal stride), the span of one window.
+    """
+
+    kind = "streaming"
+
+    def __init__(self, module: Any, frames: int) -> None:
+        self.net = StreamingCompactNet(module)
+        self.span = max(1, frames // self.net.stride)
+        self.steps: deque[tuple[int, float]] = deque(maxlen=self.span)
+        self.completed = 0
+
+    def push(self, frame: torch.Tensor, model_index: int) -> None:
+        for value in self.net.push(frame):
+            self.steps.append((self.completed, value))
+            self.completed += 1
+
+    def evaluate(self) -> tuple[float | None, dict[int, float]]:
+        stride = self.net.stride
+        relevance = {step * stride + k: value for step, value in self.steps for k in range(stride)}
+        if len(self.steps) < self.span:
+            return None, relevance
+        return float(np.mean([value for _, value in self.steps])), relevance
+
+
+class WindowEngine:
+    """Running logit of any bundle module: the module on the last window of model frames.
+
+    Args:
+        module: ``forward(x float32 (1, 1, T, h, w)) -> (logits (1,), relevance (1, T))``.
+        frames: T, model frames per window.
+    """
+
+    kind = "window"
+
+    def __init__(self, module: Any, frames: int) -> None:
+        self.module = module
+        self.frames: deque[tuple[int, torch.Tensor]] = deque(maxlen=frames)
+
+    def push(self, frame: torch.Tensor, model_index: int) -> None:
+        self.frames.append((model_index, frame))
+
+    @torch.inference_mode()
+    def evaluate(self) -> tuple[float | None, dict[int, float]]:
+        if len(self.frames) < (self.frames.maxlen or 1):
+            return None, {}
+        x = torch.stack([f for _, f in self.frames])[None, None]  # (1, 1, T, h, w)
+        logits, relevance = self.module(x)
+        values = relevance.float().reshape(-1).tolist()
+        return float(logits.reshape(-1)[0]), {
+            i: v for (i, _), v in zip(self.frames, values, strict=True)
+        }
+
+
+def running_engine(module: Any, frames: int) -> StepEngine | WindowEngine:
+    """The engine for a bundle's module: :class:`StepEngine` when it streams, else window."""
+    if supports_streaming(module):
+        return StepEngine(module, frames)
+    return WindowEngine(module, frames)

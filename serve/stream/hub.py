@@ -1,0 +1,88 @@
+"""What live sessions share: the hub (limits, count, worker pool, watchers) and the helpers
+both WebSockets use (the API-key check, receiving JSON, closing with an error)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import WebSocket
+
+from labral.serve.stream.limits import (
+    BadStreamMessageError,
+    IdleTimeoutError,
+    StreamError,
+    StreamLimits,
+    StreamUnauthorizedError,
+)
+from labral.serve.stream.protocol import parse_json
+
+
+@dataclass
+class StreamHub:
+    """The app's live sessions: limits, the open count, the worker pool, the page's watchers."""
+
+    limits: StreamLimits = field(default_factory=StreamLimits)
+    open_sessions: int = 0
+    executor: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(2, thread_name_prefix="labral-stream")
+    )
+    spool_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
+    watchers: set[asyncio.Queue] = field(default_factory=set)
+
+    def publish(self, message: dict[str, Any]) -> None:
+        """Hand a message to every watching page (a full queue drops it: pages lag, never
+        the session)."""
+        for queue in list(self.watchers):
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(message)
+
+
+def check_key(websocket: WebSocket, api_key: str | None) -> None:
+    """The HTTP routes' bearer check: the ``Authorization`` header, else ``api_key``.
+
+    Raises:
+        StreamUnauthorizedError: a key is configured and neither matches it.
+    """
+    settings = websocket.app.state.settings
+    if not settings.auth_required:
+        return
+    header = websocket.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    given = token.strip() if scheme.lower() == "bearer" else (api_key or "")
+    if not given:
+        raise StreamUnauthorizedError(
+            "missing API key; send 'Authorization: Bearer <api key>' or api_key in the open message"
+        )
+    if not hmac.compare_digest(given.encode(), settings.api_key.encode()):
+        raise StreamUnauthorizedError("wrong API key")
+
+
+async def close_with(websocket: WebSocket, error: StreamError) -> None:
+    """Send the error message, then close with its code (reason: ``{"code": ...}``)."""
+    with contextlib.suppress(Exception):
+        await websocket.send_json({"type": "error", **error.to_dict()})
+        await websocket.close(error.close_code, json.dumps({"code": error.code}))
+
+
+async def receive_json(websocket: WebSocket, timeout: float) -> dict[str, Any]:
+    """The next message, which must be JSON text.
+
+    Raises:
+        IdleTimeoutError: nothing came within ``timeout`` seconds.
+        BadStreamMessageError: binary, or not a JSON object with a type.
+    """
+    try:
+        message = await asyncio.wait_for(websocket.receive(), timeout)
+    except TimeoutError as exc:
+        raise IdleTimeoutError(f"no message for {timeout:g} s") from exc
+    if message.get("text") is None:
+        raise BadStreamMessageError('expected a JSON text message {"type": "open", ...}')
+    return parse_json(message["text"])

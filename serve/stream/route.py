@@ -1,0 +1,173 @@
+"""``/v1/stream``: live scoring over a WebSocket (protocol: docs/streaming.md).
+
+The event loop only moves messages. Frame work (decoding a JPEG, the spool, resizing, the
+running engine, the running input check) runs in the stream worker pool, one call at a
+time per session, and the final scoring goes through the service's batcher, as uploads do.
+A session that cannot keep up (a slow client, a slow network) waits in its own coroutine;
+other sessions and the HTTP routes are not held up by it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+
+from fastapi import APIRouter, FastAPI, WebSocket
+from starlette.websockets import WebSocketState
+
+from labral.serve.stream import watch
+from labral.serve.stream.finish import finish_session
+from labral.serve.stream.hub import StreamHub, check_key, close_with, receive_json
+from labral.serve.stream.limits import (
+    BadStreamMessageError,
+    IdleTimeoutError,
+    StreamError,
+    StreamLimits,
+    StreamNotReadyError,
+    TooManySessionsError,
+)
+from labral.serve.stream.protocol import (
+    OpenMessage,
+    decode_frame,
+    parse_json,
+    parse_open,
+    session_spec,
+)
+from labral.serve.stream.session import StreamSession
+from labral.serve.stream.watch import preview_png
+
+log = logging.getLogger("labral.serve")
+router = APIRouter()
+#: Close code of a session that ended normally after ``{"type": "close"}``.
+NORMAL_CLOSE = 1000
+DISCONNECTED = "client_disconnected"
+
+
+def install_stream(app: FastAPI, limits: StreamLimits | None = None) -> None:
+    """Register ``/v1/stream`` (and the page's ``/v1/stream/watch``) on ``app``."""
+    app.state.stream_hub = StreamHub(limits=limits or StreamLimits())
+    app.include_router(router)
+    app.include_router(watch.router)
+
+
+async def open_session(websocket: WebSocket, hub: StreamHub) -> OpenMessage:
+    """Read and check the ``open`` message: auth first, then readiness, room and fields."""
+    message = await receive_json(websocket, hub.limits.idle_timeout_s)
+    check_key(websocket, message.get("api_key"))
+    service = websocket.app.state.service
+    if not service.ready.is_set():
+        raise StreamNotReadyError("the model is still loading; retry when /readyz answers 200")
+    if message.get("type") != "open":
+        raise BadStreamMessageError(f'the first message must be "open", not {message["type"]!r}')
+    opened = parse_open(message, hub.limits)
+    if hub.open_sessions >= hub.limits.max_sessions:
+        raise TooManySessionsError(
+            f"{hub.open_sessions} live sessions are open (limit {hub.limits.max_sessions}); "
+            "close one or retry later"
+        )
+    return opened
+
+
+async def run_frames(websocket: WebSocket, hub: StreamHub, session: StreamSession) -> None:
+    """Receive frames until ``close``; send an update every k frames.
+
+    Raises:
+        StreamError: a bad message, a bad frame, a limit, an idle client.
+        ConnectionError: the client went away.
+    """
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            message = await asyncio.wait_for(websocket.receive(), hub.limits.idle_timeout_s)
+        except TimeoutError as exc:
+            raise IdleTimeoutError(f"no frame for {hub.limits.idle_timeout_s:g} s") from exc
+        if message["type"] == "websocket.disconnect":
+            raise ConnectionError(DISCONNECTED)
+        if message.get("bytes") is not None:
+            data = message["bytes"]
+            frame = await loop.run_in_executor(
+                hub.executor, decode_frame, data, session.spec, hub.limits
+            )
+            await loop.run_in_executor(hub.executor, session.add, frame)
+            if session.due():
+                update = await loop.run_in_executor(hub.executor, session.update)
+                await websocket.send_json(update)
+                if hub.watchers:
+                    preview = await loop.run_in_executor(hub.executor, preview_png, frame)
+                    hub.publish({**update, "session": id(session), "preview": preview})
+            continue
+        request = parse_json(message.get("text") or "")
+        if request["type"] == "close":
+            return
+        raise BadStreamMessageError(f'unknown message type {request["type"]!r} (frames or "close")')
+
+
+@router.websocket("/v1/stream")
+async def stream(websocket: WebSocket) -> None:
+    """Live scoring of one session (docs/streaming.md)."""
+    hub: StreamHub = websocket.app.state.stream_hub
+    await websocket.accept()
+    try:
+        opened = await open_session(websocket, hub)
+    except StreamError as error:
+        await close_with(websocket, error)
+        return
+    hub.open_sessions += 1
+    session = StreamSession(
+        websocket.app.state.service.scorer, session_spec(opened), hub.limits, hub.spool_dir
+    )
+    try:
+        await _serve_session(websocket, hub, session, opened)
+    finally:
+        hub.open_sessions -= 1
+        session.discard()
+
+
+async def _serve_session(
+    websocket: WebSocket, hub: StreamHub, session: StreamSession, opened: OpenMessage
+) -> None:
+    """Opened: frames and updates, then the result (also after an early end)."""
+    service = websocket.app.state.service
+    await websocket.send_json(
+        {
+            "type": "opened",
+            "session": id(session),
+            "model": service.bundle.identity(),
+            "engine": session.engine.kind,
+            "update_every": session.spec.update_every,
+            "limits": hub.limits.to_json(),
+        }
+    )
+    hub.publish({"type": "opened", "session": id(session), "fps": opened.fps})
+    ended: StreamError | None = None
+    gone = False
+    try:
+        await run_frames(websocket, hub, session)
+    except StreamError as error:
+        ended = error
+    except (ConnectionError, RuntimeError) as exc:  # dropped, or sending to a closed socket
+        gone = True
+        log.info("live session %d dropped after %d frames (%s)", id(session), session.frames, exc)
+    host = websocket.client.host if websocket.client else "unknown"
+    code = DISCONNECTED if gone else (ended.code if ended else None)
+    result = await finish_session(
+        websocket.app,
+        session,
+        hub.executor,
+        ended=code,
+        caller=f"ws:{host}",
+        dicom_header=opened.dicom_header if opened.sr else None,
+    )
+    hub.publish({**result, "session": id(session)})
+    if gone or websocket.client_state != WebSocketState.CONNECTED:
+        return
+    with contextlib.suppress(Exception):
+        if ended is not None:
+            await websocket.send_json({"type": "error", **ended.to_dict()})
+        await websocket.send_json(result)
+        if ended is not None:
+            await websocket.close(ended.close_code, json.dumps({"code": ended.code}))
+        else:
+            await websocket.close(NORMAL_CLOSE)
