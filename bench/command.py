@@ -9,28 +9,38 @@ patient overlap of a manifest suite with the bundles' training splits
 (:mod:`labral.bench.overlap`) - every user error surfaces before the first clip is scored.
 Then the passes (:mod:`labral.bench.passes`: clean, order controls, pointing game,
 robustness), the evaluation (:mod:`labral.bench.results`), a latency probe, and the outputs:
-``results.json``, ``predictions.csv``, ``report.html`` under ``out`` (or Hydra's run dir),
-a terminal summary, and finally the ``fail_under`` gate. ``+spatial_maps=true`` also writes
-``spatial_maps.npz`` (the clean pass's spatial map on every clip's peak frames). Every clip
+``results.json``, ``predictions.csv``, ``report.html`` (with the first model's failure cases,
+:mod:`labral.bench.failure_cases`) and ``report.pdf`` (``pdf=auto|true|false``,
+:mod:`labral.bench.pdf`) under ``out`` (or Hydra's run dir), a terminal summary, and finally
+the ``fail_under`` gate. ``+spatial_maps=true`` also writes ``spatial_maps.npz`` (the clean
+pass's spatial map on every clip's peak frames). Every clip
 is scored by :class:`labral.scoring.ClipScorer`, as in the service.
 """
 
 from __future__ import annotations
 
+import csv
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from omegaconf import DictConfig
 
-from labral.bench import evaluate, perturb
+from labral.bench import evaluate, failure_cases, perturb
 from labral.bench import suite_scoring as scoring
 from labral.bench.distributed import leave_scoring_group, world
 from labral.bench.gate import GateFailedError, check_gate, validate_gate
-from labral.bench.outputs import write_predictions, write_results, write_spatial_maps
+from labral.bench.outputs import (
+    spatial_arrays,
+    write_predictions,
+    write_results,
+    write_spatial_maps,
+)
 from labral.bench.overlap import check_overlap
 from labral.bench.passes import ScoredSuite, score_suite
+from labral.bench.pdf import bench_pdf, check_pdf_setting
 from labral.bench.report import html_report as report
 from labral.bench.report.terminal import print_summary
 from labral.bench.results import bundle_results, unique_names
@@ -73,6 +83,7 @@ def run_bundles(settings: BenchSettings, out: Path) -> dict[str, Any]:
     if not settings.bundle:
         raise BadConfigError("bundle: give a bundle folder (bundle=path) or a list (bundle=[a,b])")
     gate = validate_gate(settings.fail_under)
+    check_pdf_setting(settings.pdf)
     runtime = check_runtime(settings.runtime) if settings.runtime else None
     torch.set_num_threads(settings.threads or scoring.model_threads(settings.workers))
     bundles = [load_bundle(path, runtime=runtime) for path in settings.bundle]
@@ -88,7 +99,7 @@ def run_bundles(settings: BenchSettings, out: Path) -> dict[str, Any]:
             return {}
     results = bundle_results(settings, suite, overlap, names, bundles, transforms, scored)
     results["gate"] = check_gate(gate, {n: results["results"][n]["overall"] for n in names})
-    _write_outputs(settings, out, results, suite, names, scored)
+    _write_outputs(settings, out, results, suite, (names, bundles, transforms), scored)
     if results["gate"]["failed"]:
         raise GateFailedError(results["gate"]["failed"])
     return results
@@ -125,20 +136,58 @@ def _write_outputs(
     out: Path,
     results: dict[str, Any],
     suite: Suite,
-    names: list[str],
+    models: tuple[list[str], list[Bundle], list[Callable[[dict], dict]]],
     scored: ScoredSuite,
 ) -> None:
-    """results.json, predictions.csv, (spatial_maps.npz), report.html and the terminal summary."""
-    write_results(out, results)
+    """predictions.csv, results.json (with ``failure_cases``, read from predictions.csv),
+    (spatial_maps.npz), report.html with its failure cases, (report.pdf) and the terminal
+    summary.
+
+    Args:
+        models: the models' names, bundles and eval transforms, in results.json's order.
+    """
+    names = models[0]
     write_predictions(out / "predictions.csv", suite.records, names, scored.clean)
+    with open(out / "predictions.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if top := settings.failure_cases:
+        results["failure_cases"] = failure_cases.failure_block(results, rows, top)
+    write_results(out, results)
     if settings.spatial_maps:
         write_spatial_maps(out / "spatial_maps.npz", scored.clean)
     labels = evaluate.suite_arrays(suite.records)["y"]
     probabilities = {n: s.probability for n, s in zip(names, scored.clean.scores, strict=True)}
     examples = {n: p["examples"] for n, p in zip(names, scored.pointing, strict=False)}
-    html = report.render_report(results, labels, probabilities, examples, scored.source)
+    failures = _failure_section(settings, rows, results, models, scored)
+    html = report.render_report(results, labels, probabilities, examples, scored.source, failures)
     (out / "report.html").write_text(html)
+    written = bench_pdf(out / "report.html", settings.pdf)
     print_summary(results, out)
+    if written is not None:
+        print(f"pdf:     {written}")
+
+
+def _failure_section(
+    settings: BenchSettings,
+    rows: list[dict[str, str]],
+    results: dict[str, Any],
+    models: tuple[list[str], list[Bundle], list[Callable[[dict], dict]]],
+    scored: ScoredSuite,
+) -> list[str]:
+    """The first model's failure cases for report.html from ``rows`` (predictions.csv, as
+    written; nothing for ``failure_cases=0``); without ``+spatial_maps=true`` the cases'
+    spatial maps are computed here, for those clips alone."""
+    if not settings.failure_cases:
+        return []
+    names, bundles, transforms = models
+    maps = {k: v for k, v in spatial_arrays(scored.clean).items() if k.startswith("model0_")}
+    if not maps:  # failure cases need maps for a handful of clips only
+        shown = failure_cases.failures(rows, names[0], settings.failure_cases).values()
+        chosen = [i for indices in shown for i in indices]
+        maps = failure_cases.first_model_maps(scored.source, bundles[0], transforms[0], chosen)
+    return failure_cases.html_section(
+        results, rows, maps, scored.source.get, top=settings.failure_cases
+    )
 
 
 def main() -> None:

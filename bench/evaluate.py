@@ -68,6 +68,7 @@ def evaluate_model(
     ece_bins: int,
     tolerance: int,
     level: float = 0.95,
+    subgroup_min_n: int = subgroups.MIN_N,
 ) -> dict[str, Any]:
     """Overall metrics, per hard-negative type, per shift setting, localisation and the input
     check's refusals (:mod:`labral.bench.refusals`) of one model.
@@ -76,6 +77,7 @@ def evaluate_model(
         records: the suite's manifest rows (N). scores: that model's scores on them.
         threshold: the bundle's decision threshold on the calibrated probability.
         bootstrap: the suite's shared resampling plan.
+        subgroup_min_n: clips a subgroup needs to be estimable (``subgroup_min_n`` setting).
 
     Returns:
         ``{"overall": {...}, "per_type": {...}, "per_shift": {...}, "localisation": {...},
@@ -127,7 +129,7 @@ def evaluate_model(
         hip_curve = (hip_y, values)
     result["decision_curve"] = decision_curves.model_block((y, p), hip_curve)
     result["subgroups"] = subgroups.subgroups_block(
-        records, y, p, threshold, bootstrap, ece_bins=ece_bins, level=level
+        records, y, p, threshold, bootstrap, ece_bins=ece_bins, level=level, min_n=subgroup_min_n
     )
     return result
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from labral.bench import bootstrap as metrics
-from labral.bench import decision_curves, sample_size, stats
+from labral.bench import checklist, decision_curves, sample_size, stats
 from labral.bench import suite_scoring as scoring
 from labral.bench.refusals import REASON_SEPARATOR
 from labral.bench.settings import BenchSettings
@@ -35,6 +35,7 @@ def statistics_settings(settings: BenchSettings) -> dict:
         "hip_rules": list(stats.HIP_RULES),
         "reweight_prevalences": list(metrics.REWEIGHT_PREVALENCES),
         "prevalence": list(settings.prevalence),
+        "subgroup_min_n": settings.subgroup_min_n,
     }
 
 
@@ -74,12 +75,14 @@ def versions() -> dict[str, str]:
 
 
 def derived_blocks(results: dict[str, Any]) -> dict[str, Any]:
-    """The blocks results.json adds to the evaluation, each computed from it alone:
-    ``decision_curves`` (:func:`labral.bench.decision_curves.summary`) and ``sample_size``
-    (:func:`labral.bench.sample_size.summary`)."""
+    """The blocks results.json adds to the evaluation, each computed from it alone (and the
+    bundles' metadata): ``decision_curves`` (:func:`labral.bench.decision_curves.summary`),
+    ``sample_size`` (:func:`labral.bench.sample_size.summary`) and ``checklist``
+    (:func:`labral.bench.checklist.checklist_block`)."""
     return {
         "decision_curves": decision_curves.summary(results),
         "sample_size": sample_size.summary(results),
+        "checklist": checklist.checklist_block(results),
     }
 
 
@@ -146,15 +149,20 @@ def write_predictions(
             )
 
 
-def write_spatial_maps(path: Path, passes: scoring.PassResult) -> None:
-    """spatial_maps.npz: ``model<b>_clip<i>_frame<f>`` -> float32 (h, w) map (see
+def spatial_arrays(passes: scoring.PassResult) -> dict[str, np.ndarray]:
+    """Every spatial map of a pass: ``model<b>_clip<i>_frame<f>`` -> float32 (h, w) map (see
     :class:`labral.scoring.SpatialMap`); ``b`` indexes results.json ``models``, ``i`` the rows
-    of predictions.csv, ``f`` a peak (source) frame of that clip."""
-    arrays = {
+    of predictions.csv, ``f`` a peak (source) frame of that clip. Empty unless the pass was
+    scored with spatial maps."""
+    return {
         f"model{b}_clip{i}_frame{m.frame}": m.values
         for b, model in enumerate(passes.scores)
         for i, clip in enumerate(model.clips)
         if clip is not None
         for m in clip.spatial_maps
     }
-    np.savez_compressed(path, **arrays)
+
+
+def write_spatial_maps(path: Path, passes: scoring.PassResult) -> None:
+    """spatial_maps.npz: :func:`spatial_arrays` of the pass."""
+    np.savez_compressed(path, **spatial_arrays(passes))

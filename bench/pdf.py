@@ -5,8 +5,8 @@
 Chromium prints the self-contained report (no network: every figure is a data URI) with
 ``--headless --print-to-pdf``. The binary is ``chromium`` or ``chromium-browser``
 (:data:`CHROMIUM_NAMES`); without one, a clear message says so and nothing else changes (the
-HTML report stays the document). ``labral bench`` itself does not call this yet: a ``pdf``
-setting needs a hook where the command writes report.html (``bench/command.py``).
+HTML report stays the document). ``labral bench`` calls :func:`bench_pdf` after writing
+report.html, as its ``pdf`` setting asks (``auto``, ``true`` or ``false``).
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
+
+from labral.errors import BadConfigError
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser")
 NO_CHROMIUM = (
@@ -75,6 +78,36 @@ def write_pdf(html: Path, pdf: Path | None = None, timeout: float = 120.0) -> Pa
     if not target.is_file() or target.read_bytes()[:4] != PDF_MAGIC:
         raise RuntimeError(f"chromium wrote no PDF (exit {run.returncode}): {run.stderr[-500:]}")
     return target
+
+
+def check_pdf_setting(mode: Literal["auto"] | bool) -> None:
+    """Refuse ``pdf=true`` without Chromium before any clip is scored.
+
+    Raises:
+        BadConfigError: ``pdf=true`` and no Chromium on PATH.
+    """
+    if mode is True and find_chromium() is None:
+        raise BadConfigError(f"pdf=true: {NO_CHROMIUM}; or run with pdf=auto or pdf=false")
+
+
+def bench_pdf(html: Path, mode: Literal["auto"] | bool) -> Path | None:
+    """``labral bench``'s PDF step for its ``pdf`` setting: nothing for false; the PDF for
+    true (errors raised); for auto the PDF where Chromium is found, else the
+    :data:`NO_CHROMIUM` message, and a Chromium that fails is reported, not raised (the HTML
+    stays the report).
+
+    Raises:
+        RuntimeError: ``pdf=true`` and Chromium wrote no PDF.
+    """
+    if mode is False:
+        return None
+    if mode is True:
+        return write_pdf(html)
+    try:
+        return write_pdf(html)
+    except (RuntimeError, OSError, subprocess.SubprocessError) as error:
+        print(f"no PDF: {error}; report.html is the report", file=sys.stderr)
+        return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

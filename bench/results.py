@@ -86,6 +86,7 @@ def evaluate_models(
             plan,
             ece_bins=bins,
             tolerance=settings.localisation_tolerance,
+            subgroup_min_n=settings.subgroup_min_n,
             level=boot.level,
         )
         for name, bundle, scores in zip(names, bundles, scored.clean.scores, strict=True)

@@ -28,19 +28,31 @@ import numpy as np
 
 from labral.bench import bootstrap as metrics
 from labral.bench import evaluate, refusals
+from labral.bench.failure_cases import failure_block
 from labral.bench.gate import GateFailedError, check_gate, validate_gate
 from labral.bench.outputs import statistics_settings, versions, write_results
-from labral.bench.report.saved_predictions_report import THRESHOLD_METRICS, render
+from labral.bench.pdf import bench_pdf, check_pdf_setting
+from labral.bench.report.saved_predictions_report import (
+    THRESHOLD_METRICS,
+    failure_table,
+    render,
+)
 from labral.bench.results import RESULTS_SCHEMA_VERSION, unique_names
 from labral.bench.settings import BenchSettings
+from labral.bench.subgroups import GROUPING_COLUMNS
 from labral.bench.suite_scoring import ModelScores
 from labral.errors import BadConfigError, BadManifestError
+from labral.input_check.verdict import NOT_ASSESSABLE, SCORED
 
 _ci = metrics.format_with_ci
 
 REQUIRED = ("path", "patient", "label", "probability")
-#: Columns copied into each clip's suite record when present.
-RECORD_COLUMNS = ("fold", "clip_type", "shift", "wrong_input", "wrong_family", "held_out")
+#: Columns copied into each clip's suite record when present (the subgroups' among them).
+RECORD_COLUMNS = tuple(
+    dict.fromkeys(
+        ("fold", "clip_type", "shift", "wrong_input", "wrong_family", "held_out", *GROUPING_COLUMNS)
+    )
+)
 OPTIONAL = ("hip", "hip_label", "threshold", "name", *RECORD_COLUMNS, "status", "reasons")
 DEFAULT_THRESHOLD = 0.5
 
@@ -262,6 +274,7 @@ def evaluate_saved(
             plan,
             ece_bins=bins,
             tolerance=settings.localisation_tolerance,
+            subgroup_min_n=settings.subgroup_min_n,
             level=level,
         )
         block["localisation"]["note"] = "saved predictions carry no relevance"
@@ -317,6 +330,22 @@ def saved_results(
     }
 
 
+def _failure_rows(name: str, model: SavedModel) -> list[dict[str, str]]:
+    """The CSV's clips as predictions.csv rows of model ``name`` (what
+    :func:`labral.bench.failure_cases.failures` reads): decisions at the single threshold."""
+    return [
+        {
+            "label": str(record["label"]),
+            "patient": str(record["patient"]),
+            **{key: str(record.get(key, "")) for key in ("fold", "clip_type", "shift")},
+            f"p_{name}": f"{p:.9f}",
+            f"decision_{name}": str(int(p >= model.threshold)),
+            f"status_{name}": SCORED if ok else NOT_ASSESSABLE,
+        }
+        for record, p, ok in zip(model.records, model.probability, model.assessable, strict=True)
+    ]
+
+
 def _print_summary(results: dict[str, Any], out: Path) -> None:
     """Each model's AUROC and hip-level AUROC, each paired difference, and the output files."""
     for name, block in results["results"].items():
@@ -338,17 +367,25 @@ def run_saved_predictions(settings: BenchSettings, out: Path) -> dict[str, Any]:
     """
     paths = _paths(settings)
     gate = validate_gate(settings.fail_under)
+    check_pdf_setting(settings.pdf)
     models = [load_predictions(p) for p in paths]
     models = [models[0], *(align(models[0], m) for m in models[1:])]
     names = unique_names(models)
     results = saved_results(settings, paths, models, names)
     results["gate"] = check_gate(gate, {n: results["results"][n]["overall"] for n in names})
     out.mkdir(parents=True, exist_ok=True)
+    rows = _failure_rows(names[0], models[0])
+    if settings.failure_cases:
+        results["failure_cases"] = failure_block(results, rows, settings.failure_cases)
     write_results(out, results)
     y = evaluate.suite_arrays(models[0].records)["y"]
     probabilities = {n: m.probability for n, m in zip(names, models, strict=True)}
-    (out / "report.html").write_text(render(results, y, probabilities))
+    failures = failure_table(results, rows, settings.failure_cases)
+    (out / "report.html").write_text(render(results, y, probabilities, failures))
+    written = bench_pdf(out / "report.html", settings.pdf)
     _print_summary(results, out)
+    if written is not None:
+        print(f"pdf:     {written}")
     if results["gate"]["failed"]:
         raise GateFailedError(results["gate"]["failed"])
     return results

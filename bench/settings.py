@@ -9,11 +9,12 @@ and :mod:`labral.bench.saved_predictions`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator
 
 from labral.bench.bootstrap import metric_functions
+from labral.bench.subgroups import MIN_N
 from labral.metrics import DEFAULT_ECE_BINS, ClusterBootstrap
 from labral.settings import Settings, Text
 
@@ -32,6 +33,22 @@ def _path_list(value: Any) -> Any:
 
 #: ``bundle=path`` or ``bundle=[a,b]``: always a list of paths (empty when not given)
 PathList = Annotated[list[Text], BeforeValidator(_path_list)]
+
+PDF_TEXT = {"auto": "auto", "true": True, "yes": True, "false": False, "no": False}
+
+
+def _pdf_mode(value: Any) -> Any:
+    """``pdf=auto|true|false`` (a bool as Hydra parses it, or that text) as "auto" or a bool."""
+    if isinstance(value, bool):
+        return value
+    mode = PDF_TEXT.get(str(value).strip().lower())
+    if mode is None:
+        raise ValueError("give auto (a PDF where Chromium is found), true (required) or false")
+    return mode
+
+
+#: ``pdf=auto`` (write report.pdf where headless Chromium is found), ``true`` or ``false``
+PdfMode = Annotated[Literal["auto"] | bool, BeforeValidator(_pdf_mode)]
 
 
 class BootstrapSettings(Settings):
@@ -89,6 +106,16 @@ class BenchSettings(Settings):
         description="manifest patients in a bundle's training splits: refuse|exclude|ignore",
     )
     spatial_maps: bool = Field(False, description="+spatial_maps=true: write spatial_maps.npz")
+    subgroup_min_n: int = Field(
+        MIN_N, ge=1, description="clips a subgroup needs (and both classes) to be estimable"
+    )
+    failure_cases: int = Field(
+        5, ge=0, description="top false positives and negatives in report.html (0 = none)"
+    )
+    pdf: PdfMode = Field(
+        "auto",
+        description="report.pdf by headless Chromium: auto (where found), true (required), false",
+    )
     prevalence: list[float] = Field(
         default_factory=list,
         description="decision curves also at these prevalences, e.g. prevalence=[0.1,0.3]",

@@ -6,6 +6,7 @@ Readable from a file:// URL with no server and no network (no scripts, no extern
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from typing import Any
 
 import matplotlib
@@ -141,6 +142,7 @@ def render_report(
     probabilities: dict[str, np.ndarray],
     examples: dict[str, list[dict[str, Any]]] | None = None,
     source: Any = None,
+    failures: Sequence[str] = (),
 ) -> str:
     """The whole report as one HTML string.
 
@@ -149,6 +151,8 @@ def render_report(
         probabilities: model name -> float64 (N,) calibrated probabilities.
         examples: model name -> pointing-game examples (key frame, spatial map, mask), drawn
             over the key frames when ``source`` (the suite's :class:`ClipSource`) is given.
+        failures: the failure-case section's HTML (:func:`labral.bench.failure_cases.
+            html_section`; none when empty).
     """
     parts = _head(results)
     parts += sections.comparison_section(results) + sections.replicates_section(results)
@@ -166,6 +170,7 @@ def render_report(
     parts += _robustness_section(results) + sections.localisation_section(results)
     if examples and source is not None:
         parts += sections.key_frame_figure(examples, source)
+    parts += list(failures)
     parts += sample_size.html_section(results) + checklist.html_section(results)
     parts += _speed_section(results) + _closing_sections(results)
     return "\n".join(parts)

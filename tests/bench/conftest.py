@@ -102,6 +102,10 @@ def _compose_bench(tmp_path: Path, overrides: list[str]) -> DictConfig:
             "latency_clips=2",
             "progress=false",
             "batch_size=5",
+            # a PDF takes Chromium seconds and failure cases a figure each: the tests of
+            # those outputs ask for them
+            "pdf=false",
+            "failure_cases=0",
             *overrides,
         ],
     )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from labral.bench.report import checklist
+from labral.bench import checklist
+from labral.bench.report import checklist as checklist_report
 
 
 def _results(definition: dict | None) -> dict:
@@ -54,5 +55,5 @@ def test_synthetic_suite_fills_provenance_and_reference() -> None:
     rows = dict(checklist.checklist(_results({"n_patients": 20}), specs={"m": None}))
     assert not rows["outcome and reference standard"].startswith("not filled")
     assert "synthetic" in rows["limitations"]
-    html = "".join(checklist.html_section(_results(None)))
+    html = "".join(checklist_report.html_section(_results(None)))
     assert "Reporting checklist" in html and "6 of 16 are marked" in html
