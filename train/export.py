@@ -8,7 +8,8 @@ wrapped so its forward returns ``(logits (B,), relevance (B, T))``, converted by
 requested ``Exporter`` (:mod:`labral.train.export_formats`: model.ts, model.onnx and model.pt2 by
 default; TorchScript is required), checked against eager outputs on synthetic clips, and
 written with ``labral.bundle.write_bundle`` (which records every file's SHA-256) plus a
-model card; every file is then loaded back with its runtime and checked again.
+model card under the TRIPOD+AI / CLAIM topics (:mod:`labral.train.model_card`); every
+file is then loaded back with its runtime and checked again.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from labral.train.check_export import check_for_run
 from labral.train.export_formats import Exporter, RelevanceModule, make_exporter
 from labral.train.export_formats import OnnxExporter as OnnxExporter  # re-exported: tests patch
 from labral.train.export_formats import TorchScriptExporter as TorchScriptExporter  # them here
+from labral.train.model_card import model_card
 from labral.train.settings import EXPORT_SCHEMA, ExportSettings
 from labral.train.split_record import split_patient_record
 
@@ -229,63 +231,6 @@ def check_card(check: InputCheck | None) -> str:
     )
 
 
-def model_card(
-    spec: dict[str, Any],
-    verified: dict[str, float],
-    description: str,
-    input_check: InputCheck | None = None,
-) -> str:
-    """Markdown model card (README.md of the bundle)."""
-    val = spec.get("val_metrics") or {}
-    metrics = "\n".join(
-        f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |"
-        for k, v in val.items()
-        if not isinstance(v, (dict, list))
-    )
-    checks = ", ".join(f"{k} max |diff| {v:.2e}" for k, v in verified.items())
-    return f"""# {spec["model_name"]} ({spec["model_version"]})
-
-Detects anterior hip labral detachment (fluid extruding through a chondrolabral cleft) in a
-dynamic ultrasound cine clip. Classes: {", ".join(spec["class_names"])}.
-
-## Intended use
-Research only. **Not a medical device and not a diagnosis.** Trained and validated on
-synthetic clips only; its scores say nothing about real patients.
-
-## Input
-`model.ts` takes float32 (B, 1, T, H, W), intensities in [0, 1], produced by the eval
-transform below; it returns `(logits (B,), relevance (B, T))`, where relevance is a class
-activation over time whose mean over frames equals the logit.
-- input spec: `{json.dumps(spec["input_spec"])}`
-- eval transform: `{json.dumps(spec["eval_transform"])}`
-- calibration: temperature {spec["temperature"]:.4g}; threshold {spec["threshold"]:.4g}
-  ({spec["threshold_rule"]}); probability = sigmoid(logit / temperature),
-  the scaled logit clipped to +-60.
-- network: {description}
-
-## Data
-Synthetic cine clips (labral's generator), patient-disjoint splits; training-data
-fingerprint `{spec.get("data_fingerprint")}`.
-
-## Input check
-{check_card(input_check)}
-
-## Validation metrics (synthetic validation split)
-| metric | value |
-|---|---|
-{metrics or "| (none recorded) | |"}
-
-## Limitations
-- Synthetic data only; real probes, patients and artefacts differ.
-- Sees a fixed window of {spec["input_spec"]["frames"]} frames at {spec["input_spec"]["fps"]}
-  frames/s; motion faster or slower than that is resampled.
-- Relevance shows when the model's evidence occurs, not why; it is not a segmentation.
-
-## Provenance
-code {spec["code_version"]}, labral {spec["labral_version"]}; export checks: {checks}.
-"""
-
-
 def export_run(
     run: TrainingRun,
     out_dir: str | Path,
@@ -356,7 +301,7 @@ def export_run(
         "config": run.config,
         "export_checks": {"max_abs_diff": verified, "atol": atol, "clips": len(clips)},
     }
-    card = model_card(spec, verified, description, input_check)
+    card = model_card(spec, verified, description, check_card(input_check))
     write_bundle(out, artifacts["torchscript"], spec, card, onnx=False, input_check=input_check)
     check_reloaded(out, module, clips, atol)
     return out
