@@ -22,8 +22,8 @@ window pads its own, so streaming one whole window and flushing gives the window
 session runs and scores the recorded clip offline when it closes (``docs/streaming.md``).
 
 It reads the structure of ``CompactVideoNet`` (``stem``, ``stages``, ``head``,
-``motion_channel``), eager or TorchScript; :func:`supports_streaming` says whether a module
-has it. ``models/compact.py`` itself is unchanged.
+``motion_channel``), eager or TorchScript; :func:`streaming_net_of` finds it inside a
+bundle's module. ``models/compact.py`` itself is unchanged.
 """
 
 from __future__ import annotations
@@ -42,6 +42,18 @@ Frame = torch.Tensor  # float32 (1, C, 1, H, W): one time step of a feature map
 def supports_streaming(module: Any) -> bool:
     """Whether ``module`` has the compact net's structure (eager or TorchScript)."""
     return all(hasattr(module, name) for name in ("stem", "stages", "head", "motion_channel"))
+
+
+def streaming_net_of(module: Any) -> Any | None:
+    """The compact net inside a bundle's module, or None when it has none.
+
+    A bundle runs ``RelevanceModule(net)`` (its ``model``), through TorchScript or, with
+    ONNX Runtime, a session whose ``differentiable`` is that TorchScript module.
+    """
+    candidates = [module, getattr(module, "model", None)]
+    torch_twin = getattr(module, "differentiable", None)
+    candidates += [torch_twin, getattr(torch_twin, "model", None)]
+    return next((m for m in candidates if m is not None and supports_streaming(m)), None)
 
 
 class _PerFrame:
@@ -112,9 +124,14 @@ def _flush_chain(nodes: list[Any]) -> list[Frame]:
     return pending
 
 
+def _parts(sequential: nn.Module) -> list[Any]:
+    """The layers of a Sequential (a loaded TorchScript Sequential cannot be indexed)."""
+    return list(sequential.children())
+
+
 def _conv2plus1d(block: nn.Module) -> list[Any]:
     """Nodes of a ``Conv2Plus1d``: (spatial conv, norm, act) per frame, then the temporal conv."""
-    spatial, norm, act, temporal = block[0], block[1], block[2], block[3]
+    spatial, norm, act, temporal = _parts(block)
     return [_PerFrame(lambda x: act(norm(spatial(x)))), _TemporalConv(temporal)]
 
 
@@ -129,7 +146,7 @@ class _Residual:
             *_conv2plus1d(block.conv2),
             _PerFrame(block.norm2),
         ]
-        self.stride = int(block.conv1[3].stride[0])
+        self.stride = int(_parts(block.conv1)[3].stride[0])
         self.shortcut = block.shortcut
         self.act = block.act2
         self.waiting: deque[Frame] = deque()
@@ -164,15 +181,16 @@ class StreamingCompactNet:
             raise TypeError("the module is not a CompactVideoNet (no stem/stages/head)")
         self.module = module
         self.motion = bool(module.motion_channel)
-        stem = module.stem
+        conv, norm, act = _parts(module.stem)
+        residuals = [_Residual(block) for block in _parts(module.stages)]
         self.nodes: list[Any] = [
-            *_conv2plus1d(stem[0]),
-            _PerFrame(lambda x: stem[2](stem[1](x))),
-            *[_Residual(block) for block in module.stages],
+            *_conv2plus1d(conv),
+            _PerFrame(lambda x: act(norm(x))),
+            *residuals,
         ]
         self.stride = 1
-        for block in module.stages:
-            self.stride *= int(block.conv1[3].stride[0])
+        for residual in residuals:
+            self.stride *= residual.stride
         self.previous: torch.Tensor | None = None
         self.frames = 0
 

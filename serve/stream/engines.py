@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from labral.models.streaming import StreamingCompactNet, supports_streaming
+from labral.models.streaming import StreamingCompactNet, streaming_net_of
 
 
 class RunningEngine(Protocol):
@@ -97,7 +97,9 @@ class WindowEngine:
 
 
 def running_engine(module: Any, frames: int) -> StepEngine | WindowEngine:
-    """The engine for a bundle's module: :class:`StepEngine` when it streams, else window."""
-    if supports_streaming(module):
-        return StepEngine(module, frames)
+    """The engine for a bundle's module: :class:`StepEngine` when it holds the compact net,
+    else :class:`WindowEngine`."""
+    net = streaming_net_of(module)
+    if net is not None:
+        return StepEngine(net, frames)
     return WindowEngine(module, frames)

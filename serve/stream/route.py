@@ -119,49 +119,20 @@ async def stream(websocket: WebSocket) -> None:
         websocket.app.state.service.scorer, session_spec(opened), hub.limits, hub.spool_dir
     )
     try:
-        await _serve_session(websocket, hub, session, opened)
-    finally:
+        ended, gone = await _receive_session(websocket, hub, session, opened)
+    except BaseException:
         hub.open_sessions -= 1
         session.discard()
-
-
-async def _serve_session(
-    websocket: WebSocket, hub: StreamHub, session: StreamSession, opened: OpenMessage
-) -> None:
-    """Opened: frames and updates, then the result (also after an early end)."""
-    service = websocket.app.state.service
-    await websocket.send_json(
-        {
-            "type": "opened",
-            "session": id(session),
-            "model": service.bundle.identity(),
-            "engine": session.engine.kind,
-            "update_every": session.spec.update_every,
-            "limits": hub.limits.to_json(),
-        }
-    )
-    hub.publish({"type": "opened", "session": id(session), "fps": opened.fps})
-    ended: StreamError | None = None
-    gone = False
-    try:
-        await run_frames(websocket, hub, session)
-    except StreamError as error:
-        ended = error
-    except (ConnectionError, RuntimeError) as exc:  # dropped, or sending to a closed socket
-        gone = True
-        log.info("live session %d dropped after %d frames (%s)", id(session), session.frames, exc)
-    host = websocket.client.host if websocket.client else "unknown"
-    code = DISCONNECTED if gone else (ended.code if ended else None)
-    result = await finish_session(
-        websocket.app,
-        session,
-        hub.executor,
-        ended=code,
-        caller=f"ws:{host}",
-        dicom_header=opened.dicom_header if opened.sr else None,
-    )
-    hub.publish({**result, "session": id(session)})
-    if gone or websocket.client_state != WebSocketState.CONNECTED:
+        raise
+    # the result is made in a task of its own: a dropped client (whose handler may be
+    # cancelled) still gets its partial row, and the session is released when it is stored
+    finishing = asyncio.ensure_future(_finish(websocket, hub, session, opened, ended, gone))
+    hub.finishing.add(finishing)
+    finishing.add_done_callback(hub.finishing.discard)
+    if gone:
+        return
+    result = await asyncio.shield(finishing)
+    if websocket.client_state != WebSocketState.CONNECTED:
         return
     with contextlib.suppress(Exception):
         if ended is not None:
@@ -171,3 +142,57 @@ async def _serve_session(
             await websocket.close(ended.close_code, json.dumps({"code": ended.code}))
         else:
             await websocket.close(NORMAL_CLOSE)
+
+
+async def _receive_session(
+    websocket: WebSocket, hub: StreamHub, session: StreamSession, opened: OpenMessage
+) -> tuple[StreamError | None, bool]:
+    """Opened: frames and updates until the end. Returns (the error it ended with, or None
+    after ``close``; whether the client is gone)."""
+    service = websocket.app.state.service
+    try:
+        await websocket.send_json(
+            {
+                "type": "opened",
+                "session": id(session),
+                "model": service.bundle.identity(),
+                "engine": session.engine.kind,
+                "update_every": session.spec.update_every,
+                "limits": hub.limits.to_json(),
+            }
+        )
+        hub.publish({"type": "opened", "session": id(session), "fps": opened.fps})
+        await run_frames(websocket, hub, session)
+    except StreamError as error:
+        return error, False
+    except (ConnectionError, RuntimeError, asyncio.CancelledError) as exc:
+        # dropped, sending to a closed socket, or the handler cancelled as the client left
+        log.info("live session %d dropped after %d frames (%r)", id(session), session.frames, exc)
+        return None, True
+    return None, False
+
+
+async def _finish(
+    websocket: WebSocket,
+    hub: StreamHub,
+    session: StreamSession,
+    opened: OpenMessage,
+    ended: StreamError | None,
+    gone: bool,
+) -> dict:
+    """Score the recorded frames and store the row (serve/stream/finish.py); release."""
+    host = websocket.client.host if websocket.client else "unknown"
+    try:
+        result = await finish_session(
+            websocket.app,
+            session,
+            hub.executor,
+            ended=DISCONNECTED if gone else (ended.code if ended else None),
+            caller=f"ws:{host}",
+            dicom_header=opened.dicom_header if opened.sr else None,
+        )
+    finally:
+        hub.open_sessions -= 1
+        session.discard()
+    hub.publish({**result, "session": id(session)})
+    return result
