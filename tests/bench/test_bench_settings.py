@@ -7,7 +7,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from labral.bench import command  # noqa: F401 - registers bench_schema in the ConfigStore
+from labral.bench import (
+    command,  # noqa: F401 - registers bench_schema in the ConfigStore
+    failure_cases,
+    subgroups,
+)
 from labral.bench.settings import BenchSettings
 from labral.errors import BadConfigError
 from labral.metrics import DEFAULT_ECE_BINS
@@ -35,12 +39,31 @@ def test_composed_defaults_are_the_models(compose_bench, tmp_path: Path) -> None
 
 @pytest.mark.parametrize(
     ("override", "key"),
-    [("bootstrap.n=0", "bootstrap.n"), ("workers=-1", "workers"), ("batch_size=x", "batch_size")],
+    [
+        ("bootstrap.n=0", "bootstrap.n"),
+        ("workers=-1", "workers"),
+        ("batch_size=x", "batch_size"),
+        ("pdf=maybe", "pdf='maybe': give auto"),
+        ("failure_cases=-1", "failure_cases"),
+        ("subgroup_min_n=0", "subgroup_min_n"),
+    ],
 )
 def test_bad_values_name_their_key(compose_bench, tmp_path: Path, override: str, key: str) -> None:
     cfg = compose_bench(tmp_path, [override])
     with pytest.raises(BadConfigError, match=key):
         settings_from_config(BenchSettings, cfg, ignore=("paths",))
+
+
+def test_report_settings_default_once_and_read_as_typed() -> None:
+    defaults = BenchSettings()
+    assert defaults.pdf == "auto" and defaults.subgroup_min_n == subgroups.MIN_N
+    assert failure_cases.TOP == defaults.failure_cases  # the page tool's default is the setting's
+    assert [BenchSettings(pdf=v).pdf for v in ("auto", True, "false", "no")] == [
+        "auto",
+        True,
+        False,
+        False,
+    ]
 
 
 def test_a_bundle_path_hydra_reads_as_a_number_stays_a_path() -> None:

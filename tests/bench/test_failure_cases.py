@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import re
 
 import numpy as np
@@ -69,3 +70,47 @@ def test_failure_page_of_a_bench_run(bench_assets, compose_bench, tmp_path) -> N
     for i in rows["false_negative"]:  # every case drawn has its map (at some peak frame)
         assert failure_cases.spatial_map(maps, 0, i, key=-1) is not None
     assert "P00" not in page and "clips/p" not in page  # no manifest ids, no paths
+
+
+def test_bench_report_shows_failure_cases_with_their_maps(
+    bench_assets, compose_bench, tmp_path, monkeypatch
+) -> None:
+    computed: list[dict] = []
+    first_model_maps = failure_cases.first_model_maps
+
+    def spy(*args):  # the maps labral bench computes for the cases it shows
+        computed.append(first_model_maps(*args))
+        return computed[-1]
+
+    monkeypatch.setattr(failure_cases, "first_model_maps", spy)
+    cfg = compose_bench(
+        tmp_path,
+        [
+            f"bundle={bench_assets['bundle_b']}",
+            f"suite={bench_assets['manifest']}",
+            "controls=false",
+            "pointing_game=false",
+            "failure_cases=2",
+        ],
+    )
+    results = command.run(cfg)
+    run = tmp_path / "out"
+    assert not (run / "spatial_maps.npz").exists()  # no +spatial_maps=true
+    with open(run / "predictions.csv", newline="") as handle:
+        picked = failure_cases.failures(list(csv.DictReader(handle)), "blunt", 2)
+    shown = picked["false_positive"] + picked["false_negative"]
+    assert shown
+    (maps,) = computed
+    for i in shown:  # every case shown has its spatial map, computed for it alone
+        assert failure_cases.spatial_map(maps, 0, i, key=-1) is not None
+    assert {int(k.split("_clip")[1].split("_")[0]) for k in maps} == set(shown)
+    report = (run / "report.html").read_text()
+    section = report.split("<h2>Failure cases of blunt")[1].split("<h2>")[0]
+    assert section.count('src="data:image/png;base64,') == len(shown)
+    assert "Spatial maps (orange)" in section
+    assert "P00" not in section and "clips/p" not in section  # no manifest ids, no paths
+    written = json.loads((run / "results.json").read_text())["failure_cases"]
+    assert written == results["failure_cases"]
+    for kind, rows in picked.items():
+        assert [case["row"] for case in written[kind]] == rows
+        assert all(re.fullmatch(r"case-[0-9a-f]{8}", case["patient"]) for case in written[kind])

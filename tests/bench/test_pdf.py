@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from labral.bench import pdf
+from labral.bench import command, pdf
+from tests.bench.test_saved_predictions import cohort, write_csv
 
 PAGE = "<!doctype html><html><body><h1>labral benchmark</h1><p>net benefit</p></body></html>"
 
@@ -30,3 +31,11 @@ def test_without_chromium_a_message_and_no_pdf(
     assert pdf.main([str(html)]) == 1
     assert "no PDF: headless Chromium" in capsys.readouterr().err
     assert not (tmp_path / "report.pdf").exists() and html.is_file()
+
+
+def test_labral_bench_writes_report_pdf(require_tool, compose_bench, tmp_path: Path) -> None:
+    require_tool("chromium")
+    saved = write_csv(tmp_path / "cv" / "oof_predictions.csv", cohort())
+    command.run(compose_bench(tmp_path, [f"predictions={saved}", "pdf=true"]))
+    assert (tmp_path / "out" / "report.html").is_file()
+    assert (tmp_path / "out" / "report.pdf").read_bytes().startswith(pdf.PDF_MAGIC)
