@@ -5,9 +5,11 @@
     labral export ckpt=... out=...
     labral bench bundle=<bundle> suite=synthetic-id
     labral serve bundle=<path> port=8000
+    labral stream clip.dcm --server http://127.0.0.1:8000 --realtime
 
-Every subcommand resolves ``configs/<name>.yaml`` and calls a plain ``run(cfg)`` function, so
-tests can compose the same configs and call the function directly.
+Every subcommand but ``stream`` (a client with plain flags) resolves ``configs/<name>.yaml``
+and calls a plain ``run(cfg)`` function, so tests can compose the same configs and call the
+function directly.
 """
 
 from __future__ import annotations
@@ -36,6 +38,14 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "bench": ("labral.bench.command", "run", "benchmark bundles on a suite"),
     "serve": ("labral.serve.command", "run", "serve a bundle over HTTP"),
 }
+#: subcommands with plain flags (a client, not a Hydra app): name -> (module, main(argv), help)
+PLAIN_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "stream": (
+        "labral.serve.stream.command",
+        "main",
+        "live scoring: replay a cine or send a device to a server's /v1/stream",
+    ),
+}
 
 CONFIG_PATH = "pkg://labral.configs"
 
@@ -43,7 +53,9 @@ CONFIG_PATH = "pkg://labral.configs"
 def _usage() -> str:
     lines = ["usage: labral <command> [key=value ...] [hydra options]", "", "commands:"]
     lines += [f"  {name:<8} {help_}" for name, (_, _, help_) in COMMANDS.items()]
-    lines += ["", "Each command is a Hydra app: `labral <command> --help` lists its settings."]
+    lines += [f"  {name:<8} {help_}" for name, (_, _, help_) in PLAIN_COMMANDS.items()]
+    lines += ["", "Each command is a Hydra app: `labral <command> --help` lists its settings"]
+    lines += ["(`labral stream` takes plain flags: `labral stream --help`)."]
     return "\n".join(lines)
 
 
@@ -88,6 +100,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(_usage())
         return 0
     name, rest = args[0], args[1:]
+    if name in PLAIN_COMMANDS:
+        module_name, function_name, _ = PLAIN_COMMANDS[name]
+        return getattr(importlib.import_module(module_name), function_name)(rest)
     if name not in COMMANDS:
         print(f"labral: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
