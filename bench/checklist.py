@@ -165,7 +165,10 @@ FILLS: dict[str, Fill] = {
     "missing": _missing,
     "model": _model,
     "discrimination": _metric("auroc"),
-    "calibration": _metric("ece"),
+    "calibration": lambda r, s: (
+        f"{_metric('ece')(r, s)}; {_metric('brier')(r, s)} "
+        "(reliability diagram in the Calibration section)"
+    ),
     "subgroups": _subgroups,
     "utility": _utility,
     "sample_size_justification": lambda r, s: "see Sample size for a target CI width",

@@ -8,8 +8,9 @@ pointing game beside chance, the paired tests of the first model against each ot
 (patient bootstrap and DeLong), the spread of replicate bundles, the input check's
 tables (wrong inputs, valid clips, check scores: :mod:`labral.bench.report.input_check`) and
 net benefit at a few threshold probabilities (:mod:`labral.bench.report.decision_curves`)
-the patients a study needs for a target CI width (:mod:`labral.bench.sample_size`) and
-AUROC / ECE per subgroup (:mod:`labral.bench.subgroups`).
+the patients a study needs for a target CI width (:mod:`labral.bench.sample_size`),
+AUROC / ECE per subgroup (:mod:`labral.bench.subgroups`) and the TRIPOD+AI / CLAIM
+checklist (:mod:`labral.bench.checklist`).
 The README's results tables are this script's output.
 """
 
@@ -24,7 +25,7 @@ from typing import Any
 
 from labral.bench.bootstrap import format_with_ci as ci
 from labral.bench.controls import CONTROLS
-from labral.bench.report import decision_curves, input_check, sample_size, subgroups
+from labral.bench.report import checklist, decision_curves, input_check, sample_size, subgroups
 from labral.bench.report.input_check import level_order
 
 
@@ -74,6 +75,7 @@ def tables(results: dict[str, Any], labels: dict[str, str] | None = None) -> str
     out += decision_curves.markdown_section(results, models.label, _row)
     out += sample_size.markdown_section(results, models.label, _row)
     out += subgroups.markdown_section(results, models.label, _row)
+    out += checklist.markdown_section(results, _row)
     return "\n".join(out)
 
 

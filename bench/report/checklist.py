@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from labral.bench.checklist import checklist
@@ -24,3 +25,15 @@ def html_section(results: dict[str, Any]) -> list[str]:
         f"<p class='note'>{html.escape(note)}</p>",
         table(["topic", "filled from this run"], rows),
     ]
+
+
+def markdown_section(results: dict[str, Any], row: Callable[[Sequence[Any]], str]) -> list[str]:
+    """The Markdown table of results.json's ``checklist`` (``row``: the Markdown row maker);
+    nothing for a results.json written before the block existed."""
+    items = results.get("checklist") or []
+    if not items:
+        return []
+    header = ["topic", "filled from this run"]
+    lines = [row(header), row(["---"] * len(header))]
+    lines += [row([item["topic"], item["text"].replace("|", "/")]) for item in items]
+    return ["Reporting checklist (TRIPOD+AI / CLAIM):", "", *lines, ""]
