@@ -94,11 +94,12 @@ def test_labral_bench_under_torchrun_writes_the_single_process_predictions(
     bench_assets, tmp_path
 ) -> None:
     # the command itself: `torchrun -m labral.bench.command ...` shards every pass (clean and
-    # order controls) and rank 0 writes the same predictions.csv as one process
+    # order controls) and rank 0 writes the same predictions.csv as one process; failure
+    # cases at their default (rank 0 computes their maps alone), no PDF (Chromium's seconds)
     common = [
         f"bundle=[{bench_assets['bundle']},{bench_assets['bundle_b']}]",
         f"suite={bench_assets['manifest']}", "overlap=ignore", "batch_size=5", "workers=0",
-        "threads=1", "bootstrap.n=50", "latency_clips=0", "progress=false",
+        "threads=1", "bootstrap.n=50", "latency_clips=0", "progress=false", "pdf=false",
     ]  # fmt: skip
     env = {**os.environ, "PYTHONSAFEPATH": "1", "OMP_NUM_THREADS": "1"}
     runs = {
@@ -120,3 +121,4 @@ def test_labral_bench_under_torchrun_writes_the_single_process_predictions(
     results = json.loads((tmp_path / "torchrun" / "results.json").read_text())
     single = json.loads((tmp_path / "single" / "results.json").read_text())
     assert results["results"] == single["results"]  # metrics, controls, localisation alike
+    assert results["failure_cases"] == single["failure_cases"]
