@@ -118,7 +118,12 @@ async def finish_session(
     entry = AuditEntry(STREAM_ROUTE, caller, "score", row.reason or row.status)
     store = app.state.stateful.store
     result_id = await asyncio.to_thread(store.add_result, row, entry)
-    body: dict[str, Any] = {"type": "result", "result_id": result_id, "ended": ended}
+    body: dict[str, Any] = {
+        "type": "result",
+        "result_id": result_id,
+        "ended": ended,
+        "stream": session.summary(),
+    }
     if scored is None:
         return {**body, "status": "failed", "reason": row.reason}
     settings = app.state.settings

@@ -27,12 +27,16 @@ from labral.serve.stream.protocol import parse_json
 
 @dataclass
 class StreamHub:
-    """The app's live sessions: limits, the open count, the worker pool, the page's watchers."""
+    """The app's live sessions: limits, the open count, the worker pools (frames; the running
+    input checks), the page's watchers, the results being stored."""
 
     limits: StreamLimits = field(default_factory=StreamLimits)
     open_sessions: int = 0
     executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(2, thread_name_prefix="labral-stream")
+    )
+    checker: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="labral-stream-check")
     )
     spool_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
     watchers: set[asyncio.Queue] = field(default_factory=set)

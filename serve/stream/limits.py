@@ -31,6 +31,9 @@ class StreamLimits:
         update_every_max: the most frames a client may ask between two updates.
         check_every_s: how often (seconds of video) the running input check runs.
         check_seconds: how many recent seconds of video the running input check reads.
+        check_in_background: run the running check beside the frames (an update reports
+            the latest finished verdict) rather than inline, where it would delay the update
+            of the frame that starts it by the check's time.
         relevance_frames: how many recent source frames each update's relevance covers.
     """
 
@@ -45,6 +48,7 @@ class StreamLimits:
     update_every_max: int = 60
     check_every_s: float = 1.0
     check_seconds: float = 3.0
+    check_in_background: bool = True
     relevance_frames: int = 32
 
     def to_json(self) -> dict[str, Any]:

@@ -115,8 +115,13 @@ async def stream(websocket: WebSocket) -> None:
         await close_with(websocket, error)
         return
     hub.open_sessions += 1
+    checker = hub.checker if hub.limits.check_in_background else None
     session = StreamSession(
-        websocket.app.state.service.scorer, session_spec(opened), hub.limits, hub.spool_dir
+        websocket.app.state.service.scorer,
+        session_spec(opened),
+        hub.limits,
+        hub.spool_dir,
+        checker,
     )
     try:
         ended, gone = await _receive_session(websocket, hub, session, opened)

@@ -19,6 +19,7 @@ import math
 import tempfile
 import time
 from collections import deque
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ import torch
 from labral.bundle import calibrated_probability, decide, normalise_relevance
 from labral.datasets.io.clip import Clip
 from labral.datasets.transforms.clip_transforms import ResizeClip
-from labral.input_check.verdict import CheckVerdict
+from labral.input_check.verdict import CheckVerdict, check_failed
 from labral.scoring import DECIMALS, ClipScorer
 from labral.serve.stream.engines import running_engine
 from labral.serve.stream.limits import StreamLimits, StreamOverLimitError
@@ -90,10 +91,17 @@ class StreamSession:
         limits: the server's stream limits.
         spool_dir: where the recorded frames are written (a temporary file, removed by
             :meth:`discard`).
+        checker: where the running input check runs in the background (its latest verdict
+            is reported, so a frame never waits for it); None runs it inline, in ``add``.
     """
 
     def __init__(
-        self, scorer: ClipScorer, spec: SessionSpec, limits: StreamLimits, spool_dir: Path | None
+        self,
+        scorer: ClipScorer,
+        spec: SessionSpec,
+        limits: StreamLimits,
+        spool_dir: Path | None,
+        checker: Executor | None = None,
     ) -> None:
         self.scorer = scorer
         self.spec = spec
@@ -114,6 +122,8 @@ class StreamSession:
         self.recent: deque[np.ndarray] = deque(maxlen=recent)
         self.check_every = max(1, round(limits.check_every_s * spec.fps))
         self.verdict: CheckVerdict | None = None
+        self.checker = checker
+        self.pending: Future[CheckVerdict] | None = None
         self.work_s = 0.0
 
     # ---- frames ------------------------------------------------------------------------
@@ -146,9 +156,28 @@ class StreamSession:
             self.model_frames += 1
         for old in [k for k in self.model_source if k < self.model_frames - 4 * self.window]:
             del self.model_source[old]
-        if index % self.check_every == self.check_every - 1 or self.verdict is None:
-            self.verdict = self.scorer.check(self.recent_clip())
+        due = index % self.check_every == self.check_every - 1
+        if due or (self.verdict is None and self.pending is None):
+            self._start_check()
         self.work_s += time.perf_counter() - start
+
+    def _start_check(self) -> None:
+        """Run the input check on the recent frames: inline, or in the background when no
+        earlier check is still running."""
+        if self.checker is None:
+            self.verdict = self.scorer.check(self.recent_clip())
+        elif self.pending is None:
+            self.pending = self.checker.submit(self.scorer.check, self.recent_clip())
+
+    def _latest_verdict(self) -> CheckVerdict | None:
+        """The newest finished check's verdict (a background check is collected here)."""
+        if self.pending is not None and self.pending.done():
+            try:
+                self.verdict = self.pending.result()
+            except Exception as exc:  # the check itself failed: reported, never hidden
+                self.verdict = check_failed(exc)
+            self.pending = None
+        return self.verdict
 
     def recent_clip(self) -> Clip:
         """The last ``check_seconds`` of video as a clip (what the running check reads)."""
@@ -165,7 +194,7 @@ class StreamSession:
         """The update after the latest frame (the ``update`` message, docs/streaming.md)."""
         start = time.perf_counter()
         logit, raw = self.engine.evaluate()
-        verdict = self.verdict
+        verdict = self._latest_verdict()
         state = state_of(verdict) if verdict is not None else "collecting"
         assessable = logit is not None and state in ("assessable", "unchecked")
         bundle = self.scorer.bundle
@@ -218,6 +247,19 @@ class StreamSession:
             source={"format": "stream", "encoding": self.spec.encoding},
         )
 
+    def summary(self) -> dict[str, Any]:
+        """The session's own figures for the ``result`` message: frames, engine, and the
+        server's frame work per frame in ms (decode and the background check excluded)."""
+        per_frame = 1000 * self.work_s / self.frames if self.frames else 0.0
+        return {
+            "frames": self.frames,
+            "model_frames": self.model_frames,
+            "engine": self.engine.kind,
+            "work_ms_per_frame": round(per_frame, 3),
+        }
+
     def discard(self) -> None:
-        """Remove the spool file."""
+        """Remove the spool file (and forget a background check still running)."""
+        if self.pending is not None:
+            self.pending.cancel()
         self.spool.close()

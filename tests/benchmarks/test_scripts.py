@@ -64,6 +64,7 @@ def test_every_script_has_a_smoke_mode_and_a_main_guard() -> None:
         "input_check_speed",
         "scoring_speed",
         "serve_load",
+        "stream_latency",
         "synth_speed",
         "train_speed",
     ]

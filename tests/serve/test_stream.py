@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
+import time
 from typing import Any
 
 import numpy as np
@@ -105,6 +107,8 @@ def test_jpeg_frames_every_kth_update_and_sr(make_client, clips):
 
 def test_input_check_state_and_a_blank_session_not_assessable(make_client, checked_bundle, clips):
     client = make_client(bundle=checked_bundle)
+    hub = client.app.state.stream_hub
+    hub.limits = dataclasses.replace(hub.limits, check_in_background=False)  # exact states
     clip = read_cine(clips["bright.dcm"].read_bytes())
     _, updates, result = run_session(client, clip)
     states = [u["input_check"]["state"] for u in updates]
@@ -116,6 +120,25 @@ def test_input_check_state_and_a_blank_session_not_assessable(make_client, check
     assert updates[-1]["input_check"]["state"] == "image_quality"
     assert result["status"] == "not_assessable" and result["decision"] is None
     assert "image_quality" in result["input_check"]["reasons"]
+
+
+def test_the_running_check_in_the_background_reports_its_latest_verdict(
+    make_client, checked_bundle, clips
+):
+    client = make_client(bundle=checked_bundle)
+    clip = read_cine(clips["bright.dcm"].read_bytes())
+    with client.websocket_connect("/v1/stream") as ws:
+        ws.send_json(open_message(clip))
+        ws.receive_json()
+        states = [u["input_check"]["state"] for u in stream_frames(ws, clip.frames)]
+        time.sleep(0.5)  # the check started at the last second of video has finished
+        (last,) = stream_frames(ws, clip.frames[-1:])
+        ws.send_json({"type": "close"})
+        result = ws.receive_json()
+    assert states[0] == "collecting" and last["input_check"]["state"] == "assessable"
+    assert last["probability"] is not None and result["status"] == "scored"
+    assert result["stream"]["frames"] == clip.num_frames + 1
+    assert result["stream"]["work_ms_per_frame"] > 0
 
 
 def test_auth_as_on_the_http_routes(make_client, clips):

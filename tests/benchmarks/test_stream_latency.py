@@ -1,0 +1,42 @@
+"""benchmarks/stream_latency.py at its smallest: the demo bundle served in this process."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator
+
+import pytest
+import torch
+
+from tests.benchmarks.test_scripts import figures, load, positive
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_threads() -> Iterator[None]:
+    """The in-process server sets torch's thread count (serve torch_threads); undo it."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_stream_latency_smoke(capsys: pytest.CaptureFixture[str]) -> None:
+    result = load("stream_latency").main(["--smoke"])
+    out = capsys.readouterr().out
+    for label, count in (("1 stream ", 30), ("4 streams", 120)):
+        p50, p99, period, updates, offline = figures(
+            re.escape(label) + r": update latency p50 ([\d.]+) ms  p99 ([\d.]+) ms  "
+            r"\(frame period ([\d.]+) ms; kept real time: (?:yes|no); (\d+) updates\)  "
+            r"\| offline /v1/predictions ([\d.]+) ms",
+            out,
+        )
+        assert positive(p50, p99, offline) and p50 <= p99 and updates == count
+        assert period == pytest.approx(1000 / 30, abs=0.05)
+    rate, start, end = figures(
+        r"long session: 120 frames at ([\d.]+) frames/s; server VmRSS after 10 %: ([\d.]+) "
+        r"MiB, at the end: ([\d.]+) MiB",
+        out,
+    )
+    assert positive(rate, start, end)
+    assert result["one"]["p99"] >= result["one"]["p50"] > 0
+    assert math.isfinite(result["memory"]["rss_end"])
