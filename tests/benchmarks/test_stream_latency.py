@@ -20,20 +20,21 @@ def _restore_torch_threads() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
+@pytest.mark.slow  # starts the service in this process and streams for real (~10-20 s)
 def test_stream_latency_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     result = load("stream_latency").main(["--smoke"])
     out = capsys.readouterr().out
-    for label, count in (("1 stream ", 30), ("4 streams", 120)):
-        p50, p99, period, updates, offline = figures(
+    for label, count in (("1 stream ", 20), ("4 streams", 80)):
+        p50, p99, period, updates, work, offline = figures(
             re.escape(label) + r": update latency p50 ([\d.]+) ms  p99 ([\d.]+) ms  "
-            r"\(frame period ([\d.]+) ms; kept real time: (?:yes|no); (\d+) updates\)  "
-            r"\| offline /v1/predictions ([\d.]+) ms",
+            r"\(frame period ([\d.]+) ms; kept real time: (?:yes|no); (\d+) updates; "
+            r"server frame work ([\d.]+) ms/frame\)  \| offline /v1/predictions ([\d.]+) ms",
             out,
         )
-        assert positive(p50, p99, offline) and p50 <= p99 and updates == count
+        assert positive(p50, p99, offline, work) and p50 <= p99 and updates == count
         assert period == pytest.approx(1000 / 30, abs=0.05)
     rate, start, end = figures(
-        r"long session: 120 frames at ([\d.]+) frames/s; server VmRSS after 10 %: ([\d.]+) "
+        r"long session: 60 frames at ([\d.]+) frames/s; server VmRSS after 10 %: ([\d.]+) "
         r"MiB, at the end: ([\d.]+) MiB",
         out,
     )
