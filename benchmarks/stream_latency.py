@@ -24,7 +24,9 @@ import argparse
 import asyncio
 import contextlib
 import os
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -35,24 +37,27 @@ from typing import Any
 
 import httpx
 import numpy as np
+import torch
+import uvicorn
 
+from labral.bundle import input_spec_from, write_bundle
 from labral.datasets.io.reader import read_cine
+from labral.datasets.synth.dicom_writer import write_cine_dicom
+from labral.datasets.synth.generate import draw_patient, generate_clip
 from labral.demo_bundle import make_demo_bundle
+from labral.input_check.check import OOD_EXTRA_DIMS, InputCheck, Thresholds
+from labral.models.compact import CompactVideoNet
+from labral.models.view_net import ViewNet
+from labral.serve.http.app import create_app
+from labral.serve.settings import ServeSettings
 from labral.serve.stream.client import stream_frames
+from labral.train.export_formats import RelevanceModule
 
 FPS = 30.0
 
 
 def compact_bundle(folder: Path) -> Path:
     """The default compact net (random weights) with a rule-based input check, as a bundle."""
-    import torch
-
-    from labral.bundle import input_spec_from, write_bundle
-    from labral.input_check.check import OOD_EXTRA_DIMS, InputCheck, Thresholds
-    from labral.models.compact import CompactVideoNet
-    from labral.models.view_net import ViewNet
-    from labral.train.export_formats import RelevanceModule
-
     torch.manual_seed(0)
     spec = {"frames": 16, "fps": 10.0, "size": [96, 96], "windows": 1}
     view = ViewNet().eval()
@@ -73,9 +78,6 @@ def compact_bundle(folder: Path) -> Path:
 
 def sample_clip(folder: Path, frames: int, size: int) -> Path:
     """A synthetic positive cine at 30 fps as an uncompressed DICOM file."""
-    from labral.datasets.synth.dicom_writer import write_cine_dicom
-    from labral.datasets.synth.generate import draw_patient, generate_clip
-
     clip = generate_clip(
         draw_patient(7), "positive", 7, frames=frames, height=size, width=size, fps=FPS
     )
@@ -85,14 +87,6 @@ def sample_clip(folder: Path, frames: int, size: int) -> Path:
 @contextlib.contextmanager
 def in_process_server(bundle: Path, state: Path) -> Iterator[tuple[str, int]]:
     """``labral serve``'s app under uvicorn in a thread of this process (the smoke mode)."""
-    import uvicorn
-
-    from labral.serve.http.app import create_app
-    from labral.serve.settings import ServeSettings
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from serve_load import free_port
-
     port = free_port()
     app = create_app(ServeSettings(bundle=bundle, state_dir=state))
     server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
@@ -109,21 +103,28 @@ def in_process_server(bundle: Path, state: Path) -> Iterator[tuple[str, int]]:
 
 @contextlib.contextmanager
 def subprocess_server(bundle: Path, out_root: Path) -> Iterator[tuple[str, int]]:
-    """``labral serve`` in a subprocess (serve_load.py's launcher); yields its URL and pid."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from serve_load import free_port, launch_server
-
+    """``labral serve`` in a subprocess; yields its URL and pid once it is ready."""
     port = free_port()
     cmd = [
         sys.executable, "-m", "labral.cli", "serve", f"bundle={bundle}", f"port={port}",
         "log_level=warning", f"paths.output_root={out_root}", f"state_dir={out_root}/state",
     ]  # fmt: skip
-    proc, url = launch_server(cmd, {"PYTHONSAFEPATH": "1"}, port)
+    env = {**os.environ, "PYTHONSAFEPATH": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(url, timeout=300)
     try:
         yield url, proc.pid
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def free_port() -> int:
+    """A loopback TCP port that is free now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def wait_ready(url: str, timeout: float = 120.0) -> None:

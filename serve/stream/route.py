@@ -45,8 +45,24 @@ NORMAL_CLOSE = 1000
 DISCONNECTED = "client_disconnected"
 
 
+#: What the OpenAPI document says of the WebSockets (OpenAPI cannot describe one).
+OPENAPI_TEXT = """
+
+**Live scoring** (WebSocket, not listed below; the protocol is docs/streaming.md and the
+AsyncAPI document docs/asyncapi-stream.yaml): open `/v1/stream`, send
+`{"type": "open", "fps", "height", "width", "encoding": "raw"|"jpeg", "update_every"}`,
+then one binary message per frame and `{"type": "close"}`. The server sends `opened`, an
+`update` every k frames (frame index, input-check state, running probability and decision
+once assessable, relevance of recent frames) and a `result` equal to `POST /v1/predictions`
+on the same frames, stored with source `stream`. Same bearer key as these routes (or
+`api_key` in the open message); errors close with codes 4400-4503 and a JSON reason.
+`/v1/stream/watch` feeds the clinician page's live view."""
+
+
 def install_stream(app: FastAPI, limits: StreamLimits | None = None) -> None:
-    """Register ``/v1/stream`` (and the page's ``/v1/stream/watch``) on ``app``."""
+    """Register ``/v1/stream`` (and the page's ``/v1/stream/watch``) on ``app``; state the
+    protocol in the app's OpenAPI description."""
+    app.description = (app.description or "") + OPENAPI_TEXT
     app.state.stream_hub = StreamHub(limits=limits or StreamLimits())
     app.include_router(router)
     app.include_router(watch.router)

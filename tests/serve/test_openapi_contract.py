@@ -30,7 +30,7 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
 
 from labral.serve.http import health, predictions
 from labral.serve.http.app import create_app
@@ -424,6 +424,8 @@ def walk_routes(app: FastAPI) -> list[RouteInfo]:
         contexts = [(c, c.original_route) for c in iter_route_contexts(app.routes)]
     found = []
     for context, original in contexts:
+        if isinstance(original, WebSocketRoute):
+            continue  # /v1/stream: AsyncAPI, not OpenAPI (tests/serve/test_stream*.py)
         mount = isinstance(original, Mount)
         assert mount or isinstance(original, Route), f"unexpected route {original!r}"
         methods = {"GET", "HEAD"} if mount else set(context.methods)
