@@ -13,6 +13,8 @@ prints, each beside the offline ``POST /v1/predictions`` time of the same clip:
   measured by the client (target: p99 <= 33 ms, one frame period);
 * 4 concurrent streams at 30 fps: p50 / p99 over all updates, and whether they kept real
   time (each stream's last update within a frame period of its last frame);
+* the running engines in this process: ms per model frame of the compact net's stream
+  buffers (``streaming``) against running the whole window for every frame (``window``);
 * one long session of ``--frames`` frames (the clip repeated, sent as fast as the server
   takes them): the server's VmRSS after 10 % of the frames and at the end (target: within
   10 %), and the session's frames per second.
@@ -40,17 +42,19 @@ import numpy as np
 import torch
 import uvicorn
 
-from labral.bundle import input_spec_from, write_bundle
+from labral.bundle import input_spec_from, load_bundle, read_bundle_spec, write_bundle
 from labral.datasets.io.reader import read_cine
 from labral.datasets.synth.dicom_writer import write_cine_dicom
 from labral.datasets.synth.generate import draw_patient, generate_clip
 from labral.demo_bundle import make_demo_bundle
 from labral.input_check.check import OOD_EXTRA_DIMS, InputCheck, Thresholds
 from labral.models.compact import CompactVideoNet
+from labral.models.streaming import streaming_net_of
 from labral.models.view_net import ViewNet
 from labral.serve.http.app import create_app
 from labral.serve.settings import ServeSettings
 from labral.serve.stream.client import stream_frames
+from labral.serve.stream.engines import StepEngine, WindowEngine
 from labral.train.export_formats import RelevanceModule
 
 FPS = 30.0
@@ -211,6 +215,33 @@ def long_session(url: str, pid: int, frames: np.ndarray, total: int, offline: fl
     return {"rss_start": start, "rss_end": end, "frames_per_s": rate}
 
 
+def engine_costs(bundle: Path, steps: int) -> dict[str, float]:
+    """ms per model frame of each running engine, in this process on one thread: push a
+    frame and evaluate the running logit, as a session does when ``update_every`` is 1."""
+    module = load_bundle(bundle, runtime="torchscript").module
+    spec = read_bundle_spec(bundle)["eval_transform"]
+    frames, size = int(spec["frames"]), [int(v) for v in spec["size"]]
+    costs = {}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for engine in (StepEngine, WindowEngine):
+            if engine is StepEngine and streaming_net_of(module) is None:
+                continue
+            running = engine(streaming_net_of(module) if engine is StepEngine else module, frames)
+            for index in range(steps + frames):
+                if index == frames:  # the window is full: time from here
+                    start = time.perf_counter()
+                running.push(torch.rand(*size), index)
+                running.evaluate()
+            costs[engine.kind] = (time.perf_counter() - start) * 1000 / steps
+    finally:
+        torch.set_num_threads(threads)
+    shown = ", ".join(f"{kind} {ms:.2f} ms" for kind, ms in costs.items())
+    print(f"running engine per model frame (1 thread, push + evaluate): {shown}")
+    return costs
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the benchmark; returns the figures it printed."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -230,6 +261,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             bundle = make_demo_bundle(folder / "demo")
         else:
             bundle = compact_bundle(folder / "compact")
+        costs = engine_costs(bundle, 32 if args.smoke else 160)
         path = sample_clip(folder, args.clip_frames, args.size)
         frames = read_cine(path).frames
         serving = in_process_server if args.smoke else subprocess_server
@@ -243,7 +275,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "4 streams", asyncio.run(concurrent_streams(url, frames, 4)), offline
             )
             memory = long_session(url, pid, frames, args.frames, offline)
-    return {"offline_ms": offline, "one": one, "four": four, "memory": memory}
+    return {"offline_ms": offline, "one": one, "four": four, "memory": memory, "engines": costs}
 
 
 if __name__ == "__main__":

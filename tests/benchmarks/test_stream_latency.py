@@ -39,5 +39,9 @@ def test_stream_latency_smoke(capsys: pytest.CaptureFixture[str]) -> None:
         out,
     )
     assert positive(rate, start, end)
+    (window,) = figures(
+        r"running engine per model frame \(1 thread, push \+ evaluate\): window ([\d.]+) ms", out
+    )
+    assert positive(window) and result["engines"] == {"window": pytest.approx(window, abs=0.01)}
     assert result["one"]["p99"] >= result["one"]["p50"] > 0
     assert math.isfinite(result["memory"]["rss_end"])
