@@ -15,6 +15,7 @@ Everything here is synchronous (the route runs it in a worker thread, off the ev
 
 from __future__ import annotations
 
+import bisect
 import math
 import tempfile
 import time
@@ -219,16 +220,23 @@ class StreamSession:
         return body
 
     def _recent_relevance(self, raw: dict[int, float]) -> list[dict[str, float]]:
-        """Relevance of recent source frames, scaled to [0, 1] over what is shown."""
+        """Relevance of recent source frames, scaled to [0, 1] over what is shown.
+
+        A source frame the resampling skipped takes the value of the latest model frame
+        before it (offline relevance fills such frames from the nearest model frame too).
+        """
         by_frame: dict[int, float] = {}
         for model_index, value in raw.items():
             source = self.model_source.get(model_index)
             if source is not None:
                 by_frame[source] = max(value, by_frame.get(source, -math.inf))
-        frames = sorted(by_frame)[-self.limits.relevance_frames :]
-        if not frames:
+        if not by_frame:
             return []
-        scaled = normalise_relevance(np.array([by_frame[f] for f in frames]))
+        last = max(by_frame)
+        frames = list(range(max(min(by_frame), last - self.limits.relevance_frames + 1), last + 1))
+        known = sorted(by_frame)
+        values = [by_frame[known[bisect.bisect_right(known, f) - 1]] for f in frames]
+        scaled = normalise_relevance(np.array(values))
         return [
             {"frame": f, "value": round(float(v), DECIMALS)}
             for f, v in zip(frames, scaled, strict=True)
