@@ -11,15 +11,21 @@ server's error (exit status 2).
 from __future__ import annotations
 
 import asyncio
+import base64
+import io
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import av
 import numpy as np
+import pydicom
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
+
+from labral.errors import NotDicomError
 
 Frames = Iterable[np.ndarray]
 
@@ -90,6 +96,7 @@ async def stream_frames(
     realtime: bool = False,
     update_every: int = 1,
     api_key: str | None = None,
+    dicom_header: bytes | None = None,
     on_message: Callable[[dict], None] = lambda message: None,
 ) -> StreamRun:
     """Run one session: open, send ``frames`` (uint8 (H, W) each), close, collect replies.
@@ -101,6 +108,7 @@ async def stream_frames(
         realtime: pace the frames at ``fps`` (else send as fast as the socket takes them).
         update_every: k, frames between updates.
         api_key: sent as ``Authorization: Bearer``.
+        dicom_header: the source's DICOM header: asks for an SR that references it.
         on_message: called with every message from the server, as it arrives.
     """
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
@@ -108,6 +116,8 @@ async def stream_frames(
     opening |= {"update_every": update_every}
     if spacing_mm is not None:
         opening["spacing_mm"] = list(spacing_mm)
+    if dicom_header is not None:
+        opening |= {"sr": True, "dicom_header": base64.b64encode(dicom_header).decode("ascii")}
     run = StreamRun()
     sent: dict[int, float] = {}
     async with connect(ws_url(server), additional_headers=headers, max_size=None) as socket:
@@ -139,9 +149,7 @@ def device_frames(
     Returns:
         (an iterator of uint8 (H, W) grey frames, the stream's frame rate, (H, W)).
     """
-    import av
-
-    container = _open_retrying(av, spec, fmt)
+    container = _open_retrying(spec, fmt)
     stream = container.streams.video[0]
     rate = float(stream.average_rate or stream.guessed_rate or 30)
     decoded = container.decode(stream)
@@ -161,7 +169,22 @@ def device_frames(
     return frames(), rate, (int(first.shape[0]), int(first.shape[1]))
 
 
-def _open_retrying(av: Any, spec: str, fmt: str | None, wait_s: float = 10.0) -> Any:
+def dicom_header(path: str) -> bytes:
+    """A DICOM file's header without its pixel data (what an SR references).
+
+    Raises:
+        NotDicomError: the file is not DICOM (an SR needs a DICOM source).
+    """
+    try:
+        dataset = pydicom.dcmread(path, stop_before_pixels=True)
+    except Exception as exc:
+        raise NotDicomError(f"--sr needs a DICOM clip to reference ({exc})") from exc
+    out = io.BytesIO()
+    dataset.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+def _open_retrying(spec: str, fmt: str | None, wait_s: float = 10.0) -> Any:
     """``av.open``, retried for ``wait_s`` while the source refuses (a sender starting up)."""
     deadline = time.monotonic() + wait_s
     while True:

@@ -1,6 +1,6 @@
 """``labral stream``'s command line (the client itself is serve/stream/client.py).
 
-    labral stream CLIP --server URL [--realtime] [--every K] [--api-key KEY] [--quiet]
+    labral stream CLIP --server URL [--realtime] [--every K] [--api-key KEY] [--sr OUT.dcm]
     labral stream --device SPEC [--format FMT] [--seconds S] --server URL
 
 Exit status 0 with the result printed as JSON; 2 when the server refused or ended the
@@ -11,15 +11,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from labral.datasets.io.reader import read_cine
 from labral.errors import LabralError
-from labral.serve.stream.client import StreamRun, device_frames, stream_frames, update_line
+from labral.serve.stream.client import (
+    StreamRun,
+    device_frames,
+    dicom_header,
+    stream_frames,
+    update_line,
+)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -39,6 +47,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--api-key", default=os.environ.get("LABRAL_API_KEY"), help="(env LABRAL_API_KEY)"
     )
+    p.add_argument("--sr", type=Path, help="write the result's DICOM SR here (a DICOM CLIP)")
     p.add_argument("--quiet", action="store_true", help="print only the result")
     return p
 
@@ -70,6 +79,7 @@ def run(args: argparse.Namespace) -> StreamRun:
             stream_frames(args.server, frames, fps=fps, height=height, width=width, **common)
         )
     clip = read_cine(args.clip)
+    header = dicom_header(args.clip) if args.sr else None
     height, width = clip.frames.shape[1:]
     return asyncio.run(
         stream_frames(
@@ -79,6 +89,7 @@ def run(args: argparse.Namespace) -> StreamRun:
             height=height,
             width=width,
             spacing_mm=clip.spacing_mm,
+            dicom_header=header,
             **common,
         )
     )
@@ -105,4 +116,7 @@ def main(argv: Sequence[str]) -> int:
         print(f"labral: error [{result.error['code']}]: {result.error['message']}", file=sys.stderr)
     if result.result is not None:
         print(json.dumps({k: v for k, v in result.result.items() if k != "sr"}, indent=2))
+        if args.sr and result.result.get("sr"):
+            args.sr.write_bytes(base64.b64decode(result.result["sr"]))
+            print(f"SR written to {args.sr}", file=sys.stderr)
     return 0 if result.error is None and result.result is not None else 2

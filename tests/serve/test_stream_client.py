@@ -8,6 +8,7 @@ import shutil
 import subprocess
 
 import httpx
+import pydicom
 import pytest
 
 from labral import cli
@@ -18,10 +19,11 @@ def result_of(out: str) -> dict:
     return json.loads(out[out.index("\n{") + 1 :])
 
 
-def test_replay_prints_updates_and_the_offline_result(live_server, clips, capsys):
+def test_replay_prints_updates_and_the_offline_result(live_server, clips, capsys, tmp_path):
     url = live_server["url"]
     path = clips["bright.dcm"]
-    status = cli.main(["stream", str(path), "--server", url, "--every", "4"])
+    sr = tmp_path / "sr.dcm"
+    status = cli.main(["stream", str(path), "--server", url, "--every", "4", "--sr", str(sr)])
     out = capsys.readouterr().out
     assert status == 0, out
     lines = [line for line in out.splitlines() if line.startswith("frame ")]
@@ -34,6 +36,9 @@ def test_replay_prints_updates_and_the_offline_result(live_server, clips, capsys
     assert abs(result["probability"] - offline["probability"]) <= 1e-6
     rows = httpx.get(url + "/v1/results", params={"source": "stream"}, timeout=30).json()
     assert result["result_id"] in [row["id"] for row in rows["results"]]
+    report = pydicom.dcmread(sr)
+    assert report.Modality == "SR"
+    assert report.StudyInstanceUID == pydicom.dcmread(path).StudyInstanceUID
 
 
 def test_a_refused_session_exits_2_with_the_servers_reason(live_server, tmp_path, capsys):
