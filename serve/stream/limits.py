@@ -112,6 +112,13 @@ class IdleTimeoutError(StreamError):
     close_code = 4408
 
 
+class StreamInternalError(StreamError):
+    """The server failed while handling a frame (logged); the session ends with its row."""
+
+    code = "internal_error"
+    close_code = 1011
+
+
 #: Every error a session can end with (documented in docs/streaming.md and the AsyncAPI file).
 STREAM_ERRORS: tuple[type[StreamError], ...] = (
     StreamUnauthorizedError,
@@ -121,4 +128,5 @@ STREAM_ERRORS: tuple[type[StreamError], ...] = (
     BadFrameError,
     StreamOverLimitError,
     IdleTimeoutError,
+    StreamInternalError,
 )

@@ -15,7 +15,7 @@ import json
 import logging
 
 from fastapi import APIRouter, FastAPI, WebSocket
-from starlette.websockets import WebSocketState
+from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from labral.serve.stream import watch
 from labral.serve.stream.finish import finish_session
@@ -24,6 +24,7 @@ from labral.serve.stream.limits import (
     BadStreamMessageError,
     IdleTimeoutError,
     StreamError,
+    StreamInternalError,
     StreamLimits,
     StreamNotReadyError,
     TooManySessionsError,
@@ -186,10 +187,15 @@ async def _receive_session(
         await run_frames(websocket, hub, session)
     except StreamError as error:
         return error, False
-    except (ConnectionError, RuntimeError, asyncio.CancelledError) as exc:
-        # dropped, sending to a closed socket, or the handler cancelled as the client left
+    except (ConnectionError, WebSocketDisconnect, asyncio.CancelledError) as exc:
+        # dropped, or the handler cancelled as the client left
         log.info("live session %d dropped after %d frames (%r)", id(session), session.frames, exc)
         return None, True
+    except Exception as exc:
+        if websocket.client_state != WebSocketState.CONNECTED:  # sending to a closed socket
+            return None, True
+        log.exception("live session %d failed after %d frames", id(session), session.frames)
+        return StreamInternalError(f"the server failed on a frame ({type(exc).__name__})"), False
     return None, False
 
 

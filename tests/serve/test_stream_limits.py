@@ -154,3 +154,37 @@ def test_a_slow_session_does_not_hold_up_http(client, clips, monkeypatch):
     worker.join(30)
     assert scored.status_code == 200 and done.is_set()
     assert took < 1.0, f"HTTP waited {took:.2f} s behind a slow session"
+
+
+def test_a_server_failure_on_a_frame_ends_the_session_with_its_row(client, clips, monkeypatch):
+    from labral.serve.stream.engines import WindowEngine
+
+    def broken(self, frame, model_index):
+        raise ValueError("engine failure")
+
+    clip = read_cine(clips["bright.dcm"].read_bytes())
+    with client.websocket_connect("/v1/stream") as ws:
+        ws.send_json(opening(clip))
+        ws.receive_json()
+        monkeypatch.setattr(WindowEngine, "push", broken)
+        ws.send_bytes(clip.frames[0].tobytes())
+        error, result, closed = ws.receive_json(), ws.receive_json(), ws.receive()
+    assert error["code"] == "internal_error" and "ValueError" in error["message"]
+    assert closed["code"] == 1011 and result["ended"] == "internal_error"
+    assert released(client)
+    (row,) = stream_rows(client)
+    assert row["reason"] == "internal_error"
+
+
+def test_every_close_code_is_documented():
+    """docs/asyncapi-stream.yaml and docs/streaming.md name every error a session ends with."""
+    from pathlib import Path
+
+    from labral.serve.stream.limits import STREAM_ERRORS
+
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    asyncapi = (docs / "asyncapi-stream.yaml").read_text()
+    guide = (docs / "streaming.md").read_text()
+    for error in STREAM_ERRORS:
+        assert f"{error.close_code} {error.code}" in asyncapi, error.code
+        assert f"| {error.close_code} | `{error.code}` |" in guide, error.code
