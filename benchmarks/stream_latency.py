@@ -174,6 +174,10 @@ async def concurrent_streams(url: str, frames: np.ndarray, streams: int) -> list
     return await asyncio.gather(*runs)
 
 
+def _p(probability: float | None) -> str:
+    return "-" if probability is None else f"{probability:.3f}"
+
+
 def latency_line(label: str, runs: list[Any], offline: float) -> dict[str, float]:
     """Print p50 / p99 of every update's latency and whether each stream kept real time."""
     latencies = np.array([u["latency_ms"] for run in runs for u in run.updates])
@@ -184,7 +188,9 @@ def latency_line(label: str, runs: list[Any], offline: float) -> dict[str, float
     print(
         f"{label}: update latency p50 {p50:.1f} ms  p99 {p99:.1f} ms  "
         f"(frame period {period:.1f} ms; kept real time: {'yes' if kept else 'no'}; "
-        f"{latencies.size} updates; server frame work {work:.2f} ms/frame)  "
+        f"{latencies.size} updates; server frame work {work:.2f} ms/frame, engine "
+        f"{runs[0].opened['engine']}; last running p {_p(runs[0].updates[-1]['probability'])}, "
+        f"final p {_p(runs[0].result['probability'])})  "
         f"| offline /v1/predictions {offline:.1f} ms"
     )
     return {"p50": float(p50), "p99": float(p99), "kept": float(kept), "work_ms": work}

@@ -28,7 +28,8 @@ def test_stream_latency_smoke(capsys: pytest.CaptureFixture[str]) -> None:
         p50, p99, period, updates, work, offline = figures(
             re.escape(label) + r": update latency p50 ([\d.]+) ms  p99 ([\d.]+) ms  "
             r"\(frame period ([\d.]+) ms; kept real time: (?:yes|no); (\d+) updates; "
-            r"server frame work ([\d.]+) ms/frame\)  \| offline /v1/predictions ([\d.]+) ms",
+            r"server frame work ([\d.]+) ms/frame, engine window; last running p (?:[\d.]+|-), "
+            r"final p [\d.]+\)  \| offline /v1/predictions ([\d.]+) ms",
             out,
         )
         assert positive(p50, p99, offline, work) and p50 <= p99 and updates == count

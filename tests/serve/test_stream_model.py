@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -47,6 +48,16 @@ def test_streaming_one_window_then_flushing_is_the_window_forward(scripted):
     assert len(steps) == 16 // 4
     assert np.allclose(np.repeat(steps, 4), relevance[0].numpy(), atol=1e-5)
     assert abs(np.mean(steps) - float(logit)) < 1e-5
+
+
+def test_the_compact_net_is_found_inside_every_runtime_of_a_bundle():
+    net = small_net()
+    scripted = torch.jit.script(RelevanceModule(net))
+    onnx_session = SimpleNamespace(differentiable=scripted)  # OnnxRuntimeForward's twin
+    assert streaming_net_of(net) is net
+    assert streaming_net_of(scripted) is not None
+    assert streaming_net_of(onnx_session) is not None
+    assert streaming_net_of(SimpleNamespace(differentiable=None)) is None
 
 
 def test_work_per_frame_is_a_fraction_of_a_window_and_memory_is_constant():
