@@ -13,7 +13,9 @@ import asyncio
 import contextlib
 import json
 import logging
+from typing import Any
 
+import numpy as np
 from fastapi import APIRouter, FastAPI, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
@@ -87,6 +89,19 @@ async def open_session(websocket: WebSocket, hub: StreamHub) -> OpenMessage:
     return opened
 
 
+def frame_step(
+    session: StreamSession, data: bytes, limits: StreamLimits
+) -> tuple[np.ndarray, dict[str, Any] | None]:
+    """One frame's work, in one worker call: decode, record, run; the update when due.
+
+    Returns:
+        (the frame uint8 (H, W), the ``update`` message or None).
+    """
+    frame = decode_frame(data, session.spec, limits)
+    session.add(frame)
+    return frame, session.update() if session.due() else None
+
+
 async def run_frames(websocket: WebSocket, hub: StreamHub, session: StreamSession) -> None:
     """Receive frames until ``close``; send an update every k frames.
 
@@ -103,13 +118,10 @@ async def run_frames(websocket: WebSocket, hub: StreamHub, session: StreamSessio
         if message["type"] == "websocket.disconnect":
             raise ConnectionError(DISCONNECTED)
         if message.get("bytes") is not None:
-            data = message["bytes"]
-            frame = await loop.run_in_executor(
-                hub.executor, decode_frame, data, session.spec, hub.limits
+            frame, update = await loop.run_in_executor(
+                hub.executor, frame_step, session, message["bytes"], hub.limits
             )
-            await loop.run_in_executor(hub.executor, session.add, frame)
-            if session.due():
-                update = await loop.run_in_executor(hub.executor, session.update)
+            if update is not None:
                 await websocket.send_json(update)
                 if hub.watchers:
                     preview = await loop.run_in_executor(hub.executor, preview_png, frame)
