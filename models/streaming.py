@@ -28,6 +28,7 @@ bundle's module. ``models/compact.py`` itself is unchanged.
 
 from __future__ import annotations
 
+import copy
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -68,6 +69,9 @@ class _PerFrame:
     def flush(self) -> list[Frame]:
         return []
 
+    def fork(self) -> _PerFrame:
+        return self  # no state
+
 
 class _TemporalConv:
     """A (3, 1, 1) conv with padding 1 and temporal stride ``s`` over a stream.
@@ -100,6 +104,13 @@ class _TemporalConv:
             out.append(self._output(self.emitted))
             self.emitted += 1
         return out
+
+    def fork(self) -> _TemporalConv:
+        """A copy whose buffer can be flushed without touching this one (frames are shared:
+        nothing writes into a buffered frame)."""
+        twin = copy.copy(self)
+        twin.buffer = dict(self.buffer)
+        return twin
 
     def flush(self) -> list[Frame]:
         total = (self.received - 1) // self.stride + 1 if self.received else 0
@@ -163,6 +174,12 @@ class _Residual:
 
     def flush(self) -> list[Frame]:
         return self._join(_flush_chain(self.main))
+
+    def fork(self) -> _Residual:
+        twin = copy.copy(self)
+        twin.main = [node.fork() for node in self.main]
+        twin.waiting = deque(self.waiting)
+        return twin
 
 
 class StreamingCompactNet:
@@ -228,3 +245,14 @@ class StreamingCompactNet:
     def flush(self) -> list[float]:
         """End the stream as a window ends (zero padding); return the remaining steps."""
         return [self._head(f) for f in _flush_chain(self.nodes)]
+
+    @torch.inference_mode()
+    def peek(self) -> list[float]:
+        """The steps :meth:`push` has not completed yet, as if the stream ended now.
+
+        What :meth:`flush` would return, computed on a fork of the buffers, so the stream
+        goes on unchanged. It removes the look-ahead lag of the symmetric temporal kernels
+        from a running value: these steps are the ones a window ending at the newest frame
+        computes with its end padding. It costs about as much as a few frames' pushes.
+        """
+        return [self._head(f) for f in _flush_chain([node.fork() for node in self.nodes])]

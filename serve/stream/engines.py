@@ -4,7 +4,9 @@ Two engines with one interface (``push`` a model frame, ``evaluate`` the recent 
 
 * :class:`StepEngine` for the compact (2+1)D net: :class:`labral.models.streaming.
   StreamingCompactNet` runs each model frame once through the net's stream buffers, so the
-  work per frame is about a window's divided by its frame count; ``evaluate`` is a mean.
+  work per frame is a window's divided by its frame count; ``evaluate`` adds the newest
+  steps as a window ending at the newest frame computes them (``peek``, once per new model
+  frame) and takes the mean over one window's span.
 * :class:`WindowEngine` for any other bundle module: the last ``frames`` model frames are
   kept and ``evaluate`` runs the module on them (one window per update, so the work per
   frame is a window divided by the update interval).
@@ -43,28 +45,43 @@ class StepEngine:
     Args:
         module: a ``CompactVideoNet`` (eager or TorchScript).
         frames: T, model frames per eval window; the running logit is the mean of the last
-            ``T // S`` steps (S: the net's temporal stride), the span of one window.
+            ``T // S`` steps (S: the net's temporal stride), the span of one window: the
+            completed steps and, for the newest frames, the steps as a window ending there
+            computes them (:meth:`StreamingCompactNet.peek`, so the value does not lag).
     """
 
     kind = "streaming"
 
     def __init__(self, module: Any, frames: int) -> None:
         self.net = StreamingCompactNet(module)
+        self.window = frames
         self.span = max(1, frames // self.net.stride)
-        self.steps: deque[tuple[int, float]] = deque(maxlen=self.span)
+        self.steps: deque[float] = deque(maxlen=self.span)
         self.completed = 0
+        self.provisional: list[float] = []
+        self.peeked_at = -1
 
     def push(self, frame: torch.Tensor, model_index: int) -> None:
         for value in self.net.push(frame):
-            self.steps.append((self.completed, value))
+            self.steps.append(value)
             self.completed += 1
 
     def evaluate(self) -> tuple[float | None, dict[int, float]]:
+        if self.peeked_at != self.net.frames:  # only a new model frame changes the tail
+            self.provisional = self.net.peek()
+            self.peeked_at = self.net.frames
+        values = [*self.steps, *self.provisional][-self.span :]
+        first = self.completed + len(self.provisional) - len(values)
         stride = self.net.stride
-        relevance = {step * stride + k: value for step, value in self.steps for k in range(stride)}
-        if len(self.steps) < self.span:
+        relevance = {
+            (first + i) * stride + k: value
+            for i, value in enumerate(values)
+            for k in range(stride)
+            if (first + i) * stride + k < self.net.frames
+        }
+        if self.net.frames < self.window:
             return None, relevance
-        return float(np.mean([value for _, value in self.steps])), relevance
+        return float(np.mean(values)), relevance
 
 
 class WindowEngine:

@@ -14,6 +14,7 @@ from labral.bundle import input_spec_from, write_bundle
 from labral.datasets.io.reader import read_cine
 from labral.models.compact import CompactVideoNet
 from labral.models.streaming import StreamingCompactNet, _Residual, _TemporalConv, streaming_net_of
+from labral.serve.stream.engines import StepEngine
 from labral.train.export_formats import RelevanceModule
 
 SPEC = {"frames": 16, "fps": 10.0, "size": [32, 32], "windows": 1}
@@ -48,6 +49,26 @@ def test_streaming_one_window_then_flushing_is_the_window_forward(scripted):
     assert len(steps) == 16 // 4
     assert np.allclose(np.repeat(steps, 4), relevance[0].numpy(), atol=1e-5)
     assert abs(np.mean(steps) - float(logit)) < 1e-5
+
+
+def test_peek_is_the_window_ending_now_and_leaves_the_stream_unchanged():
+    net = small_net()
+    frames = torch.rand(28, 32, 32)
+    peeking, plain = StreamingCompactNet(net), StreamingCompactNet(net)
+    with_peeks, without = [], []
+    for t in range(frames.shape[0]):
+        with_peeks += peeking.push(frames[t])
+        peeking.peek()
+        without += plain.push(frames[t])
+    assert with_peeks == without  # peeking changed nothing
+    engine = StepEngine(net, frames=16)
+    for t in range(16):
+        engine.push(frames[t], t)
+    logit, relevance = engine.evaluate()
+    with torch.inference_mode():
+        window_logit, window_relevance = net.forward_with_relevance(frames[None, None, :16])
+    assert abs(logit - float(window_logit)) < 1e-5  # no lag: the whole window is scored
+    assert np.allclose([relevance[t] for t in range(16)], window_relevance[0], atol=1e-5)
 
 
 def test_the_compact_net_is_found_inside_every_runtime_of_a_bundle():
