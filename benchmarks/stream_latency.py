@@ -6,7 +6,7 @@
 By default the bundle is the default compact (2+1)D net with random weights (its cost does
 not depend on the weights) with an input check (an untrained view network behind the
 image and manoeuvre rules: the check's full cost), served by ``labral serve`` in a
-subprocess on loopback. The clip is a synthetic 2 s cine at 30 fps (128 x 128, DICOM). It
+subprocess on loopback. The clip is a synthetic 3 s cine at 30 fps (128 x 128, DICOM). It
 prints, each beside the offline ``POST /v1/predictions`` time of the same clip:
 
 * one stream at 30 fps (``--realtime`` pacing): update latency p50 / p99, frame to update,
@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--bundle", type=Path, help="a bundle (default: compact, random)")
     parser.add_argument("--frames", type=int, default=900, help="frames of the long session")
-    parser.add_argument("--clip-frames", type=int, default=60, help="frames of the clip (30 fps)")
+    parser.add_argument("--clip-frames", type=int, default=90, help="frames of the clip (30 fps)")
     parser.add_argument("--size", type=int, default=128, help="frame height and width")
     parser.add_argument("--smoke", action="store_true", help="demo bundle, in-process, small")
     args = parser.parse_args(argv)
