@@ -33,7 +33,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -223,24 +223,31 @@ def long_session(url: str, pid: int, frames: np.ndarray, total: int, offline: fl
 
 def engine_costs(bundle: Path, steps: int) -> dict[str, float]:
     """ms per model frame of each running engine, in this process on one thread: push a
-    frame and evaluate the running logit, as a session does when ``update_every`` is 1."""
+    frame and evaluate the running logit, as a session does when ``update_every`` is 1.
+
+    ``streaming`` completes the value with ``peek`` (no lag, the service's default),
+    ``streaming-lagging`` does not, ``window`` runs the whole window for every frame.
+    """
     module = load_bundle(bundle, runtime="torchscript").module
     spec = read_bundle_spec(bundle)["eval_transform"]
     frames, size = int(spec["frames"]), [int(v) for v in spec["size"]]
+    net = streaming_net_of(module)
+    engines: dict[str, Callable[[], Any]] = {"window": lambda: WindowEngine(module, frames)}
+    if net is not None:
+        engines["streaming"] = lambda: StepEngine(net, frames, peek=True)
+        engines["streaming-lagging"] = lambda: StepEngine(net, frames, peek=False)
     costs = {}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        for engine in (StepEngine, WindowEngine):
-            if engine is StepEngine and streaming_net_of(module) is None:
-                continue
-            running = engine(streaming_net_of(module) if engine is StepEngine else module, frames)
+        for kind, make in engines.items():
+            running = make()
             for index in range(steps + frames):
                 if index == frames:  # the window is full: time from here
                     start = time.perf_counter()
                 running.push(torch.rand(*size), index)
                 running.evaluate()
-            costs[engine.kind] = (time.perf_counter() - start) * 1000 / steps
+            costs[kind] = (time.perf_counter() - start) * 1000 / steps
     finally:
         torch.set_num_threads(threads)
     shown = ", ".join(f"{kind} {ms:.2f} ms" for kind, ms in costs.items())

@@ -48,11 +48,14 @@ class StepEngine:
             ``T // S`` steps (S: the net's temporal stride), the span of one window: the
             completed steps and, for the newest frames, the steps as a window ending there
             computes them (:meth:`StreamingCompactNet.peek`, so the value does not lag).
+        peek: False leaves the newest steps out: cheaper (no peek per model frame), but the
+            running value then lags the newest frame by the kernels' look-ahead (9 model
+            frames for the default net).
     """
 
     kind = "streaming"
 
-    def __init__(self, module: Any, frames: int) -> None:
+    def __init__(self, module: Any, frames: int, peek: bool = True) -> None:
         self.net = StreamingCompactNet(module)
         self.window = frames
         self.span = max(1, frames // self.net.stride)
@@ -60,6 +63,7 @@ class StepEngine:
         self.completed = 0
         self.provisional: list[float] = []
         self.peeked_at = -1
+        self.peek = peek
 
     def push(self, frame: torch.Tensor, model_index: int) -> None:
         for value in self.net.push(frame):
@@ -67,7 +71,7 @@ class StepEngine:
             self.completed += 1
 
     def evaluate(self) -> tuple[float | None, dict[int, float]]:
-        if self.peeked_at != self.net.frames:  # only a new model frame changes the tail
+        if self.peek and self.peeked_at != self.net.frames:  # a new model frame: a new tail
             self.provisional = self.net.peek()
             self.peeked_at = self.net.frames
         values = [*self.steps, *self.provisional][-self.span :]
@@ -79,7 +83,7 @@ class StepEngine:
             for k in range(stride)
             if (first + i) * stride + k < self.net.frames
         }
-        if self.net.frames < self.window:
+        if self.net.frames < self.window or len(values) < self.span:
             return None, relevance
         return float(np.mean(values)), relevance
 
@@ -113,10 +117,10 @@ class WindowEngine:
         }
 
 
-def running_engine(module: Any, frames: int) -> StepEngine | WindowEngine:
-    """The engine for a bundle's module: :class:`StepEngine` when it holds the compact net,
-    else :class:`WindowEngine`."""
+def running_engine(module: Any, frames: int, peek: bool = True) -> StepEngine | WindowEngine:
+    """The engine for a bundle's module: :class:`StepEngine` when it holds the compact net
+    (``peek``: see there), else :class:`WindowEngine`."""
     net = streaming_net_of(module)
     if net is not None:
-        return StepEngine(net, frames)
+        return StepEngine(net, frames, peek)
     return WindowEngine(module, frames)

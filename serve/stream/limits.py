@@ -35,6 +35,9 @@ class StreamLimits:
             the latest finished verdict) rather than inline, where it would delay the update
             of the frame that starts it by the check's time.
         relevance_frames: how many recent source frames each update's relevance covers.
+        running_without_lag: complete the compact net's running value with the steps a
+            window ending at the newest frame computes (one ``peek`` per model frame, about
+            2.5 frames' work); False saves that work and lets the value lag 9 model frames.
     """
 
     max_sessions: int = 4
@@ -50,6 +53,7 @@ class StreamLimits:
     check_seconds: float = 3.0
     check_in_background: bool = True
     relevance_frames: int = 32
+    running_without_lag: bool = True
 
     def to_json(self) -> dict[str, Any]:
         """The limits as the ``opened`` message states them."""

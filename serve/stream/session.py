@@ -111,7 +111,7 @@ class StreamSession:
         self.model_fps = float(eval_spec["fps"])
         self.window = int(eval_spec["frames"])
         self.resize = ResizeClip(eval_spec["size"], eval_spec.get("crop"))
-        self.engine = running_engine(scorer.bundle.module, self.window)
+        self.engine = running_engine(scorer.bundle.module, self.window, limits.running_without_lag)
         self.max_frames = max(1, math.floor(limits.max_seconds * spec.fps))
         self.spool = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed by discard()
             dir=spool_dir, prefix="labral-stream-", suffix=".u8"

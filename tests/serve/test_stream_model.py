@@ -71,6 +71,17 @@ def test_peek_is_the_window_ending_now_and_leaves_the_stream_unchanged():
     assert np.allclose([relevance[t] for t in range(16)], window_relevance[0], atol=1e-5)
 
 
+def test_without_peek_the_running_value_lags_the_kernels_look_ahead():
+    net = small_net()
+    lagging = StepEngine(net, frames=16, peek=False)
+    ready = []
+    for t in range(40):
+        lagging.push(torch.rand(32, 32), t)
+        ready.append(lagging.evaluate()[0] is not None)
+    # 4 completed steps need frames 0..15 plus the 9-frame look-ahead of the 7 temporal convs
+    assert ready.index(True) == 15 + 9
+
+
 def test_the_compact_net_is_found_inside_every_runtime_of_a_bundle():
     net = small_net()
     scripted = torch.jit.script(RelevanceModule(net))
