@@ -27,7 +27,7 @@ from labral.bundle import load_bundle
 from labral.datasets.io.clip import Clip
 from labral.datasets.synth.generate import draw_patient, generate_clip
 from labral.demo_bundle import make_demo_bundle
-from labral.input_check.check import InputCheck, Thresholds
+from labral.input_check.check import OOD_EXTRA_DIMS, InputCheck, Thresholds
 from labral.models.view_net import ViewNet
 from labral.scoring import ClipScorer
 
@@ -48,7 +48,7 @@ def valid_clips(n: int, seed: int = 3_990_000) -> list[Clip]:
 def _smoke_check() -> InputCheck:
     """An untrained check of the real shape (its cost does not depend on its weights)."""
     net = ViewNet().eval()
-    dim = net.feature_dim + 70
+    dim = net.feature_dim + OOD_EXTRA_DIMS
     rules = Thresholds(0.8, 0.02, 0.2, 0.3, 0.5, 0.3, 1e9, 1e9)
     return InputCheck(net, rules, np.zeros(dim), np.eye(dim))
 

@@ -11,7 +11,7 @@ A bundle is a folder::
     model.onnx      the same forward for ONNX Runtime (batch axis dynamic)
     metadata.json   the same spec plus the SHA-256 of every model file (MONAI-bundle spirit)
     README.md       a short model card
-    input_check/    the input check (:mod:`labral.input_check`): view_net.ts and check.json,
+    input_check/    the input check (:mod:`labral.input_check`): view_net.onnx and check.json,
                     recorded in the spec's ``input_check`` and in metadata.json's files; a
                     bundle exported before it existed has none and scores with a warning
 

@@ -79,18 +79,25 @@ def runtime_file(folder: Path, runtime: str, name: str | None = None) -> Path:
 ONNX_OPSET = 17
 
 
-def onnx_bytes(module: torch.nn.Module, example: torch.Tensor, opset: int = ONNX_OPSET) -> bytes:
+def onnx_bytes(
+    module: torch.nn.Module,
+    example: torch.Tensor,
+    opset: int = ONNX_OPSET,
+    names: tuple[str, str, str] = ("clip", "logits", "relevance"),
+) -> bytes:
     """``module`` (eager or TorchScript, eval mode) as an ONNX model with a dynamic batch axis.
 
     Args:
-        module: ``forward(x) -> (logits, relevance)``.
+        module: ``forward(x) -> (logits, relevance)`` (or two other outputs, see ``names``).
         example: float32 (B, 1, T, H, W), B >= 2 so that the batch axis stays symbolic.
+        names: the input's and the two outputs' names.
 
     Returns:
-        The serialised model: input ``clip``, outputs ``logits`` (B,) and ``relevance`` (B, T).
+        The serialised model: input ``clip``, outputs ``logits`` (B,) and ``relevance`` (B, T)
+        (by default).
     """
     buffer = io.BytesIO()
-    axes = {"clip": {0: "batch"}, "logits": {0: "batch"}, "relevance": {0: "batch"}}
+    axes = {name: {0: "batch"} for name in names}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
@@ -98,8 +105,8 @@ def onnx_bytes(module: torch.nn.Module, example: torch.Tensor, opset: int = ONNX
             (example,),
             buffer,
             dynamo=False,  # the TorchScript-based exporter needs no onnxscript
-            input_names=["clip"],
-            output_names=["logits", "relevance"],
+            input_names=[names[0]],
+            output_names=list(names[1:]),
             dynamic_axes=axes,
             opset_version=opset,
         )
@@ -115,6 +122,7 @@ class OnnxRuntimeForward:
         differentiable: the same network in torch (the bundle's model.ts). A call that needs
             gradients (grad mode on and an input that requires grad, as in
             :func:`labral.scoring.spatial_maps`) goes to it, since a session has no backward.
+        input_name: the model's input (as :func:`onnx_bytes` named it).
     """
 
     def __init__(
@@ -122,10 +130,12 @@ class OnnxRuntimeForward:
         model: str | Path | bytes,
         threads: int | None = None,
         differentiable: Forward | None = None,
+        input_name: str = "clip",
     ) -> None:
         import onnxruntime
 
         self.differentiable = differentiable
+        self.input_name = input_name
 
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = max(1, threads or torch.get_num_threads())
@@ -147,7 +157,7 @@ class OnnxRuntimeForward:
                     "input gradients (spatial maps) need the bundle's model.ts beside model.onnx"
                 )
             return self.differentiable(x)
-        feed = {"clip": x.detach().cpu().float().contiguous().numpy()}
+        feed = {self.input_name: x.detach().cpu().float().contiguous().numpy()}
         logits, relevance = self.session.run(None, feed)
         return torch.from_numpy(logits), torch.from_numpy(relevance)
 

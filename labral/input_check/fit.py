@@ -27,9 +27,13 @@ import torch.nn.functional as F
 from sklearn.covariance import LedoitWolf
 
 from labral.datasets.io.clip import Clip
+from labral.datasets.io.reader import read_cine
+from labral.datasets.synth.dicom_writer import encode_cine_dicom
 from labral.datasets.synth.difficulty import LEVEL_ORDER
 from labral.datasets.synth.generate import draw_patient, generate_clip
 from labral.datasets.synth.scenarios import CLIP_TYPES
+from labral.datasets.synth.settings import FileFormats
+from labral.datasets.synth.types import SynthClip
 from labral.datasets.synth.wrong_inputs import TRAINING_KINDS, generate_wrong_input
 from labral.input_check.check import InputCheck, Measurement, Thresholds, ood_vector
 from labral.input_check.features import Features, clip_features
@@ -58,9 +62,15 @@ class CheckData:
     wrong_kinds: list[str] = field(default_factory=list)
 
 
-def synthetic_clip(frames: np.ndarray, fps: float) -> Clip:
-    """A generated clip as a decoded one (what ``read_cine`` gives for a written file)."""
-    return Clip(frames=np.ascontiguousarray(frames), fps=float(fps))
+def synthetic_clip(made: SynthClip) -> Clip:
+    """A generated clip as scoring sees it: written as the generator writes its data sets
+    (DICOM, JPEG Baseline at the data sets' quality, burned-in text) and read back with
+    :func:`~labral.datasets.io.reader.read_cine` (tissue-region crop, JPEG artefacts)."""
+    formats = FileFormats()
+    return read_cine(
+        encode_cine_dicom(made, syntax="jpeg", jpeg_quality=formats.jpeg_quality),
+        default_fps=made.fps,
+    )
 
 
 def generated_data(settings: InputCheckSettings, data: CheckData) -> CheckData:
@@ -79,12 +89,12 @@ def generated_data(settings: InputCheckSettings, data: CheckData) -> CheckData:
                 draw_patient(seed), clip_type, seed, fps=fps, side=side, difficulty=level
             )
             target = data.valid_train if i < n_train else data.valid_calibration
-            target.append(synthetic_clip(made.frames, made.fps))
+            target.append(synthetic_clip(made))
     for k_index, kind in enumerate(TRAINING_KINDS):
         for i in range(settings.wrong_per_kind):
             seed = base + 500_000 + 1_000 * k_index + i
             made = generate_wrong_input(kind, seed, difficulty=LEVEL_ORDER[i % len(LEVEL_ORDER)])
-            data.wrong.append(synthetic_clip(made.frames, made.fps))
+            data.wrong.append(synthetic_clip(made))
             data.wrong_kinds.append(kind)
     return data
 
@@ -105,18 +115,23 @@ def _augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return (moved * gain).clamp(0, 1)
 
 
-def train_view_net(valid: torch.Tensor, wrong: torch.Tensor, epochs: int, seed: int) -> ViewNet:
-    """Train the view network on view images (float32 (N, 3, h, w)): valid clips 0, wrong
-    inputs 1 (class-balanced loss)."""
+def train_view_net(
+    valid: torch.Tensor, wrong: torch.Tensor, wrong_kinds: Sequence[str], epochs: int, seed: int
+) -> ViewNet:
+    """Train the view network on view images (float32 (N, 3, h, w)): valid clips class 0,
+    each kind of wrong input (``wrong_kinds``, one per wrong image) a class of its own;
+    class-balanced cross-entropy."""
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
+    kinds = list(dict.fromkeys(wrong_kinds))
     images = torch.cat([valid, wrong])
-    labels = torch.cat([torch.zeros(len(valid)), torch.ones(len(wrong))])
-    net = ViewNet()
+    labels = torch.tensor([0] * len(valid) + [1 + kinds.index(k) for k in wrong_kinds])
+    counts = torch.bincount(labels, minlength=1 + len(kinds)).float().clamp(min=1)
+    weight = counts.sum() / (counts * len(counts))
+    net = ViewNet(wrong_classes=len(kinds))
     optimiser = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
     steps = epochs * max(1, (len(labels) + 31) // 32)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=3e-3, total_steps=steps)
-    pos_weight = torch.tensor(len(valid) / max(1, len(wrong)))
     net.train()
     for _ in range(epochs):
         order = torch.randperm(len(labels), generator=generator)
@@ -124,8 +139,8 @@ def train_view_net(valid: torch.Tensor, wrong: torch.Tensor, epochs: int, seed: 
             batch = order[start : start + 32]
             if batch.numel() < 2:
                 continue
-            logits, _ = net(_augment(images[batch], generator))
-            loss = F.binary_cross_entropy_with_logits(logits, labels[batch], pos_weight=pos_weight)
+            _, features = net(_augment(images[batch], generator))
+            loss = F.cross_entropy(net.class_scores(features), labels[batch], weight=weight)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -142,10 +157,7 @@ def _fit_ood(check: InputCheck, valid: Sequence[Features]) -> None:
     for batch in (images, images.flip(-1)):
         with torch.inference_mode():
             _, features = check.view_net(batch)
-        rows += [
-            ood_vector(f.double().numpy(), s, image.numpy())
-            for f, s, image in zip(features, stats, batch, strict=True)
-        ]
+        rows += [ood_vector(f.double().numpy(), s) for f, s in zip(features, stats, strict=True)]
     vectors = np.stack(rows)
     estimate = LedoitWolf().fit(vectors)
     check.ood_mean = estimate.location_
@@ -205,6 +217,7 @@ def fit_input_check(data: CheckData, settings: InputCheckSettings) -> InputCheck
     net = train_view_net(
         torch.stack([image for _, image in valid]),
         torch.stack([image for _, image in wrong]),
+        data.wrong_kinds,
         settings.epochs,
         settings.seed,
     )

@@ -47,7 +47,7 @@ class InputCheckSettings(Settings):
         None, gt=0, description="null: fitted; Mahalanobis distance"
     )
     false_refusal: float = Field(
-        0.015, gt=0, le=0.2, description="share of valid calibration clips refused, at most"
+        0.01, gt=0, le=0.2, description="share of valid calibration clips refused, at most"
     )
     margin: float = Field(
         0.25,
@@ -57,13 +57,13 @@ class InputCheckSettings(Settings):
         "further from the valid clips",
     )
     synthetic_valid_per_level: int = Field(
-        80, ge=0, description="generated valid clips per difficulty level (0: the manifest only)"
+        160, ge=0, description="generated valid clips per difficulty level (0: the manifest only)"
     )
     manifest_clips: int = Field(
         240, ge=0, description="at most this many clips of the run's train and val splits each"
     )
-    wrong_per_kind: int = Field(24, ge=2, description="generated wrong inputs per training kind")
-    epochs: int = Field(30, ge=1, le=200, description="view network epochs")
+    wrong_per_kind: int = Field(48, ge=2, description="generated wrong inputs per training kind")
+    epochs: int = Field(60, ge=1, le=200, description="view network epochs")
     seed: int = Field(0, ge=0, description="seed of the generated clips and of training")
     cache_dir: Text | None = Field(
         "${paths.data_dir}/input_check_cache",

@@ -92,14 +92,17 @@ def test_the_check_travels_in_the_bundle_and_a_modified_one_is_refused(tmp_path)
     assert metadata["input_check"]["thresholds"]["max_view_logit"] == pytest.approx(
         check.thresholds.max_view_logit
     )
-    assert {"input_check/view_net.ts", "input_check/check.json"} <= set(metadata["files"])
+    assert {"input_check/view_net.onnx", "input_check/check.json"} <= set(metadata["files"])
     loaded = load_bundle(folder).input_check
     made = generate_wrong_input("lateral_view", SEEDS[0])
     clip = Clip(frames=made.frames, fps=made.fps)
-    assert loaded.assess(clip).to_json() == check.assess(clip).to_json()
-    (folder / "input_check" / "check.json").write_text(
-        (folder / "input_check" / "check.json").read_text().replace('"version": 1', '"version":1')
-    )
+    # the loaded check runs its view network in ONNX Runtime: the same verdict, scores to 1e-4
+    after, before = loaded.assess(clip), check.assess(clip)
+    assert after.reasons == before.reasons
+    assert after.scores == pytest.approx(before.scores, abs=1e-4)
+    assert after.thresholds == before.thresholds
+    saved = folder / "input_check" / "check.json"
+    saved.write_text(saved.read_text() + " ")  # one byte more: the SHA-256 no longer matches
     with pytest.raises(IncompatibleBundleError, match="modified"):
         load_bundle(folder)
 

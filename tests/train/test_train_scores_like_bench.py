@@ -69,6 +69,8 @@ def test_test_auroc_of_a_run_is_labral_bench_auroc_of_its_bundle(train_cfg, tmp_
             "bootstrap.n=20",
             "latency_clips=0",
             "controls=false",
+            "pdf=false",
+            "failure_cases=0",
             "progress=false",
         ],
     )
