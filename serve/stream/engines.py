@@ -124,3 +124,22 @@ def running_engine(module: Any, frames: int, peek: bool = True) -> StepEngine | 
     if net is not None:
         return StepEngine(net, frames, peek)
     return WindowEngine(module, frames)
+
+
+def warm_up(module: Any, spec: dict[str, Any], peek: bool = True) -> None:
+    """Run an engine over a window and a half of blank model frames, once per process.
+
+    TorchScript specialises a submodule on its first calls with a new input shape; the
+    stream calls them one frame at a time (shapes the service's own warm-up never used),
+    so without this the first session's first updates would pay for it.
+
+    Args:
+        module: the bundle's module.
+        spec: the bundle's eval transform (``frames``, ``size``).
+    """
+    frames = int(spec["frames"])
+    engine = running_engine(module, frames, peek)
+    blank = torch.zeros(*[int(v) for v in spec["size"]])
+    for index in range(frames + frames // 2 + 12):
+        engine.push(blank, index)
+        engine.evaluate()

@@ -41,6 +41,7 @@ class StreamHub:
     spool_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
     watchers: set[asyncio.Queue] = field(default_factory=set)
     finishing: set[asyncio.Future] = field(default_factory=set)
+    warmed: bool = False
 
     def publish(self, message: dict[str, Any]) -> None:
         """Hand a message to every watching page (a full queue drops it: pages lag, never

@@ -20,6 +20,7 @@ from fastapi import APIRouter, FastAPI, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from labral.serve.stream import watch
+from labral.serve.stream.engines import warm_up
 from labral.serve.stream.finish import finish_session
 from labral.serve.stream.hub import StreamHub, check_key, close_with, receive_json
 from labral.serve.stream.limits import (
@@ -133,6 +134,21 @@ async def run_frames(websocket: WebSocket, hub: StreamHub, session: StreamSessio
         raise BadStreamMessageError(f'unknown message type {request["type"]!r} (frames or "close")')
 
 
+async def warm_once(websocket: WebSocket, hub: StreamHub) -> None:
+    """Warm the running engine up before the process's first session (engines.warm_up)."""
+    if hub.warmed:
+        return
+    hub.warmed = True
+    bundle = websocket.app.state.service.bundle
+    await asyncio.get_running_loop().run_in_executor(
+        hub.executor,
+        warm_up,
+        bundle.module,
+        bundle.spec["eval_transform"],
+        hub.limits.running_without_lag,
+    )
+
+
 @router.websocket("/v1/stream")
 async def stream(websocket: WebSocket) -> None:
     """Live scoring of one session (docs/streaming.md)."""
@@ -144,14 +160,18 @@ async def stream(websocket: WebSocket) -> None:
         await close_with(websocket, error)
         return
     hub.open_sessions += 1
-    checker = hub.checker if hub.limits.check_in_background else None
-    session = StreamSession(
-        websocket.app.state.service.scorer,
-        session_spec(opened),
-        hub.limits,
-        hub.spool_dir,
-        checker,
-    )
+    try:
+        await warm_once(websocket, hub)
+        session = StreamSession(
+            websocket.app.state.service.scorer,
+            session_spec(opened),
+            hub.limits,
+            hub.spool_dir,
+            hub.checker if hub.limits.check_in_background else None,
+        )
+    except BaseException:
+        hub.open_sessions -= 1
+        raise
     try:
         ended, gone = await _receive_session(websocket, hub, session, opened)
     except BaseException:
