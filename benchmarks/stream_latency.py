@@ -114,9 +114,16 @@ def subprocess_server(bundle: Path, out_root: Path) -> Iterator[tuple[str, int]]
         "log_level=warning", f"paths.output_root={out_root}", f"state_dir={out_root}/state",
     ]  # fmt: skip
     env = {**os.environ, "PYTHONSAFEPATH": "1"}
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    out_root.mkdir(parents=True, exist_ok=True)
+    log = out_root / "serve.log"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
-    wait_ready(url, timeout=300)
+    try:
+        wait_ready(url, timeout=300)
+    except SystemExit:
+        proc.kill()
+        raise SystemExit(f"{url} did not become ready:\n{log.read_text()[-3000:]}") from None
     try:
         yield url, proc.pid
     finally:
