@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 from omegaconf import OmegaConf
+from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GroupKFold
@@ -53,6 +54,7 @@ from labral.datasets.synth.dataset import plan_dataset
 from labral.datasets.synth.difficulty import known_levels
 from labral.datasets.synth.jobs import ClipJob, render_job
 from labral.datasets.synth.settings import SynthSettings
+from labral.datasets.synth.shortcut_timing import cleft_axis, cleft_profile, direction_features
 from labral.datasets.transforms.clip_transforms import (
     evenly_spaced_starts,
     resample_indices,
@@ -68,11 +70,15 @@ class ModelView:
         frames: float32 (T, h, w) frames of the eval window, 0..255.
         roi: (r0, r1, c0, c1) the cleft region in the resized frame (from the anatomy).
         loading: float32 (T,) the generator's loading trace on the same frames (0..1).
+        axis: float32 (h, w) position along the cleft (0 joint side .. 1 capsular side, NaN
+            outside it; :func:`~labral.datasets.synth.shortcut_timing.cleft_axis`), or
+            ``None`` when not known (the direction features then need it).
     """
 
     frames: np.ndarray
     roi: tuple[int, int, int, int]
     loading: np.ndarray
+    axis: np.ndarray | None = None
 
 
 @functools.cache
@@ -248,10 +254,28 @@ def timing_features(view: ModelView, loading: np.ndarray | None = None) -> np.nd
     )
 
 
+def direction_row(view: ModelView, loading: np.ndarray | None = None) -> np.ndarray:
+    """float32 (len(TIMING_FEATURES) + len(DIRECTION_FEATURES),): the timing features of
+    :func:`timing_features` and the direction-aware ones of :mod:`shortcut_timing`.
+
+    Args:
+        view: the clip as the model sees it, with its cleft ``axis``.
+        loading: float (T,) loading to use; ``None`` = the generator's trace in ``view``.
+    """
+    if view.axis is None:
+        raise ValueError("the direction features need the cleft's axis (ModelView.axis)")
+    position = view.loading if loading is None else np.asarray(loading, np.float32)
+    profile = cleft_profile(view.frames, view.axis)
+    return np.concatenate(
+        [timing_features(view, loading), direction_features(profile, position)]
+    ).astype(np.float32)
+
+
 def clip_feature_row(view: ModelView, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """The design-matrix rows of one clip for every classifier of the study."""
     per_frame = per_frame_features(view)
     change = change_features(view)
+    estimated = pixel_loading(view.frames, view.roi)
     return {
         "still_frame": per_frame[rng.integers(0, len(per_frame))],
         "order_free": np.concatenate(
@@ -259,23 +283,54 @@ def clip_feature_row(view: ModelView, rng: np.random.Generator) -> dict[str, np.
         ),
         "change_pooled": np.concatenate([change.mean(0), change.std(0), change.max(0)]),
         "timing": timing_features(view),
-        "timing_pixels": timing_features(view, pixel_loading(view.frames, view.roi)),
+        "timing_pixels": timing_features(view, estimated),
+        "direction": direction_row(view),
+        "direction_pixels": direction_row(view, estimated),
     }
 
 
-def grouped_auroc(x: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int = 5) -> float:
-    """Out-of-fold AUROC of a standardised logistic regression, folds grouped by patient.
+#: The classifiers of the study: a linear one, and one that can combine features non-linearly
+#: (direction *and* time: forward travel on the loading stroke).
+CLASSIFIERS = ("logistic", "boosting")
+
+
+def make_classifier(name: str) -> Any:
+    """A fresh scikit-learn classifier by name (one of :data:`CLASSIFIERS`).
+
+    ``logistic``: standardised logistic regression (C = 1). ``boosting``: histogram gradient
+    boosting with small trees and a slow rate (a few hundred clips per fold), fixed seed.
+    """
+    if name == "logistic":
+        return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
+    if name == "boosting":
+        return HistGradientBoostingClassifier(
+            learning_rate=0.05,
+            max_iter=200,
+            max_leaf_nodes=8,
+            min_samples_leaf=10,
+            l2_regularization=1.0,
+            early_stopping=False,
+            random_state=0,
+        )
+    raise ValueError(f"classifier {name!r} is unknown; use one of {list(CLASSIFIERS)}")
+
+
+def grouped_auroc(
+    x: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int = 5, classifier: str = "logistic"
+) -> float:
+    """Out-of-fold AUROC of a classifier, folds grouped by patient.
 
     Args:
         x: float (N, F) features; y: int (N,) labels; groups: (N,) patient ids.
         folds: number of folds.
+        classifier: one of :data:`CLASSIFIERS` (:func:`make_classifier`).
 
     Returns:
         AUROC of the pooled out-of-fold scores.
     """
     scores = np.zeros(len(y))
     for train, test in GroupKFold(n_splits=folds).split(x, y, groups):
-        clf = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
+        clf = make_classifier(classifier)
         clf.fit(x[train], y[train])
         scores[test] = clf.predict_proba(x[test])[:, 1]
     return float(roc_auc_score(y, scores))
@@ -296,7 +351,9 @@ def _featurise(job: ClipJob) -> tuple[dict[str, np.ndarray], int, str]:
     assert _SETTINGS is not None
     clip = render_job(job, _SETTINGS)
     loading = clip.params["traces"]["loading"]
-    view = model_view(clip.frames, clip.fps, clip.params["cleft_roi_px"], loading, eval_spec())
+    spec = eval_spec()
+    view = model_view(clip.frames, clip.fps, clip.params["cleft_roi_px"], loading, spec)
+    view.axis = cleft_axis(clip.params["anatomy"], clip.frames.shape[1:], tuple(spec["size"]))
     rng = np.random.default_rng(job.seed)
     return clip_feature_row(view, rng), clip.label, job.patient
 
@@ -306,13 +363,14 @@ def _init(settings: SynthSettings) -> None:
     _SETTINGS = settings
 
 
-def study_level(level: str, n_patients: int, seed: int = 0, workers: int = 2) -> dict[str, Any]:
-    """Render one level's data set, featurise it and score every classifier.
+def featurise_level(
+    level: str, n_patients: int, seed: int = 0, workers: int = 2
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, int]:
+    """Render one level's data set as ``labral synth`` plans it and featurise every clip.
 
     Returns:
-        ``{"level", "clips", "hips", "positives", "still_frame", "order_free",
-        "change_pooled", "timing_best", "timing_best_feature", "timing_probe",
-        "timing_single": {feature: auroc}}``.
+        ``(mats, y, groups, hips)``: design matrices float32 (N, F_k) by name (the keys of
+        :func:`clip_feature_row`), labels int (N,), patient ids (N,), number of hips.
     """
     settings = study_settings(level, n_patients, seed)
     jobs = plan_dataset(settings)
@@ -325,14 +383,29 @@ def study_level(level: str, n_patients: int, seed: int = 0, workers: int = 2) ->
     y = np.array([r[1] for r in rows])
     groups = np.array([r[2] for r in rows])
     mats = {k: np.stack([r[0][k] for r in rows]) for k in rows[0][0]}
-    result: dict[str, Any] = {
-        "level": level,
-        "clips": len(jobs),
-        "hips": len({j.hip for j in jobs}),
-        "positives": int(y.sum()),
-    }
-    for name in ("still_frame", "order_free", "change_pooled"):
-        result[name] = grouped_auroc(mats[name], y, groups)
+    return mats, y, groups, len({j.hip for j in jobs})
+
+
+def score_timing_nulls(
+    mats: dict[str, np.ndarray],
+    y: np.ndarray,
+    groups: np.ndarray,
+    classifiers: Sequence[str] = CLASSIFIERS,
+) -> dict[str, Any]:
+    """The timing nulls of one level: (d) and its probes, old and direction-aware.
+
+    Args:
+        mats: from :func:`featurise_level` (``timing``, ``timing_pixels``, ``direction``,
+            ``direction_pixels``); y: int (N,) labels; groups: (N,) patient ids.
+        classifiers: which of :data:`CLASSIFIERS` score the direction-aware features.
+
+    Returns:
+        ``timing_best`` (+ ``_feature``), ``timing_probe``, ``timing_pixels``,
+        ``timing_single``, ``direction_<classifier>`` and ``direction_pixels_<classifier>``
+        per classifier, ``strongest_null`` (the best of the oracle timing nulls: (d), the
+        timing probe and the direction-aware ones) and ``strongest_null_pixels`` (the best
+        of those from the pixels alone).
+    """
     single = {
         name: grouped_auroc(mats["timing"][:, i : i + 1], y, groups)
         for i, name in enumerate(TIMING_FEATURES)
@@ -342,13 +415,51 @@ def study_level(level: str, n_patients: int, seed: int = 0, workers: int = 2) ->
         grouped_auroc(mats["timing_pixels"][:, i : i + 1], y, groups)
         for i in range(len(TIMING_FEATURES))
     )
-    result.update(
-        timing_best=single[best],
-        timing_best_feature=best,
-        timing_probe=grouped_auroc(mats["timing"], y, groups),
-        timing_pixels=pixels,
-        timing_single=single,
+    out: dict[str, Any] = {
+        "timing_best": single[best],
+        "timing_best_feature": best,
+        "timing_probe": grouped_auroc(mats["timing"], y, groups),
+        "timing_pixels": pixels,
+        "timing_single": single,
+    }
+    for name in classifiers:
+        out[f"direction_{name}"] = grouped_auroc(mats["direction"], y, groups, classifier=name)
+        out[f"direction_pixels_{name}"] = grouped_auroc(
+            mats["direction_pixels"], y, groups, classifier=name
+        )
+    out["strongest_null"] = max(
+        out["timing_best"], out["timing_probe"], *(out[f"direction_{n}"] for n in classifiers)
     )
+    out["strongest_null_pixels"] = max(
+        out["timing_pixels"], *(out[f"direction_pixels_{n}"] for n in classifiers)
+    )
+    return out
+
+
+def study_level(
+    level: str,
+    n_patients: int,
+    seed: int = 0,
+    workers: int = 2,
+    classifiers: Sequence[str] = CLASSIFIERS,
+) -> dict[str, Any]:
+    """Render one level's data set, featurise it and score every classifier.
+
+    Returns:
+        ``{"level", "clips", "hips", "positives", "still_frame", "order_free",
+        "change_pooled"}`` and the timing nulls of :func:`score_timing_nulls`, among them
+        ``"strongest_null"`` and ``"strongest_null_pixels"``.
+    """
+    mats, y, groups, hips = featurise_level(level, n_patients, seed, workers)
+    result: dict[str, Any] = {
+        "level": level,
+        "clips": len(y),
+        "hips": hips,
+        "positives": int(y.sum()),
+    }
+    for name in ("still_frame", "order_free", "change_pooled"):
+        result[name] = grouped_auroc(mats[name], y, groups)
+    result.update(score_timing_nulls(mats, y, groups, classifiers))
     return result
 
 
