@@ -2,8 +2,10 @@
 
 Decode and preprocessing run in a small thread pool, the model in the batcher's single
 worker thread, so the event loop keeps answering health checks while clips are scored.
-Every step after decoding is :class:`labral.scoring.ClipScorer`'s (``prepare`` in the pool,
-``forward`` in the batcher, ``finish`` per request), the function ``labral bench`` uses.
+Every step after decoding is :meth:`ScoringService.score_clip`, which every route calls
+(uploads, DICOM, a live session's recorded clip): :class:`labral.scoring.ClipScorer`'s
+``prepare`` in the pool, ``forward`` in the batcher, ``finish`` per request (the scorer
+``labral bench`` uses).
 ``prepare`` also runs the bundle's input check, so every route reads one verdict from the
 score (:mod:`labral.serve.verdicts`): a not-assessable clip is counted by reason at
 ``/metrics`` here, and its row (:func:`result_fields`) holds no probability or decision.
@@ -18,7 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,7 +176,8 @@ class ScoringService:
         }
 
     # ---- scoring ----------------------------------------------------------------------
-    def _decode_and_preprocess(self, data: bytes) -> tuple[Clip, PreparedClip, float, float]:
+    def _decode(self, data: bytes) -> tuple[Clip, float]:
+        """Read an upload into a clip; returns (clip, milliseconds spent)."""
         t0 = time.perf_counter()
         try:
             clip = read_cine(data, limits=self.settings.read_limits())
@@ -185,10 +188,13 @@ class ScoringService:
                 f"the upload could not be decoded ({type(exc).__name__}: {exc}); "
                 "send an intact DICOM cine or MP4/AVI/MOV export"
             ) from exc
-        t1 = time.perf_counter()
+        return clip, (time.perf_counter() - t0) * 1000
+
+    def _prepare(self, clip: Clip) -> tuple[PreparedClip, float]:
+        """The eval transform and the input check; returns (prepared, milliseconds spent)."""
+        t0 = time.perf_counter()
         prepared = self.scorer.prepare(clip)
-        t2 = time.perf_counter()
-        return clip, prepared, (t1 - t0) * 1000, (t2 - t1) * 1000
+        return prepared, (time.perf_counter() - t0) * 1000
 
     def clip_warnings(self, clip: Clip) -> list[str]:
         """Reader warnings plus the service's own checks (short clip, low frame rate)."""
@@ -209,8 +215,12 @@ class ScoringService:
             notes.append(f"low frame rate: {clip.fps:.1f} fps < {s.min_fps:.1f} fps")
         return notes
 
+    def _require_ready(self) -> None:
+        if not self.ready.is_set() or self.batcher is None:
+            raise NotReadyError("the model is still loading; retry when /readyz answers 200")
+
     async def score(self, data: bytes, *, spatial: bool = False) -> ScoredClip:
-        """Decode, preprocess and score one upload.
+        """Decode, preprocess and score one upload (decoding, then :meth:`score_clip`).
 
         Args:
             data: the uploaded file's bytes.
@@ -221,15 +231,52 @@ class ScoringService:
             NotReadyError: the model is not loaded yet.
             LabralError: bad input (typed, mapped to a 4xx by the error handlers).
         """
-        if not self.ready.is_set() or self.batcher is None:
-            raise NotReadyError("the model is still loading; retry when /readyz answers 200")
-        loop = asyncio.get_running_loop()
+        self._require_ready()
         t0 = time.perf_counter()
         self.decoding += 1
         try:
-            clip, prepared, decode_ms, prep_ms = await loop.run_in_executor(
-                self._decode_pool, self._decode_and_preprocess, data
+            clip, decode_ms = await asyncio.get_running_loop().run_in_executor(
+                self._decode_pool, self._decode, data
             )
+        finally:
+            self.decoding -= 1
+        self.metrics.stage_latency.labels(stage="decode").observe(decode_ms / 1000)
+        # no await between decoding and score_clip's own count: the batcher never sees a gap
+        scored = await self.score_clip(clip, spatial=spatial)
+        total_ms = (time.perf_counter() - t0) * 1000
+        scored.timing_ms = {"decode": round(decode_ms, 2), **scored.timing_ms}
+        scored.timing_ms["total"] = round(total_ms, 2)
+        return scored
+
+    async def score_clip(
+        self, clip: Clip, *, spatial: bool = False, executor: Executor | None = None
+    ) -> ScoredClip:
+        """Score one decoded clip: what every route runs after decoding.
+
+        ``ClipScorer.prepare`` (the eval transform and the input check) runs in ``executor``,
+        the model call in the batcher, ``finish`` here (in ``executor`` when it makes spatial
+        maps). The verdict is counted at ``/metrics``; warnings are :meth:`clip_warnings` and
+        the verdict's own.
+
+        Args:
+            clip: the decoded clip, frames uint8 (T, H, W), with its fps and spacing.
+            spatial: also compute the spatial maps on the peak frames (assessable clips only).
+            executor: where the CPU steps run; None is the decode pool (a live session's
+                final scoring passes the stream pool).
+
+        Returns:
+            The scored clip; ``timing_ms`` holds ``preprocess``, ``model`` and ``total``.
+
+        Raises:
+            NotReadyError: the model is not loaded yet.
+        """
+        self._require_ready()
+        pool = executor or self._decode_pool
+        loop = asyncio.get_running_loop()
+        t0 = time.perf_counter()
+        self.decoding += 1  # counted until its batch submission (the batcher's ``incoming``)
+        try:
+            prepared, prep_ms = await loop.run_in_executor(pool, self._prepare, clip)
         finally:
             self.decoding -= 1
         t1 = time.perf_counter()
@@ -241,22 +288,16 @@ class ScoringService:
             self.scorer.finish, prepared, out["logits"], out["relevance"], spatial=spatial
         )
         # without spatial maps finishing is a few array operations: no thread hop for it
-        score = await loop.run_in_executor(self._decode_pool, finish) if spatial else finish()
-        self.metrics.stage_latency.labels(stage="decode").observe(decode_ms / 1000)
+        score = await loop.run_in_executor(pool, finish) if spatial else finish()
         self.metrics.stage_latency.labels(stage="preprocess").observe(prep_ms / 1000)
         self.metrics.stage_latency.labels(stage="model").observe(model_ms / 1000)
         self.metrics.count_verdict(score.verdict)
         warnings = self.clip_warnings(clip)
         if score.verdict.warning:  # a bundle without an input check: scored, with a warning
             warnings.append(score.verdict.warning)
-        return ScoredClip(
-            clip=clip,
-            score=score,
-            timing_ms={
-                "decode": round(decode_ms, 2),
-                "preprocess": round(prep_ms, 2),
-                "model": round(model_ms, 2),
-                "total": round((time.perf_counter() - t0) * 1000, 2),
-            },
-            warnings=warnings,
-        )
+        timing = {
+            "preprocess": round(prep_ms, 2),
+            "model": round(model_ms, 2),
+            "total": round((time.perf_counter() - t0) * 1000, 2),
+        }
+        return ScoredClip(clip=clip, score=score, timing_ms=timing, warnings=warnings)

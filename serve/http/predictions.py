@@ -132,7 +132,7 @@ async def predict(
     )
     if source is not None:
         return _sr_response(source, scored, service.bundle)
-    return _answer(scored, service.bundle, settings, spatial=spatial, preview=preview)
+    return answer(scored, service.bundle, settings, spatial=spatial, preview=preview)
 
 
 def _sr_response(source: Dataset, scored: ScoredClip, bundle: Bundle) -> Response:
@@ -155,11 +155,20 @@ def _sr_response(source: Dataset, scored: ScoredClip, bundle: Bundle) -> Respons
     return Response(sr_bytes(dataset), media_type="application/dicom")
 
 
-def _answer(
+def answer(
     scored: ScoredClip, bundle: Bundle, settings: ServeSettings, *, spatial: bool, preview: bool
 ) -> dict[str, Any]:
-    """The JSON answer: a clip the input check refused gets no decision, and none of the
-    model's evidence."""
+    """The JSON answer of a scored clip, the one every route gives (``POST /v1/predictions``,
+    a live session's ``result``): a clip the input check refused gets no decision, and none
+    of the model's evidence.
+
+    Args:
+        scored: the service's result.
+        bundle: the model bundle (threshold, identity, label names).
+        settings: the service settings (preview sizes).
+        spatial: add ``spatial_maps`` (the score must hold them).
+        preview: add base64 PNG frames for the web page.
+    """
     score = scored.score
     assessable = score.assessable
     body: dict[str, Any] = {

@@ -1,10 +1,11 @@
 """The end of a live session: score the recorded clip offline, store its row, answer.
 
 The recorded clip goes through exactly what ``POST /v1/predictions`` runs after decoding
-(the service's :class:`~labral.scoring.ClipScorer`: ``prepare`` with the input check, the
-batcher's model call, ``finish``), so the session's final result equals offline scoring of
-the same frames. A session that ended early (a dropped connection, a limit, a bad frame)
-still stores its row, marked partial: ``reason`` holds the code it ended with.
+(:meth:`ScoringService.score_clip`: ``prepare`` with the input check, the batcher's model
+call, ``finish``) and is answered by the same function (``predictions.answer``), so the
+session's final result equals offline scoring of the same frames. A session that ended
+early (a dropped connection, a limit, a bad frame) still stores its row, marked partial:
+``reason`` holds the code it ended with.
 """
 
 from __future__ import annotations
@@ -12,15 +13,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import time
 from concurrent.futures import Executor
 from typing import Any
 
 from fastapi import FastAPI
 
-from labral.datasets.io.clip import Clip
 from labral.serve.dicom.sr import build_sr, read_source_header, sr_bytes
-from labral.serve.http.predictions import _answer as prediction_json  # the one JSON answer
+from labral.serve.http import predictions
 from labral.serve.service import ScoredClip, ScoringService, result_fields
 from labral.serve.store.database import AuditEntry, ResultRow
 from labral.serve.stream.session import StreamSession
@@ -28,33 +27,6 @@ from labral.serve.verdicts import Refusal
 
 log = logging.getLogger("labral.serve")
 STREAM_ROUTE = "WS /v1/stream"
-
-
-async def score_recorded(service: ScoringService, clip: Clip, executor: Executor) -> ScoredClip:
-    """Score a recorded clip as ``ScoringService.score`` scores a decoded upload.
-
-    Args:
-        service: the app's scoring service (ready).
-        clip: the session's frames, uint8 (T, H, W), at its declared fps and spacing.
-        executor: where the eval transform and input check run (off the event loop).
-    """
-    loop = asyncio.get_running_loop()
-    t0 = time.perf_counter()
-    prepared = await loop.run_in_executor(executor, service.scorer.prepare, clip)
-    t1 = time.perf_counter()
-    out = await service.batcher.submit(prepared.image)
-    model_ms = (time.perf_counter() - t1) * 1000
-    score = service.scorer.finish(prepared, out["logits"], out["relevance"])
-    service.metrics.count_verdict(score.verdict)
-    warnings = service.clip_warnings(clip)
-    if score.verdict.warning:
-        warnings.append(score.verdict.warning)
-    timing = {
-        "preprocess": round((t1 - t0) * 1000, 2),
-        "model": round(model_ms, 2),
-        "total": round((time.perf_counter() - t0) * 1000, 2),
-    }
-    return ScoredClip(clip=clip, score=score, timing_ms=timing, warnings=warnings)
 
 
 def stream_row(
@@ -113,7 +85,7 @@ async def finish_session(
     scored = None
     if session.frames > 0:
         clip = await loop.run_in_executor(executor, session.recorded_clip)
-        scored = await score_recorded(service, clip, executor)
+        scored = await service.score_clip(clip, executor=executor)
     row = stream_row(service, scored, ended, session.work_s * 1000)
     entry = AuditEntry(STREAM_ROUTE, caller, "score", row.reason or row.status)
     store = app.state.stateful.store
@@ -127,7 +99,7 @@ async def finish_session(
     if scored is None:
         return {**body, "status": "failed", "reason": row.reason}
     settings = app.state.settings
-    body.update(prediction_json(scored, service.bundle, settings, spatial=False, preview=False))
+    body.update(predictions.answer(scored, service.bundle, settings, spatial=False, preview=False))
     if dicom_header:
         try:
             body["sr"] = await loop.run_in_executor(
