@@ -16,12 +16,12 @@ import ipaddress
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from labral.datasets.io.limits import ReadLimits
 from labral.errors import BadConfigError
 from labral.runtimes import DEFAULT_RUNTIME, check_runtime
-from labral.settings import Settings
+from labral.settings import Settings, named_error
 
 LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
 
@@ -151,6 +151,64 @@ class DicomSettings(_Settings):
     _title = field_validator("ae_title")(_ae_title)
 
 
+class StreamSettings(_Settings):
+    """Live sessions (``WS /v1/stream``, docs/streaming.md): what one server accepts and how
+    the running values are made. The ``opened`` message states them to the client; the app's
+    hub holds them (``app.state.stream_hub.limits``). Set them like any other key
+    (``labral serve stream.max_sessions=8``, ``LABRAL_STREAM_MAX_SESSIONS=8``).
+
+    Attributes:
+        max_sessions: sessions open at once (per process); one more is refused
+            (``too_many_sessions``).
+        max_seconds: longest session in seconds of video (frames / fps); at the limit the
+            session ends with its result (``over_limit``). 600 s is 18,000 frames at 30 fps.
+        min_fps / max_fps: the frame rates a session may declare.
+        max_side: largest frame height or width in pixels.
+        max_pixels: largest frame area (height * width).
+        max_frame_bytes: largest binary message (a raw frame is H*W bytes; a JPEG less).
+        idle_timeout_s: a session with no message for this long ends with a partial result.
+        update_every_max: the most frames a client may ask between two updates.
+        check_every_s: how often (seconds of video) the running input check runs.
+        check_seconds: how many recent seconds of video the running input check reads.
+        check_in_background: run the running check beside the frames (an update reports
+            the latest finished verdict) rather than inline, where it would delay the update
+            of the frame that starts it by the check's time.
+        relevance_frames: how many recent source frames each update's relevance covers.
+        running_without_lag: complete the compact net's running value with the steps a
+            window ending at the newest frame computes (one ``peek`` per model frame, about
+            2.5 frames' work); False saves that work and lets the value lag 9 model frames.
+    """
+
+    model_config = ConfigDict(frozen=True)  # shared by every session of the app
+
+    max_sessions: int = Field(4, ge=1)
+    max_seconds: float = Field(600.0, gt=0)
+    min_fps: float = Field(1.0, gt=0)
+    max_fps: float = Field(120.0, gt=0)
+    max_side: int = Field(2048, ge=1)
+    max_pixels: int = Field(1024 * 1024, ge=1)
+    max_frame_bytes: int = Field(2 * 1024 * 1024, ge=1)
+    idle_timeout_s: float = Field(30.0, gt=0)
+    update_every_max: int = Field(60, ge=1)
+    check_every_s: float = Field(1.0, gt=0)
+    check_seconds: float = Field(3.0, gt=0)
+    check_in_background: bool = True
+    relevance_frames: int = Field(32, ge=1)
+    running_without_lag: bool = True
+
+    @model_validator(mode="after")
+    def _fps_range(self) -> StreamSettings:
+        if self.min_fps > self.max_fps:
+            raise named_error(
+                "stream.min_fps", self.min_fps, f"is above stream.max_fps={self.max_fps!r}"
+            )
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        """The settings as the ``opened`` message states them."""
+        return self.model_dump()
+
+
 class ServeSettings(_Settings):
     """Everything ``create_app`` needs; every field has a safe default except ``bundle``.
 
@@ -179,7 +237,8 @@ class ServeSettings(_Settings):
         state_dir: what the service keeps: the SQLite store, the spool of received
             instances, the SRs it made, the forward outbox and dead letters. None: a
             temporary folder removed at shutdown (nothing survives a restart).
-        store / dicom: the results store and the DICOM node (see their classes).
+        store / dicom / stream: the results store, the DICOM node and live sessions (see
+            their classes).
     """
 
     bundle: Path
@@ -209,6 +268,7 @@ class ServeSettings(_Settings):
     state_dir: Path | None = None
     store: StoreSettings = Field(default_factory=StoreSettings)
     dicom: DicomSettings = Field(default_factory=DicomSettings)
+    stream: StreamSettings = Field(default_factory=StreamSettings)
 
     @field_validator("runtime")
     @classmethod

@@ -83,7 +83,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(results.router)
     app.include_router(dicomweb.router)
-    install_stream(app)  # WS /v1/stream and /v1/stream/watch (docs/streaming.md)
+    install_stream(app, settings.stream)  # WS /v1/stream and /v1/stream/watch (docs/streaming.md)
     _add_page(app, settings)
     if settings.cors_origins:
         app.add_middleware(

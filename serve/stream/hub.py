@@ -15,11 +15,11 @@ from typing import Any
 
 from fastapi import WebSocket
 
+from labral.serve.settings import StreamSettings
 from labral.serve.stream.limits import (
     BadStreamMessageError,
     IdleTimeoutError,
     StreamError,
-    StreamLimits,
     StreamUnauthorizedError,
 )
 from labral.serve.stream.protocol import parse_json
@@ -30,7 +30,7 @@ class StreamHub:
     """The app's live sessions: limits, the open count, the worker pools (frames; the running
     input checks), the page's watchers, the results being stored."""
 
-    limits: StreamLimits = field(default_factory=StreamLimits)
+    limits: StreamSettings
     open_sessions: int = 0
     executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(2, thread_name_prefix="labral-stream")

@@ -15,10 +15,10 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from labral.serve.settings import StreamSettings
 from labral.serve.stream.limits import (
     BadFrameError,
     BadStreamMessageError,
-    StreamLimits,
     StreamOverLimitError,
 )
 from labral.serve.stream.session import SessionSpec
@@ -69,7 +69,7 @@ def parse_json(text: str) -> dict[str, Any]:
     return message
 
 
-def parse_open(message: dict[str, Any], limits: StreamLimits) -> OpenMessage:
+def parse_open(message: dict[str, Any], limits: StreamSettings) -> OpenMessage:
     """Validate the ``open`` message against the protocol and the limits.
 
     Raises:
@@ -114,7 +114,7 @@ def session_spec(opened: OpenMessage) -> SessionSpec:
     )
 
 
-def decode_frame(data: bytes, spec: SessionSpec, limits: StreamLimits) -> np.ndarray:
+def decode_frame(data: bytes, spec: SessionSpec, limits: StreamSettings) -> np.ndarray:
     """One binary message as a frame.
 
     Args:

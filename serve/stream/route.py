@@ -19,6 +19,7 @@ import numpy as np
 from fastapi import APIRouter, FastAPI, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
+from labral.serve.settings import StreamSettings
 from labral.serve.stream import watch
 from labral.serve.stream.engines import warm_up
 from labral.serve.stream.finish import finish_session
@@ -28,7 +29,6 @@ from labral.serve.stream.limits import (
     IdleTimeoutError,
     StreamError,
     StreamInternalError,
-    StreamLimits,
     StreamNotReadyError,
     TooManySessionsError,
 )
@@ -63,11 +63,11 @@ on the same frames, stored with source `stream`. Same bearer key as these routes
 `/v1/stream/watch` feeds the clinician page's live view."""
 
 
-def install_stream(app: FastAPI, limits: StreamLimits | None = None) -> None:
+def install_stream(app: FastAPI, limits: StreamSettings) -> None:
     """Register ``/v1/stream`` (and the page's ``/v1/stream/watch``) on ``app``; state the
     protocol in the app's OpenAPI description."""
     app.description = (app.description or "") + OPENAPI_TEXT
-    app.state.stream_hub = StreamHub(limits=limits or StreamLimits())
+    app.state.stream_hub = StreamHub(limits=limits)
     app.include_router(router)
     app.include_router(watch.router)
 
@@ -91,7 +91,7 @@ async def open_session(websocket: WebSocket, hub: StreamHub) -> OpenMessage:
 
 
 def frame_step(
-    session: StreamSession, data: bytes, limits: StreamLimits
+    session: StreamSession, data: bytes, limits: StreamSettings
 ) -> tuple[np.ndarray, dict[str, Any] | None]:
     """One frame's work, in one worker call: decode, record, run; the update when due.
 

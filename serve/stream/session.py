@@ -33,8 +33,9 @@ from labral.datasets.io.clip import Clip
 from labral.datasets.transforms.clip_transforms import ResizeClip
 from labral.input_check.verdict import CheckVerdict, check_failed
 from labral.scoring import DECIMALS, ClipScorer
+from labral.serve.settings import StreamSettings
 from labral.serve.stream.engines import running_engine
-from labral.serve.stream.limits import StreamLimits, StreamOverLimitError
+from labral.serve.stream.limits import StreamOverLimitError
 
 #: The input-check states an update names (docs/streaming.md).
 STATES = {
@@ -100,7 +101,7 @@ class StreamSession:
         self,
         scorer: ClipScorer,
         spec: SessionSpec,
-        limits: StreamLimits,
+        limits: StreamSettings,
         spool_dir: Path | None,
         checker: Executor | None = None,
     ) -> None:

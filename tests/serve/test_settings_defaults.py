@@ -15,7 +15,7 @@ from labral.runtimes import DEFAULT_RUNTIME
 from labral.serve import settings as settings_module
 from labral.serve.asgi import env_names, settings_from_env
 from labral.serve.command import SCHEMA_NAME
-from labral.serve.settings import DicomSettings, ServeSettings
+from labral.serve.settings import DicomSettings, ServeSettings, StreamSettings
 from labral.settings import settings_from_config
 
 SERVE_YAML = Path(labral.configs.__file__).parent / "serve.yaml"
@@ -88,8 +88,10 @@ def test_asgi_variables_are_derived_from_the_fields(tmp_path):
     flat = {f"LABRAL_{name.upper()}" for name in ServeSettings.model_fields} - {
         "LABRAL_STORE",
         "LABRAL_DICOM",
+        "LABRAL_STREAM",
     }
-    assert flat | {"LABRAL_STORE_URL", "LABRAL_STORE_RETENTION_DAYS"} == set(names)
+    stream = {f"LABRAL_STREAM_{name.upper()}" for name in StreamSettings.model_fields}
+    assert flat | stream | {"LABRAL_STORE_URL", "LABRAL_STORE_RETENTION_DAYS"} == set(names)
     assert not any(path[0] == "dicom" for path in names.values())
     settings = settings_from_env(
         {"LABRAL_BUNDLE": str(tmp_path), "LABRAL_PREVIEW_WIDTH": "64", "LABRAL_MIN_FPS": "5"}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import dataclasses
 import io
 import json
 import time
@@ -108,7 +107,7 @@ def test_jpeg_frames_every_kth_update_and_sr(make_client, clips):
 def test_input_check_state_and_a_blank_session_not_assessable(make_client, checked_bundle, clips):
     client = make_client(bundle=checked_bundle)
     hub = client.app.state.stream_hub
-    hub.limits = dataclasses.replace(hub.limits, check_in_background=False)  # exact states
+    hub.limits = hub.limits.model_copy(update={"check_in_background": False})  # exact states
     clip = read_cine(clips["bright.dcm"].read_bytes())
     _, updates, result = run_session(client, clip)
     states = [u["input_check"]["state"] for u in updates]

@@ -3,7 +3,6 @@ and a slow session that must not hold up the HTTP routes."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import threading
 import time
@@ -13,7 +12,7 @@ from labral.datasets.io.reader import read_cine
 
 def limit(client, **changes) -> None:
     hub = client.app.state.stream_hub
-    hub.limits = dataclasses.replace(hub.limits, **changes)
+    hub.limits = hub.limits.model_copy(update=changes)
 
 
 def opening(clip) -> dict:
