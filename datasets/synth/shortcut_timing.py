@@ -49,6 +49,10 @@ PACKETS = ("forward", "reverse", "in_out")
 ONSETS = tuple(np.round(np.arange(0.0, 2.0, 0.25), 2))
 #: Template burst lengths, fraction of a stroke.
 DURATIONS = (0.4, 0.7, 1.0)
+#: Loading periods the pixel estimate may fit, seconds (the generator draws 0.7 .. 1.3).
+LOADING_PERIODS_S = np.linspace(0.7, 1.3, 13)
+#: Largest shift, pixels, searched when tracking the femoral head.
+TRACK_SHIFT = 4
 #: Onsets counted as "on the loading stroke" (a positive's lag is at most half a stroke).
 LOADING_ONSETS = 0.5
 
@@ -141,6 +145,72 @@ def loading_phase(position: np.ndarray) -> np.ndarray:
     slope = np.sign(np.gradient(p))
     phase = np.arctan2(np.sqrt(1.0 - cos**2) * np.where(slope == 0, 1.0, slope), cos)
     return np.unwrap(phase)
+
+
+def _match_shift(reference: np.ndarray, image: np.ndarray, max_shift: int) -> float:
+    """Rows (float) by which ``image``'s content sits lower than ``reference``'s (h, w each).
+
+    Normalised cross-correlation over integer shifts up to ``max_shift`` in both directions,
+    refined by a parabola through the best row shift and its neighbours.
+    """
+    h, w = reference.shape
+    m = max_shift
+    core = reference[m : h - m, m : w - m] - reference[m : h - m, m : w - m].mean()
+    norm = np.sqrt((core**2).sum()) + 1e-6
+    scores = np.full((2 * m + 1, 2 * m + 1), -1.0)
+    for i in range(2 * m + 1):
+        for j in range(2 * m + 1):
+            window = image[i : i + h - 2 * m, j : j + w - 2 * m]
+            window = window - window.mean()
+            scores[i, j] = (core * window).sum() / (norm * (np.sqrt((window**2).sum()) + 1e-6))
+    i, j = np.unravel_index(int(np.argmax(scores)), scores.shape)
+    if 0 < i < 2 * m:
+        a, b, c = scores[i - 1, j], scores[i, j], scores[i + 1, j]
+        step = 0.5 * (a - c) / (a - 2 * b + c) if abs(a - 2 * b + c) > 1e-9 else 0.0
+    else:
+        step = 0.0
+    return float(i - m + step)
+
+
+def fitted_cycle(trace: np.ndarray, fps: float, periods: np.ndarray = LOADING_PERIODS_S):
+    """float32 (T,): the sinusoid (one of ``periods``, seconds) that best fits a trace (T,).
+
+    Least squares on cos, sin, a constant and a linear drift per period; the best period's
+    sinusoid is returned without the constant and the drift (the probe's slow drift).
+    """
+    t = np.arange(len(trace)) / fps
+    best, fit = np.inf, np.zeros(len(trace))
+    for period in periods:
+        w = 2 * np.pi / period
+        design = np.stack([np.cos(w * t), np.sin(w * t), np.ones_like(t), t - t.mean()], 1)
+        coef, *_ = np.linalg.lstsq(design, trace, rcond=None)
+        residual = float(((design @ coef - trace) ** 2).sum())
+        if residual < best:
+            best, fit = residual, design[:, :2] @ coef[:2]
+    return fit.astype(np.float32)
+
+
+def tracked_loading(frames: np.ndarray, roi: tuple[int, int, int, int], fps: float):
+    """float32 (T,): the loading estimated from the pixels by tracking the femoral head.
+
+    The femoral head glides toward the probe as the joint is loaded (its rotation slides
+    the round surface along itself, so the rise is what shows). The bright head surface
+    beside the cleft's joint end (rows ``r1 - 6 .. r1 + 6``, columns ``c1 - 4 .. c1 + 28`` of
+    the cleft region ``roi``) is matched against its median over the clip; its rise, fitted
+    by one loading cycle (:func:`fitted_cycle`), is the estimate.
+
+    Args:
+        frames: float32 (T, h, w) model frames; roi: (r0, r1, c0, c1) the cleft region;
+        fps: the frames' rate.
+    """
+    _, h, w = frames.shape
+    _, r1, _, c1 = (int(v) for v in roi)
+    region = frames[:, max(r1 - 6, 0) : min(h, r1 + 6), max(c1 - 4, 0) : min(w, c1 + 28)]
+    if min(region.shape[1:]) <= 2 * TRACK_SHIFT + 2:
+        return np.zeros(len(frames), np.float32)
+    reference = np.median(region, axis=0)
+    rise = np.array([-_match_shift(reference, f, TRACK_SHIFT) for f in region])
+    return fitted_cycle(rise, fps)
 
 
 def _corr(a: np.ndarray, b: np.ndarray) -> float:

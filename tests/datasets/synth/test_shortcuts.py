@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from labral.datasets.synth import shortcut_timing as timing
 from labral.datasets.synth import shortcuts
 from labral.datasets.synth.generate import draw_patient, generate_clip
 from labral.datasets.transforms.clip_transforms import resample_indices
@@ -61,3 +62,96 @@ def test_readme_table_targets_per_level() -> None:
             assert r["timing_best"] >= 0.95, r
         if level in ("hard", "expert"):
             assert r["timing_best"] <= 0.80, r
+
+
+def _clip_view(patient: int, clip_type: str, level: str) -> tuple[shortcuts.ModelView, str]:
+    """A generated clip seen as the study sees it, with its cleft axis, and its variant."""
+    spec = shortcuts.eval_spec()
+    clip = generate_clip(draw_patient(patient), clip_type, patient, difficulty=level)
+    p = clip.params
+    view = shortcuts.model_view(
+        clip.frames, clip.fps, p["cleft_roi_px"], p["traces"]["loading"], spec
+    )
+    view.axis = timing.cleft_axis(p["anatomy"], clip.frames.shape[1:], tuple(spec["size"]))
+    return view, p["variant"]
+
+
+def _direction(view: shortcuts.ModelView, loading=None) -> dict[str, float]:
+    row = shortcuts.direction_row(view, loading)[len(shortcuts.TIMING_FEATURES) :]
+    return dict(zip(timing.DIRECTION_FEATURES, row.tolist(), strict=True))
+
+
+def test_forward_flow_and_its_backward_pocket_twin_travel_opposite_ways() -> None:
+    # the same hips at easy: the positive's fluid travels joint -> capsule, the pocket's back
+    for patient in (0, 2):
+        positive, _ = _clip_view(patient, "positive", "easy")
+        pocket, variant = _clip_view(patient, "incoherent_twin", "easy")
+        assert variant == "pocket"
+        fwd, back = _direction(positive), _direction(pocket)
+        assert fwd["travel_share"] > 0.3 > -0.1 > back["travel_share"], (fwd, back)
+        assert fwd["filter_forward_loading"] > fwd["filter_reverse_other"] + 0.2, fwd
+        assert back["filter_reverse_other"] > back["filter_forward_loading"] + 0.2, back
+
+
+def test_travel_and_matched_filters_follow_the_generators_packets() -> None:
+    phase = np.linspace(0.0, 4 * np.pi, 16)  # two loading cycles
+    forward = timing.packet_template(phase, 0.0, 1.0, "forward", timing.AXIS_BINS)
+    backward = forward[::-1]  # time reversal: the capsular side fills first
+    assert timing.centroid_travel(forward).sum() > 0 > timing.centroid_travel(backward).sum()
+    reverse = timing.packet_template(phase, 0.0, 1.0, "reverse", timing.AXIS_BINS)
+    filters = dict(
+        zip(
+            ("fl", "fo", "rl", "ro", "il", "io"),
+            timing.matched_filters(forward, phase),
+            strict=True,
+        )
+    )
+    assert filters["fl"] > 0.99 and filters["fl"] > filters["rl"] + 0.2, filters
+    assert timing.matched_filters(reverse, phase)[2] > 0.99
+    # lagged_corr: k > 0 means the signal follows the reference by k frames
+    reference = np.sin(np.arange(20) / 2.0)
+    lags = timing.lagged_corr(np.roll(reference, 2), reference)
+    assert int(np.argmax(lags)) - timing.MAX_LAG == 2
+
+
+def test_loading_phase_and_tracked_loading_follow_the_generators_loading() -> None:
+    view, _ = _clip_view(1, "positive", "easy")
+    phase = timing.loading_phase(view.loading)
+    # the generator loads while sin(phase) > 0: the loading rises there
+    rising = np.gradient(view.loading) > 0.05
+    assert (np.sin(phase[rising]) > 0).all()
+    tracked = timing.tracked_loading(view.frames, view.roi, shortcuts.eval_spec()["fps"])
+    assert np.corrcoef(tracked, view.loading)[0, 1] > 0.6
+
+
+def test_gradient_boosting_path_and_strongest_null() -> None:
+    rng = np.random.default_rng(0)
+    n = 100
+    x = rng.normal(size=(n, len(shortcuts.TIMING_FEATURES) + len(timing.DIRECTION_FEATURES)))
+    # a sign no linear model can use: feature 0 far from 0, either way
+    y = (np.abs(x[:, 0]) > 0.6745).astype(int)
+    groups = np.repeat(np.arange(n // 4), 4)
+    assert shortcuts.grouped_auroc(x, y, groups, classifier="logistic") < 0.7
+    mats = {"timing": x[:, :6], "timing_pixels": x[:, :6], "direction": x, "direction_pixels": x}
+    r = shortcuts.score_timing_nulls(mats, y, groups, classifiers=("boosting",))
+    assert r["strongest_null"] == r["direction_boosting"] > 0.85, r
+    assert r["strongest_null"] >= max(r["timing_best"], r["timing_probe"])
+    assert r["strongest_null_pixels"] == max(r["timing_pixels"], r["direction_pixels_boosting"])
+    with pytest.raises(ValueError, match="unknown"):
+        shortcuts.make_classifier("forest")
+
+
+def test_cli_writes_a_table_and_json_with_the_strongest_null(tmp_path, monkeypatch, capsys) -> None:
+    fake = {
+        "level": "easy", "clips": 4, "hips": 2, "positives": 1, "still_frame": 0.5,
+        "order_free": 0.5, "change_pooled": 0.5, "timing_best": 0.9,
+        "timing_best_feature": "darkness_vs_velocity", "timing_probe": 0.91,
+        "timing_pixels": 0.7, "direction_boosting": 0.95, "direction_pixels_boosting": 0.8,
+        "strongest_null": 0.95, "strongest_null_pixels": 0.8,
+    }  # fmt: skip
+    monkeypatch.setattr(shortcuts, "study_level", lambda *args: dict(fake))
+    out = tmp_path / "nulls.json"
+    argv = ["--levels", "easy", "--classifier", "boosting", "--json", str(out)]
+    assert shortcuts.main(argv) == 0
+    assert "(e) direction-aware, boosting" in capsys.readouterr().out
+    assert shortcuts.read_strongest_nulls(out) == {"easy": {"oracle": 0.95, "pixels": 0.8}}
