@@ -2,7 +2,9 @@
 
 The bundle is loaded in the lifespan, in a background thread, so /healthz answers at once
 and /readyz turns 200 only when the model is loaded and warmed. The same lifespan opens the
-results store and runs the DICOM node, the intake and the forwarder (``serve/stateful.py``).
+results store and runs the DICOM node, the intake and the forwarder (``serve/stateful.py``),
+and owns the live sessions' worker pools: at shutdown the rows of sessions still being
+finished are stored (up to ``request_timeout_s``), then the pools are shut down.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from labral.serve.http.prometheus import ServeMetrics
 from labral.serve.service import ScoringService
 from labral.serve.settings import ServeSettings
 from labral.serve.stateful import run_stateful
+from labral.serve.stream.hub import StreamHub
 from labral.serve.stream.route import install_stream
 
 STATIC_DIR = resources.files("labral.serve") / "static"
@@ -55,6 +58,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service = ScoringService(settings, app.state.metrics)
         app.state.service = service
+        hub: StreamHub = app.state.stream_hub
+        hub.start()
 
         async def load() -> None:
             await asyncio.to_thread(service.load)
@@ -64,11 +69,15 @@ def create_app(settings: ServeSettings) -> FastAPI:
         try:
             async with run_stateful(settings, service) as stateful:
                 app.state.stateful = stateful
-                yield
+                try:
+                    yield
+                finally:  # live sessions' rows need the batcher and the store: both still up
+                    await hub.drain(settings.request_timeout_s)
         finally:
             if not loading.done():
                 loading.cancel()
             await service.stop()
+            hub.stop()
 
     app = FastAPI(
         title="labral scoring service",

@@ -32,16 +32,34 @@ class StreamHub:
 
     limits: StreamSettings
     open_sessions: int = 0
-    executor: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(2, thread_name_prefix="labral-stream")
-    )
-    checker: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="labral-stream-check")
-    )
+    executor: ThreadPoolExecutor = field(init=False)
+    checker: ThreadPoolExecutor = field(init=False)
     spool_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
     watchers: set[asyncio.Queue] = field(default_factory=set)
     finishing: set[asyncio.Future] = field(default_factory=set)
     warmed: bool = False
+
+    def __post_init__(self) -> None:
+        self.start()
+
+    def start(self) -> None:
+        """Fresh worker pools (a pool starts its threads on its first task) and a warm-up to
+        do: the lifespan calls it, as an app may start again after :meth:`stop` (with a
+        newly loaded bundle)."""
+        self.executor = ThreadPoolExecutor(2, thread_name_prefix="labral-stream")
+        self.checker = ThreadPoolExecutor(1, thread_name_prefix="labral-stream-check")
+        self.warmed = False
+
+    async def drain(self, timeout_s: float) -> None:
+        """Wait up to ``timeout_s`` for the sessions whose result rows are being stored (a
+        client dropped at shutdown still gets its partial row before the store closes)."""
+        if self.finishing:
+            await asyncio.wait(set(self.finishing), timeout=timeout_s)
+
+    def stop(self) -> None:
+        """Shut the worker pools down; queued frame work is cancelled, none is waited for."""
+        for pool in (self.executor, self.checker):
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def publish(self, message: dict[str, Any]) -> None:
         """Hand a message to every watching page (a full queue drops it: pages lag, never
