@@ -93,6 +93,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
     app.include_router(results.router)
     app.include_router(dicomweb.router)
     install_stream(app, settings.stream)  # WS /v1/stream and /v1/stream/watch (docs/streaming.md)
+    hub: StreamHub = app.state.stream_hub
+    app.state.metrics.stream_sessions.set_function(lambda: hub.open_sessions)
     _add_page(app, settings)
     if settings.cors_origins:
         app.add_middleware(

@@ -72,6 +72,12 @@ class ServeMetrics:
             ["reason"],
             registry=reg,
         )
+        self.stream_sessions = Gauge(
+            "labral_stream_sessions",
+            "Live sessions on WS /v1/stream, from their opening until their result row is "
+            "stored (read from the app's stream hub at each scrape)",
+            registry=reg,
+        )
         for status in (SCORED, NOT_ASSESSABLE):  # every series exists from the start, at 0
             self.clips.labels(status=status)
         for reason in REASONS:

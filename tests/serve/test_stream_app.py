@@ -36,3 +36,31 @@ def test_the_lifespan_shuts_the_stream_pools_down_and_a_restart_makes_new_ones(b
         for pool in (hub.executor, hub.checker):
             with pytest.raises(RuntimeError, match="shutdown"):
                 pool.submit(int)
+
+
+def open_sessions_metric(client: TestClient) -> float:
+    """``labral_stream_sessions`` as /metrics states it."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    families = text_string_to_metric_families(client.get("/metrics").text)
+    (family,) = [f for f in families if f.name == "labral_stream_sessions"]
+    (sample,) = family.samples
+    return sample.value
+
+
+def test_metrics_count_the_open_sessions(client, clips):
+    clip = read_cine(clips["bright.dcm"].read_bytes())
+    assert open_sessions_metric(client) == 0
+    with (
+        client.websocket_connect("/v1/stream") as first,
+        client.websocket_connect("/v1/stream") as second,
+    ):
+        for ws in (first, second):
+            ws.send_json(opening(clip))
+            assert ws.receive_json()["type"] == "opened"
+        assert open_sessions_metric(client) == 2
+        first.send_json({"type": "close"})
+        assert first.receive_json()["type"] == "result"
+        assert open_sessions_metric(client) == 1
+    assert released(client)
+    assert open_sessions_metric(client) == 0
