@@ -198,14 +198,19 @@ def test_a_server_failure_on_a_frame_ends_the_session_with_its_row(client, clips
 
 
 def test_every_close_code_is_documented():
-    """docs/asyncapi-stream.yaml and docs/streaming.md name every error a session ends with."""
+    """docs/asyncapi-stream.yaml, docs/streaming.md and serve/README.md name every error a
+    session ends with."""
     from pathlib import Path
 
     from labral.serve.stream.limits import STREAM_ERRORS
 
-    docs = Path(__file__).resolve().parents[2] / "docs"
-    asyncapi = (docs / "asyncapi-stream.yaml").read_text()
-    guide = (docs / "streaming.md").read_text()
+    root = Path(__file__).resolve().parents[2]
+    asyncapi = (root / "docs" / "asyncapi-stream.yaml").read_text()
+    tables = [
+        (root / "docs" / "streaming.md").read_text(),
+        (root / "serve" / "README.md").read_text(),
+    ]
     for error in STREAM_ERRORS:
         assert f"{error.close_code} {error.code}" in asyncapi, error.code
-        assert f"| {error.close_code} | `{error.code}` |" in guide, error.code
+        for table in tables:
+            assert f"| {error.close_code} | `{error.code}` |" in table, error.code
