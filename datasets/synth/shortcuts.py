@@ -21,11 +21,23 @@ simple classifiers are scored with patient-grouped 5-fold cross-validation (``Gr
   pixels* (the first temporal principal component of the region beside the cleft, which the
   femoral neck swings through, signed by the rise of the neck cortex): what a handcrafted
   detector without the generator's traces gets.
+- (e) ``direction_<classifier>``: the six timing features and the direction-aware ones of
+  :mod:`labral.datasets.synth.shortcut_timing` (which way the darkening travels along the
+  cleft, joint side to capsular side, against the loading at lags -4..4 frames, its phase in
+  the loading cycle, matched filters for forward, backward and in-and-out packets), given
+  the generator's loading trace and the cleft's location and axis, scored by a logistic
+  regression and by gradient boosting (``--classifier``); ``direction_pixels_<classifier>``:
+  the same with the loading tracked from the pixels (the femoral head's rise).
+- ``strongest_null``: the best of (d), the timing probe and (e) (a maximum over classifiers,
+  optimistic on purpose): the AUROC a model must beat at the level; ``strongest_null_pixels``
+  the best of the pixels-only ones. ``--json`` writes every figure;
+  :func:`read_strongest_nulls` reads them back per level.
 
 Targets (issue 9): (a)-(c) <= 0.62 at every level; (d) >= 0.95 at easy and <= 0.80 at hard
 and expert, so that a learned model has room above a handcrafted one.
 
-Run: ``PYTHONSAFEPATH=1 .venv/bin/python -m labral.datasets.synth.shortcuts --patients 160``
+Run: ``PYTHONSAFEPATH=1 .venv/bin/python -m labral.datasets.synth.shortcuts --patients 160
+--json outputs/shortcuts.json``
 """
 
 from __future__ import annotations
