@@ -84,7 +84,9 @@ def _source_axis(hip_json: str, height: int, width: int) -> np.ndarray:
     return maps.cleft_s[MARGIN : MARGIN + height, MARGIN : MARGIN + width].copy()
 
 
-def cleft_axis(hip: dict[str, Any], source_size: tuple[int, int], size: tuple[int, int]):
+def cleft_axis(
+    hip: dict[str, Any], source_size: tuple[int, int], size: tuple[int, int]
+) -> np.ndarray:
     """Position along the cleft of every pixel of the model's frame (the cleft's location).
 
     Taken from the hip's tissue maps at rest (no probe or femur motion): what a detector that
@@ -173,7 +175,9 @@ def _match_shift(reference: np.ndarray, image: np.ndarray, max_shift: int) -> fl
     return float(i - m + step)
 
 
-def fitted_cycle(trace: np.ndarray, fps: float, periods: np.ndarray = LOADING_PERIODS_S):
+def fitted_cycle(
+    trace: np.ndarray, fps: float, periods: np.ndarray = LOADING_PERIODS_S
+) -> np.ndarray:
     """float32 (T,): the sinusoid (one of ``periods``, seconds) that best fits a trace (T,).
 
     Least squares on cos, sin, a constant and a linear drift per period; the best period's
@@ -191,7 +195,7 @@ def fitted_cycle(trace: np.ndarray, fps: float, periods: np.ndarray = LOADING_PE
     return fit.astype(np.float32)
 
 
-def tracked_loading(frames: np.ndarray, roi: tuple[int, int, int, int], fps: float):
+def tracked_loading(frames: np.ndarray, roi: tuple[int, int, int, int], fps: float) -> np.ndarray:
     """float32 (T,): the loading estimated from the pixels by tracking the femoral head.
 
     The femoral head glides toward the probe as the joint is loaded (its rotation slides
@@ -257,7 +261,9 @@ def _phase_vector(weights: np.ndarray, phase: np.ndarray) -> tuple[float, float]
     )
 
 
-def packet_template(phase: np.ndarray, onset: float, duration: float, packet: str, bins: int):
+def packet_template(
+    phase: np.ndarray, onset: float, duration: float, packet: str, bins: int
+) -> np.ndarray:
     """float32 (T, bins): where the generator would put a packet, per frame and bin.
 
     One burst per cycle, ``onset`` strokes after the loading stroke starts, lasting
@@ -269,9 +275,10 @@ def packet_template(phase: np.ndarray, onset: float, duration: float, packet: st
     u = (shifted - 2 * np.pi * np.floor(shifted / (2 * np.pi))) / (duration * np.pi)
     extent = np.where(u <= 1.0, np.sin(np.pi * np.clip(u, 0, 1)) ** EXTENT_POWER, 0.0)
     lo, hi = packet_bounds(extent.astype(np.float32), packet)
-    edges = np.linspace(0.0, 1.0, bins + 1)
+    edges = np.linspace(*AXIS_SPAN, bins + 1)  # the bins of :func:`cleft_profile`
     overlap = np.minimum(hi[:, None], edges[None, 1:]) - np.maximum(lo[:, None], edges[None, :-1])
-    return (np.clip(overlap, 0.0, None) * bins * (extent[:, None] > 0.04)).astype(np.float32)
+    share = np.clip(overlap, 0.0, None) / (edges[1] - edges[0])
+    return (share * (extent[:, None] > 0.04)).astype(np.float32)
 
 
 def matched_filters(profile: np.ndarray, phase: np.ndarray) -> np.ndarray:
