@@ -246,4 +246,28 @@ MUTATIONS = (
         ),
         ("tests/input_check/test_rules.py",),
     ),
+    Mutation(
+        "ood-ignored",
+        "the input check's out-of-distribution detector never scores a clip",
+        (
+            Edit(
+                "labral/input_check/check.py",
+                '"out_of_distribution": measured.ood_distance,',
+                '"out_of_distribution": 0.0,',
+            ),
+        ),
+        ("tests/input_check/test_fitted.py",),
+    ),
+    Mutation(
+        "net-benefit-no-odds",
+        "decision curves forget the threshold odds t / (1 - t) that weigh false positives",
+        (
+            Edit(
+                "bench/decision_curves.py",
+                "    return sens * prevalence - (1 - spec) * (1 - prevalence) * t / (1 - t)\n",
+                "    return sens * prevalence - (1 - spec) * (1 - prevalence) * t\n",
+            ),
+        ),
+        ("tests/bench/test_decision_curves.py",),
+    ),
 )

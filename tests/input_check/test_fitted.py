@@ -72,6 +72,26 @@ def test_the_held_out_family_is_mostly_refused_though_never_trained_on() -> None
     assert sum(not v.assessable for v in verdicts) >= len(verdicts) // 2 + 1
 
 
+def test_the_ood_distance_puts_the_held_out_joints_beyond_valid_clips() -> None:
+    """The out-of-distribution score on its own (not the verdict, which the view network may
+    decide): the knee and shoulder it never trained on lie further from the valid clips than
+    valid clips of any level do, on average."""
+    check = fitted_check()
+    held_out = [
+        check.assess(Clip(frames=(c := generate_wrong_input(k, s)).frames, fps=c.fps))
+        for k in WRONG_INPUT_FAMILIES[HELD_OUT_FAMILY]
+        for s in SEEDS
+    ]
+    valid = []
+    for i, level in enumerate(("easy", "medium", "hard", "expert")):
+        seed = 3_970_000 + i
+        made = generate_clip(draw_patient(seed), "positive", seed, difficulty=level)
+        valid.append(check.assess(Clip(frames=made.frames, fps=made.fps)))
+    distance = [v.scores["out_of_distribution"] for v in held_out]
+    valid_distance = [v.scores["out_of_distribution"] for v in valid]
+    assert sum(distance) / len(distance) > 1.5 * sum(valid_distance) / len(valid_distance)
+
+
 def test_valid_clips_pass_at_every_level() -> None:
     check = fitted_check()
     refused = []
