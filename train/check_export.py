@@ -64,6 +64,9 @@ def manifest_data(manifest: Path, limit: int) -> tuple[CheckData, int]:
             except LabralError as exc:
                 skipped += 1
                 log.warning("input check: skipped %s (%s)", row["path"], exc.code)
+                continue
+            if split == "val":
+                data.calibration_groups.append(str(row.get("difficulty") or "manifest"))
     return data, skipped
 
 
