@@ -411,6 +411,7 @@ def score_timing_nulls(
     y: np.ndarray,
     groups: np.ndarray,
     classifiers: Sequence[str] = CLASSIFIERS,
+    folds: int = 5,
 ) -> dict[str, Any]:
     """The timing nulls of one level: (d) and its probes, old and direction-aware.
 
@@ -418,6 +419,7 @@ def score_timing_nulls(
         mats: from :func:`featurise_level` (``timing``, ``timing_pixels``, ``direction``,
             ``direction_pixels``); y: int (N,) labels; groups: (N,) patient ids.
         classifiers: which of :data:`CLASSIFIERS` score the direction-aware features.
+        folds: patient-grouped folds of every cross-validation.
 
     Returns:
         ``timing_best`` (+ ``_feature``), ``timing_probe``, ``timing_pixels``,
@@ -426,27 +428,20 @@ def score_timing_nulls(
         timing probe and the direction-aware ones) and ``strongest_null_pixels`` (the best
         of those from the pixels alone).
     """
-    single = {
-        name: grouped_auroc(mats["timing"][:, i : i + 1], y, groups)
-        for i, name in enumerate(TIMING_FEATURES)
-    }
+    auroc = functools.partial(grouped_auroc, y=y, groups=groups, folds=folds)
+    single = {name: auroc(mats["timing"][:, i : i + 1]) for i, name in enumerate(TIMING_FEATURES)}
     best = max(single, key=single.__getitem__)
-    pixels = max(
-        grouped_auroc(mats["timing_pixels"][:, i : i + 1], y, groups)
-        for i in range(len(TIMING_FEATURES))
-    )
+    pixels = max(auroc(mats["timing_pixels"][:, i : i + 1]) for i in range(len(TIMING_FEATURES)))
     out: dict[str, Any] = {
         "timing_best": single[best],
         "timing_best_feature": best,
-        "timing_probe": grouped_auroc(mats["timing"], y, groups),
+        "timing_probe": auroc(mats["timing"]),
         "timing_pixels": pixels,
         "timing_single": single,
     }
     for name in classifiers:
-        out[f"direction_{name}"] = grouped_auroc(mats["direction"], y, groups, classifier=name)
-        out[f"direction_pixels_{name}"] = grouped_auroc(
-            mats["direction_pixels"], y, groups, classifier=name
-        )
+        out[f"direction_{name}"] = auroc(mats["direction"], classifier=name)
+        out[f"direction_pixels_{name}"] = auroc(mats["direction_pixels"], classifier=name)
     out["strongest_null"] = max(
         out["timing_best"], out["timing_probe"], *(out[f"direction_{n}"] for n in classifiers)
     )
