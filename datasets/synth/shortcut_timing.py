@@ -12,6 +12,9 @@ pocket whose timing overlaps it (``pocket_onset`` spans the whole cycle at ``har
 - :func:`cleft_axis`: where the cleft is in the model's frame, as the position along it
   (0 joint side .. 1 capsular side) of each pixel: the "cleft location" a detector is given;
 - :func:`cleft_profile`: darkening per frame in bins along that axis, float32 (T, B);
+- :func:`pixel_loading` (the study's first estimate, used by "timing from pixels") and
+  :func:`tracked_loading` (the femoral head's rise, used by the direction features): the
+  loading estimated from the pixels;
 - :func:`loading_phase`: the loading cycle's phase per frame from a loading trace (the
   generator's, or one estimated from the pixels), in the generator's convention (the loading
   stroke is phase [0, pi));
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -148,6 +152,36 @@ def loading_phase(position: np.ndarray) -> np.ndarray:
     slope = np.sign(np.gradient(p))
     phase = np.arctan2(np.sqrt(1.0 - cos**2) * np.where(slope == 0, 1.0, slope), cos)
     return np.unwrap(phase)
+
+
+def femur_shift(frames: np.ndarray, roi: Sequence[int]) -> np.ndarray:
+    """float32 (T,): how far the femoral neck cortex has moved (rows) since frame 0.
+
+    The cortex is the strongest bright-to-shadow edge of each column in the right third of
+    the image (the head-neck junction and neck, which swing as the femur rotates).
+    """
+    w = frames.shape[2]
+    win = frames[:, max(roi[0] - 6, 0) :, (2 * w) // 3 :].astype(np.float32)
+    win = (win[:, :, :-2] + win[:, :, 1:-1] + win[:, :, 2:]) / 3.0
+    edge = win[:, :-4] + win[:, 1:-3] - win[:, 3:-1] - win[:, 4:]
+    depth = edge.argmax(axis=1).astype(np.float32)
+    return (depth - depth[0]).mean(axis=1).astype(np.float32)
+
+
+def pixel_loading(frames: np.ndarray, roi: Sequence[int]) -> np.ndarray:
+    """float32 (T,): the loading estimated from the pixels alone (no generator trace).
+
+    The first temporal principal component of the region right of the cleft (which the
+    femoral head-neck junction swings through), signed so that it rises with the neck
+    cortex (:func:`femur_shift`).
+    """
+    t, h, _ = frames.shape
+    r0, r1, _, c1 = roi
+    region = frames[:, r0 : min(h, r0 + 3 * (r1 - r0)), c1:].astype(np.float32).reshape(t, -1)
+    region = region - region.mean(axis=0)
+    u, s, _ = np.linalg.svd(region, full_matrices=False)
+    component = (u[:, 0] * s[0]).astype(np.float32)
+    return component if _corr(component, -femur_shift(frames, roi)) >= 0 else -component
 
 
 def _match_shift(reference: np.ndarray, image: np.ndarray, max_shift: int) -> float:

@@ -71,6 +71,7 @@ from labral.datasets.synth.shortcut_timing import (
     cleft_axis,
     cleft_profile,
     direction_features,
+    pixel_loading,
     tracked_loading,
 )
 from labral.datasets.transforms.clip_transforms import (
@@ -200,20 +201,6 @@ def change_features(view: ModelView) -> np.ndarray:
     return np.concatenate([cells, cleft], axis=1).astype(np.float32)
 
 
-def femur_shift(frames: np.ndarray, roi: Sequence[int]) -> np.ndarray:
-    """float32 (T,): how far the femoral neck cortex has moved (rows) since frame 0.
-
-    The cortex is the strongest bright-to-shadow edge of each column in the right third of
-    the image (the head-neck junction and neck, which swing as the femur rotates).
-    """
-    w = frames.shape[2]
-    win = frames[:, max(roi[0] - 6, 0) :, (2 * w) // 3 :].astype(np.float32)
-    win = (win[:, :, :-2] + win[:, :, 1:-1] + win[:, :, 2:]) / 3.0
-    edge = win[:, :-4] + win[:, 1:-3] - win[:, 3:-1] - win[:, 4:]
-    depth = edge.argmax(axis=1).astype(np.float32)
-    return (depth - depth[0]).mean(axis=1).astype(np.float32)
-
-
 def _corr(a: np.ndarray, b: np.ndarray) -> float:
     if a.std() < 1e-6 or b.std() < 1e-6:
         return 0.0
@@ -228,22 +215,6 @@ TIMING_FEATURES = (
     "change_vs_velocity",
     "change_vs_speed",
 )
-
-
-def pixel_loading(frames: np.ndarray, roi: Sequence[int]) -> np.ndarray:
-    """float32 (T,): the loading estimated from the pixels alone (no generator trace).
-
-    The first temporal principal component of the region right of the cleft (which the
-    femoral head-neck junction swings through), signed so that it rises with the neck
-    cortex (:func:`femur_shift`).
-    """
-    t, h, _ = frames.shape
-    r0, r1, _, c1 = roi
-    region = frames[:, r0 : min(h, r0 + 3 * (r1 - r0)), c1:].astype(np.float32).reshape(t, -1)
-    region = region - region.mean(axis=0)
-    u, s, _ = np.linalg.svd(region, full_matrices=False)
-    component = (u[:, 0] * s[0]).astype(np.float32)
-    return component if _corr(component, -femur_shift(frames, roi)) >= 0 else -component
 
 
 def timing_features(view: ModelView, loading: np.ndarray | None = None) -> np.ndarray:
