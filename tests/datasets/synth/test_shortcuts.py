@@ -1,4 +1,4 @@
-"""The shortcut study (datasets/synth/shortcuts.py) on small data: only the motion separates.
+"""The shortcut study (shortcuts.py, shortcut_features.py) on small data: only the motion separates.
 
 A smaller, faster run than the README's table (fewer patients, so wider margins than the
 targets): at ``easy`` the handcrafted timing feature must work, which proves the features
@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from labral.datasets.synth import shortcut_features as features
 from labral.datasets.synth import shortcut_timing as timing
 from labral.datasets.synth import shortcuts
 from labral.datasets.synth.generate import draw_patient, generate_clip
@@ -41,10 +42,10 @@ def test_timing_fades_with_difficulty() -> None:
 
 
 def test_model_view_follows_the_eval_transform() -> None:
-    spec = shortcuts.eval_spec()
+    spec = features.eval_spec()
     clip = generate_clip(draw_patient(5), "positive", 1, frames=32, fps=20.0)
     loading = clip.params["traces"]["loading"]
-    view = shortcuts.model_view(clip.frames, clip.fps, clip.params["cleft_roi_px"], loading, spec)
+    view = features.model_view(clip.frames, clip.fps, clip.params["cleft_roi_px"], loading, spec)
     assert view.frames.shape == (spec["frames"], *spec["size"])
     assert view.loading.shape == (spec["frames"],)
     r0, r1, c0, c1 = view.roi
@@ -68,20 +69,20 @@ def test_readme_table_targets_per_level() -> None:
             assert r["timing_best"] <= 0.80, r
 
 
-def _clip_view(patient: int, clip_type: str, level: str) -> tuple[shortcuts.ModelView, str]:
+def _clip_view(patient: int, clip_type: str, level: str) -> tuple[features.ModelView, str]:
     """A generated clip seen as the study sees it, with its cleft axis, and its variant."""
-    spec = shortcuts.eval_spec()
+    spec = features.eval_spec()
     clip = generate_clip(draw_patient(patient), clip_type, patient, difficulty=level)
     p = clip.params
-    view = shortcuts.model_view(
+    view = features.model_view(
         clip.frames, clip.fps, p["cleft_roi_px"], p["traces"]["loading"], spec
     )
     view.axis = timing.cleft_axis(p["anatomy"], clip.frames.shape[1:], tuple(spec["size"]))
     return view, p["variant"]
 
 
-def _direction(view: shortcuts.ModelView, loading=None) -> dict[str, float]:
-    row = shortcuts.direction_row(view, loading)[len(shortcuts.TIMING_FEATURES) :]
+def _direction(view: features.ModelView, loading=None) -> dict[str, float]:
+    row = features.direction_row(view, loading)[len(features.TIMING_FEATURES) :]
     return dict(zip(timing.DIRECTION_FEATURES, row.tolist(), strict=True))
 
 
@@ -128,14 +129,14 @@ def test_loading_phase_and_tracked_loading_follow_the_generators_loading() -> No
     # the generator loads while sin(phase) > 0: the loading rises there
     rising = np.gradient(view.loading) > 0.05
     assert (np.sin(phase[rising]) > 0).all()
-    tracked = timing.tracked_loading(view.frames, view.roi, shortcuts.eval_spec()["fps"])
+    tracked = timing.tracked_loading(view.frames, view.roi, features.eval_spec()["fps"])
     assert np.corrcoef(tracked, view.loading)[0, 1] > 0.6
 
 
 def test_gradient_boosting_path_and_strongest_null() -> None:
     rng = np.random.default_rng(0)
     n = 100
-    x = rng.normal(size=(n, len(shortcuts.TIMING_FEATURES) + len(timing.DIRECTION_FEATURES)))
+    x = rng.normal(size=(n, len(features.TIMING_FEATURES) + len(timing.DIRECTION_FEATURES)))
     # a sign no linear model can use: feature 0 far from 0, either way
     y = (np.abs(x[:, 0]) > 0.6745).astype(int)
     groups = np.repeat(np.arange(n // 4), 4)
