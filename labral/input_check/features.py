@@ -162,15 +162,13 @@ def anatomy_motion(x: np.ndarray, block: int = MOTION_BLOCK) -> float:
     return _upper_quartile(np.sqrt((shift**2).sum(axis=0).mean(axis=0)))
 
 
-def clip_statistics(
-    frames: np.ndarray, fps: float, x: np.ndarray | None = None
-) -> dict[str, float]:
+def clip_statistics(frames: np.ndarray, fps: float, x: np.ndarray) -> dict[str, float]:
     """The image-quality and manoeuvre statistics of one clip (see :data:`STATISTICS`).
 
     Args:
         frames: uint8 (T, H, W) decoded frames.
         fps: frames per second.
-        x: the clip's :func:`working_frames` when already made (they are made once per clip).
+        x: the clip's :func:`working_frames` (made once per clip).
 
     Returns:
         ``duration_s`` (T / fps); ``intensity_std`` (grey-level spread over the whole clip,
@@ -180,7 +178,6 @@ def clip_statistics(
         per-frame spread: anatomy persists over frames, noise averages away, so noise alone
         gives about 0); ``motion`` (:func:`anatomy_motion`).
     """
-    x = working_frames(frames) if x is None else x  # (T', WORK_SIZE, WORK_SIZE)
     coarse_mean = _per_block(x.mean(axis=0), WORK_SIZE // 8)
     per_frame_spread = float(x.std(axis=(1, 2), ddof=1).mean())
     lattice = frames[:, ::8, ::8]
@@ -201,21 +198,19 @@ Features = tuple[dict[str, float], torch.Tensor]
 def clip_features(frames: np.ndarray, fps: float) -> Features:
     """:func:`clip_statistics` and :func:`view_image` of one clip, its frames shrunk once."""
     x = working_frames(frames)
-    return clip_statistics(frames, fps, x), view_image(frames, x)
+    return clip_statistics(frames, fps, x), view_image(x)
 
 
-def view_image(frames: np.ndarray, x: np.ndarray | None = None) -> torch.Tensor:
+def view_image(x: np.ndarray) -> torch.Tensor:
     """The view network's input: what the clip shows and where it moves.
 
     Args:
-        frames: uint8 (T, H, W).
-        x: the clip's :func:`working_frames` when already made.
+        x: the clip's :func:`working_frames`, float32 (T', h, w).
 
     Returns:
         float32 (3, VIEW_SIZE, VIEW_SIZE): the temporal mean, the temporal standard deviation
         (times 4, so it uses the same range) and the middle frame, each in about [0, 1].
     """
-    x = working_frames(frames) if x is None else x
     if WORK_SIZE != VIEW_SIZE:
         x = F.adaptive_avg_pool2d(torch.from_numpy(x).unsqueeze(1), VIEW_SIZE)[:, 0].numpy()
     spread = np.clip(x.std(axis=0) * 4.0, 0.0, 1.0)

@@ -70,8 +70,13 @@ def require_api_key(
         return
     if credentials is None:
         raise UnauthorizedError("missing bearer token; send 'Authorization: Bearer <api key>'")
-    if not hmac.compare_digest(credentials.credentials.strip().encode(), settings.api_key.encode()):
+    if not key_matches(settings, credentials.credentials.strip()):
         raise UnauthorizedError("wrong API key")
+
+
+def key_matches(settings: ServeSettings, given: str) -> bool:
+    """Whether ``given`` is the configured API key (constant-time; every route checks here)."""
+    return hmac.compare_digest(given.encode(), settings.api_key.encode())
 
 
 ServiceDep = Annotated[ScoringService, Depends(get_service)]

@@ -9,7 +9,8 @@ import numpy as np
 from PIL import Image
 
 
-def _png_b64(frame: np.ndarray, width: int) -> str:
+def png_b64(frame: np.ndarray, width: int) -> str:
+    """A frame uint8 (H, W) as a base64 PNG at most ``width`` pixels wide (bilinear)."""
     image = Image.fromarray(frame)
     if image.width > width:
         height = max(1, round(image.height * width / image.width))
@@ -49,8 +50,6 @@ def build_preview(
     return {
         "fps": float(fps) / step if step > 0 else float(fps),
         "frame_index": [int(i) for i in index],
-        "frames": [_png_b64(frames[i], width) for i in index],
-        "key_frames": [
-            {"frame": int(i), "png": _png_b64(frames[i], key_width)} for i in key_frames
-        ],
+        "frames": [png_b64(frames[i], width) for i in index],
+        "key_frames": [{"frame": int(i), "png": png_b64(frames[i], key_width)} for i in key_frames],
     }

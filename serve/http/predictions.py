@@ -135,18 +135,24 @@ async def predict(
     return answer(scored, service.bundle, settings, spatial=spatial, preview=preview)
 
 
+def sr_dataset(source: Dataset, scored: ScoredClip, bundle: Bundle) -> Dataset:
+    """The scored (or refused) clip as a DICOM SR referencing its source instance (every
+    route that answers with an SR builds it here)."""
+    score = scored.score
+    return build_sr(
+        source,
+        score.probability,
+        score.decision,
+        bundle.threshold,
+        bundle.identity(),
+        refusal=Refusal.of(score.verdict),
+    )
+
+
 def _sr_response(source: Dataset, scored: ScoredClip, bundle: Bundle) -> Response:
     """The scored (or refused) clip as a DICOM SR referencing its source instance."""
-    score = scored.score
     try:
-        dataset = build_sr(
-            source,
-            score.probability,
-            score.decision,
-            bundle.threshold,
-            bundle.identity(),
-            refusal=Refusal.of(score.verdict),
-        )
+        dataset = sr_dataset(source, scored, bundle)
     except (AttributeError, ValueError, TypeError) as exc:
         raise SrSourceError(
             f"cannot build an SR referencing this DICOM ({exc}); it needs the patient, "

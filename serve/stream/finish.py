@@ -18,12 +18,11 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from labral.serve.dicom.sr import build_sr, read_source_header, sr_bytes
+from labral.serve.dicom.sr import read_source_header, sr_bytes
 from labral.serve.http import predictions
 from labral.serve.service import ScoredClip, ScoringService, result_fields
 from labral.serve.store.database import AuditEntry, ResultRow
 from labral.serve.stream.session import StreamSession
-from labral.serve.verdicts import Refusal
 
 log = logging.getLogger("labral.serve")
 STREAM_ROUTE = "WS /v1/stream"
@@ -38,9 +37,7 @@ def stream_row(
         for name, value in result_fields(scored).items():
             setattr(row, name, value)
         row.timing_ms = {**(row.timing_ms or {}), "stream_work": round(stream_ms, 2)}
-    row.reason = ended if (ended or scored is None) else None
-    if scored is None and row.reason is None:
-        row.reason = "no_frames"
+    row.reason = ended or (None if scored is not None else "no_frames")
     if ended and scored is not None:
         row.warnings = [*row.warnings, f"partial: the session ended early ({ended})"]
     return row
@@ -49,15 +46,7 @@ def stream_row(
 def sr_base64(header_b64: str, scored: ScoredClip, service: ScoringService) -> str:
     """A DICOM SR of the result referencing the source whose header the client sent."""
     source = read_source_header(base64.b64decode(header_b64, validate=True))
-    score = scored.score
-    dataset = build_sr(
-        source,
-        score.probability,
-        score.decision,
-        service.bundle.threshold,
-        service.bundle.identity(),
-        refusal=Refusal.of(score.verdict),
-    )
+    dataset = predictions.sr_dataset(source, scored, service.bundle)
     return base64.b64encode(sr_bytes(dataset)).decode("ascii")
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +14,7 @@ from typing import Any
 
 from fastapi import WebSocket
 
+from labral.serve.http.deps import key_matches
 from labral.serve.settings import StreamSettings
 from labral.serve.stream.limits import (
     BadStreamMessageError,
@@ -85,7 +85,7 @@ def check_key(websocket: WebSocket, api_key: str | None) -> None:
         raise StreamUnauthorizedError(
             "missing API key; send 'Authorization: Bearer <api key>' or api_key in the open message"
         )
-    if not hmac.compare_digest(given.encode(), settings.api_key.encode()):
+    if not key_matches(settings, given):
         raise StreamUnauthorizedError("wrong API key")
 
 

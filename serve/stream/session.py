@@ -149,10 +149,12 @@ class StreamSession:
         index = self.frames
         self.frames += 1
         ratio = self.spec.fps / self.model_fps
+        x = None  # resized once, however many model frames show this source frame
         # ResampleFPSd's rule: model frame k shows source frame floor(k * ratio + 0.5)
         while math.floor(self.model_frames * ratio + 0.5) <= index:
-            image = self.resize(frame[None])[0]
-            x = torch.from_numpy(np.multiply(image, np.float32(1 / 255), dtype=np.float32))
+            if x is None:
+                image = self.resize(frame[None])[0]
+                x = torch.from_numpy(np.multiply(image, np.float32(1 / 255), dtype=np.float32))
             self.engine.push(x, self.model_frames)
             self.model_source[self.model_frames] = index
             self.model_frames += 1

@@ -10,14 +10,12 @@ never holds up a session.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import io
 
 import numpy as np
 from fastapi import APIRouter, WebSocket
-from PIL import Image
 
+from labral.serve.http.page_preview import png_b64
 from labral.serve.stream.hub import StreamHub, check_key, close_with, receive_json
 from labral.serve.stream.limits import BadStreamMessageError, StreamError
 
@@ -29,13 +27,8 @@ PREVIEW_WIDTH = 256
 
 
 def preview_png(frame: np.ndarray, width: int = PREVIEW_WIDTH) -> str:
-    """A frame uint8 (H, W) as a base64 PNG at most ``width`` pixels wide."""
-    image = Image.fromarray(frame)
-    if image.width > width:
-        image = image.resize((width, max(1, round(image.height * width / image.width))))
-    out = io.BytesIO()
-    image.save(out, format="PNG", compress_level=1)
-    return base64.b64encode(out.getvalue()).decode("ascii")
+    """A frame uint8 (H, W) as a base64 PNG at most ``width`` pixels wide (the page's own)."""
+    return png_b64(frame, width)
 
 
 async def _forward(websocket: WebSocket, queue: asyncio.Queue) -> None:
