@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from omegaconf import DictConfig
 
@@ -148,17 +149,19 @@ def _write_outputs(
     """
     names = models[0]
     write_predictions(out / "predictions.csv", suite.records, names, scored.clean)
-    with open(out / "predictions.csv", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    if top := settings.failure_cases:
+    rows: list[dict[str, str]] = []
+    if top := settings.failure_cases:  # the cases are picked from predictions.csv as written
+        with open(out / "predictions.csv", newline="") as handle:
+            rows = list(csv.DictReader(handle))
         results["failure_cases"] = failure_cases.failure_block(results, rows, top)
     write_results(out, results)
+    arrays = spatial_arrays(scored.clean)  # empty without +spatial_maps=true
     if settings.spatial_maps:
-        write_spatial_maps(out / "spatial_maps.npz", scored.clean)
+        write_spatial_maps(out / "spatial_maps.npz", arrays)
     labels = evaluate.suite_arrays(suite.records)["y"]
     probabilities = {n: s.probability for n, s in zip(names, scored.clean.scores, strict=True)}
     examples = {n: p["examples"] for n, p in zip(names, scored.pointing, strict=False)}
-    failures = _failure_section(settings, rows, results, models, scored)
+    failures = _failure_section(settings, rows, results, models, scored, arrays)
     html = report.render_report(results, labels, probabilities, examples, scored.source, failures)
     (out / "report.html").write_text(html)
     written = bench_pdf(out / "report.html", settings.pdf)
@@ -173,17 +176,19 @@ def _failure_section(
     results: dict[str, Any],
     models: tuple[list[str], list[Bundle], list[Callable[[dict], dict]]],
     scored: ScoredSuite,
+    arrays: dict[str, np.ndarray],
 ) -> list[str]:
-    """The first model's failure cases for report.html from ``rows`` (predictions.csv, as
-    written; nothing for ``failure_cases=0``); without ``+spatial_maps=true`` the cases'
-    spatial maps are computed here, for those clips alone."""
+    """The first model's failure cases for report.html: those of results.json's
+    ``failure_cases`` (picked from ``rows``, predictions.csv; nothing for
+    ``failure_cases=0``), with their maps from ``arrays`` (the pass's spatial maps) or,
+    without ``+spatial_maps=true``, computed here for those clips alone."""
     if not settings.failure_cases:
         return []
-    names, bundles, transforms = models
-    maps = {k: v for k, v in spatial_arrays(scored.clean).items() if k.startswith("model0_")}
+    _, bundles, transforms = models
+    maps = {k: v for k, v in arrays.items() if k.startswith("model0_")}
     if not maps:  # failure cases need maps for a handful of clips only
-        shown = failure_cases.failures(rows, names[0], settings.failure_cases).values()
-        chosen = [i for indices in shown for i in indices]
+        block = results["failure_cases"]
+        chosen = [case["row"] for kind in failure_cases.KINDS for case in block[kind]]
         maps = failure_cases.first_model_maps(scored.source, bundles[0], transforms[0], chosen)
     return failure_cases.html_section(
         results, rows, maps, scored.source.get, top=settings.failure_cases

@@ -87,10 +87,11 @@ def derived_blocks(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_results(out: Path, results: dict[str, Any]) -> None:
-    """``out/results.json``: the results dict and its :func:`derived_blocks`, indented, numpy
-    numbers written as floats (``results`` itself is left as it is)."""
-    document = {**results, **derived_blocks(results)}
-    (out / "results.json").write_text(json.dumps(document, indent=2, default=float))
+    """``out/results.json``: the results dict with its :func:`derived_blocks` added (to
+    ``results`` too, so the report reads them instead of computing them again), indented,
+    numpy numbers written as floats."""
+    results.update(derived_blocks(results))
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=float))
 
 
 #: predictions.csv's per-model columns, each suffixed ``_<model>``, after ``p_<model>``.
@@ -163,6 +164,6 @@ def spatial_arrays(passes: scoring.PassResult) -> dict[str, np.ndarray]:
     }
 
 
-def write_spatial_maps(path: Path, passes: scoring.PassResult) -> None:
-    """spatial_maps.npz: :func:`spatial_arrays` of the pass."""
-    np.savez_compressed(path, **spatial_arrays(passes))
+def write_spatial_maps(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """spatial_maps.npz: a pass's :func:`spatial_arrays`."""
+    np.savez_compressed(path, **arrays)

@@ -13,7 +13,8 @@ from labral.reporting_topics import NOT_FILLED
 
 def html_section(results: dict[str, Any]) -> list[str]:
     """The report's checklist section: every topic, filled or marked "not filled: <why>"."""
-    rows = checklist(results)
+    stored = results.get("checklist")  # written by write_results; else made here
+    rows = [(i["topic"], i["text"]) for i in stored] if stored else checklist(results)
     missing = sum(text.startswith(NOT_FILLED) for _, text in rows)
     note = (
         f"Reporting topics of TRIPOD+AI and CLAIM, filled from results.json and the bundles' "

@@ -113,7 +113,7 @@ def table_rows(block: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 def html_section(results: dict[str, Any]) -> list[str]:
     """The report's decision-curve section (a note where no level has both classes)."""
-    block = dc.summary(results)
+    block = results.get("decision_curves") or dc.summary(results)
     if not block["rows"]:
         return [
             f"<h2>{TITLE}</h2>",

@@ -50,7 +50,7 @@ def table_rows(block: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 def html_section(results: dict[str, Any]) -> list[str]:
     """The report's sample-size section."""
-    header, rows = table_rows(sample_size.summary(results))
+    header, rows = table_rows(results.get("sample_size") or sample_size.summary(results))
     return [f"<h2>{TITLE}</h2>", f"<p class='note'>{html.escape(NOTE)}</p>", table(header, rows)]
 
 
