@@ -48,9 +48,14 @@ class ClipDataset(Dataset):
         seed: base seed; item ``i`` in epoch ``e`` is augmented with a seed derived from
             (seed, e, i), so results do not depend on worker count or order.
         progress: show a tqdm bar while preparing.
+        targets: auxiliary training targets per item (:class:`labral.train.auxiliary.
+            AuxiliaryTargets`: ``targets(record, frame_index) -> dict of tensors`` and
+            ``targets.available(record)``); used only when every kept record has them (a
+            manifest without generator parameters trains without them).
 
     Items: ``{"image": float32 (1, T, H, W) if train else (N, 1, T, H, W) in [0, 1],
-    "frame_index": int64 (T,) / (N, T), "label": int64 scalar, "index": int, "path": str}``.
+    "frame_index": int64 (T,) / (N, T), "label": int64 scalar, "index": int, "path": str}``,
+    and ``"targets"`` (a dict of tensors) when ``targets`` is in use.
 
     Raises:
         BadManifestError: every record was skipped (nothing left to train on).
@@ -67,6 +72,7 @@ class ClipDataset(Dataset):
         reader: Reader | None = None,
         seed: int = 0,
         progress: bool = False,
+        targets: Any = None,
     ) -> None:
         self.train, self.seed, self.epoch = train, int(seed), 0
         pipeline = (
@@ -99,6 +105,18 @@ class ClipDataset(Dataset):
             raise BadManifestError(
                 f"all {len(records)} clips were skipped; first: {self.summary(len(records))}"
             )
+        self.targets = targets if targets is not None and self._all_have_targets(targets) else None
+
+    def _all_have_targets(self, targets: Any) -> bool:
+        """Whether ``targets`` has targets for every kept record (logs how many lack them)."""
+        missing = sum(not targets.available(record) for record in self.records)
+        if missing:
+            log.warning(
+                "auxiliary targets off: %d of %d clips have no generator parameters",
+                missing,
+                len(self.records),
+            )
+        return not missing
 
     def summary(self, total: int | None = None) -> str:
         """One line: ``skipped K of N clips: name (code: reason), ...`` (empty if none)."""
@@ -125,13 +143,16 @@ class ClipDataset(Dataset):
             seq = np.random.SeedSequence([self.seed, self.epoch, int(index)])
             self.tail.set_random_state(seed=int(seq.generate_state(1)[0]))
         out = self.tail(data)
-        return {
+        item = {
             "image": out["image"],
             "frame_index": out["frame_index"],
             "label": torch.tensor(int(record["label"]), dtype=torch.int64),
             "index": int(index),
             "path": record["path"],
         }
+        if self.targets is not None:
+            item["targets"] = self.targets(record, np.asarray(out["frame_index"]))
+        return item
 
     @property
     def labels(self) -> np.ndarray:

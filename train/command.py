@@ -22,6 +22,7 @@ from labral.errors import BadConfigError
 from labral.metrics import binary_metrics
 from labral.scoring import calibrated_probability
 from labral.threads import threads_per_rank
+from labral.train.auxiliary import run_weights
 from labral.train.callbacks import EarlyStopping, ModelCheckpoint
 from labral.train.checkpoint_files import load_checkpoint
 from labral.train.cv import run_cv
@@ -136,6 +137,13 @@ def setup(
     pos_weight = (
         positive_weight(datasets["train"].labels) if batches.sampling == "class_weight" else 1.0
     )
+    auxiliary = run_weights(cfg) if getattr(datasets["train"], "targets", None) else {}
+    if auxiliary and (info.enabled or data.on_device):
+        raise BadConfigError(
+            "the auxiliary targets (labral.train.auxiliary) train on one process from the "
+            "DataLoader: use trainer=cpu or gpu without DDP and data.on_device=false, or set "
+            "auxiliary={}"
+        )
     accum = max(1, trainer.accumulate_grad_batches)
     max_epochs = trainer.max_epochs
     optimizer, scheduler = build_optimization(
@@ -159,6 +167,7 @@ def setup(
         max_epochs=max_epochs,
         precision=trainer.precision,
         channels_last=placed.channels_last,
+        auxiliary=auxiliary,
     )
 
 
@@ -206,6 +215,7 @@ def fit(
             on_step=on_step if info.is_main else None,
             global_step=state["global_step"],
             frozen=frozen,
+            auxiliary=parts.auxiliary,
         )
         state["global_step"] += stats["steps"]
         stop = False

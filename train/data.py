@@ -21,6 +21,7 @@ from labral.datasets.clip_dataset import ClipDataset
 from labral.datasets.manifests.manifest import SPLIT_NAMES, load_manifest
 from labral.datasets.manifests.splits import assign_splits, check_no_leakage
 from labral.errors import BadConfigError, BadManifestError
+from labral.train.auxiliary import AuxiliaryTargets, run_weights
 from labral.train.gpu_batches import DeviceClipBatches
 from labral.train.instantiation import instantiate_group
 
@@ -174,6 +175,9 @@ class ClipDataModule:
         self.spec = spec
         self.augment = augment
         self.seed = int(seed)
+        #: auxiliary targets of the training split (:mod:`labral.train.auxiliary`), set by
+        #: :func:`build_data_module` when the run trains with them
+        self.targets: AuxiliaryTargets | None = None
 
     def setup(self) -> dict[str, Dataset]:
         """The train/val/test datasets of the manifest.
@@ -199,7 +203,9 @@ class ClipDataModule:
         splits = split_rows(rows, where)
         common = {"spec": self.spec, "cache_dir": self.cache_dir, "seed": self.seed}
         datasets = {
-            "train": ClipDataset(splits["train"], train=True, augment=self.augment, **common),
+            "train": ClipDataset(
+                splits["train"], train=True, augment=self.augment, targets=self.targets, **common
+            ),
             "val": ClipDataset(splits["val"], **common),
             "test": ClipDataset(splits["test"], **common),
         }
@@ -237,6 +243,8 @@ def build_data_module(cfg: DictConfig) -> ClipDataModule:
     module = instantiate_group(cfg.data, "data", spec=spec, augment=augment, seed=int(cfg.seed))
     if not isinstance(module, ClipDataModule):
         raise BadConfigError(f"data._target_={cfg.data.get('_target_')} is not a ClipDataModule")
+    if "model" in cfg and run_weights(cfg):
+        module.targets = AuxiliaryTargets(spec["size"])
     return module
 
 

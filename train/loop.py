@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from labral import scoring
 from labral.errors import TrainingDivergedError
+from labral.train.auxiliary import weighted_auxiliary_loss
 
 #: What the message of a :class:`~labral.errors.TrainingDivergedError` suggests.
 DIVERGENCE_ADVICE = (
@@ -134,6 +135,26 @@ def _gradient_sync(model: torch.nn.Module, ends_group: bool) -> contextlib.Abstr
     return contextlib.nullcontext()
 
 
+def _forward_loss(
+    model: torch.nn.Module,
+    image: torch.Tensor,
+    label: torch.Tensor,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    auxiliary: tuple[Mapping[str, torch.Tensor], Mapping[str, float]] | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(logits (B,), loss)``: the classification loss, plus the weighted auxiliary losses
+    when ``auxiliary`` = (the batch's targets, the weights) is given (the model's
+    ``outputs(x)`` gives every head, :mod:`labral.train.auxiliary`)."""
+    if auxiliary is None:
+        logits = model(image)
+        return logits, loss_fn(logits.float(), label)
+    targets, weights = auxiliary
+    net = getattr(model, "_orig_mod", model)  # torch.compile keeps the module here
+    outputs = net.outputs(image)
+    loss = loss_fn(outputs["logit"].float(), label)
+    return outputs["logit"], loss + weighted_auxiliary_loss(outputs, targets, weights)
+
+
 def _forward_backward(
     model: torch.nn.Module,
     image: torch.Tensor,
@@ -143,6 +164,7 @@ def _forward_backward(
     position: dict[str, int],
     precision: str,
     accum_steps: int,
+    auxiliary: tuple[Mapping[str, torch.Tensor], Mapping[str, float]] | None = None,
 ) -> float:
     """One micro-batch: forward (autocast in bf16), loss, the finiteness check, then the
     backward pass of ``loss / accum_steps``.
@@ -150,6 +172,7 @@ def _forward_backward(
     Args:
         image: float32 (B, 1, T, H, W); label: float32 (B,).
         position: ``{"epoch", "step", "batch"}`` of this micro-batch, for the error.
+        auxiliary: the batch's auxiliary targets and their weights (see :func:`_forward_loss`).
 
     Returns:
         The micro-batch's mean loss.
@@ -158,8 +181,7 @@ def _forward_backward(
         TrainingDivergedError: the loss or a logit is not finite (nothing is backpropagated).
     """
     with autocast_context(image.device, precision):
-        logits = model(image)
-    loss = loss_fn(logits.float(), label)
+        logits, loss = _forward_loss(model, image, label, loss_fn, auxiliary)
     # one device-to-host copy per micro-batch: the loss (the tally needs it anyway) together
     # with whether every logit is finite
     finite = torch.isfinite(logits.detach()).all().to(loss.dtype)
@@ -226,6 +248,7 @@ def train_one_epoch(
     on_step: Callable[[int, dict[str, float]], None] | None = None,
     global_step: int = 0,
     frozen: Sequence[torch.nn.Module] = (),
+    auxiliary: Mapping[str, float] | None = None,
 ) -> dict[str, float]:
     """Train for one pass over ``loader``.
 
@@ -247,6 +270,8 @@ def train_one_epoch(
         global_step: optimizer steps taken before this epoch.
         frozen: modules kept in eval mode while the rest trains (a frozen backbone, see
             :mod:`labral.train.finetune`: its BatchNorm statistics stay fixed).
+        auxiliary: weights of the auxiliary losses (:mod:`labral.train.auxiliary`), used on
+            batches that carry ``targets``; None or empty: the classification loss alone.
 
     Returns:
         ``{"loss": mean loss per clip, "clips_per_s", "steps": optimizer steps, "clips"}``.
@@ -271,9 +296,12 @@ def train_one_epoch(
         image, label = to_device(batch, device, channels_last)
         ends_group = ends_accumulation(index, accum_steps, total_batches)
         position = {"epoch": epoch, "step": global_step + tally.steps + 1, "batch": index + 1}
+        extra = None
+        if auxiliary and "targets" in batch:
+            extra = ({k: v.to(device) for k, v in batch["targets"].items()}, auxiliary)
         with _gradient_sync(model, ends_group):
             loss_value = _forward_backward(
-                model, image, label, loss_fn, optimizer, position, precision, accum_steps
+                model, image, label, loss_fn, optimizer, position, precision, accum_steps, extra
             )
         if ends_group:
             _optimizer_step(model, optimizer, scheduler, grad_clip_norm)

@@ -4,7 +4,7 @@ bundle and the pieces it is made of (seeding, device, model, batches, optimizer)
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -73,7 +73,8 @@ class TrainParts:
     """Everything :func:`setup` builds from the config, shared by :func:`fit` and the rest.
 
     ``raw_model`` is the unwrapped net (its state dict goes into checkpoints); ``model`` is
-    what trains (DDP-wrapped and/or compiled when the trainer says so).
+    what trains (DDP-wrapped and/or compiled when the trainer says so); ``auxiliary`` the
+    weights of the auxiliary losses when the training split carries their targets.
     """
 
     data: ClipDataModule
@@ -93,6 +94,7 @@ class TrainParts:
     max_epochs: int
     precision: str
     channels_last: bool
+    auxiliary: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass

@@ -93,6 +93,12 @@ class TrainSettings(Settings):
     finetune: FinetuneSettings = Field(default_factory=FinetuneSettings)
     cv: CvSettings = Field(default_factory=CvSettings)
     trainer: TrainerSettings = Field(default_factory=TrainerSettings)
+    auxiliary: dict[str, float] | None = Field(
+        None,
+        description="weights of the auxiliary training targets (heatmap, extent, loading, "
+        "scenario; labral.train.auxiliary): null = their defaults for a model with auxiliary "
+        "heads (model=cleft), {} = none",
+    )
 
 
 class ExportVerify(Settings):

@@ -10,7 +10,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-MODEL_CONFIGS = ("compact", "still_frame", "r2plus1d_18", "r3d_18", "mc3_18")
+MODEL_CONFIGS = ("compact", "cleft", "still_frame", "r2plus1d_18", "r3d_18", "mc3_18")
 
 
 def _build_from_config(name: str) -> torch.nn.Module:
