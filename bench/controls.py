@@ -1,10 +1,10 @@
-"""Order controls: every positive of a synthetic suite scored again time-reversed and with its
-frames shuffled.
+"""Order controls: every positive of a synthetic suite scored again time-reversed, with its
+frames shuffled, and motionless (its middle frame repeated).
 
 The sign labral learns is an ordered event (fluid pushed through the cleft *during* the
-loading), so a model that reads it must score a positive's reversed or shuffled copy lower;
-a model that only sees what is in the frames (the still-frame net, an order-free pooling)
-scores the copies like the original. Per model and control:
+loading), so a model that reads it must score a positive's reversed, shuffled or motionless
+copy lower; a model that only sees what is in the frames (the still-frame net, an order-free
+pooling) scores the reversed and shuffled copies like the original. Per model and control:
 
 - ``order_sensitivity``: AUROC of the positives (label 1) against their own altered copies
   (label 0): 1 = every copy scores below every original, 0.5 = order ignored;
@@ -29,7 +29,7 @@ from labral.bundle import Bundle
 from labral.metrics import auroc
 
 #: The controls, in report order: perturbations of :mod:`labral.bench.perturb`.
-CONTROLS = ("reversed", "shuffled")
+CONTROLS = ("reversed", "shuffled", "motionless")
 
 
 def score_controls(

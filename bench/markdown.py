@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from labral.bench.bootstrap import format_with_ci as ci
-from labral.bench.controls import CONTROLS
 from labral.bench.report import checklist, decision_curves, input_check, sample_size, subgroups
 from labral.bench.report.input_check import level_order
 
@@ -116,7 +115,9 @@ def _order_sensitivity(models: _Models) -> list[str]:
         return []
     rows = []
     for n in models.names:
-        reversed_, shuffled = (models.per_model[n]["order_controls"][c] for c in CONTROLS)
+        controls = models.per_model[n]["order_controls"]
+        reversed_, shuffled = controls["reversed"], controls["shuffled"]
+        motionless = controls.get("motionless")
         per_part = [
             f"{reversed_['per_shift'][p]['order_sensitivity']['value']:.3f}"
             for p in models.parts
@@ -128,6 +129,7 @@ def _order_sensitivity(models: _Models) -> list[str]:
                 *per_part,
                 ci(reversed_["overall"]["order_sensitivity"]),
                 ci(shuffled["overall"]["order_sensitivity"]),
+                ci(motionless["overall"]["order_sensitivity"]) if motionless else "-",
                 ci(reversed_["overall"]["mean_probability_drop"]),
             ]
         )
@@ -136,6 +138,7 @@ def _order_sensitivity(models: _Models) -> list[str]:
         *(f"reversed, {p}" for p in models.parts),
         "reversed, all",
         "shuffled, all",
+        "motionless, all",
         "probability drop, reversed",
     ]
     title = "Order sensitivity (AUROC of positives against their altered copies):"

@@ -11,8 +11,9 @@ a sweep is reproducible. Levels (the units are in ``UNITS``):
   non-integer steps take the nearest source frame);
 - ``frame_drop``: fraction of frames removed at random (fps unchanged, so motion jumps);
 - ``shorter``: fraction of the clip kept (a centred window);
-- ``reversed`` and ``shuffled`` (the order controls of :mod:`labral.bench.controls`; the
-  level is ignored): the frames backwards, or in a random order.
+- ``reversed``, ``shuffled`` and ``motionless`` (the order controls of
+  :mod:`labral.bench.controls`; the level is ignored): the frames backwards, in a random
+  order, or the middle frame repeated for the clip's length.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ UNITS = {
     "shorter": "fraction kept",
     "reversed": "(no level)",
     "shuffled": "(no level)",
+    "motionless": "(no level)",
 }
 MIN_FRAMES = 2
 
@@ -99,6 +101,13 @@ def shuffled_order(clip: Clip, level: float, rng: np.random.Generator) -> Clip:
     return _with_frames(clip, clip.frames[rng.permutation(clip.num_frames)])
 
 
+def motionless(clip: Clip, level: float, rng: np.random.Generator) -> Clip:
+    """The clip's middle frame repeated for its length: what it shows, without the motion
+    (``level`` ignored)."""
+    middle = clip.frames[clip.num_frames // 2]
+    return _with_frames(clip, np.repeat(middle[None], clip.num_frames, axis=0))
+
+
 PERTURBATIONS: dict[str, Callable[[Clip, float, np.random.Generator], Clip]] = {
     "gain": gain,
     "noise": noise,
@@ -108,6 +117,7 @@ PERTURBATIONS: dict[str, Callable[[Clip, float, np.random.Generator], Clip]] = {
     "shorter": shorter,
     "reversed": reversed_order,
     "shuffled": shuffled_order,
+    "motionless": motionless,
 }
 
 

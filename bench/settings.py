@@ -99,7 +99,9 @@ class BenchSettings(Settings):
     localisation_tolerance: int = Field(
         1, ge=0, description="a relevance peak within +-this many source frames is a hit"
     )
-    controls: bool = Field(True, description="score every positive reversed and shuffled")
+    controls: bool = Field(
+        True, description="score every positive reversed, shuffled and motionless"
+    )
     pointing_game: bool = Field(True, description="spatial maps on positives with masks")
     overlap: str = Field(
         "refuse",

@@ -90,7 +90,8 @@ def controls_section(results: dict[str, Any]) -> list[str]:
             rows.append([control, part, *cells])
     return [
         "<h2>Order controls</h2>",
-        "<p class='note'>Every positive scored again time-reversed and frame-shuffled. "
+        "<p class='note'>Every positive scored again time-reversed, frame-shuffled and "
+        "motionless (its middle frame repeated). "
         "Order sensitivity = AUROC of the positives against their own altered copies (0.5: "
         "order ignored); then the mean drop in probability.</p>",
         table(["control", "part", *names], rows),

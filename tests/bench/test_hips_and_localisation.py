@@ -139,7 +139,7 @@ def test_graded_suite_end_to_end_reports_every_new_block(
         ).records
         if r["label"]
     )
-    for control in ("reversed", "shuffled"):
+    for control in ("reversed", "shuffled", "motionless"):
         block = model["order_controls"][control]
         assert block["overall"]["n"] == n_pos and set(block["per_shift"]) <= levels
     loc = model["localisation"]

@@ -44,6 +44,8 @@ def test_perturbations_do_what_they_say(clip: Clip) -> None:
     assert dropped.num_frames == 15 and dropped.fps == 20.0
     short = perturb.apply(clip, "shorter", 0.5, 0)
     assert np.array_equal(short.frames, clip.frames[5:15])
+    still = perturb.apply(clip, "motionless", 0.0, 0)
+    assert still.num_frames == 20 and (still.frames == clip.frames[10]).all()
     assert np.array_equal(
         perturb.apply(clip, "noise", 10.0, 3).frames, perturb.apply(clip, "noise", 10.0, 3).frames
     )
