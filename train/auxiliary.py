@@ -35,6 +35,7 @@ from omegaconf import DictConfig
 
 from labral.datasets.synth.shortcut_timing import cleft_axis
 from labral.errors import BadConfigError
+from labral.train.settings import train_settings
 
 #: Scenario classes, in the order of the model's scenario logits.
 SCENARIOS = (
@@ -215,8 +216,6 @@ def run_weights(cfg: DictConfig) -> dict[str, float]:
     Raises:
         BadConfigError: as :func:`resolve_weights`, or a ``model._target_`` that is not a class.
     """
-    from labral.train.settings import train_settings
-
     target = str(cfg.model.get("_target_", ""))
     try:
         model_class = get_class(target)
