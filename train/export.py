@@ -162,24 +162,34 @@ def verification_clips(n: int, frames: int, size: list[int], seed: int = 0) -> t
 
 
 def verify(
-    exporter: Exporter, artifact: Any, module: nn.Module, clips: torch.Tensor, atol: float
+    exporter: Exporter,
+    artifact: Any,
+    module: nn.Module,
+    clips: torch.Tensor,
+    atol: float,
+    rtol: float = 0.0,
 ) -> float:
     """Largest absolute difference between the artifact and the eager module on ``clips``.
 
+    Every output value must lie within ``atol + rtol * |eager value|`` of the eager one (as
+    ``torch.testing.assert_close`` counts).
+
     Raises:
-        ExportVerificationError: a difference above ``atol`` (logits or relevance).
+        ExportVerificationError: a logit or relevance value outside that band.
     """
     with torch.inference_mode():
         want_logits, want_rel = module(clips)
     got_logits, got_rel = exporter.run(artifact, clips)
-    diff = max(
-        float(np.abs(np.asarray(got_logits) - want_logits.numpy()).max()),
-        float(np.abs(np.asarray(got_rel) - want_rel.numpy()).max()),
-    )
-    if not diff <= atol:
+    diff, excess = 0.0, 0.0
+    for got, want in ((got_logits, want_logits.numpy()), (got_rel, want_rel.numpy())):
+        gap = np.abs(np.asarray(got) - want)
+        diff = max(diff, float(gap.max()))
+        excess = max(excess, float((gap - rtol * np.abs(want)).max()))
+    if not excess <= atol:
         raise ExportVerificationError(
-            f"{exporter.name} export differs from the eager model by {diff:.3g} (> {atol:g}) "
-            "on synthetic clips; the model uses an operation this format cannot reproduce"
+            f"{exporter.name} export differs from the eager model by {diff:.3g} (> {atol:g} + "
+            f"{rtol:g} x |value|) on synthetic clips; the model uses an operation this format "
+            "cannot reproduce"
         )
     return diff
 
@@ -240,6 +250,7 @@ def export_run(
     model_version: str | None = None,
     verify_clips: int = 4,
     atol: float = 1e-4,
+    rtol: float = 1e-5,
     seed: int = 0,
     onnx_opset: int = ONNX_OPSET,
     input_check: InputCheck | None = None,
@@ -251,7 +262,8 @@ def export_run(
 
     Raises:
         BadConfigError: no ``torchscript`` in formats, or a bad model/config.
-        ExportVerificationError: an artifact disagrees with the eager model beyond ``atol``.
+        ExportVerificationError: an artifact disagrees with the eager model beyond ``atol``
+            plus ``rtol`` times the eager value.
     """
     if "torchscript" not in formats:
         raise BadConfigError(f"formats={formats} must include torchscript (the bundle's format)")
@@ -271,7 +283,7 @@ def export_run(
                 f"{exporter.name} conversion failed ({type(exc).__name__}: {exc}); "
                 f"remove {exporter.name} from formats= or change the model"
             ) from exc
-        verified[exporter.name] = verify(exporter, artifact, module, clips, atol)
+        verified[exporter.name] = verify(exporter, artifact, module, clips, atol, rtol)
         artifacts[exporter.name] = artifact
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -299,7 +311,12 @@ def export_run(
         "code_version": code_version(),
         "labral_version": labral.__version__,
         "config": run.config,
-        "export_checks": {"max_abs_diff": verified, "atol": atol, "clips": len(clips)},
+        "export_checks": {
+            "max_abs_diff": verified,
+            "atol": atol,
+            "rtol": rtol,
+            "clips": len(clips),
+        },
     }
     card = model_card(spec, verified, description, check_card(input_check))
     write_bundle(out, artifacts["torchscript"], spec, card, onnx=False, input_check=input_check)
@@ -367,6 +384,7 @@ def export_with(settings: ExportSettings, out: Path) -> Path:
         model_version=settings.model_version,
         verify_clips=settings.verify.clips,
         atol=settings.verify.atol,
+        rtol=settings.verify.rtol,
         seed=settings.verify.seed,
         onnx_opset=settings.onnx_opset or ONNX_OPSET,
         input_check=check,

@@ -252,3 +252,42 @@ def test_a_failing_conversion_names_the_format(monkeypatch, tmp_path) -> None:
     with pytest.raises(export_mod.ExportVerificationError, match="onnx conversion failed"):
         export_mod.export_run(run, tmp_path / "b", ["torchscript", "onnx"])
     assert not (tmp_path / "b").exists()  # nothing is written before every format checks out
+
+
+class _Offset(export_mod.Exporter):
+    """An exporter whose artifact is the eager module with its outputs scaled by ``1 + eps``."""
+
+    name = "offset"
+
+    def __init__(self, eps: float) -> None:
+        self.eps = eps
+
+    def convert(self, module, example):
+        return module
+
+    def run(self, artifact, x):
+        with torch.inference_mode():
+            logits, relevance = artifact(x)
+        return (logits * (1 + self.eps)).numpy(), (relevance * (1 + self.eps)).numpy()
+
+    def save(self, artifact, out_dir):
+        return None
+
+
+class _LargeRelevance(torch.nn.Module):
+    """Relevance values in the hundreds (an attention-pooled net's T * a_t * e_t can be)."""
+
+    def forward_with_relevance(self, x: torch.Tensor):
+        relevance = 300.0 * x.mean(dim=(1, 3, 4))
+        return relevance.mean(dim=1), relevance
+
+
+def test_verification_allows_float_rounding_relative_to_the_value() -> None:
+    module = export_mod.RelevanceModule(_LargeRelevance()).eval()
+    clips = export_mod.verification_clips(2, 8, [16, 16])
+    # 2e-6 of values near 150: 3e-4 apart, float32 rounding scale, accepted with rtol 1e-5
+    assert export_mod.verify(_Offset(2e-6), module, module, clips, atol=1e-4, rtol=1e-5) > 1e-4
+    with pytest.raises(export_mod.ExportVerificationError, match=r"\+ 0 x \|value\|"):
+        export_mod.verify(_Offset(2e-6), module, module, clips, atol=1e-4, rtol=0.0)
+    with pytest.raises(export_mod.ExportVerificationError, match="differs"):
+        export_mod.verify(_Offset(1e-3), module, module, clips, atol=1e-4, rtol=1e-5)
