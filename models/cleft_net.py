@@ -21,7 +21,8 @@ both from one label per clip; CleftNet splits the work:
 
 Auxiliary heads (used only in training, :mod:`labral.train.auxiliary`) read the same
 features: the cleft heatmap, the fluid extent in the cleft per frame, the loading velocity
-per frame and the clip's scenario (which way, and when, fluid moves).
+per frame and the clip's scenario (which way, and when, fluid moves); and the attention is
+taught to rest on the frames where fluid is in the cleft, so the relevance peak marks them.
 """
 
 from __future__ import annotations
@@ -181,9 +182,9 @@ class CleftNet(nn.Module):
             x: float32 (B, 1, T, H, W) in [0, 1].
 
         Returns:
-            ``logit`` (B,), ``relevance`` (B, T), ``heatmap`` (B, H/4, W/4) logits,
-            ``centre`` (B, 2), ``extent`` (B, T) logits, ``loading`` (B, T),
-            ``scenario`` (B, N_SCENARIOS) logits.
+            ``logit`` (B,), ``relevance`` (B, T), ``attention`` (B, T) (sums to 1 over T),
+            ``heatmap`` (B, H/4, W/4) logits, ``centre`` (B, 2), ``extent`` (B, T) logits,
+            ``loading`` (B, T), ``scenario`` (B, N_SCENARIOS) logits.
         """
         t = x.shape[2]
         heatmap = self.locate(x)
@@ -202,6 +203,7 @@ class CleftNet(nn.Module):
         return {
             "logit": logit,
             "relevance": attention * evidence * t,
+            "attention": attention,
             "heatmap": heatmap,
             "centre": centre,
             "extent": self.extent_head(feats)[:, 0],

@@ -13,6 +13,10 @@ manifest's ``params`` column, written by ``labral synth``):
   squared error.
 - ``scenario``: what drives the cleft and which way fluid moves (:data:`SCENARIOS`); loss:
   cross-entropy.
+- ``attention``: the frames where fluid is in the cleft (the ``extent`` target, normalised
+  over the window) against the model's attention over frames; loss: cross-entropy, on the
+  clips with fluid in some frame. The decision then rests on those frames, and so does the
+  relevance peak that tells a reader *when* the sign is.
 
 Only training uses them: the exported model keeps the heads but scoring reads the logit.
 Clips without ``params`` (a user's own manifest) have no targets; a batch with any such clip
@@ -51,7 +55,13 @@ SCENARIOS = (
 #: Cleft extent (share of the cleft channel the tongue reaches) counted as fluid present.
 EXTENT_ON = 0.02
 #: Default weight of each auxiliary loss (``auxiliary.<name>`` in the train config).
-DEFAULT_WEIGHTS = {"heatmap": 0.5, "extent": 0.5, "loading": 0.25, "scenario": 0.5}
+DEFAULT_WEIGHTS = {
+    "heatmap": 0.5,
+    "extent": 0.5,
+    "loading": 0.25,
+    "scenario": 0.5,
+    "attention": 0.5,
+}
 #: Stride of the heatmap grid against the model's input frame.
 HEATMAP_STRIDE = 4
 
@@ -121,16 +131,28 @@ def auxiliary_losses(
 
     Args:
         outputs: the model's ``outputs(x)``: ``heatmap`` (B, h, w) logits, ``extent`` (B, T)
-            logits, ``loading`` (B, T), ``scenario`` (B, K) logits.
+            logits, ``loading`` (B, T), ``scenario`` (B, K) logits, ``attention`` (B, T).
         targets: the batch's stacked :func:`clip_targets`.
     """
     heat = outputs["heatmap"].flatten(1).float()
     return {
+        "attention": _attention_loss(outputs["attention"].float(), targets["extent"]),
         "heatmap": -(targets["heatmap"].flatten(1) * torch.log_softmax(heat, 1)).sum(1).mean(),
         "extent": F.binary_cross_entropy_with_logits(outputs["extent"].float(), targets["extent"]),
         "loading": F.mse_loss(outputs["loading"].float(), targets["loading"]),
         "scenario": F.cross_entropy(outputs["scenario"].float(), targets["scenario"]),
     }
+
+
+def _attention_loss(attention: torch.Tensor, extent: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the fluid frames' distribution against the attention (B, T), averaged
+    over the clips with fluid in some frame (0 when none has)."""
+    frames = extent.sum(dim=1)
+    has_fluid = frames > 0
+    if not bool(has_fluid.any()):
+        return attention.sum() * 0.0
+    target = extent[has_fluid] / frames[has_fluid, None]
+    return -(target * torch.log(attention[has_fluid] + 1e-6)).sum(dim=1).mean()
 
 
 def weighted_auxiliary_loss(

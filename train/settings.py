@@ -96,8 +96,8 @@ class TrainSettings(Settings):
     auxiliary: dict[str, float] | None = Field(
         None,
         description="weights of the auxiliary training targets (heatmap, extent, loading, "
-        "scenario; labral.train.auxiliary): null = their defaults for a model with auxiliary "
-        "heads (model=cleft), {} = none",
+        "scenario, attention; labral.train.auxiliary): null = their defaults for a model with "
+        "auxiliary heads (model=cleft), {} = none",
     )
 
 

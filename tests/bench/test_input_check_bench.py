@@ -167,18 +167,18 @@ def test_demo_summary_prints_the_wrong_input_table(checked_run, tmp_path, capsys
     for folder in (summary.GRADED, summary.WRONG_INPUT):
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "results.json").write_text((out / "results.json").read_text())
-    (tmp_path / "bundles" / "compact").mkdir(parents=True)
-    (tmp_path / "bundles" / "compact" / "metadata.json").write_text('{"model_name": "checked"}')
+    (tmp_path / "bundles" / "cleft").mkdir(parents=True)
+    (tmp_path / "bundles" / "cleft" / "metadata.json").write_text('{"model_name": "checked"}')
     summary.main(tmp_path, 61)
     lines = capsys.readouterr().out.splitlines()
-    title = lines.index("compact: input check on synthetic-wrong-input (should refuse >= 95%)")
+    title = lines.index("cleft: input check on synthetic-wrong-input (should refuse >= 95%)")
     assert lines[title + 1].split()[:3] == ["kind", "family", "held"]
     assert lines[title + 2].split() == [
         "blank", "image_fault", "no", "4", "1.000", "[CI", "not", "estimable]", "image_quality"
     ]  # fmt: skip
     assert lines[title + 3].split()[:4] == ["still", "no_manoeuvre", "yes", "3"]
     graded = lines.index(
-        "compact: input check on synthetic-graded (valid clips: should refuse <= 2%)"
+        "cleft: input check on synthetic-graded (valid clips: should refuse <= 2%)"
     )
     assert lines[graded + 2].split()[:3] == ["easy", "6", "0.000"]
 

@@ -19,6 +19,7 @@ from rich.console import Console
 from labral.bench.bootstrap import format_with_ci
 from labral.bench.markdown import tables
 from labral.bench.report.terminal import SUMMARY_METRICS, print_summary
+from labral.datasets.synth.shortcuts import read_strongest_nulls
 
 REPO = Path(__file__).resolve().parents[2]
 CEILING = {"value": 1.0, "ci_low": 1.0, "ci_high": 1.0}
@@ -77,7 +78,7 @@ def test_demo_summary_labels_the_test_split_and_prints_the_ceiling(
 ) -> None:
     (tmp_path / "bench").mkdir()
     (tmp_path / "bench" / "results.json").write_text(json.dumps(_results()))
-    for model, name, auroc in (("compact", "compact-net", 0.9512), ("still_frame", "still", 0.6)):
+    for model, name, auroc in (("cleft", "compact-net", 0.9512), ("still_frame", "still", 0.6)):
         for folder, file, content in (
             (f"train_{model}", "test_metrics.json", {"auroc": auroc}),
             (f"bundles/{model}", "metadata.json", {"model_name": name}),
@@ -89,9 +90,15 @@ def test_demo_summary_labels_the_test_split_and_prints_the_ceiling(
     header = next(i for i, line in enumerate(lines) if line.startswith("model"))
     assert lines[header].split()[:3] == ["model", "test", "AUROC"]
     assert "(test split)" in lines[header + 1] and "train split" not in "\n".join(lines)
-    compact = next(line for line in lines if line.startswith("compact"))
-    assert compact.split()[1] == "0.951" and "1.000 (ceiling)" in compact
-    assert "[1.000, 1.000]" not in compact
+    cleft = next(line for line in lines if line.startswith("cleft "))
+    assert cleft.split()[1] == "0.951" and "1.000 (ceiling)" in cleft
+    assert "[1.000, 1.000]" not in cleft
+    # the margin over the shortcut study's strongest nulls (docs/shortcut_study.json)
+    nulls = read_strongest_nulls(REPO / "docs" / "shortcut_study.json")
+    title = lines.index("cleft: margin over the shortcut study's strongest null (AUROC difference)")
+    hard = next(line for line in lines[title:] if line.startswith("hard"))
+    margin = round(BELOW["value"] - nulls["hard"]["oracle"], 3)
+    assert hard.split()[:4] == ["hard", "0.812", f"{nulls['hard']['oracle']:.3f}", f"{margin:+.3f}"]
 
 
 def test_terminal_summary_prints_a_comparison_without_a_p_value(tmp_path: Path) -> None:
