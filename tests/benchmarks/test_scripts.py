@@ -63,6 +63,7 @@ def test_every_script_has_a_smoke_mode_and_a_main_guard() -> None:
         "gpu_train_speed",
         "inference_speed",
         "input_check_speed",
+        "null_margin",
         "scoring_speed",
         "serve_load",
         "stream_latency",
@@ -194,6 +195,20 @@ def test_input_check_speed_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     # the printed ratio is the median of the repeats' own with / without ratios
     assert len(medians["ratios"]) == 2
     assert ratio == pytest.approx(statistics.median(medians["ratios"]), abs=6e-4)
+
+
+def test_null_margin_smoke_pairs_the_model_with_the_strongest_null(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (row,) = load("null_margin").main(["--smoke"])
+    for family in ("oracle", "pixels"):
+        strongest = row[f"strongest_{family}"]
+        family_nulls = [n for n, _, _, f in load("null_margin").NULLS if f == family]
+        assert row["null_auroc"][strongest] == max(row["null_auroc"][n] for n in family_nulls)
+        margin = row[f"margin_{family}"]["value"]
+        assert margin == pytest.approx(row["model_auroc"] - row["null_auroc"][strongest])
+    out = capsys.readouterr().out
+    assert re.search(r"hard +\d+ +[\d.]+ +direction\w* +[\d.]+ +[+-][\d.]+ ", out)
 
 
 def test_serve_load_smoke(capsys: pytest.CaptureFixture[str]) -> None:
