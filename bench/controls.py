@@ -9,7 +9,9 @@ pooling) scores the reversed and shuffled copies like the original. Per model an
 - ``order_sensitivity``: AUROC of the positives (label 1) against their own altered copies
   (label 0): 1 = every copy scores below every original, 0.5 = order ignored;
 - ``mean_probability_drop``: mean over positives of p(original) - p(copy), with a patient
-  bootstrap CI.
+  bootstrap CI;
+- ``copies_detected``: the share of copies decided "detached" at the bundle's threshold
+  (a motionless copy should not be).
 
 Both are computed per suite part (``shift``: e.g. each level of ``synthetic-graded``) and
 over the whole suite. A positive is a clip with label 1; the copies keep its fps and length.
@@ -26,7 +28,7 @@ from labral.bench import suite_scoring as scoring
 from labral.bench.bootstrap import ClusterBootstrap, metrics_with_ci, rate_with_ci
 from labral.bench.distributed import score_pass_distributed
 from labral.bundle import Bundle
-from labral.metrics import auroc
+from labral.metrics import auroc, decision
 
 #: The controls, in report order: perturbations of :mod:`labral.bench.perturb`.
 CONTROLS = ("reversed", "shuffled", "motionless")
@@ -73,6 +75,7 @@ def order_control_block(
     n_boot: int,
     seed: int,
     level: float,
+    threshold: float | None = None,
 ) -> dict[str, Any]:
     """Order sensitivity and mean probability drop of one model and control on some positives.
 
@@ -80,9 +83,11 @@ def order_control_block(
         original: float (K,) probabilities of K positives. altered: float (K,) of their copies.
         patients: (K,) patient of each positive (the bootstrap resamples patients, each with
             its positives and their copies together).
+        threshold: the bundle's operating threshold; None leaves ``copies_detected`` out.
 
     Returns:
-        ``{"n", "order_sensitivity": {value, ci...}, "mean_probability_drop": {value, ci...}}``.
+        ``{"n", "order_sensitivity": {value, ci...}, "mean_probability_drop": {value, ci...}}``
+        and ``"copies_detected"`` when ``threshold`` is given.
     """
     k = len(original)
     if k == 0:
@@ -99,7 +104,12 @@ def order_control_block(
     drop_plan = ClusterBootstrap(patients, n_boot, seed)
     block = rate_with_ci(drop, drop_plan, np.ones(k, bool), level)
     block.pop("n", None)
-    return {"n": k, "order_sensitivity": sensitivity, "mean_probability_drop": block}
+    out = {"n": k, "order_sensitivity": sensitivity, "mean_probability_drop": block}
+    if threshold is not None:
+        detected = decision(np.asarray(altered, float), threshold).astype(float)
+        out["copies_detected"] = rate_with_ci(detected, drop_plan, np.ones(k, bool), level)
+        out["copies_detected"].pop("n", None)
+    return out
 
 
 def order_controls(
@@ -110,6 +120,7 @@ def order_controls(
     n_boot: int,
     seed: int,
     level: float,
+    threshold: float | None = None,
 ) -> dict[str, Any]:
     """Every control's block, over the suite and per part, for one model.
 
@@ -117,6 +128,7 @@ def order_controls(
         records: the suite's rows (N). positives: int (K,) indices of the positives scored.
         original: float (N,) the model's clean probabilities.
         altered: control -> float (K,) probabilities of the positives' copies.
+        threshold: the bundle's operating threshold (for ``copies_detected``).
 
     Returns:
         ``{control: {"overall": block, "per_shift": {part: block}}}``.
@@ -127,7 +139,7 @@ def order_controls(
     for control, probs in altered.items():
         entry = {
             "overall": order_control_block(
-                original[positives], probs, patients, n_boot, seed, level
+                original[positives], probs, patients, n_boot, seed, level, threshold
             ),
             "per_shift": {},
         }
@@ -135,7 +147,13 @@ def order_controls(
             for part in sorted(set(parts)):
                 keep = parts == part
                 entry["per_shift"][part] = order_control_block(
-                    original[positives][keep], probs[keep], patients[keep], n_boot, seed, level
+                    original[positives][keep],
+                    probs[keep],
+                    patients[keep],
+                    n_boot,
+                    seed,
+                    level,
+                    threshold,
                 )
         out[control] = entry
     return out

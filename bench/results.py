@@ -101,6 +101,7 @@ def evaluate_models(
                 boot.n,
                 boot.seed,
                 boot.level,
+                threshold=bundles[index].threshold,
             )
         if scored.pointing:
             block = {k: v for k, v in scored.pointing[index].items() if k != "examples"}

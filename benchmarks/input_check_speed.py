@@ -1,7 +1,7 @@
 """What the input check adds to scoring one clip, same process, same clips (issue 22's
 target: at most 10%).
 
-    .venv/bin/python benchmarks/input_check_speed.py --bundle outputs/demo/bundles/compact
+    .venv/bin/python benchmarks/input_check_speed.py --bundle outputs/demo/bundles/cleft
     .venv/bin/python benchmarks/input_check_speed.py --bundle B --clips 40 --repeats 5
     .venv/bin/python benchmarks/input_check_speed.py --smoke   # a toy bundle, 4 clips
 

@@ -84,16 +84,18 @@ def controls_section(results: dict[str, Any]) -> list[str]:
             for n in names:
                 block = per_model[n]["order_controls"][control]
                 block = block["overall"] if part == "overall" else block["per_shift"][part]
-                cells.append(
-                    f"{_ci(block['order_sensitivity'])} / {_ci(block['mean_probability_drop'])}"
-                )
+                cell = f"{_ci(block['order_sensitivity'])} / {_ci(block['mean_probability_drop'])}"
+                if "copies_detected" in block:
+                    cell += f" / {_ci(block['copies_detected'])}"
+                cells.append(cell)
             rows.append([control, part, *cells])
     return [
         "<h2>Order controls</h2>",
         "<p class='note'>Every positive scored again time-reversed, frame-shuffled and "
         "motionless (its middle frame repeated). "
         "Order sensitivity = AUROC of the positives against their own altered copies (0.5: "
-        "order ignored); then the mean drop in probability.</p>",
+        "order ignored); then the mean drop in probability; then the share of copies "
+        "decided detached at the bundle's threshold.</p>",
         table(["control", "part", *names], rows),
     ]
 

@@ -102,6 +102,14 @@ def test_order_controls_separate_an_order_reader_from_an_order_blind_model() -> 
     )
     assert 0.35 < blind["order_sensitivity"]["value"] < 0.65
     assert abs(blind["mean_probability_drop"]["value"]) < 0.01
+    assert "copies_detected" not in blind  # no threshold given
+    # at threshold 0.5 the reader's copies (0.2 .. 0.55) are mostly not detected, the blind
+    # model's (0.6 .. 0.95) all are
+    copies = original - 0.4
+    read = controls.order_control_block(original, copies, patients, 200, 0, 0.95, 0.5)
+    assert read["copies_detected"]["value"] == pytest.approx(np.mean(copies >= 0.5))
+    blind_t = controls.order_control_block(original, original, patients, 200, 0, 0.95, 0.5)
+    assert blind_t["copies_detected"]["value"] == 1.0
 
 
 def test_replicate_spread_and_recipe_ignore_the_seed_only() -> None:
