@@ -270,4 +270,40 @@ MUTATIONS = (
         ),
         ("tests/bench/test_decision_curves.py",),
     ),
+    Mutation(
+        "auxiliary-ignored",
+        "training forgets the generator's auxiliary targets (the classification loss alone)",
+        (
+            Edit(
+                "train/auxiliary.py",
+                "        if weight:\n            total = total + weight * loss\n",
+                "        if weight:\n            total = total + 0.0 * loss\n",
+            ),
+        ),
+        ("tests/train/test_auxiliary.py",),
+    ),
+    Mutation(
+        "attention-untaught",
+        "the attention target is a uniform spread instead of the frames with fluid",
+        (
+            Edit(
+                "train/auxiliary.py",
+                "    target = extent[has_fluid] / frames[has_fluid, None]\n",
+                "    target = torch.ones_like(extent[has_fluid]) / extent.shape[1]\n",
+            ),
+        ),
+        ("tests/train/test_auxiliary.py",),
+    ),
+    Mutation(
+        "motionless-is-original",
+        "the bench's motionless control scores the original clip",
+        (
+            Edit(
+                "bench/perturb.py",
+                "    return _with_frames(clip, np.repeat(middle[None], clip.num_frames, axis=0))\n",
+                "    return _with_frames(clip, clip.frames)\n",
+            ),
+        ),
+        ("tests/bench/test_perturb_suites.py",),
+    ),
 )

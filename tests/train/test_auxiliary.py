@@ -20,6 +20,7 @@ from labral.models.compact import CompactVideoNet
 from labral.train.auxiliary import (
     DEFAULT_WEIGHTS,
     SCENARIOS,
+    _attention_loss,
     auxiliary_losses,
     clip_targets,
     record_params,
@@ -88,6 +89,19 @@ def test_targets_hold_where_the_cleft_is_and_when_fluid_fills_it(synth_rows) -> 
         if expected == "incoherent_twin":
             expected = f"incoherent_twin/{params['variant']}"
         assert SCENARIOS[int(targets["scenario"])] == expected
+
+
+def test_the_attention_target_is_the_frames_with_fluid() -> None:
+    """Attention on the fluid frames scores best, a uniform spread worse; a clip without
+    fluid adds nothing."""
+    extent = torch.tensor([[0, 0, 1, 1, 0, 0, 0, 0], [0] * 8], dtype=torch.float32)
+    on_fluid = torch.tensor([[0, 0, 0.5, 0.5, 0, 0, 0, 0]] * 2) + 1e-4
+    uniform = torch.full((2, 8), 1 / 8)
+    elsewhere = torch.tensor([[0.5, 0.5, 0, 0, 0, 0, 0, 0]] * 2) + 1e-4
+    losses = [float(_attention_loss(a, extent)) for a in (on_fluid, uniform, elsewhere)]
+    assert losses[0] < losses[1] < losses[2]
+    assert losses[1] == pytest.approx(np.log(8), abs=1e-4)  # the fluid-free clip is left out
+    assert float(_attention_loss(uniform, torch.zeros(2, 8))) == 0.0
 
 
 def test_a_user_manifest_without_params_has_no_targets() -> None:
