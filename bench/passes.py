@@ -1,7 +1,7 @@
 """The scoring passes of one ``labral bench`` run over a suite, under one progress bar.
 
-One clean pass (every bundle), the order controls (every positive reversed and shuffled,
-:mod:`labral.bench.controls`), the pointing game on positives with extrusion masks
+One clean pass (every bundle), the order controls (every positive reversed, shuffled and
+motionless, :mod:`labral.bench.controls`), the pointing game on positives with extrusion masks
 (:mod:`labral.bench.localisation`, rank 0 alone under torchrun) and the robustness sweep.
 Every clip is decoded once: the positives (or, for a sweep, every clip) are kept in memory
 for the passes after the clean one and for the report.

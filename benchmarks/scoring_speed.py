@@ -17,8 +17,9 @@ cores - decode threads) exactly as `labral bench` runs it. Printed: medians of t
 clips/s and the ratio pipeline / the faster bare loop of each repeat (target <= 1.20).
 
 ``--controls`` also times, in each repeat, the order controls as `labral bench` runs them
-(every positive reversed and shuffled, :func:`labral.bench.controls.score_controls`) and
-prints (pipeline + controls) / pipeline (issue 10's target: <= 2.5).
+(every positive reversed, shuffled and motionless,
+:func:`labral.bench.controls.score_controls`) and prints (pipeline + controls) / pipeline
+(issue 10's target: <= 2.5).
 """
 
 from __future__ import annotations

@@ -175,7 +175,7 @@ def test_scoring_speed_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     expected = medians["pipeline"] / min(medians["bare_n"], medians["bare_1"])
     assert ratio == pytest.approx(expected, abs=0.0006) and medians["ratio"] == expected
     n_pos, controls_s, with_controls = figures(
-        r"order controls: (\d+) positives x 2 controls, median ([\d.]+) s; .* median ([\d.]+) "
+        r"order controls: (\d+) positives x 3 controls, median ([\d.]+) s; .* median ([\d.]+) "
         r"\(target <= 2.5\)",
         out,
     )
