@@ -84,7 +84,8 @@ def evaluate_model(
         "hip_level": {...}, "input_check": {...}, "decision_curve": {...}}``, each metric as
         ``{"value", "ci_low", "ci_high", "n_boot"}``; ``decision_curve`` the operating points
         of :func:`labral.bench.decision_curves.model_block` (clips, hips by the max rule);
-        ``subgroups`` of :func:`labral.bench.subgroups.subgroups_block`.
+        ``subgroups`` of :func:`labral.bench.subgroups.subgroups_block`. Each part of
+        ``per_shift`` also has its ``hip_level`` and temporal ``localisation``.
     """
     arrays = suite_arrays(records)
     y, p = arrays["y"], scores.probability
@@ -115,6 +116,7 @@ def evaluate_model(
                 "n": int(mask.sum()),
                 **block,
                 "hip_level": hip_level(records, p, threshold, bootstrap, level, mask),
+                "localisation": temporal(records, scores, bootstrap, tolerance, level, mask),
             }
     result["per_shift"] = per_shift
     result["localisation"] = temporal(records, scores, bootstrap, tolerance, level)

@@ -48,11 +48,18 @@ def temporal(
     bootstrap: M.ClusterBootstrap,
     tolerance: int,
     level: float,
+    mask: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """The model's temporal hit rate with its CI, uniform chance and the velocity null."""
+    """The model's temporal hit rate with its CI, uniform chance and the velocity null.
+
+    Args:
+        mask: bool (N,) the clips to count (a part of the suite, e.g. one level); None = all.
+    """
     has_truth = np.array(
         [int(r["label"]) == 1 and bool(r.get("extrusion_frames")) for r in records], dtype=bool
     )
+    if mask is not None:
+        has_truth &= np.asarray(mask, dtype=bool)
 
     def hits_of(relevance: Sequence[np.ndarray | None]) -> np.ndarray:
         return np.array(

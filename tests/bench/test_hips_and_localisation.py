@@ -144,6 +144,11 @@ def test_graded_suite_end_to_end_reports_every_new_block(
         assert block["overall"]["n"] == n_pos and set(block["per_shift"]) <= levels
     loc = model["localisation"]
     assert loc["velocity_null"]["n"] == n_pos and loc["pointing_game"]["n"] == n_pos
+    # per level: each level's positives, which together are the suite's
+    per_level = [model["per_shift"][lv]["localisation"] for lv in sorted(levels)]
+    assert sum(block["n"] for block in per_level) == loc["n"]
+    hits = sum(block["value"] * block["n"] for block in per_level)
+    assert hits == pytest.approx(loc["value"] * loc["n"])
     assert 0 < loc["pointing_game"]["chance"] < 0.1  # the cleft is a small part of the frame
     comparison = results["comparisons"][0]
     assert set(comparison["per_shift"]) == levels and "delong" in comparison
