@@ -172,7 +172,28 @@ def _localisation(models: _Models) -> list[str]:
         "chance",
     ]
     title = "Localisation (temporal: peak within +-1 frame; spatial: pointing game):"
-    return _section(title, header, rows)
+    return _section(title, header, rows) + _temporal_per_part(models)
+
+
+def _temporal_per_part(models: _Models) -> list[str]:
+    """Temporal hit and its paired difference from the velocity null, per suite part."""
+    rows = []
+    for n in models.names:
+        per_shift = models.per_model[n].get("per_shift", {})
+        cells = []
+        for part in models.parts:
+            loc = per_shift.get(part, {}).get("localisation")
+            if not loc or not loc.get("n"):
+                cells.append("n/a")
+                continue
+            null = loc.get("vs_velocity_null")
+            cells.append(f"{ci(loc)} ({ci(null)})" if null else ci(loc))
+        if any(cell != "n/a" for cell in cells):
+            rows.append([models.label[n], *cells])
+    if not rows:
+        return []
+    title = "Temporal hit per part (model - velocity null in brackets):"
+    return _section(title, ["model", *models.parts], rows)
 
 
 def _comparisons(models: _Models, comparisons: Sequence[dict[str, Any]]) -> list[str]:

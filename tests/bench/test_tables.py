@@ -57,6 +57,18 @@ def _results() -> dict:
     }
 
 
+def test_markdown_prints_the_temporal_hit_per_part() -> None:
+    results = _results()
+    part_loc = {**BELOW, "n": 12, "vs_velocity_null": BELOW}
+    results["results"]["compact-net"]["per_shift"]["hard"]["localisation"] = part_loc
+    text = tables(results)
+    lines = text.splitlines()
+    title = lines.index("Temporal hit per part (model - velocity null in brackets):")
+    row = next(line for line in lines[title:] if line.startswith("| compact-net"))
+    assert row.count("0.812 [0.750, 0.870]") == 2 and "n/a" in row  # easy has none
+    assert "Temporal hit per part" not in tables(_results())  # none recorded: no table
+
+
 def test_markdown_tables_print_the_ceiling() -> None:
     text = tables(_results())
     assert "| compact-net | 1.000 (ceiling) | 0.812 [0.750, 0.870] | 0.812 [0.750, 0.870] |" in text
