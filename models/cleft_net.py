@@ -32,22 +32,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from labral.errors import BadConfigError
-from labral.models.layers import make_act, make_norm
+from labral.models.compact import Conv2Plus1d
+from labral.models.layers import check_widths, make_act, make_norm, with_frame_difference
 
 #: Scenario classes of the auxiliary scenario head (``labral.train.auxiliary.SCENARIOS``).
 N_SCENARIOS = 8
 
 
 def _conv2plus1d(c_in: int, c_out: int, stride: int, norm: str, act: str) -> nn.Sequential:
-    """(1,3,3) spatial conv (stride (1, s, s)), norm, act, (3,1,1) temporal conv, norm, act."""
-    return nn.Sequential(
-        nn.Conv3d(c_in, c_out, (1, 3, 3), (1, stride, stride), (0, 1, 1), bias=False),
-        make_norm(norm, c_out),
-        make_act(act),
-        nn.Conv3d(c_out, c_out, (3, 1, 1), 1, (1, 0, 0), bias=False),
-        make_norm(norm, c_out),
-        make_act(act),
-    )
+    """The compact net's (2+1)D conv (spatial stride (1, s, s)), then norm and activation."""
+    conv = Conv2Plus1d(c_in, c_out, (1, stride, stride), norm, act)
+    return nn.Sequential(*conv, make_norm(norm, c_out), make_act(act))
 
 
 class CleftNet(nn.Module):
@@ -86,23 +81,23 @@ class CleftNet(nn.Module):
         super().__init__()
         if crop < 8 or crop % 8:
             raise BadConfigError(f"model.crop={crop} must be a positive multiple of 8")
-        widths = [int(w) for w in widths]
-        if len(widths) != 3 or min(widths) < 1:
-            raise BadConfigError(f"model.widths={widths} needs three positive widths")
+        widths = check_widths(widths)
+        if len(widths) != 3:
+            raise BadConfigError(f"model.widths={widths} needs three widths, one per read stage")
         self.crop = int(crop)
         self.locator = nn.Sequential(
             nn.Conv2d(2 * in_channels, 16, 5, 2, 2, bias=False),
-            nn.BatchNorm2d(16),
-            nn.ReLU(inplace=True),
+            make_norm(norm, 16, dims=2),
+            make_act(act),
             nn.Conv2d(16, 32, 3, 2, 1, bias=False),
-            nn.BatchNorm2d(32),
-            nn.ReLU(inplace=True),
+            make_norm(norm, 32, dims=2),
+            make_act(act),
             nn.Conv2d(32, 32, 3, 1, 2, dilation=2, bias=False),
-            nn.BatchNorm2d(32),
-            nn.ReLU(inplace=True),
+            make_norm(norm, 32, dims=2),
+            make_act(act),
             nn.Conv2d(32, 32, 3, 1, 4, dilation=4, bias=False),
-            nn.BatchNorm2d(32),
-            nn.ReLU(inplace=True),
+            make_norm(norm, 32, dims=2),
+            make_act(act),
             nn.Conv2d(32, 1, 1),
         )
         c1, c2, c3 = widths
@@ -133,12 +128,6 @@ class CleftNet(nn.Module):
         self.extent_head = nn.Conv1d(temporal_width, 1, 1)
         self.loading_head = nn.Conv1d(temporal_width, 1, 1)
         self.scenario_head = nn.Linear(temporal_width, N_SCENARIOS)
-
-    @staticmethod
-    def _with_difference(x: torch.Tensor) -> torch.Tensor:
-        """(B, C, T, H, W) -> (B, 2C, T, H, W): the clip and x[t] - x[t-1] (0 at t = 0)."""
-        diff = torch.cat([torch.zeros_like(x[:, :, :1]), x[:, :, 1:] - x[:, :, :-1]], dim=2)
-        return torch.cat([x, diff], dim=1)
 
     def locate(self, x: torch.Tensor) -> torch.Tensor:
         """Cleft heatmap logits (B, H/4, W/4) of a clip x (B, C, T, H, W)."""
@@ -189,11 +178,11 @@ class CleftNet(nn.Module):
         t = x.shape[2]
         heatmap = self.locate(x)
         centre = self.soft_centre(heatmap)
-        window = self.read(self._with_difference(self.crop_around(x, centre)))
+        window = self.read(with_frame_difference(self.crop_around(x, centre)))
         b, c, _, hh, ww = window.shape
         local = self.read_proj(window.permute(0, 1, 3, 4, 2).reshape(b, c * hh * ww, t))
         small = F.avg_pool3d(x, (1, 2, 2))
-        context = self.context(self._with_difference(small)).mean(dim=(3, 4))
+        context = self.context(with_frame_difference(small)).mean(dim=(3, 4))
         feats = self.temporal(torch.cat([local, context], dim=1))
         dropped = self.dropout(feats)
         evidence = self.evidence(dropped)[:, 0]

@@ -25,7 +25,13 @@ import torch
 from torch import nn
 
 from labral.errors import BadConfigError
-from labral.models.layers import TemporalCamHead, check_widths, make_act, make_norm
+from labral.models.layers import (
+    TemporalCamHead,
+    check_widths,
+    make_act,
+    make_norm,
+    with_frame_difference,
+)
 
 
 class Conv2Plus1d(nn.Sequential):
@@ -174,8 +180,7 @@ class CompactVideoNet(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C_in, T, H, W) float32 -> last feature map (B, C, T', H', W')."""
         if self.motion_channel:
-            diff = torch.cat([torch.zeros_like(x[:, :, :1]), x[:, :, 1:] - x[:, :, :-1]], dim=2)
-            x = torch.cat([x, diff], dim=1)
+            x = with_frame_difference(x)
         return self.stages(self.stem(x))
 
     def forward_with_relevance(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -60,6 +60,13 @@ def make_norm(name: str, channels: int, dims: int = 3) -> nn.Module:
     raise BadConfigError(f"model.norm={name!r} is not known; use one of {list(NORMS)}")
 
 
+def with_frame_difference(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, T, H, W) -> (B, 2C, T, H, W): the clip and its frame difference x[t] - x[t-1]
+    (0 at t = 0), so flow flicker and a growing tongue reach the first filters."""
+    diff = torch.cat([torch.zeros_like(x[:, :, :1]), x[:, :, 1:] - x[:, :, :-1]], dim=2)
+    return torch.cat([x, diff], dim=1)
+
+
 def check_widths(widths: list[int] | tuple[int, ...], setting: str = "model.widths") -> list[int]:
     """Validate a list of positive channel widths; returns it as a list of int.
 
