@@ -25,7 +25,6 @@ trains on the classification loss alone.
 
 from __future__ import annotations
 
-import ast
 import functools
 import json
 from collections.abc import Mapping, Sequence
@@ -67,13 +66,9 @@ HEATMAP_STRIDE = 4
 
 
 def record_params(record: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The generator parameters of a manifest record (a dict, or its JSON/repr text), or None."""
+    """The generator parameters of a manifest record (the loader has parsed them to a dict),
+    or None when the record has none (a user's own clips)."""
     params = record.get("params")
-    if isinstance(params, str):
-        try:
-            params = json.loads(params)
-        except json.JSONDecodeError:
-            params = ast.literal_eval(params)
     return params if isinstance(params, dict) and "traces" in params else None
 
 
@@ -172,14 +167,16 @@ def weighted_auxiliary_loss(
 
 class AuxiliaryTargets:
     """The targets of a manifest record's item, for :class:`~labral.datasets.clip_dataset.
-    ClipDataset` (its ``targets`` argument).
+    ClipDataset` (its ``targets`` argument), and the weights the run's losses give them.
 
     Args:
         size: (H, W) of the model's frames (``transforms.eval.size``).
+        weights: the run's loss weights (:func:`run_weights`).
     """
 
-    def __init__(self, size: Sequence[int]) -> None:
+    def __init__(self, size: Sequence[int], weights: Mapping[str, float]) -> None:
         self.size = (int(size[0]), int(size[1]))
+        self.weights = dict(weights)
 
     def available(self, record: Mapping[str, Any]) -> bool:
         """Whether the record carries the generator parameters the targets come from."""

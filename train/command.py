@@ -22,7 +22,6 @@ from labral.errors import BadConfigError
 from labral.metrics import binary_metrics
 from labral.scoring import calibrated_probability
 from labral.threads import threads_per_rank
-from labral.train.auxiliary import run_weights
 from labral.train.callbacks import EarlyStopping, ModelCheckpoint
 from labral.train.checkpoint_files import load_checkpoint
 from labral.train.cv import run_cv
@@ -137,7 +136,8 @@ def setup(
     pos_weight = (
         positive_weight(datasets["train"].labels) if batches.sampling == "class_weight" else 1.0
     )
-    auxiliary = run_weights(cfg) if getattr(datasets["train"], "targets", None) else {}
+    targets = getattr(datasets["train"], "targets", None)
+    auxiliary = dict(targets.weights) if targets is not None else {}
     if auxiliary and (info.enabled or data.on_device):
         raise BadConfigError(
             "the auxiliary targets (labral.train.auxiliary) train on one process from the "
@@ -220,38 +220,57 @@ def fit(
         state["global_step"] += stats["steps"]
         stop = False
         if info.is_main:
-            logits, labels = evaluate(
-                parts.raw_model,
-                parts.val_loader,
-                device,
-                precision=parts.precision,
-                channels_last=parts.channels_last,
-            )
-            val = binary_metrics(labels, calibrated_probability(logits, 1.0))
-            improved, stop = stopper.update(state, val["auroc"], epoch)
-            state.update(epoch=epoch, stopped=stop)
-            checkpointer.save(checkpoint_dict(parts, state, config), improved)
-            logger.record(
-                {
-                    "epoch": epoch,
-                    "train_loss": stats["loss"],
-                    "clips_per_s": stats["clips_per_s"],
-                    "val_auroc": val["auroc"],
-                    "val_nll": val["nll"],
-                    "lr": parts.optimizer.param_groups[0]["lr"],
-                    "best_val_auroc": state["best_metric"],
-                },
-                step=epoch,
-            )
-            print(
-                f"epoch {epoch}: loss {stats['loss']:.4f}  val AUROC "
-                f"{val['auroc']:.4f}  ({stats['clips_per_s']:.1f} clips/s)"
+            stop = _validate_and_record(
+                parts, state, stats, epoch, stopper, checkpointer, logger, config, device
             )
         else:
             state["epoch"] = epoch
         state["stopped"] = broadcast_flag(stop, info, device)
         epoch += 1
     return state
+
+
+def _validate_and_record(
+    parts: TrainParts,
+    state: dict[str, Any],
+    stats: dict[str, float],
+    epoch: int,
+    stopper: EarlyStopping,
+    checkpointer: ModelCheckpoint,
+    logger: RunLogger,
+    config: dict[str, Any],
+    device: torch.device,
+) -> bool:
+    """Rank 0 after an epoch: validate, update early stopping, checkpoint, log and print.
+    Returns whether training stops here (``state`` is updated in place)."""
+    logits, labels = evaluate(
+        parts.raw_model,
+        parts.val_loader,
+        device,
+        precision=parts.precision,
+        channels_last=parts.channels_last,
+    )
+    val = binary_metrics(labels, calibrated_probability(logits, 1.0))
+    improved, stop = stopper.update(state, val["auroc"], epoch)
+    state.update(epoch=epoch, stopped=stop)
+    checkpointer.save(checkpoint_dict(parts, state, config), improved)
+    logger.record(
+        {
+            "epoch": epoch,
+            "train_loss": stats["loss"],
+            "clips_per_s": stats["clips_per_s"],
+            "val_auroc": val["auroc"],
+            "val_nll": val["nll"],
+            "lr": parts.optimizer.param_groups[0]["lr"],
+            "best_val_auroc": state["best_metric"],
+        },
+        step=epoch,
+    )
+    print(
+        f"epoch {epoch}: loss {stats['loss']:.4f}  val AUROC "
+        f"{val['auroc']:.4f}  ({stats['clips_per_s']:.1f} clips/s)"
+    )
+    return stop
 
 
 def _train(

@@ -243,8 +243,9 @@ def build_data_module(cfg: DictConfig) -> ClipDataModule:
     module = instantiate_group(cfg.data, "data", spec=spec, augment=augment, seed=int(cfg.seed))
     if not isinstance(module, ClipDataModule):
         raise BadConfigError(f"data._target_={cfg.data.get('_target_')} is not a ClipDataModule")
-    if "model" in cfg and run_weights(cfg):
-        module.targets = AuxiliaryTargets(spec["size"])
+    weights = run_weights(cfg) if "model" in cfg else {}
+    if weights:
+        module.targets = AuxiliaryTargets(spec["size"], weights)
     return module
 
 

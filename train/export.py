@@ -241,6 +241,31 @@ def check_card(check: InputCheck | None) -> str:
     )
 
 
+def convert_and_verify(
+    exporters: list[Exporter], module: nn.Module, clips: torch.Tensor, atol: float, rtol: float
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """Convert the module with every exporter and check each artifact on ``clips`` (float32
+    (N, 1, T, H, W)) before anything is written: ``(artifact by format, its largest
+    difference from the eager module)``.
+
+    Raises:
+        ExportVerificationError: a conversion fails, or :func:`verify` fails.
+    """
+    artifacts: dict[str, Any] = {}
+    verified: dict[str, float] = {}
+    for exporter in exporters:
+        try:
+            artifact = exporter.convert(module, clips[:2])
+        except Exception as exc:  # noqa: BLE001 - each converter fails in its own way
+            raise ExportVerificationError(
+                f"{exporter.name} conversion failed ({type(exc).__name__}: {exc}); "
+                f"remove {exporter.name} from formats= or change the model"
+            ) from exc
+        verified[exporter.name] = verify(exporter, artifact, module, clips, atol, rtol)
+        artifacts[exporter.name] = artifact
+    return artifacts, verified
+
+
 def export_run(
     run: TrainingRun,
     out_dir: str | Path,
@@ -272,19 +297,8 @@ def export_run(
     frames, size = int(eval_spec["frames"]), [int(s) for s in eval_spec["size"]]
     module = RelevanceModule(model).eval()
     clips = verification_clips(max(2, verify_clips), frames, size, seed)
-    artifacts: dict[str, Any] = {}
-    verified: dict[str, float] = {}
     exporters = [make_exporter(name, onnx_opset) for name in formats]
-    for exporter in exporters:  # convert and check everything before writing anything
-        try:
-            artifact = exporter.convert(module, clips[:2])
-        except Exception as exc:  # noqa: BLE001 - each converter fails in its own way
-            raise ExportVerificationError(
-                f"{exporter.name} conversion failed ({type(exc).__name__}: {exc}); "
-                f"remove {exporter.name} from formats= or change the model"
-            ) from exc
-        verified[exporter.name] = verify(exporter, artifact, module, clips, atol, rtol)
-        artifacts[exporter.name] = artifact
+    artifacts, verified = convert_and_verify(exporters, module, clips, atol, rtol)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     extra_files = [

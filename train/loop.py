@@ -231,6 +231,21 @@ def _check_weights_finite(
         )
 
 
+def _bar_options(progress: bool) -> dict[str, Any]:
+    """tqdm options of the epoch bar: shown when ``progress``, cleared at the end."""
+    return {"disable": not progress, "leave": False, "dynamic_ncols": True}
+
+
+def _auxiliary_targets(
+    batch: dict[str, Any], device: torch.device, weights: Mapping[str, float] | None
+) -> tuple[dict[str, torch.Tensor], Mapping[str, float]] | None:
+    """The batch's auxiliary targets on ``device`` with their loss weights, or None when the
+    run has no weights or the batch no targets (see :func:`_forward_loss`)."""
+    if not weights or "targets" not in batch:
+        return None
+    return {k: v.to(device) for k, v in batch["targets"].items()}, weights
+
+
 def train_one_epoch(
     model: torch.nn.Module,
     loader: Iterable[dict[str, Any]],
@@ -282,23 +297,14 @@ def train_one_epoch(
     """
     _set_train_mode(model, frozen)
     total_batches = len(loader) if hasattr(loader, "__len__") else None
-    bar = tqdm(
-        loader,
-        total=total_batches,
-        desc=f"epoch {epoch}",
-        disable=not progress,
-        leave=False,
-        dynamic_ncols=True,
-    )
+    bar = tqdm(loader, total=total_batches, desc=f"epoch {epoch}", **_bar_options(progress))
     tally = EpochTally()
     optimizer.zero_grad(set_to_none=True)
     for index, batch in enumerate(bar):
         image, label = to_device(batch, device, channels_last)
         ends_group = ends_accumulation(index, accum_steps, total_batches)
         position = {"epoch": epoch, "step": global_step + tally.steps + 1, "batch": index + 1}
-        extra = None
-        if auxiliary and "targets" in batch:
-            extra = ({k: v.to(device) for k, v in batch["targets"].items()}, auxiliary)
+        extra = _auxiliary_targets(batch, device, auxiliary)
         with _gradient_sync(model, ends_group):
             loss_value = _forward_backward(
                 model, image, label, loss_fn, optimizer, position, precision, accum_steps, extra

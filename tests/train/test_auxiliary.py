@@ -106,7 +106,7 @@ def test_the_attention_target_is_the_frames_with_fluid() -> None:
 
 def test_a_user_manifest_without_params_has_no_targets() -> None:
     assert record_params({"path": "a.dcm", "label": 1}) is None
-    assert record_params({"params": json.dumps({"traces": {}, "size": [4, 4]})}) is not None
+    assert record_params({"params": {"traces": {}, "size": [4, 4]}}) is not None
 
 
 def test_weights_default_on_for_models_with_heads_only() -> None:
