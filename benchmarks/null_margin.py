@@ -31,15 +31,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.model_selection import GroupKFold
-from threadpoolctl import threadpool_limits
 
 from labral.bench.bootstrap import paired_auroc_difference
 from labral.bundle import load_bundle
 from labral.datasets.io.clip import Clip
 from labral.datasets.synth.dataset import plan_dataset
 from labral.datasets.synth.jobs import render_job
-from labral.datasets.synth.shortcuts import featurise_level, make_classifier, study_settings
+from labral.datasets.synth.shortcuts import featurise_level, out_of_fold_scores, study_settings
 from labral.demo_bundle import make_demo_bundle
 from labral.metrics import ClusterBootstrap, auroc
 from labral.scoring import ClipScorer
@@ -52,17 +50,6 @@ NULLS = (
     ("direction_pixels_logistic", "direction_pixels", "logistic", "pixels"),
     ("direction_pixels_boosting", "direction_pixels", "boosting", "pixels"),
 )
-
-
-def out_of_fold(x: np.ndarray, y: np.ndarray, groups: np.ndarray, classifier: str) -> np.ndarray:
-    """float (N,) out-of-fold scores under the study's patient-grouped 5-fold CV."""
-    scores = np.zeros(len(y))
-    for train, test in GroupKFold(n_splits=5).split(x, y, groups):
-        clf = make_classifier(classifier)
-        with threadpool_limits(1):
-            clf.fit(x[train], y[train])
-        scores[test] = clf.predict_proba(x[test])[:, 1]
-    return scores
 
 
 _SCORER: ClipScorer | None = None
@@ -100,7 +87,7 @@ def level_margins(
     mats, y, groups, hips = featurise_level(level, patients, seed, workers)
     model = model_scores(bundle, level, patients, seed, workers)
     nulls = {
-        name: out_of_fold(mats[matrix], y, groups, classifier)
+        name: out_of_fold_scores(mats[matrix], y, groups, classifier=classifier)
         for name, matrix, classifier, _ in NULLS
     }
     null_auroc = {name: auroc(y, s) for name, s in nulls.items()}

@@ -100,18 +100,15 @@ def make_classifier(name: str) -> Any:
     raise ValueError(f"classifier {name!r} is unknown; use one of {list(CLASSIFIERS)}")
 
 
-def grouped_auroc(
+def out_of_fold_scores(
     x: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int = 5, classifier: str = "logistic"
-) -> float:
-    """Out-of-fold AUROC of a classifier, folds grouped by patient.
+) -> np.ndarray:
+    """float (N,) out-of-fold scores of a classifier, folds grouped by patient.
 
     Args:
         x: float (N, F) features; y: int (N,) labels; groups: (N,) patient ids.
         folds: number of folds.
         classifier: one of :data:`CLASSIFIERS` (:func:`make_classifier`).
-
-    Returns:
-        AUROC of the pooled out-of-fold scores.
     """
     scores = np.zeros(len(y))
     for train, test in GroupKFold(n_splits=folds).split(x, y, groups):
@@ -119,7 +116,14 @@ def grouped_auroc(
         with threadpool_limits(1):  # a few hundred rows: threads only contend on 2 cores
             clf.fit(x[train], y[train])
         scores[test] = clf.predict_proba(x[test])[:, 1]
-    return float(roc_auc_score(y, scores))
+    return scores
+
+
+def grouped_auroc(
+    x: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int = 5, classifier: str = "logistic"
+) -> float:
+    """AUROC of the pooled :func:`out_of_fold_scores` (the same arguments)."""
+    return float(roc_auc_score(y, out_of_fold_scores(x, y, groups, folds, classifier)))
 
 
 def study_settings(level: str, n_patients: int, seed: int) -> SynthSettings:
