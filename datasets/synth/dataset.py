@@ -76,13 +76,28 @@ def assign_splits(
     return result
 
 
+def spread_levels(splits: list[str], settings: SynthSettings) -> list[str]:
+    """The difficulty level of each patient: ``settings.levels`` in turn within each split,
+    so every split spans them evenly (every patient at ``difficulty`` when ``levels`` is
+    empty)."""
+    if not settings.levels:
+        return [settings.difficulty.level] * len(splits)
+    seen: Counter[str] = Counter()
+    result = []
+    for split in splits:
+        result.append(settings.levels[seen[split] % len(settings.levels)])
+        seen[split] += 1
+    return result
+
+
 def plan_dataset(settings: SynthSettings) -> list[ClipJob]:
     """Draw the whole data set's structure (no pixels) from ``settings.seed``.
 
     Patients get 1-2 hips and several clips per hip; ``prevalence`` of the hips are
     detached, and a clip shows the extrusion when its provocation reaches its hip's
     threshold (:func:`labral.datasets.synth.hips.draw_hip_truth`); the other clips get
-    negative types shared out exactly by ``negative_mix``; splits are by patient.
+    negative types shared out exactly by ``negative_mix``; splits are by patient, and so are
+    the levels of a mixed set (:func:`spread_levels`).
 
     Returns:
         One job per clip, in manifest order.
@@ -104,6 +119,7 @@ def plan_dataset(settings: SynthSettings) -> list[ClipJob]:
         rng,
     )
     splits = assign_splits(settings.n_patients, settings.splits, rng)
+    levels = spread_levels(splits, settings)
     fps = rng.integers(settings.clip.fps[0], settings.clip.fps[1] + 1, size=total)
 
     jobs: list[ClipJob] = []
@@ -132,6 +148,7 @@ def plan_dataset(settings: SynthSettings) -> list[ClipJob]:
                     split=splits[p],
                     syntax=syntax,
                     relpath=f"clips/{patient}/{patient}_{side}_c{k:02d}.dcm",
+                    difficulty=levels[p],
                 )
             )
     return jobs
@@ -185,7 +202,7 @@ def make_clip_files(job: ClipJob, settings: SynthSettings) -> tuple[dict[str, An
         "seed": job.seed,
         "provocation": job.provocation,
         "extrusion_threshold": job.extrusion_threshold,
-        "difficulty": settings.difficulty.level,
+        "difficulty": job.difficulty,
         "params": _json_ready(clip.params),
     }
     if settings.formats.mp4:
@@ -244,7 +261,8 @@ def summarize(rows: list[dict[str, Any]], settings: SynthSettings, fingerprint: 
         "clips": len(rows),
         "patients": len({r["patient"] for r in rows}),
         "hips": len(hip_labels),
-        "difficulty": settings.difficulty.level,
+        "difficulty": "mixed" if settings.levels else settings.difficulty.level,
+        "levels": dict(sorted(Counter(r["difficulty"] for r in rows).items())),
         "by_hip_label": {
             "detached": sum(hip_labels.values()),
             "intact": len(hip_labels) - sum(hip_labels.values()),
@@ -310,7 +328,7 @@ def synthesize(cfg: DictConfig | Mapping[str, Any] | SynthSettings) -> Path:
             handle.write(line + "\n")
             digest.update(line.encode() + file_hash.encode())
             keys = ("patient", "hip", "side", "split", "label", "hip_label", "clip_type")
-            rows.append({k: row[k] for k in keys})
+            rows.append({k: row[k] for k in (*keys, "difficulty")})
             bar.update(1)
     partial.replace(manifest)
     summary = summarize(rows, settings, digest.hexdigest())

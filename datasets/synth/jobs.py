@@ -37,6 +37,7 @@ class ClipJob:
         split: ``"train"``, ``"val"`` or ``"test"`` (by patient).
         syntax: DICOM transfer syntax key (``"jpeg"`` or ``"explicit"``).
         relpath: DICOM path relative to the output folder.
+        difficulty: the patient's difficulty level (``settings.patient_level``).
     """
 
     index: int
@@ -54,6 +55,7 @@ class ClipJob:
     split: str
     syntax: str
     relpath: str
+    difficulty: str
 
 
 @lru_cache(maxsize=8)
@@ -77,5 +79,5 @@ def render_job(job: ClipJob, settings: SynthSettings) -> SynthClip:
         fps=job.fps,
         side=job.side,
         overrides=dict(settings.overrides) or None,
-        difficulty=settings.difficulty,
+        difficulty=settings.level_of(job.difficulty),
     )

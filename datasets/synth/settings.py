@@ -24,7 +24,12 @@ from pydantic import (
 )
 
 from labral.datasets.manifests.manifest import SPLIT_NAMES
-from labral.datasets.synth.difficulty import DEFAULT_LEVEL, Difficulty, load_difficulty
+from labral.datasets.synth.difficulty import (
+    DEFAULT_LEVEL,
+    Difficulty,
+    known_levels,
+    load_difficulty,
+)
 from labral.datasets.synth.scenarios import DEFAULT_NEGATIVE_MIX
 from labral.datasets.synth.types import NEGATIVE_TYPES
 from labral.datasets.synth.validation import Bounds, check_writable
@@ -104,6 +109,11 @@ class SynthSettings(Settings):
         description="a level of configs/difficulty/ (difficulty=hard), knobs overridable "
         "one by one (difficulty.lag=[0.1,0.3])",
     )
+    levels: list[str] = Field(
+        [],
+        description="spread the patients over these levels in turn, so every split spans "
+        "them (levels=[easy,medium,hard,expert]); empty = every patient at `difficulty`",
+    )
     splits: dict[str, Fraction] = Field(
         {"train": 0.7, "val": 0.15, "test": 0.15},
         description="fractions of patients per split (by patient); they add up to 1",
@@ -146,6 +156,18 @@ class SynthSettings(Settings):
             return load_difficulty(value)
         return value
 
+    @field_validator("levels", mode="before")
+    @classmethod
+    def _shipped_levels(cls, value: Any) -> Any:
+        if value is None:
+            return []
+        if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+            raise named_error("levels", value, "must be a list of level names, e.g. [hard,expert]")
+        unknown = [level for level in value if level not in known_levels()]
+        if unknown:
+            raise named_error("levels", value, f"unknown {unknown}; use some of {known_levels()}")
+        return list(value)
+
     @field_validator("splits", mode="before")
     @classmethod
     def _every_split(cls, value: Any) -> Any:
@@ -159,10 +181,22 @@ class SynthSettings(Settings):
             raise named_error("splits", self.splits, "fractions must add up to 1")
         if self.splits["train"] <= 0:
             raise named_error("splits.train", self.splits["train"], "must be > 0")
+        if self.levels and self.difficulty != load_difficulty(self.difficulty.level):
+            raise named_error(
+                "levels",
+                self.levels,
+                "cannot be combined with difficulty.* knob overrides (they change one level); "
+                "drop the overrides or the levels",
+            )
         mix = self.negative_mix
         if self.prevalence < 1.0 and sum(mix.values()) <= 0:
             raise named_error("negative_mix", mix, "needs a positive weight when prevalence < 1")
         return self
+
+    def level_of(self, name: str) -> Difficulty:
+        """The checked knobs of a level this data set draws (``difficulty`` itself, with its
+        overrides, when ``levels`` is empty)."""
+        return load_difficulty(name) if self.levels else self.difficulty
 
     @property
     def resolved_workers(self) -> int:

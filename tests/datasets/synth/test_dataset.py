@@ -19,8 +19,10 @@ from labral.datasets.synth.dataset import (
     render_job,
     synthesize,
 )
+from labral.datasets.synth.difficulty import load_difficulty
 from labral.datasets.synth.settings import SynthSettings
 from labral.datasets.synth.types import NEGATIVE_TYPES, POSITIVE_TYPE
+from labral.errors import BadConfigError
 
 
 def tiny(
@@ -183,3 +185,36 @@ def test_generated_files_pass_dciodvfy(tmp_path: Path) -> None:
         str(pydicom.dcmread(manifest.parent / r["path"]).file_meta.TransferSyntaxUID) for r in rows
     }
     assert syntaxes == {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.1"}
+
+
+def test_mixed_levels_span_every_split_and_render_at_their_level(tmp_path: Path) -> None:
+    levels = ["easy", "medium", "hard", "expert"]
+    settings = tiny(tmp_path / "mixed", n_patients=28, levels=levels)
+    manifest = synthesize(settings)
+    rows = rows_of(manifest)
+    per_split = Counter((r["split"], r["difficulty"]) for r in rows)
+    patients = {(r["split"], r["difficulty"], r["patient"]) for r in rows}
+    for split in ("train", "val", "test"):  # levels in turn within a split: none repeats
+        in_split = [level for s, level, _ in patients if s == split]  # before all are used
+        assert len(set(in_split)) == min(len(in_split), len(levels)), per_split
+    # every clip is drawn from its own patient's level (the generator records the knobs)
+    assert all(r["params"]["difficulty"]["level"] == r["difficulty"] for r in rows)
+    summary = json.loads((manifest.parent / "dataset.json").read_text())
+    assert summary["difficulty"] == "mixed"
+    assert sum(summary["levels"].values()) == len(rows) and set(summary["levels"]) == set(levels)
+
+
+HARD = load_difficulty("hard").to_json()
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"levels": ["easy", "impossible"]}, "levels="),
+        ({"levels": "easy"}, "levels="),
+        ({"levels": ["easy"], "difficulty": {**HARD, "lag": [0.1, 0.2]}}, "levels="),
+    ],
+)
+def test_bad_levels_are_refused_by_name(tmp_path: Path, changes: dict, named: str) -> None:
+    with pytest.raises(BadConfigError, match=named):
+        tiny(tmp_path, **changes)
