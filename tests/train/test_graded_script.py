@@ -34,7 +34,11 @@ def options(call: list[str]) -> dict[str, str]:
 
 def test_each_curriculum_stage_trains_on_data_of_its_own_seed(tmp_path: Path) -> None:
     calls = recorded_calls(tmp_path)
-    synth = {options(c)["difficulty"]: options(c) for c in calls if c[0] == "synth"}
+    synth = {
+        options(c)["difficulty"]: options(c)
+        for c in calls
+        if c[0] == "synth" and "difficulty" in options(c)
+    }
     assert set(synth) == {"easy", "medium", "hard"}
     seeds = {level: settings["seed"] for level, settings in synth.items()}
     assert len(set(seeds.values())) == 3, seeds
@@ -44,3 +48,18 @@ def test_each_curriculum_stage_trains_on_data_of_its_own_seed(tmp_path: Path) ->
     trained_on = {options(c).get("data.manifest") for c in calls if c[0] == "train"}
     assert {f"{folder}/manifest.jsonl" for folder in folders.values()} <= trained_on
     assert calls[-1][0] == "bench"
+
+
+def test_the_full_cleft_recipe_trains_from_scratch_on_every_level_and_is_benchmarked(
+    tmp_path: Path,
+) -> None:
+    calls = recorded_calls(tmp_path)
+    mixed = [options(c) for c in calls if c[0] == "synth" and "levels" in options(c)]
+    assert [m["levels"] for m in mixed] == ["[easy,medium,hard,expert]"]
+    cleft = [options(c) for c in calls if c[0] == "train" and "experiment" in options(c)]
+    cleft = [o for o in cleft if o["experiment"] == "cleft"]
+    assert sorted(o["seed"] for o in cleft) == ["1", "2"]
+    assert all(o["data.manifest"] == f"{mixed[0]['out']}/manifest.jsonl" for o in cleft)
+    assert not any("model.init_weights" in o for o in cleft)  # from scratch, no curriculum
+    bench = options(calls[-1])["bundle"]
+    assert "cleft_s1" in bench and "cleft_s2" in bench
