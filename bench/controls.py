@@ -11,7 +11,10 @@ pooling) scores the reversed and shuffled copies like the original. Per model an
 - ``mean_probability_drop``: mean over positives of p(original) - p(copy), with a patient
   bootstrap CI;
 - ``copies_detected``: the share of copies decided "detached" at the bundle's threshold
-  (a motionless copy should not be).
+  (a motionless copy should not be), by the model alone;
+- ``copies_refused`` and ``copies_reported_detached`` (a bundle with an input check): the
+  share of copies the check refuses, and the share a clinician would be shown as "detached"
+  (scored and decided detached: what every route reports).
 
 Both are computed per suite part (``shift``: e.g. each level of ``synthetic-graded``) and
 over the whole suite. A positive is a clip with label 1; the copies keep its fps and length.
@@ -61,7 +64,7 @@ def score_controls(
             transforms,
             perturbation=(control, 0.0, seed),
             progress=progress,
-            check=False,  # the copies' verdicts are not read: their positives were checked
+            check=True,  # a copy a route would refuse is reported as refused
             **score,
         )
         for control in CONTROLS
@@ -76,6 +79,7 @@ def order_control_block(
     seed: int,
     level: float,
     threshold: float | None = None,
+    assessable: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Order sensitivity and mean probability drop of one model and control on some positives.
 
@@ -84,10 +88,13 @@ def order_control_block(
         patients: (K,) patient of each positive (the bootstrap resamples patients, each with
             its positives and their copies together).
         threshold: the bundle's operating threshold; None leaves ``copies_detected`` out.
+        assessable: bool (K,) the input check let each copy through; None (no check) leaves
+            ``copies_refused`` and ``copies_reported_detached`` out.
 
     Returns:
         ``{"n", "order_sensitivity": {value, ci...}, "mean_probability_drop": {value, ci...}}``
-        and ``"copies_detected"`` when ``threshold`` is given.
+        and ``"copies_detected"`` when ``threshold`` is given, ``"copies_refused"`` and
+        ``"copies_reported_detached"`` when ``assessable`` is given too.
     """
     k = len(original)
     if k == 0:
@@ -105,10 +112,16 @@ def order_control_block(
     block = rate_with_ci(drop, drop_plan, np.ones(k, bool), level)
     block.pop("n", None)
     out = {"n": k, "order_sensitivity": sensitivity, "mean_probability_drop": block}
-    if threshold is not None:
-        detected = decision(np.asarray(altered, float), threshold).astype(float)
-        out["copies_detected"] = rate_with_ci(detected, drop_plan, np.ones(k, bool), level)
-        out["copies_detected"].pop("n", None)
+    if threshold is None:
+        return out
+    detected = decision(np.asarray(altered, float), threshold)
+    rates = {"copies_detected": detected}
+    if assessable is not None:
+        passed = np.asarray(assessable, bool)
+        rates |= {"copies_refused": ~passed, "copies_reported_detached": detected & passed}
+    for key, values in rates.items():
+        out[key] = rate_with_ci(values.astype(float), drop_plan, np.ones(k, bool), level)
+        out[key].pop("n", None)
     return out
 
 
@@ -121,6 +134,7 @@ def order_controls(
     seed: int,
     level: float,
     threshold: float | None = None,
+    assessable: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Every control's block, over the suite and per part, for one model.
 
@@ -129,6 +143,8 @@ def order_controls(
         original: float (N,) the model's clean probabilities.
         altered: control -> float (K,) probabilities of the positives' copies.
         threshold: the bundle's operating threshold (for ``copies_detected``).
+        assessable: control -> bool (K,) the input check let each copy through (a bundle
+            with a check; for ``copies_refused``).
 
     Returns:
         ``{control: {"overall": block, "per_shift": {part: block}}}``.
@@ -137,23 +153,23 @@ def order_controls(
     parts = np.asarray([str(records[i].get("shift") or "") for i in positives], dtype=object)
     out: dict[str, Any] = {}
     for control, probs in altered.items():
-        entry = {
-            "overall": order_control_block(
-                original[positives], probs, patients, n_boot, seed, level, threshold
-            ),
-            "per_shift": {},
-        }
+        passed = None if assessable is None else np.asarray(assessable[control], bool)
+
+        def block(keep: np.ndarray, probs: np.ndarray = probs, passed: Any = passed) -> dict:
+            return order_control_block(
+                original[positives][keep],
+                probs[keep],
+                patients[keep],
+                n_boot,
+                seed,
+                level,
+                threshold,
+                None if passed is None else passed[keep],
+            )
+
+        entry = {"overall": block(np.ones(len(positives), bool)), "per_shift": {}}
         if len(set(parts)) > 1:
             for part in sorted(set(parts)):
-                keep = parts == part
-                entry["per_shift"][part] = order_control_block(
-                    original[positives][keep],
-                    probs[keep],
-                    patients[keep],
-                    n_boot,
-                    seed,
-                    level,
-                    threshold,
-                )
+                entry["per_shift"][part] = block(parts == part)
         out[control] = entry
     return out

@@ -69,6 +69,7 @@ def tables(results: dict[str, Any], labels: dict[str, str] | None = None) -> str
         "",
     ]
     out += _clip_auroc(models) + _hip_auroc(models) + _order_sensitivity(models)
+    out += _altered_copies(models)
     out += _localisation(models) + _comparisons(models, results.get("comparisons", []))
     out += _replicates(models, results.get("replicates", {})) + _input_check(models)
     out += decision_curves.markdown_section(results, models.label, _row)
@@ -142,6 +143,41 @@ def _order_sensitivity(models: _Models) -> list[str]:
         "probability drop, reversed",
     ]
     title = "Order sensitivity (AUROC of positives against their altered copies):"
+    return _section(title, header, rows)
+
+
+def _altered_copies(models: _Models) -> list[str]:
+    """Per model and control: order sensitivity per part, and the share of copies decided
+    detached by the model, refused by the input check and shown as detached."""
+    if not models.per_model[models.names[0]].get("order_controls"):
+        return []
+    rows = []
+    for n in models.names:
+        for control, entry in models.per_model[n]["order_controls"].items():
+            overall = entry["overall"]
+            shares = [
+                f"{overall[key]['value']:.3f}" if key in overall else "-"
+                for key in ("copies_detected", "copies_refused", "copies_reported_detached")
+            ]
+            per_part = [
+                f"{entry['per_shift'][p]['order_sensitivity']['value']:.3f}"
+                if p in entry["per_shift"]
+                else "-"
+                for p in models.parts
+            ]
+            rows.append([models.label[n], control, *per_part, *shares])
+    header = [
+        "model",
+        "control",
+        *models.parts,
+        "decided detached",
+        "refused by the check",
+        "shown as detached",
+    ]
+    title = (
+        "Altered copies of the positives: order sensitivity per part; shares of all copies "
+        "decided detached by the model, refused by the input check, shown as detached:"
+    )
     return _section(title, header, rows)
 
 

@@ -68,6 +68,17 @@ def replicates(names: list[str], bundles: Sequence[Bundle], per_model: dict[str,
     return out
 
 
+def _checked_copies(
+    passes: dict[str, scoring.PassResult], index: int
+) -> dict[str, np.ndarray] | None:
+    """control -> bool (K,) the input check of bundle ``index`` let each copy through; None
+    when the bundle has no check (nothing was refused)."""
+    scores = {control: result.scores[index] for control, result in passes.items()}
+    if not all(s.checked.any() for s in scores.values()):
+        return None
+    return {control: s.assessable for control, s in scores.items()}
+
+
 def evaluate_models(
     settings: BenchSettings,
     records: Sequence[dict[str, Any]],
@@ -102,6 +113,7 @@ def evaluate_models(
                 boot.seed,
                 boot.level,
                 threshold=bundles[index].threshold,
+                assessable=_checked_copies(scored.controls, index),
             )
         if scored.pointing:
             block = {k: v for k, v in scored.pointing[index].items() if k != "examples"}

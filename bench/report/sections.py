@@ -85,8 +85,9 @@ def controls_section(results: dict[str, Any]) -> list[str]:
                 block = per_model[n]["order_controls"][control]
                 block = block["overall"] if part == "overall" else block["per_shift"][part]
                 cell = f"{_ci(block['order_sensitivity'])} / {_ci(block['mean_probability_drop'])}"
-                if "copies_detected" in block:
-                    cell += f" / {_ci(block['copies_detected'])}"
+                for key in ("copies_detected", "copies_refused", "copies_reported_detached"):
+                    if key in block:
+                        cell += f" / {_ci(block[key])}"
                 cells.append(cell)
             rows.append([control, part, *cells])
     return [
@@ -95,7 +96,9 @@ def controls_section(results: dict[str, Any]) -> list[str]:
         "motionless (its middle frame repeated). "
         "Order sensitivity = AUROC of the positives against their own altered copies (0.5: "
         "order ignored); then the mean drop in probability; then the share of copies "
-        "decided detached at the bundle's threshold.</p>",
+        "decided detached at the bundle's threshold; with an input check, the share it "
+        "refuses and the share a clinician is shown as detached (scored and decided "
+        "detached).</p>",
         table(["control", "part", *names], rows),
     ]
 

@@ -148,3 +148,16 @@ def test_replicate_spread_and_recipe_ignore_the_seed_only() -> None:
     older_code = {**base, "config": {**base["config"], "data": {}}}
     assert stats.recipe_key(newer_code) == stats.recipe_key(older_code)
     assert stats.recipe_key(base) != stats.recipe_key(longer)
+
+
+def test_order_controls_report_copies_the_input_check_refuses() -> None:
+    patients = [f"p{i}" for i in range(20)]
+    original = np.full(20, 0.9)
+    copies = np.full(20, 0.8)  # every copy above the threshold: the model alone says detached
+    passed = np.arange(20) >= 15  # the check refuses 15 of them
+    block = controls.order_control_block(original, copies, patients, 100, 0, 0.95, 0.5, passed)
+    assert block["copies_detected"]["value"] == 1.0
+    assert block["copies_refused"]["value"] == pytest.approx(0.75)
+    assert block["copies_reported_detached"]["value"] == pytest.approx(0.25)
+    unchecked = controls.order_control_block(original, copies, patients, 100, 0, 0.95, 0.5)
+    assert "copies_refused" not in unchecked
