@@ -49,6 +49,14 @@ class InputCheckSettings(Settings):
     false_refusal: float = Field(
         0.01, gt=0, le=0.2, description="share of valid calibration clips refused, at most"
     )
+    group_false_refusal: float = Field(
+        0.02,
+        gt=0,
+        le=0.2,
+        description="share refused of any one difficulty level's calibration clips, at most "
+        "(a level's tail is wider than the pool's; at one or two clips in a hundred the "
+        "pooled budget would push every threshold beyond the last valid clip)",
+    )
     margin: float = Field(
         0.25,
         ge=0,

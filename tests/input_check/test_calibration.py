@@ -64,3 +64,19 @@ def test_every_level_keeps_the_budget_where_the_pool_alone_would_not() -> None:
     for level in ("easy", "hard"):
         assert _refused(per_level, measurements, groups, level) <= 0.02
         assert result["per_group"][level] == _refused(per_level, measurements, groups, level)
+
+
+def test_a_level_of_a_hundred_clips_gets_its_own_budget_not_the_pooled_one() -> None:
+    # four levels of 100 clips alike: with the pooled 1% as every level's limit, one refused
+    # clip more in any level drives the thresholds past every valid clip
+    rng = np.random.default_rng(1)
+    measurements = [Measurement(STATS, float(v), 1.0) for v in rng.normal(0.0, 1.0, 400)]
+    groups = [level for level in ("easy", "medium", "hard", "expert") for _ in range(100)]
+    index = list(range(len(measurements)))
+    strict = InputCheckSettings(margin=0.0, group_false_refusal=0.01, cache_dir=None)
+    collapsed = calibrate(_Measured(measurements), index, strict, groups)
+    per_level = _Measured(measurements)
+    result = calibrate(per_level, index, InputCheckSettings(margin=0.0, cache_dir=None), groups)
+    assert result["level"] > collapsed["level"]
+    assert 0.0 < result["false_refusal"] <= 0.01  # the pooled budget used, not abandoned
+    assert max(result["per_group"].values()) <= 0.02
