@@ -18,9 +18,9 @@ LABRAL=${LABRAL:-.venv/bin/labral}
 PYTHON=${PYTHON:-.venv/bin/python}
 ROOT=${DEMO_ROOT:-outputs/demo}
 DATA=${DEMO_DATA:-data/demo}
-PATIENTS=${DEMO_PATIENTS:-200}
+PATIENTS=${DEMO_PATIENTS:-180}
 EPOCHS=${DEMO_EPOCHS:-6}
-BASELINE_EPOCHS=${DEMO_BASELINE_EPOCHS:-2}
+BASELINE_EPOCHS=${DEMO_BASELINE_EPOCHS:-1}
 LEVELS=${DEMO_LEVELS:-[easy,medium,hard,expert]}
 start=$(date +%s)
 step() { printf '\n== %s (%ds) ==\n' "$1" $(( $(date +%s) - start )); }
