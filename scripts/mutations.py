@@ -306,4 +306,40 @@ MUTATIONS = (
         ),
         ("tests/bench/test_perturb_suites.py",),
     ),
+    Mutation(
+        "levels-ignored",
+        "a mixed-level data set draws every patient at the default level",
+        (
+            Edit(
+                "datasets/synth/dataset.py",
+                "        result.append(settings.levels[seen[split] % len(settings.levels)])\n",
+                "        result.append(settings.difficulty.level)\n",
+            ),
+        ),
+        ("tests/datasets/synth/test_dataset.py",),
+    ),
+    Mutation(
+        "group-budget-pooled",
+        "the input check holds every level's calibration clips to the pooled budget",
+        (
+            Edit(
+                "labral/input_check/fit.py",
+                "worst_group <= settings.group_false_refusal)",
+                "worst_group <= settings.false_refusal)",
+            ),
+        ),
+        ("tests/input_check/test_calibration.py",),
+    ),
+    Mutation(
+        "copies-unchecked",
+        "the order controls' copies skip the input check",
+        (
+            Edit(
+                "bench/controls.py",
+                "            check=True,  # a copy a route would refuse is reported as refused\n",
+                "            check=False,\n",
+            ),
+        ),
+        ("tests/bench/test_check_passes.py",),
+    ),
 )
