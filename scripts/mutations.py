@@ -342,4 +342,16 @@ MUTATIONS = (
         ),
         ("tests/bench/test_check_passes.py",),
     ),
+    Mutation(
+        "smoothgrad-off",
+        "spatial maps take one plain gradient instead of averaging noisy copies",
+        (
+            Edit(
+                "labral/scoring.py",
+                "generator=generator, device=x.device) * scale\n",
+                "generator=generator, device=x.device) * 0.0\n",
+            ),
+        ),
+        ("tests/test_scoring.py",),
+    ),
 )
