@@ -348,8 +348,8 @@ MUTATIONS = (
         (
             Edit(
                 "labral/scoring.py",
-                "generator=generator, device=x.device) * scale\n",
-                "generator=generator, device=x.device) * 0.0\n",
+                "    jitter = torch.randn(shape, generator=generator, device=x.device) * scale\n",
+                "    jitter = torch.zeros(shape, device=x.device)\n",
             ),
         ),
         ("tests/test_scoring.py",),
