@@ -1,6 +1,6 @@
-"""Print the main job's headline: test AUROC of the cleft recipe beside the still-frame
-baseline (``train_<model>/test_metrics.json``: the test split of the data set they trained
-on, scored when training ends), the same pair per level of the synthetic-graded benchmark,
+"""Print the main job's headline: test AUROC of the cleft recipe
+(``train_<model>/test_metrics.json``: the test split of the data set it trained on, scored
+when training ends), its AUROC per level of the synthetic-graded benchmark,
 the cleft model's margin over the shortcut study's strongest nulls per level
 (``docs/shortcut_study.json``, written by ``python -m labral.datasets.synth.shortcuts
 --patients 160 --json``), its input check on synthetic-graded (false refusals, AUROC of the
@@ -26,8 +26,8 @@ from labral.datasets.synth.shortcuts import read_strongest_nulls
 
 #: The demo's bench folders under its root: the graded benchmark and the wrong-input one.
 GRADED, WRONG_INPUT = "bench", "bench_wrong_input"
-#: The demo's models: the cleft recipe (the candidate) and the still-frame baseline.
-MODELS = ("cleft", "still_frame")
+#: The demo's models (its nulls are the shortcut study's, printed beside them).
+MODELS = ("cleft",)
 #: The shortcut study's published figures (docs/generator.md's table).
 SHORTCUT_STUDY = Path(__file__).resolve().parents[1] / "docs" / "shortcut_study.json"
 
