@@ -59,13 +59,6 @@ __all__ = [
 PEAK_FRAMES = 3
 #: Decimals of relevance and spatial-map values in JSON answers and predictions.csv.
 DECIMALS = 4
-#: SmoothGrad for spatial maps: the input gradient's magnitude averaged over this many copies
-#: of the clip with Gaussian noise of this share of its intensity range. A single gradient
-#: is speckled; on the cleft recipe's two seeds the pointing game rose from 0.53 / 0.64 to
-#: 0.61 / 0.76 with 4 copies at 0.1 (a third of synthetic-graded's positives; 0.2 fell to
-#: 0.29, 8 copies gave no more).
-SMOOTHGRAD_SAMPLES = 4
-SMOOTHGRAD_NOISE = 0.1
 
 
 def clip_logits(window_logits: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -257,15 +250,11 @@ def spatial_maps(
     image: torch.Tensor,
     frame_index: torch.Tensor | np.ndarray,
     frames: Sequence[int],
-    samples: int = SMOOTHGRAD_SAMPLES,
-    noise: float = SMOOTHGRAD_NOISE,
 ) -> list[SpatialMap]:
-    """Input-gradient maps of a clip's logit on some of its source frames (SmoothGrad).
+    """Input-gradient maps of a clip's logit on some of its source frames.
 
-    One forward and backward pass of ``module`` over ``samples`` noisy copies of the clip's
-    N windows (a batch of samples x N; each copy about three forward passes of time), so it
-    is asked for, not done by default. The noise is drawn from a fixed seed: the same clip
-    gives the same maps.
+    One forward and one backward pass of ``module`` over the clip's N windows (about three
+    forward passes of time), so it is asked for, not done by default.
 
     Args:
         module: ``forward(x float32 (N, 1, T, h, w)) -> (logits (N,), relevance (N, T))``.
@@ -273,26 +262,17 @@ def spatial_maps(
         frame_index: int (N, T) source frame of every model frame.
         frames: source frames to map (e.g. the peak frames); a frame the transform did not
             sample uses the nearest sampled one (ties: the earlier), as relevance does.
-        samples: noisy copies averaged (1 with ``noise`` 0: the plain input gradient).
-        noise: the noise's standard deviation as a share of the image's intensity range.
 
     Returns:
         One :class:`SpatialMap` per entry of ``frames``, in order.
     """
     if len(frames) == 0:
         return []
-    x = image.detach().float()
-    scale = noise * float(x.max() - x.min())
-    generator = torch.Generator(device=x.device).manual_seed(0)
-    shape = (samples, *x.shape)
-    jitter = torch.randn(shape, generator=generator, device=x.device) * scale
     with torch.inference_mode(False), torch.enable_grad():
-        # the copies in one batch: about 1.45x faster than one call each on 2 threads, the
-        # same on 1
-        noisy = (x.unsqueeze(0) + jitter).flatten(0, 1).requires_grad_(True)
-        logits, _ = module(noisy)
-        (grad,) = torch.autograd.grad(logits.sum(), noisy)
-    magnitude = grad.detach().abs().unflatten(0, shape[:2]).mean(dim=0)[:, 0].cpu().numpy()
+        x = image.detach().clone().float().requires_grad_(True)
+        logits, _ = module(x)
+        (grad,) = torch.autograd.grad(logits.sum(), x)
+    magnitude = grad.detach().abs()[:, 0].cpu().numpy()  # (N, T, h, w)
     index = np.asarray(torch.as_tensor(frame_index).cpu(), dtype=np.int64).reshape(
         magnitude.shape[:2]
     )

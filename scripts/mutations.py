@@ -342,16 +342,4 @@ MUTATIONS = (
         ),
         ("tests/bench/test_check_passes.py",),
     ),
-    Mutation(
-        "smoothgrad-off",
-        "spatial maps take one plain gradient instead of averaging noisy copies",
-        (
-            Edit(
-                "labral/scoring.py",
-                "    jitter = torch.randn(shape, generator=generator, device=x.device) * scale\n",
-                "    jitter = torch.zeros(shape, device=x.device)\n",
-            ),
-        ),
-        ("tests/test_scoring.py",),
-    ),
 )

@@ -150,24 +150,3 @@ def test_training_evaluation_scores_like_the_bundle(bundle, tmp_path: Path) -> N
     scorer = ClipScorer(bundle)
     for record, p in zip(records, probability, strict=True):
         assert p == pytest.approx(scorer.score(reader(record["path"])).probability, abs=1e-6)
-
-
-class _Threshold(torch.nn.Module):
-    """logit = the sum of relu(x - 0.5) over every pixel; relevance: 1 per frame."""
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = torch.relu(x - 0.5).sum(dim=(1, 2, 3, 4))
-        return logits, torch.ones(x.shape[0], x.shape[2])
-
-
-def test_spatial_maps_average_the_gradient_over_noisy_copies() -> None:
-    image = torch.zeros(1, 1, 4, 8, 8)
-    image[..., 2, 2] = 0.45  # just below the relu's knee: no gradient at the clip itself
-    image[..., 6, 6] = 0.9  # above it: a gradient of 1 in every copy
-    index = torch.arange(4).reshape(1, 4)
-    (plain,) = spatial_maps(_Threshold(), image, index, [1], samples=1, noise=0.0)
-    assert plain.values[2, 2] == 0.0 and plain.values[6, 6] == 1.0
-    (smooth,) = spatial_maps(_Threshold(), image, index, [1])  # SmoothGrad, the default
-    assert 0.0 < smooth.values[2, 2] < 1.0 and smooth.values[6, 6] == 1.0
-    (again,) = spatial_maps(_Threshold(), image, index, [1])
-    np.testing.assert_array_equal(again.values, smooth.values)  # the noise has a fixed seed
