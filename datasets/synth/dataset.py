@@ -40,6 +40,8 @@ from labral.datasets.synth.video_writer import write_mp4
 
 MANIFEST_NAME = "manifest.jsonl"
 SUMMARY_NAME = "dataset.json"
+#: The keys of each manifest row that :func:`summarize` counts (kept in memory per clip).
+SUMMARY_KEYS = ("patient", "hip", "side", "split", "label", "hip_label", "clip_type", "difficulty")
 
 
 def _child_seed(*key: int) -> int:
@@ -327,8 +329,7 @@ def synthesize(cfg: DictConfig | Mapping[str, Any] | SynthSettings) -> Path:
             line = json.dumps(row, sort_keys=True)
             handle.write(line + "\n")
             digest.update(line.encode() + file_hash.encode())
-            keys = ("patient", "hip", "side", "split", "label", "hip_label", "clip_type")
-            rows.append({k: row[k] for k in (*keys, "difficulty")})
+            rows.append({k: row[k] for k in SUMMARY_KEYS})
             bar.update(1)
     partial.replace(manifest)
     summary = summarize(rows, settings, digest.hexdigest())

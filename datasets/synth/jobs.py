@@ -37,7 +37,7 @@ class ClipJob:
         split: ``"train"``, ``"val"`` or ``"test"`` (by patient).
         syntax: DICOM transfer syntax key (``"jpeg"`` or ``"explicit"``).
         relpath: DICOM path relative to the output folder.
-        difficulty: the patient's difficulty level (``settings.patient_level``).
+        difficulty: the patient's difficulty level (``dataset.spread_levels``).
     """
 
     index: int

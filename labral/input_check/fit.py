@@ -228,11 +228,11 @@ def calibrate(
                 value = _threshold(values[name], level, refuses, settings.margin)
                 setattr(check.thresholds, name, value)
         rates = _refusal_rates(check, measured, groups)
-        worst_group = max((v for k, v in rates.items() if k != "all"), default=0.0)
-        within = rates["all"] <= settings.false_refusal
-        if (within and worst_group <= settings.group_false_refusal) or level == 0.0:
-            per_group = {k: v for k, v in rates.items() if k != "all"}
-            return {"level": level, "false_refusal": rates["all"], "per_group": per_group}
+        pooled = rates.pop("all")
+        worst_group = max(rates.values(), default=0.0)
+        budget_kept = pooled <= settings.false_refusal
+        if (budget_kept and worst_group <= settings.group_false_refusal) or level == 0.0:
+            return {"level": level, "false_refusal": pooled, "per_group": rates}
         level = level / 2.0 if level >= 2e-4 else 0.0  # at last: beyond every clip
 
 
