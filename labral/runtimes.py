@@ -29,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from labral.errors import BadConfigError, IncompatibleBundleError
@@ -157,9 +158,13 @@ class OnnxRuntimeForward:
                     "input gradients (spatial maps) need the bundle's model.ts beside model.onnx"
                 )
             return self.differentiable(x)
-        feed = {self.input_name: x.detach().cpu().float().contiguous().numpy()}
-        logits, relevance = self.session.run(None, feed)
+        logits, relevance = self.run_arrays(x.detach().cpu().float().contiguous().numpy())
         return torch.from_numpy(logits), torch.from_numpy(relevance)
+
+    def run_arrays(self, x: np.ndarray) -> list[np.ndarray]:
+        """The session's outputs on a float32 array, NumPy in and out (no tensor round trip,
+        for callers whose arrays are NumPy already)."""
+        return self.session.run(None, {self.input_name: x})
 
 
 def load_torchscript(path: Path, device: str | torch.device, extra: dict[str, Any]) -> Any:

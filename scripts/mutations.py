@@ -342,4 +342,28 @@ MUTATIONS = (
         ),
         ("tests/bench/test_check_passes.py",),
     ),
+    Mutation(
+        "repeat-level-unscaled",
+        "the fast repeated-frame rule compares a sum of changes with a per-pixel level",
+        (
+            Edit(
+                "labral/input_check/features.py",
+                "change < REPEAT_LEVEL * lattice.shape[1]",
+                "change < REPEAT_LEVEL",
+            ),
+        ),
+        ("tests/input_check/test_features.py",),
+    ),
+    Mutation(
+        "motion-not-detrended",
+        "the motion score keeps the probe's drift (no straight line taken out)",
+        (
+            Edit(
+                "labral/input_check/features.py",
+                "np.eye(count) - 1.0 / count - np.outer(t, t) / (t @ t)",
+                "np.eye(count) - 1.0 / count",
+            ),
+        ),
+        ("tests/input_check/test_features.py",),
+    ),
 )

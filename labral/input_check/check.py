@@ -147,25 +147,33 @@ class InputCheck:
         """Measure several clips (one view-network call for all)."""
         return self.measure_features([clip_features(clip.frames, clip.fps) for clip in clips])
 
-    @torch.inference_mode()
     def measure_features(self, measured: list[Features]) -> list[Measurement]:
         """Measure clips whose :func:`~labral.input_check.features.clip_features` are made
         (fitting makes them once per clip and reuses them)."""
         if not measured:
             return []
-        images = torch.stack([image for _, image in measured])
-        logits, features = self.view_net(images)
+        logits, features = self._view_forward(np.stack([image.numpy() for _, image in measured]))
         out = []
         for (stats, _), logit, feature in zip(measured, logits, features, strict=True):
-            vector = ood_vector(feature.double().numpy(), stats)
+            vector = ood_vector(feature, stats)
             delta = vector - self.ood_mean
             distance = float(np.sqrt(max(delta @ self.ood_precision @ delta, 0.0)))
             out.append(Measurement(stats, float(logit), distance))
         return out
 
+    def _view_forward(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """float32 (B, 3, h, w) -> the view network's logits (B,) and features (B, F), NumPy
+        (a loaded check's ONNX session takes the arrays as they are)."""
+        if isinstance(self.view_net, OnnxRuntimeForward):
+            logits, features = self.view_net.run_arrays(images)
+            return logits, features
+        with torch.inference_mode():
+            logits, features = self.view_net(torch.from_numpy(images))
+        return logits.numpy(), features.numpy()
+
     def verdict_of(self, measured: Measurement) -> CheckVerdict:
         """The verdict on one measurement (pure: no model call)."""
-        t = asdict(self.thresholds)
+        t = vars(self.thresholds)  # read only (asdict would deep-copy it for every clip)
         stats = measured.statistics
         broken = {
             detail: _rule_margin(stats[stat], t[field], refuses)

@@ -21,6 +21,7 @@ scoring time).
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 import torch
@@ -28,8 +29,9 @@ import torch.nn.functional as F
 
 #: Side of the square working image every statistic is measured on (area-averaged).
 WORK_SIZE = 32
-#: Side of the view network's input.
-VIEW_SIZE = 32
+#: Side of the view network's input: the working size (the view image is made from the
+#: working frames as they are).
+VIEW_SIZE = WORK_SIZE
 #: At most this many frames (evenly spread) are shrunk and measured.
 MAX_FRAMES = 16
 #: A frame pair whose mean absolute difference is below this (grey levels) is a repeat.
@@ -50,11 +52,15 @@ STATISTICS = (
 )
 
 
+@functools.lru_cache(maxsize=64)
 def _evenly(count: int, keep: int) -> np.ndarray:
-    """int (min(count, keep),): indices of ``keep`` evenly spread frames of ``count``."""
-    if count <= keep:
-        return np.arange(count)
-    return np.unique(np.round(np.linspace(0, count - 1, keep)).astype(np.int64))
+    """int (min(count, keep),): indices of ``keep`` evenly spread frames of ``count`` (cached,
+    read-only)."""
+    index = np.arange(count)
+    if count > keep:
+        index = np.unique(np.round(np.linspace(0, count - 1, keep)).astype(np.int64))
+    index.flags.writeable = False
+    return index
 
 
 def _lattice(n: int) -> slice:
@@ -82,22 +88,33 @@ def working_frames(frames: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(np.ascontiguousarray(frames[index])).float().div_(255.0)
         return F.adaptive_avg_pool2d(x.unsqueeze(1), WORK_SIZE)[:, 0].numpy()
     lattice = frames[:, _lattice(frames.shape[1]), _lattice(frames.shape[2])]  # a view
-    x = lattice[index].astype(np.float32)  # copies only the lattice of the picked frames
-    x = x[:, 0::2, 0::2] + x[:, 1::2, 0::2] + x[:, 0::2, 1::2] + x[:, 1::2, 1::2]
-    return x * np.float32(1.0 / (4.0 * 255.0))
+    # copy only the lattice of the picked frames, then sum each 2 x 2 in integers (row
+    # pairs, then column pairs) and convert the quarter-size sums: the cheapest order measured
+    picked = lattice[index].reshape(-1, 2, WORK_SIZE, 2)
+    rows = np.add(picked[:, 0], picked[:, 1], dtype=np.uint16)
+    x = (rows[..., 0] + rows[..., 1]).astype(np.float32)
+    x *= np.float32(1.0 / (4.0 * 255.0))
+    return x.reshape(len(index), WORK_SIZE, WORK_SIZE)
 
 
-def repeated_fraction(frames: np.ndarray) -> float:
-    """Share of consecutive frame pairs that are (near) identical: dropped or frozen frames.
+def _lattice_statistics(frames: np.ndarray) -> tuple[float, float]:
+    """``saturated_fraction`` and ``repeated_fraction`` of every frame, on an 8-pixel lattice.
 
     Args:
-        frames: uint8 (T, H, W); every frame is compared, on an 8-pixel lattice.
+        frames: uint8 (T, H, W).
+
+    Returns:
+        The share of lattice pixels at or above :data:`SATURATED_LEVEL`, and the share of
+        consecutive frame pairs that are (near) identical (mean absolute difference below
+        :data:`REPEAT_LEVEL`): dropped or frozen frames (1.0 for a single frame).
     """
+    lattice = frames[:, ::8, ::8].astype(np.int16).reshape(frames.shape[0], -1)
+    saturated = np.count_nonzero(lattice >= SATURATED_LEVEL) / lattice.size
     if frames.shape[0] < 2:
-        return 1.0
-    lattice = frames[:, ::8, ::8].astype(np.int16)
-    change = np.abs(np.diff(lattice, axis=0)).mean(axis=(1, 2))
-    return float((change < REPEAT_LEVEL).mean())
+        return saturated, 1.0
+    change = np.abs(lattice[1:] - lattice[:-1]).sum(axis=1)
+    repeats = np.count_nonzero(change < REPEAT_LEVEL * lattice.shape[1])
+    return saturated, repeats / (frames.shape[0] - 1)
 
 
 @functools.lru_cache(maxsize=8)
@@ -107,6 +124,37 @@ def _block_matrix(n: int, block: int) -> np.ndarray:
     for i in range(n // block):
         out[i, i * block : (i + 1) * block] = 1.0 / block
     return out
+
+
+@functools.lru_cache(maxsize=8)
+def _gradient_matrix(n: int) -> np.ndarray:
+    """float32 (n, n): ``D @ a`` is ``np.gradient(a, axis=0)`` (central differences inside,
+    one-sided at the two ends) as one matrix product."""
+    out = np.zeros((n, n), np.float32)
+    out[0, :2] = (-1.0, 1.0)
+    out[-1, -2:] = (-1.0, 1.0)
+    for i in range(1, n - 1):
+        out[i, i - 1], out[i, i + 1] = -0.5, 0.5
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _oscillation_matrix(count: int) -> np.ndarray:
+    """float32 (count, count): ``M @ s`` keeps what oscillates in a series of ``count`` frames.
+
+    It takes out the mean and a straight line (the probe's drift), then averages over 3
+    frames (tremor), the two ends over the two frames they have; all of it linear, so one
+    matrix product.
+    """
+    if count < 3:  # a mean and a line fit two frames exactly: nothing oscillates
+        return np.zeros((count, count), np.float32)
+    t = np.linspace(-1.0, 1.0, count)
+    keep = np.eye(count) - 1.0 / count - np.outer(t, t) / (t @ t)
+    smooth = np.zeros((count, count))
+    for i in range(1, count - 1):
+        smooth[i, i - 1 : i + 2] = 1.0 / 3.0
+    smooth[0, :2] = smooth[-1, -2:] = 0.5
+    return (smooth @ keep).astype(np.float32)
 
 
 def _per_block(a: np.ndarray, block: int) -> np.ndarray:
@@ -126,7 +174,7 @@ def _upper_quartile(values: np.ndarray) -> float:
     return float(ordered[low] + (position - low) * (ordered[high] - ordered[low]))
 
 
-def anatomy_motion(x: np.ndarray, block: int = MOTION_BLOCK) -> float:
+def anatomy_motion(reference: np.ndarray, change: np.ndarray, block: int = MOTION_BLOCK) -> float:
     """How much the anatomy moves back and forth, in working pixels.
 
     Each block's displacement from the clip's mean frame is estimated on every frame by one
@@ -140,54 +188,62 @@ def anatomy_motion(x: np.ndarray, block: int = MOTION_BLOCK) -> float:
     femur moves under only part of the image).
 
     Args:
-        x: float32 (T, h, w) working frames (:func:`working_frames`).
+        reference: float32 (h, w) the mean of the working frames (:func:`working_frames`).
+        change: float32 (T, h, w) each working frame minus ``reference``.
 
     Returns:
         The motion score in working pixels (fitted against valid clips at export).
     """
-    reference = x.mean(axis=0)
-    grad_y, grad_x = np.gradient(reference)
-    change = x - reference
+    h, w = reference.shape
+    grad_y = _gradient_matrix(h) @ reference
+    grad_x = reference @ _gradient_matrix(w).T
     gxx, gyy, gxy = _per_block(np.stack([grad_x**2, grad_y**2, grad_x * grad_y]), block)
     bx, by = _per_block(np.stack([grad_x * change, grad_y * change]), block)  # (T, n) each
     det = gxx * gyy - gxy**2 + 1e-9
     shift = np.stack([-(gxy * bx - gxx * by) / det, -(gyy * bx - gxy * by) / det])  # (2, T, n)
-    t = np.linspace(-1.0, 1.0, shift.shape[1], dtype=np.float32)[None, :, None]
-    shift = shift - shift.mean(axis=1, keepdims=True)
-    shift = shift - t * (shift * t).sum(axis=1, keepdims=True) / (t * t).sum()
-    if shift.shape[1] >= 3:  # a 3-frame average, the ends over the two frames they have
-        inner = shift[:, :-2] + shift[:, 1:-1] + shift[:, 2:]
-        ends = (shift[:, :2].sum(axis=1, keepdims=True), shift[:, -2:].sum(axis=1, keepdims=True))
-        shift = np.concatenate([ends[0] / 2, inner / 3, ends[1] / 2], axis=1)
-    return _upper_quartile(np.sqrt((shift**2).sum(axis=0).mean(axis=0)))
+    shift = _oscillation_matrix(shift.shape[1]) @ shift
+    return _upper_quartile(np.sqrt(np.einsum("ktn,ktn->n", shift, shift) / shift.shape[1]))
 
 
-def clip_statistics(frames: np.ndarray, fps: float, x: np.ndarray) -> dict[str, float]:
+def clip_statistics(
+    frames: np.ndarray, fps: float, x: np.ndarray, reference: np.ndarray, change: np.ndarray
+) -> dict[str, float]:
     """The image-quality and manoeuvre statistics of one clip (see :data:`STATISTICS`).
 
     Args:
         frames: uint8 (T, H, W) decoded frames.
         fps: frames per second.
-        x: the clip's :func:`working_frames` (made once per clip).
+        x: float32 (T', h, w) the clip's :func:`working_frames` (made once per clip).
+        reference: float32 (h, w) their mean over frames; change: float32 (T', h, w)
+            ``x - reference`` (made once, shared with :func:`view_image`).
 
     Returns:
         ``duration_s`` (T / fps); ``intensity_std`` (grey-level spread over the whole clip,
         in [0, 1]: about 0 when blank); ``saturated_fraction`` (pixels at or above
-        :data:`SATURATED_LEVEL`); ``repeated_fraction`` (:func:`repeated_fraction`);
-        ``structure`` (spread of the time-averaged image on an 8 x 8 grid of cells over the
-        per-frame spread: anatomy persists over frames, noise averages away, so noise alone
-        gives about 0); ``motion`` (:func:`anatomy_motion`).
+        :data:`SATURATED_LEVEL`); ``repeated_fraction`` (consecutive frames (near)
+        identical); ``structure`` (spread of the time-averaged image on an 8 x 8 grid of
+        cells over the per-frame spread: anatomy persists over frames, noise averages away,
+        so noise alone gives about 0); ``motion`` (:func:`anatomy_motion`).
     """
-    coarse_mean = _per_block(x.mean(axis=0), WORK_SIZE // 8)
-    per_frame_spread = float(x.std(axis=(1, 2), ddof=1).mean())
-    lattice = frames[:, ::8, ::8]
+    count = x.shape[0]
+    pixels = x[0].size
+    flat = x.reshape(count, pixels)
+    centred = flat - flat.mean(axis=1, keepdims=True)
+    frame_spread = np.sqrt(np.einsum("ij,ij->i", centred, centred) / max(pixels - 1, 1))
+    # whole-clip sum of squares = within each pixel over time + between the pixels' means
+    mean_centred = reference - reference.mean()
+    total = float(np.vdot(change, change)) + count * float(np.vdot(mean_centred, mean_centred))
+    saturated, repeated = _lattice_statistics(frames)
+    coarse_mean = _per_block(reference, WORK_SIZE // 8)
+    coarse_mean -= coarse_mean.mean()
     return {
         "duration_s": float(frames.shape[0] / fps) if fps > 0 else 0.0,
-        "intensity_std": float(x.std(ddof=1)),
-        "saturated_fraction": float((lattice >= SATURATED_LEVEL).mean()),
-        "repeated_fraction": repeated_fraction(frames),
-        "structure": float(coarse_mean.std(ddof=1)) / (per_frame_spread + 1e-6),
-        "motion": anatomy_motion(x),
+        "intensity_std": math.sqrt(total / max(x.size - 1, 1)),
+        "saturated_fraction": float(saturated),
+        "repeated_fraction": float(repeated),
+        "structure": math.sqrt(float(np.vdot(coarse_mean, coarse_mean)) / (coarse_mean.size - 1))
+        / (float(frame_spread.mean()) + 1e-6),
+        "motion": anatomy_motion(reference, change),
     }
 
 
@@ -196,23 +252,30 @@ Features = tuple[dict[str, float], torch.Tensor]
 
 
 def clip_features(frames: np.ndarray, fps: float) -> Features:
-    """:func:`clip_statistics` and :func:`view_image` of one clip, its frames shrunk once."""
+    """:func:`clip_statistics` and :func:`view_image` of one clip, its frames shrunk once.
+
+    Args:
+        frames: uint8 (T, H, W) decoded frames.
+        fps: frames per second.
+    """
     x = working_frames(frames)
-    return clip_statistics(frames, fps, x), view_image(x)
+    reference = x.mean(axis=0)
+    change = x - reference
+    return clip_statistics(frames, fps, x, reference, change), view_image(x, reference, change)
 
 
-def view_image(x: np.ndarray) -> torch.Tensor:
+def view_image(x: np.ndarray, reference: np.ndarray, change: np.ndarray) -> torch.Tensor:
     """The view network's input: what the clip shows and where it moves.
 
     Args:
-        x: the clip's :func:`working_frames`, float32 (T', h, w).
+        x: float32 (T', h, w) the clip's :func:`working_frames`.
+        reference: float32 (h, w) their mean over frames; change: float32 (T', h, w)
+            ``x - reference``.
 
     Returns:
         float32 (3, VIEW_SIZE, VIEW_SIZE): the temporal mean, the temporal standard deviation
         (times 4, so it uses the same range) and the middle frame, each in about [0, 1].
     """
-    if WORK_SIZE != VIEW_SIZE:
-        x = F.adaptive_avg_pool2d(torch.from_numpy(x).unsqueeze(1), VIEW_SIZE)[:, 0].numpy()
-    spread = np.clip(x.std(axis=0) * 4.0, 0.0, 1.0)
-    image = np.stack([x.mean(axis=0), spread, x[x.shape[0] // 2]]).astype(np.float32)
-    return torch.from_numpy(image)
+    spread = np.sqrt(np.einsum("tij,tij->ij", change, change) / x.shape[0])
+    image = np.stack([reference, np.minimum(spread * 4.0, 1.0), x[x.shape[0] // 2]])
+    return torch.from_numpy(image.astype(np.float32, copy=False))
