@@ -33,6 +33,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "manifest your own DICOM/video folder",
     ),
     "train": ("labral.train.command", "run", "train a model (Hydra config tree)"),
+    "pretrain": (
+        "labral.train.pretrain",
+        "run",
+        "self-supervised pretraining on unlabelled clips (train's config tree)",
+    ),
     "curve": ("labral.train.curve", "run", "learning curve: hips vs AUROC, scratch/pretrained"),
     "export": ("labral.train.export", "run", "export a checkpoint to a model bundle"),
     "bench": ("labral.bench.command", "run", "benchmark bundles on a suite"),
@@ -48,6 +53,8 @@ PLAIN_COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 CONFIG_PATH = "pkg://labral.configs"
+#: Commands that compose another command's config tree (pretrain: the model that fine-tunes).
+CONFIG_NAMES = {"pretrain": "train"}
 
 
 def _usage() -> str:
@@ -123,7 +130,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     module_name, function_name, _ = COMMANDS[name]
     task = getattr(importlib.import_module(module_name), function_name)
-    app = hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name=name)(_guarded(task))
+    app = hydra.main(
+        version_base="1.3", config_path=CONFIG_PATH, config_name=CONFIG_NAMES.get(name, name)
+    )(_guarded(task))
     sys.argv = [f"labral-{name}", *rest]
     app()
     return 0

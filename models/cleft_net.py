@@ -173,7 +173,9 @@ class CleftNet(nn.Module):
         Returns:
             ``logit`` (B,), ``relevance`` (B, T), ``attention`` (B, T) (sums to 1 over T),
             ``heatmap`` (B, H/4, W/4) logits, ``centre`` (B, 2), ``extent`` (B, T) logits,
-            ``loading`` (B, T), ``scenario`` (B, N_SCENARIOS) logits.
+            ``loading`` (B, T), ``scenario`` (B, N_SCENARIOS) logits, ``embedding``
+            (B, temporal_width): the per-frame features averaged over time (what ``labral
+            pretrain`` contrasts).
         """
         t = x.shape[2]
         heatmap = self.locate(x)
@@ -198,6 +200,7 @@ class CleftNet(nn.Module):
             "extent": self.extent_head(feats)[:, 0],
             "loading": self.loading_head(feats)[:, 0],
             "scenario": self.scenario_head(pooled),
+            "embedding": feats.mean(dim=2),
         }
 
     @torch.jit.export

@@ -366,4 +366,28 @@ MUTATIONS = (
         ),
         ("tests/input_check/test_features.py",),
     ),
+    Mutation(
+        "ssl-reversal-not-negative",
+        "labral pretrain's loss never shows a clip's reversal as a negative",
+        (
+            Edit(
+                "train/pretrain.py",
+                "candidates = twin if reversed_first is None else torch.cat([twin, reversed_first])",
+                "candidates = twin",
+            ),
+        ),
+        ("tests/train/test_pretrain.py",),
+    ),
+    Mutation(
+        "curve-resume-ignores-settings",
+        "labral curve reuses an earlier curve.json's points whatever their settings",
+        (
+            Edit(
+                "train/curve.py",
+                "same = {arm for arm in ARM_KEYS if fingerprint(before, arm) == fingerprint(recorded, arm)}",
+                "same = set(ARM_KEYS)",
+            ),
+        ),
+        ("tests/train/test_curve.py",),
+    ),
 )

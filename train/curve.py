@@ -44,6 +44,7 @@ from labral.settings import register_schema, settings_from_config
 from labral.train.command import train
 from labral.train.curve_report import PLOT_NAME, REPORT_NAME, write_figures
 from labral.train.data import datasets_from_rows
+from labral.train.pretrain import run as pretrain
 from labral.train.settings import CURVE_SCHEMA, CurveEpochs, CurveSettings
 
 register_schema(CURVE_SCHEMA, CurveSettings)
@@ -182,14 +183,15 @@ def train_run(
     return result
 
 
-def arm_overrides(settings: CurveSettings, arm: str, pretrained: Path | None) -> list[str]:
-    """The train overrides of one arm (after the shared ``train`` list)."""
+def arm_overrides(settings: CurveSettings, arm: str, weights: dict[str, Path]) -> list[str]:
+    """The train overrides of one arm (after the shared ``train`` list); ``weights``: the
+    pretrained ``best.pt`` of arms ``synthetic`` and ``ssl``."""
     base = list(settings.train)
     if arm == "scratch":
         return base
-    if arm == "synthetic":
-        extra = settings.arms.get("synthetic") or []
-        return [*base, f"model.init_weights={pretrained}", *extra]
+    if arm in ("synthetic", "ssl"):
+        extra = settings.arms.get(arm) or []
+        return [*base, f"model.init_weights={weights[arm]}", *extra]
     shared = [o for o in base if not o.startswith("model.")]  # another architecture
     kinetics = settings.arms.get("kinetics") or []
     return [
@@ -197,6 +199,65 @@ def arm_overrides(settings: CurveSettings, arm: str, pretrained: Path | None) ->
         f"model={settings.kinetics_model}",
         f"model.init_weights={settings.kinetics_weights}",
     ] + (kinetics)
+
+
+#: What a point's result depends on besides its arm, size and seed (keys of the composed
+#: config), and what each arm adds: a point of an earlier curve.json whose keys match is
+#: reused, so a killed curve resumes and an arm can be added to a finished one.
+COMMON_KEYS = (
+    "val_fraction",
+    "extrusion_threshold",
+    "clip",
+    "clips_per_hip",
+    "source",
+    "target",
+    "train",
+    "epochs",
+)
+ARM_KEYS = {
+    "scratch": (),
+    "synthetic": ("pretrain_epochs",),
+    "ssl": ("ssl",),
+    "kinetics": ("kinetics_weights", "kinetics_model"),
+}
+
+
+#: What each pretraining run depends on (its weights are reused when these match).
+PRETRAIN_KEYS = {
+    "synthetic": ("clip", "source", "train", "pretrain_epochs"),
+    "ssl": ("clip", "target", "train", "ssl"),
+}
+
+
+def fingerprint(recorded: dict[str, Any], arm: str, keys: tuple[str, ...] | None = None) -> str:
+    """The settings an ``arm``'s points depend on (or just ``keys``), as canonical JSON
+    (``recorded``: a ``curve.json``'s ``settings``, the composed config)."""
+    if keys is not None:
+        return json.dumps({key: recorded.get(key) for key in keys}, sort_keys=True)
+    picked = {key: recorded.get(key) for key in COMMON_KEYS + ARM_KEYS[arm]}
+    picked["arm_overrides"] = (recorded.get("arms") or {}).get(arm) or []
+    return json.dumps(picked, sort_keys=True)
+
+
+def earlier_results(out: Path, recorded: dict[str, Any]) -> dict[str, Any]:
+    """What an earlier ``curve.json`` in ``out`` holds that still applies: its ``points``
+    keyed ``(arm, hips, seed)`` and its pretraining records, for arms whose settings are
+    unchanged (an unreadable file is ignored)."""
+    try:
+        earlier = json.loads((out / RESULT_NAME).read_text())
+        before = earlier["settings"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {"points": {}}
+    same = {arm for arm in ARM_KEYS if fingerprint(before, arm) == fingerprint(recorded, arm)}
+    points = {
+        (p["arm"], p["hips"], p["seed"]): p for p in earlier.get("points", []) if p["arm"] in same
+    }
+    kept: dict[str, Any] = {"points": points}
+    for arm, key in (("synthetic", "pretrain"), ("ssl", "ssl_pretrain")):
+        keys = PRETRAIN_KEYS[arm]
+        if key in earlier and fingerprint(before, arm, keys) == fingerprint(recorded, arm, keys):
+            kept[key] = earlier[key]
+    return kept
 
 
 def summarize(points: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
@@ -244,7 +305,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 def run_curve(settings: CurveSettings, recorded: Any) -> dict[str, Any]:
     """Every run of the curve, then ``curve.json``, ``curve.png`` and ``curve.html`` under
     ``settings.out``; ``recorded`` (the composed config) is stored as the payload's
-    ``settings``.
+    ``settings``. Points (and pretraining runs) of an earlier ``curve.json`` there whose
+    settings match are reused (:func:`earlier_results`).
 
     Raises:
         BadConfigError: bad sizes (named), before any training.
@@ -255,37 +317,98 @@ def run_curve(settings: CurveSettings, recorded: Any) -> dict[str, Any]:
     if not hips or hips[0] < 4:
         raise BadConfigError(f"hips={settings.hips}: every size must be >= 4")
     started = time.perf_counter()
+    earlier = earlier_results(out, recorded)
     source, pool, test = prepare_domains(settings, hips[-1])
     print(f"curve: data ready in {time.perf_counter() - started:.0f} s", flush=True)
-    pretrain = train_run(
-        [*settings.train, f"trainer.max_epochs={settings.pretrain_epochs}"],
-        source,
-        out / "pretrain",
-    )
-    pretrained = out / "pretrain" / "checkpoints" / "best.pt"
-    arms = ["scratch", "synthetic"] + (["kinetics"] if settings.kinetics_weights else [])
-    points: list[dict[str, Any]] = []
-    payload: dict[str, Any] = {
-        "settings": recorded,
-        "pretrain": {"test_auroc": pretrain["test"]["auroc"], "seconds": pretrain["seconds"]},
-        "points": points,
-    }
+    payload: dict[str, Any] = {"settings": recorded, "points": []}
+    weights = pretrain_arms(settings, source, earlier, payload)
+    arms = ["scratch", "synthetic"] + (["ssl"] if "ssl" in weights else [])
+    arms += ["kinetics"] if settings.kinetics_weights else []
     for arm in arms:
         for n in hips:
             for seed in settings.seeds:
-                points.append(run_point(settings, arm, n, seed, pool, test, pretrained))
-                print(f"curve: {arm} {n} hips seed {seed}: AUROC {points[-1]['auroc']}")
+                point = earlier["points"].get((arm, n, seed))
+                if point is None:
+                    point = run_point(settings, arm, n, seed, pool, test, weights)
+                payload["points"].append(point)
+                print(f"curve: {arm} {n} hips seed {seed}: AUROC {point['auroc']}", flush=True)
                 (out / RESULT_NAME).write_text(json.dumps(payload, indent=2))
-    payload["summary"] = summarize(points)
+    payload["summary"] = summarize(payload["points"])
     payload["goal"] = goal(payload["summary"], settings)
     payload["seconds"] = round(time.perf_counter() - started, 1)
     (out / RESULT_NAME).write_text(json.dumps(payload, indent=2))
     write_figures(payload, settings, out / PLOT_NAME, out / REPORT_NAME)
     print(
-        f"labral curve: {len(points)} runs in {payload['seconds'] / 60:.1f} min; "
+        f"labral curve: {len(payload['points'])} points in {payload['seconds'] / 60:.1f} min; "
         f"goal {payload['goal']}\n  {out / RESULT_NAME}\n  {out / PLOT_NAME}\n  {out / REPORT_NAME}"
     )
     return payload
+
+
+def pretrain_arms(
+    settings: CurveSettings,
+    source: list[dict[str, Any]],
+    earlier: dict[str, Any],
+    payload: dict[str, Any],
+) -> dict[str, Path]:
+    """The pretraining runs of the arms that start from weights: supervised on the source
+    domain (``synthetic``) and, with ``ssl.patients`` > 0, ``labral pretrain`` on unlabelled
+    target clips (``ssl``); records them in ``payload``. Returns each arm's ``best.pt``.
+    """
+    out = Path(settings.out)
+    weights = {"synthetic": out / "pretrain" / "checkpoints" / "best.pt"}
+    if "pretrain" in earlier and weights["synthetic"].is_file():
+        payload["pretrain"] = earlier["pretrain"]
+    else:
+        result = train_run(
+            [*settings.train, f"trainer.max_epochs={settings.pretrain_epochs}"],
+            source,
+            out / "pretrain",
+        )
+        payload["pretrain"] = {"test_auroc": result["test"]["auroc"], "seconds": result["seconds"]}
+    if settings.ssl.patients == 0:
+        return weights
+    weights["ssl"] = out / "ssl" / "checkpoints" / "best.pt"
+    if "ssl_pretrain" in earlier and weights["ssl"].is_file():
+        payload["ssl_pretrain"] = earlier["ssl_pretrain"]
+        return weights
+    manifest = unlabelled_manifest(settings)
+    cfg = compose(
+        "train",
+        [
+            *settings.train,
+            f"trainer.max_epochs={settings.ssl.epochs}",
+            f"data.manifest={manifest}",
+            *settings.ssl.overrides,
+            f"paths.output_dir={out / 'ssl'}",
+        ],
+    )
+    started = time.perf_counter()
+    summary = pretrain(cfg)
+    payload["ssl_pretrain"] = {
+        "clips": summary["clips"],
+        "best_loss": summary["best_loss"],
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    return weights
+
+
+def unlabelled_manifest(settings: CurveSettings) -> Path:
+    """A manifest of ``ssl.patients`` new target-domain patients' clips with no label
+    column (``path`` and ``patient`` only): what a clinic's archive gives."""
+    target = settings.target
+    rows = make_domain(
+        settings,
+        "target_unlabelled",
+        settings.ssl.patients,
+        target.seed + 2,
+        target.overrides,
+        target.difficulty,
+    )
+    path = Path(settings.out) / "data" / "target_unlabelled" / "unlabelled.jsonl"
+    lines = [json.dumps({"path": row["path"], "patient": row["patient"]}) for row in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 def prepare_domains(
@@ -319,7 +442,7 @@ def run_point(
     seed: int,
     pool: list[dict[str, Any]],
     test: list[dict[str, Any]],
-    pretrained: Path,
+    weights: dict[str, Path],
 ) -> dict[str, Any]:
     """One point of the curve: arm ``arm`` trained on ``n`` hips of ``pool`` drawn with
     ``seed``, scored on ``test``; its row of ``curve.json``'s ``points``."""
@@ -327,8 +450,7 @@ def run_point(
     n_train = sum(1 for r in rows if r["split"] == "train")
     epochs = epochs_for(n_train, settings.epochs)
     result = train_run(
-        [*arm_overrides(settings, arm, pretrained), f"seed={seed}"]
-        + [f"trainer.max_epochs={epochs}"],
+        [*arm_overrides(settings, arm, weights), f"seed={seed}"] + [f"trainer.max_epochs={epochs}"],
         rows + test,
         Path(settings.out) / "runs" / f"{arm}_h{n}_s{seed}",
     )

@@ -60,13 +60,20 @@ def _parse_json_field(value: Any) -> Any:
     return value
 
 
-def _record(row: dict[str, Any], base: Path) -> dict[str, Any]:
-    """Normalise one row; raises ValueError with a short reason."""
+def _record(row: dict[str, Any], base: Path, labelled: bool = True) -> dict[str, Any]:
+    """Normalise one row; raises ValueError with a short reason. ``labelled=False``: the
+    ``label`` column may be absent (``label`` None in the record)."""
     if "_extra" in row:
         raise ValueError(f"more values than header columns: {row['_extra']}")
-    missing = [c for c in REQUIRED_COLUMNS if c not in row or row[c] in ("", None)]
+    required = REQUIRED_COLUMNS if labelled else tuple(c for c in REQUIRED_COLUMNS if c != "label")
+    missing = [c for c in required if c not in row or row[c] in ("", None)]
     if missing:
         raise ValueError(f"missing required column(s) {missing}")
+    if not labelled and row.get("label") in ("", None):
+        row = {**row, "label": 0}  # checked as a label below, then dropped
+        unlabelled = True
+    else:
+        unlabelled = False
     label = row["label"]
     if isinstance(label, str) and label.strip() in ("0", "1"):
         label = int(label)
@@ -86,7 +93,7 @@ def _record(row: dict[str, Any], base: Path) -> dict[str, Any]:
     record = dict(row)
     file_path = Path(str(row["path"])).expanduser()
     record["path"] = str(file_path if file_path.is_absolute() else (base / file_path).resolve())
-    record["label"] = int(label)
+    record["label"] = None if unlabelled else int(label)
     record["patient"] = str(row["patient"])
     if hip_label is not None:
         record["hip_label"] = int(hip_label)
@@ -102,12 +109,16 @@ def _record(row: dict[str, Any], base: Path) -> dict[str, Any]:
     return record
 
 
-def load_manifest(path: str | Path, *, check_files: bool = False) -> list[dict[str, Any]]:
+def load_manifest(
+    path: str | Path, *, check_files: bool = False, labelled: bool = True
+) -> list[dict[str, Any]]:
     """Read a JSONL or CSV manifest and validate it.
 
     Args:
         path: the manifest file (``.csv`` is read as CSV, anything else as JSONL).
         check_files: also check that every clip file exists (all missing ones are listed).
+        labelled: False for unlabelled clips (``labral pretrain``): a row may leave out
+            ``label`` (its record's ``label`` is None); one that has it is still checked.
 
     Returns:
         One dict per clip in file order: ``path`` absolute str, ``label`` int 0/1, ``patient``
@@ -129,7 +140,7 @@ def load_manifest(path: str | Path, *, check_files: bool = False) -> list[dict[s
     hip_labels: dict[str, tuple[int, int]] = {}  # hip -> (hip_label, first line)
     for number, row in _raw_rows(path):
         try:
-            record = _record(row, base)
+            record = _record(row, base, labelled)
         except (ValueError, TypeError, json.JSONDecodeError) as exc:
             problems.append(f"{path}:{number}: {exc}")
             continue

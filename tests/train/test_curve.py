@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from labral.errors import BadConfigError
-from labral.train.curve import by_hip, choose_hips, epochs_for
+from labral.train.curve import by_hip, choose_hips, earlier_results, epochs_for
 from labral.train.settings import CurveEpochs
 
 
@@ -58,8 +58,9 @@ def test_quick_preset_end_to_end(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads((out / "curve.json").read_text())
     points = result["points"]
+    arms = ("scratch", "synthetic", "ssl")
     assert {(p["arm"], p["hips"], p["seed"]) for p in points} == {
-        (arm, hips, seed) for arm in ("scratch", "synthetic") for hips in (4, 8) for seed in (0, 1)
+        (arm, hips, seed) for arm in arms for hips in (4, 8) for seed in (0, 1)
     }
     for arm, cells in result["summary"].items():
         for hips, cell in cells.items():
@@ -70,11 +71,27 @@ def test_quick_preset_end_to_end(tmp_path):
     assert (out / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = (out / "curve.html").read_text()
     assert "data:image/png;base64," in report and "<table>" in report
-    for arm in ("scratch", "synthetic"):
+    for arm in arms:
         cell = result["summary"][arm]["8"]
         assert f"{cell['mean']:.3f} ± {cell['sd']:.3f}" in report  # the table shows the summary
-    pretrained = out / "pretrain" / "checkpoints" / "best.pt"
-    assert done.stdout.count(f"from {pretrained} (labral checkpoint)") == 4  # synthetic runs
+    for folder in ("pretrain", "ssl"):  # each pretrained arm's 4 runs start from its weights
+        pretrained = out / folder / "checkpoints" / "best.pt"
+        assert done.stdout.count(f"from {pretrained} (labral checkpoint)") == 4
+    # the self-supervised run read a manifest without labels, of other target patients
+    unlabelled = [json.loads(x) for x in (out / "data/target_unlabelled/unlabelled.jsonl").open()]
+    assert unlabelled and all(set(row) == {"path", "patient"} for row in unlabelled)
+    assert result["ssl_pretrain"]["clips"] == len(unlabelled)
+    # a second call finds every point done: nothing trains again, the figures are the same
+    again = subprocess.run(
+        [sys.executable, "-m", "labral.cli", "curve", "curve_preset=quick", f"out={out}"]
+        + [f"paths.root_dir={tmp_path}", f"hydra.run.dir={tmp_path / 'hydra2'}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "epoch 0" not in again.stdout
+    assert json.loads((out / "curve.json").read_text())["summary"] == result["summary"]
     # the target domain carries the shift, the source does not; test hips are their own
     rows = {
         name: [json.loads(x) for x in (out / "data" / name / "manifest.jsonl").open()]
@@ -90,3 +107,30 @@ def test_quick_preset_end_to_end(tmp_path):
     assert not anatomy["target"] & anatomy["target_test"]  # other patients, not a copy
     for seed in (0, 1):
         assert (out / "runs" / f"synthetic_h8_s{seed}" / "calibration.json").is_file()
+
+
+def test_an_earlier_curve_is_reused_only_where_its_settings_still_hold(tmp_path):
+    settings = {
+        "train": ["experiment=cleft"],
+        "epochs": {"min": 6, "max": 40, "min_clips": 3000},
+        "source": {"n_patients": 220},
+        "clip": {"frames": 32},
+        "pretrain_epochs": 8,
+        "ssl": {"patients": 300, "epochs": 8},
+        "arms": {"synthetic": []},
+    }
+    points = [{"arm": arm, "hips": 20, "seed": 0, "auroc": 0.7} for arm in ("scratch", "ssl")]
+    earlier = {"settings": settings, "points": points, "pretrain": {}, "ssl_pretrain": {}}
+    (tmp_path / "curve.json").write_text(json.dumps(earlier))
+
+    def kept(**changes):
+        return earlier_results(tmp_path, {**settings, **changes})
+
+    assert set(kept()["points"]) == {("scratch", 20, 0), ("ssl", 20, 0)}
+    assert "pretrain" in kept() and "ssl_pretrain" in kept()
+    more_epochs = kept(epochs={"min": 6, "max": 40, "min_clips": 5000})
+    assert more_epochs["points"] == {}  # every point trained differently
+    assert "pretrain" in more_epochs  # the pretraining runs do not depend on it
+    other_ssl = kept(ssl={"patients": 100, "epochs": 8})
+    assert set(other_ssl["points"]) == {("scratch", 20, 0)} and "ssl_pretrain" not in other_ssl
+    assert kept(train=["experiment=cleft", "seed=3"]) == {"points": {}}
