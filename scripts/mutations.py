@@ -372,8 +372,8 @@ MUTATIONS = (
         (
             Edit(
                 "train/pretrain.py",
-                "candidates = twin if reversed_first is None else torch.cat([twin, reversed_first])",
-                "candidates = twin",
+                "else torch.cat([twin, reversed_first])",
+                "else twin",
             ),
         ),
         ("tests/train/test_pretrain.py",),
@@ -384,8 +384,8 @@ MUTATIONS = (
         (
             Edit(
                 "train/curve.py",
-                "same = {arm for arm in ARM_KEYS if fingerprint(before, arm) == fingerprint(recorded, arm)}",
-                "same = set(ARM_KEYS)",
+                " if fingerprint(before, arm) == fingerprint(recorded, arm)}",
+                "}",
             ),
         ),
         ("tests/train/test_curve.py",),
