@@ -230,10 +230,14 @@ PRETRAIN_KEYS = {
 
 
 def fingerprint(recorded: dict[str, Any], arm: str, keys: tuple[str, ...] | None = None) -> str:
-    """The settings an ``arm``'s points depend on (or just ``keys``), as canonical JSON
+    """The settings an ``arm``'s points depend on (or just ``keys``, the target domain without
+    its ``auxiliary`` switch, which only its labelled runs read), as canonical JSON
     (``recorded``: a ``curve.json``'s ``settings``, the composed config)."""
     if keys is not None:
-        return json.dumps({key: recorded.get(key) for key in keys}, sort_keys=True)
+        picked = {key: recorded.get(key) for key in keys}
+        if isinstance(picked.get("target"), dict):
+            picked["target"] = {k: v for k, v in picked["target"].items() if k != "auxiliary"}
+        return json.dumps(picked, sort_keys=True)
     picked = {key: recorded.get(key) for key in COMMON_KEYS + ARM_KEYS[arm]}
     picked["arm_overrides"] = (recorded.get("arms") or {}).get(arm) or []
     return json.dumps(picked, sort_keys=True)
@@ -449,8 +453,10 @@ def run_point(
     rows = choose_hips(pool, n, seed, settings.val_fraction)
     n_train = sum(1 for r in rows if r["split"] == "train")
     epochs = epochs_for(n_train, settings.epochs)
+    no_targets = [] if settings.target.auxiliary else ["auxiliary={}"]
     result = train_run(
-        [*arm_overrides(settings, arm, weights), f"seed={seed}"] + [f"trainer.max_epochs={epochs}"],
+        [*arm_overrides(settings, arm, weights), f"seed={seed}", *no_targets]
+        + [f"trainer.max_epochs={epochs}"],
         rows + test,
         Path(settings.out) / "runs" / f"{arm}_h{n}_s{seed}",
     )

@@ -185,6 +185,11 @@ class CurveTarget(Settings):
     seed: int = 5200000
     difficulty: str = "medium"
     test_hips: int = Field(60, description="hips of the fixed target test set")
+    auxiliary: bool = Field(
+        True,
+        description="false: runs on the target's labelled hips train on the label alone "
+        "(auxiliary={}), as a real cohort has no generator targets; pretraining is unchanged",
+    )
     overrides: dict[str, Any] = Field(
         default_factory=lambda: {
             "center_freq_mhz": 5.0,

@@ -114,6 +114,7 @@ def test_an_earlier_curve_is_reused_only_where_its_settings_still_hold(tmp_path)
         "train": ["experiment=cleft"],
         "epochs": {"min": 6, "max": 40, "min_clips": 3000},
         "source": {"n_patients": 220},
+        "target": {"difficulty": "medium", "auxiliary": True},
         "clip": {"frames": 32},
         "pretrain_epochs": 8,
         "ssl": {"patients": 300, "epochs": 8},
@@ -134,3 +135,6 @@ def test_an_earlier_curve_is_reused_only_where_its_settings_still_hold(tmp_path)
     other_ssl = kept(ssl={"patients": 100, "epochs": 8})
     assert set(other_ssl["points"]) == {("scratch", 20, 0)} and "ssl_pretrain" not in other_ssl
     assert kept(train=["experiment=cleft", "seed=3"]) == {"points": {}}
+    # labelled target runs without generator targets: every point again, no pretraining again
+    real_like = kept(target={"difficulty": "medium", "auxiliary": False})
+    assert real_like["points"] == {} and {"pretrain", "ssl_pretrain"} <= set(real_like)
