@@ -178,6 +178,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     seed_everything(settings.seed)
     device = select_device(settings.trainer)
     pairs = _Pairs(*_views(cfg, unlabelled_rows(cfg, ssl.unlabelled_fraction)))
+    for skipped in pairs.first.skipped:  # unreadable clips: reported, left out, run goes on
+        print(f"pretrain: skipped {skipped['path']}: {skipped['reason']}", flush=True)
     batch = min(int(cfg.data.batch_size), len(pairs))
     loader = DataLoader(
         pairs, batch_size=batch, shuffle=True, drop_last=True, num_workers=int(cfg.data.num_workers)
@@ -229,6 +231,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         save_checkpoint(checkpoint, folder / "last.pt")
     summary = {
         "clips": len(pairs),
+        "skipped": pairs.first.skipped,
         "epochs": epochs,
         "history": state["history"],
         "best_loss": state["best_loss"],

@@ -73,6 +73,8 @@ def unlabelled(tmp_path_factory: pytest.TempPathFactory) -> Path:
     rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     path = out / "unlabelled.jsonl"
     lines = [json.dumps({"path": str(out / r["path"]), "patient": r["patient"]}) for r in rows]
+    (out / "broken.dcm").write_bytes(b"not a DICOM file")  # one corrupt clip in the archive
+    lines.append(json.dumps({"path": str(out / "broken.dcm"), "patient": "P-broken"}))
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -101,7 +103,9 @@ def test_pretrain_writes_weights_a_fine_tune_starts_from_and_resumes(
     first = _pretrain(unlabelled, run_dir, "trainer.max_epochs=1")
     assert first.returncode == 0, first.stderr[-3000:]
     one = json.loads((run_dir / "pretrain.json").read_text())
-    assert one["clips"] == len(load_manifest(unlabelled, labelled=False))
+    assert one["clips"] == len(load_manifest(unlabelled, labelled=False)) - 1
+    assert [s["path"] for s in one["skipped"]] == [str(unlabelled.parent / "broken.dcm")]
+    assert f"skipped {unlabelled.parent / 'broken.dcm'}" in first.stdout
     assert [h["epoch"] for h in one["history"]] == [0]
     resumed = _pretrain(unlabelled, run_dir, "trainer.max_epochs=2", "resume=true")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
