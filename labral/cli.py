@@ -133,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     app = hydra.main(
         version_base="1.3", config_path=CONFIG_PATH, config_name=CONFIG_NAMES.get(name, name)
     )(_guarded(task))
+    if name in CONFIG_NAMES:  # its own name in --help and in its default outputs/<name>/ folder
+        rest = [f"hydra.job.name={name}", *rest]
     sys.argv = [f"labral-{name}", *rest]
     app()
     return 0
