@@ -383,8 +383,8 @@ MUTATIONS = (
         "labral curve reuses an earlier curve.json's points whatever their settings",
         (
             Edit(
-                "train/curve.py",
-                " if fingerprint(before, arm) == fingerprint(recorded, arm)}",
+                "train/curve_resume.py",
+                ' if p["arm"] in same}',
                 "}",
             ),
         ),

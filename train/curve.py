@@ -43,6 +43,7 @@ from labral.errors import BadConfigError
 from labral.settings import register_schema, settings_from_config
 from labral.train.command import train
 from labral.train.curve_report import PLOT_NAME, REPORT_NAME, write_figures
+from labral.train.curve_resume import earlier_results
 from labral.train.data import datasets_from_rows
 from labral.train.pretrain import run as pretrain
 from labral.train.settings import CURVE_SCHEMA, CurveEpochs, CurveSettings
@@ -201,69 +202,6 @@ def arm_overrides(settings: CurveSettings, arm: str, weights: dict[str, Path]) -
     ] + (kinetics)
 
 
-#: What a point's result depends on besides its arm, size and seed (keys of the composed
-#: config), and what each arm adds: a point of an earlier curve.json whose keys match is
-#: reused, so a killed curve resumes and an arm can be added to a finished one.
-COMMON_KEYS = (
-    "val_fraction",
-    "extrusion_threshold",
-    "clip",
-    "clips_per_hip",
-    "source",
-    "target",
-    "train",
-    "epochs",
-)
-ARM_KEYS = {
-    "scratch": (),
-    "synthetic": ("pretrain_epochs",),
-    "ssl": ("ssl",),
-    "kinetics": ("kinetics_weights", "kinetics_model"),
-}
-
-
-#: What each pretraining run depends on (its weights are reused when these match).
-PRETRAIN_KEYS = {
-    "synthetic": ("clip", "source", "train", "pretrain_epochs"),
-    "ssl": ("clip", "target", "train", "ssl"),
-}
-
-
-def fingerprint(recorded: dict[str, Any], arm: str, keys: tuple[str, ...] | None = None) -> str:
-    """The settings an ``arm``'s points depend on (or just ``keys``, the target domain without
-    its ``auxiliary`` switch, which only its labelled runs read), as canonical JSON
-    (``recorded``: a ``curve.json``'s ``settings``, the composed config)."""
-    if keys is not None:
-        picked = {key: recorded.get(key) for key in keys}
-        if isinstance(picked.get("target"), dict):
-            picked["target"] = {k: v for k, v in picked["target"].items() if k != "auxiliary"}
-        return json.dumps(picked, sort_keys=True)
-    picked = {key: recorded.get(key) for key in COMMON_KEYS + ARM_KEYS[arm]}
-    picked["arm_overrides"] = (recorded.get("arms") or {}).get(arm) or []
-    return json.dumps(picked, sort_keys=True)
-
-
-def earlier_results(out: Path, recorded: dict[str, Any]) -> dict[str, Any]:
-    """What an earlier ``curve.json`` in ``out`` holds that still applies: its ``points``
-    keyed ``(arm, hips, seed)`` and its pretraining records, for arms whose settings are
-    unchanged (an unreadable file is ignored)."""
-    try:
-        earlier = json.loads((out / RESULT_NAME).read_text())
-        before = earlier["settings"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return {"points": {}}
-    same = {arm for arm in ARM_KEYS if fingerprint(before, arm) == fingerprint(recorded, arm)}
-    points = {
-        (p["arm"], p["hips"], p["seed"]): p for p in earlier.get("points", []) if p["arm"] in same
-    }
-    kept: dict[str, Any] = {"points": points}
-    for arm, key in (("synthetic", "pretrain"), ("ssl", "ssl_pretrain")):
-        keys = PRETRAIN_KEYS[arm]
-        if key in earlier and fingerprint(before, arm, keys) == fingerprint(recorded, arm, keys):
-            kept[key] = earlier[key]
-    return kept
-
-
 def summarize(points: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
     """``{arm: {hips: {"mean", "sd", "n", "values"}}}`` of the test AUROC of ``points``
     (sd with ddof 1; 0 for one seed; undefined AUROCs are left out)."""
@@ -321,7 +259,7 @@ def run_curve(settings: CurveSettings, recorded: Any) -> dict[str, Any]:
     if not hips or hips[0] < 4:
         raise BadConfigError(f"hips={settings.hips}: every size must be >= 4")
     started = time.perf_counter()
-    earlier = earlier_results(out, recorded)
+    earlier = earlier_results(out / RESULT_NAME, recorded)
     source, pool, test = prepare_domains(settings, hips[-1])
     print(f"curve: data ready in {time.perf_counter() - started:.0f} s", flush=True)
     payload: dict[str, Any] = {"settings": recorded, "points": []}

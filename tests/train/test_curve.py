@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from labral.errors import BadConfigError
-from labral.train.curve import by_hip, choose_hips, earlier_results, epochs_for
+from labral.train.curve import by_hip, choose_hips, epochs_for
+from labral.train.curve_resume import earlier_results
 from labral.train.settings import CurveEpochs
 
 
@@ -46,16 +47,22 @@ def test_epochs_follow_the_clip_budget_within_bounds():
     assert [epochs_for(n, spec) for n in (10, 40, 80, 300)] == [30, 12, 6, 6]
 
 
-def test_quick_preset_end_to_end(tmp_path):
-    out = tmp_path / "curve"
+def _quick_curve(out, tmp_path, run_name: str) -> subprocess.CompletedProcess:
+    """``labral curve curve_preset=quick out=<out>``, which must succeed."""
     done = subprocess.run(
         [sys.executable, "-m", "labral.cli", "curve", "curve_preset=quick", f"out={out}"]
-        + [f"paths.root_dir={tmp_path}", f"hydra.run.dir={tmp_path / 'hydra'}"],
+        + [f"paths.root_dir={tmp_path}", f"hydra.run.dir={tmp_path / run_name}"],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def test_quick_preset_end_to_end(tmp_path):
+    out = tmp_path / "curve"
+    done = _quick_curve(out, tmp_path, "hydra")
     result = json.loads((out / "curve.json").read_text())
     points = result["points"]
     arms = ("scratch", "synthetic", "ssl")
@@ -82,14 +89,7 @@ def test_quick_preset_end_to_end(tmp_path):
     assert unlabelled and all(set(row) == {"path", "patient"} for row in unlabelled)
     assert result["ssl_pretrain"]["clips"] == len(unlabelled)
     # a second call finds every point done: nothing trains again, the figures are the same
-    again = subprocess.run(
-        [sys.executable, "-m", "labral.cli", "curve", "curve_preset=quick", f"out={out}"]
-        + [f"paths.root_dir={tmp_path}", f"hydra.run.dir={tmp_path / 'hydra2'}"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert again.returncode == 0, again.stderr[-3000:]
+    again = _quick_curve(out, tmp_path, "hydra2")
     assert "epoch 0" not in again.stdout
     assert json.loads((out / "curve.json").read_text())["summary"] == result["summary"]
     # the target domain carries the shift, the source does not; test hips are their own
@@ -125,7 +125,7 @@ def test_an_earlier_curve_is_reused_only_where_its_settings_still_hold(tmp_path)
     (tmp_path / "curve.json").write_text(json.dumps(earlier))
 
     def kept(**changes):
-        return earlier_results(tmp_path, {**settings, **changes})
+        return earlier_results(tmp_path / "curve.json", {**settings, **changes})
 
     assert set(kept()["points"]) == {("scratch", 20, 0), ("ssl", 20, 0)}
     assert "pretrain" in kept() and "ssl_pretrain" in kept()
