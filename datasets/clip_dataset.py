@@ -137,10 +137,15 @@ class ClipDataset(Dataset):
         return len(self.records)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.item(index, self.epoch)
+
+    def item(self, index: int, draw: int) -> dict[str, Any]:
+        """Item ``index`` with the augmentation of draw ``draw`` (``__getitem__`` uses the
+        epoch; ``labral pretrain`` takes two draws of one clip per epoch as its two views)."""
         record = self.records[index]
         data: dict[str, Any] = dict(self.cache.get(record["path"], self.keys[index]))
         if self.train:
-            seq = np.random.SeedSequence([self.seed, self.epoch, int(index)])
+            seq = np.random.SeedSequence([self.seed, int(draw), int(index)])
             self.tail.set_random_state(seed=int(seq.generate_state(1)[0]))
         out = self.tail(data)
         item = {

@@ -58,9 +58,6 @@ from labral.train.data import manifest_path
 from labral.train.parts import build_model, seed_everything, select_device
 from labral.train.settings import PretrainSettings, train_settings
 
-#: The seed offset of the second view's augmentation draws.
-SECOND_VIEW_SEED = 7919
-
 
 class ProjectionHead(nn.Module):
     """Embedding (B, D) -> unit vectors (B, P): Linear, ReLU, Linear, L2 normalisation."""
@@ -134,32 +131,32 @@ def unlabelled_rows(cfg: DictConfig, fraction: float) -> list[dict[str, Any]]:
     return [{**r, "label": 0} for r in rows]
 
 
-def _views(cfg: DictConfig, rows: list[dict[str, Any]]) -> tuple[ClipDataset, ClipDataset]:
+def _clips(cfg: DictConfig, rows: list[dict[str, Any]]) -> ClipDataset:
+    """The clips with the training transform (random window, augmentation), each decoded
+    once: both views are draws of the same cached clip."""
     spec = OmegaConf.to_container(cfg.transforms.eval, resolve=True)
     augment = OmegaConf.to_container(cfg.transforms.get("augment", {}) or {}, resolve=True)
-    common = {"spec": spec, "train": True, "augment": augment, "cache_dir": cfg.data.cache_dir}
-    seed = int(cfg.seed)
-    return (
-        ClipDataset(rows, seed=seed, **common),
-        ClipDataset(rows, seed=seed + SECOND_VIEW_SEED, **common),
+    return ClipDataset(
+        rows, spec, train=True, augment=augment, cache_dir=cfg.data.cache_dir, seed=int(cfg.seed)
     )
 
 
 class _Pairs(torch.utils.data.Dataset):
-    """Item i: both views of clip i, float32 (1, T, H, W) each."""
+    """Item i: two views of clip i, float32 (1, T, H, W) each: the dataset's augmentation
+    draws ``2 * epoch`` and ``2 * epoch + 1``."""
 
-    def __init__(self, first: ClipDataset, second: ClipDataset) -> None:
-        self.first, self.second = first, second
+    def __init__(self, clips: ClipDataset) -> None:
+        self.clips, self.epoch = clips, 0
 
     def __len__(self) -> int:
-        return len(self.first)
+        return len(self.clips)
 
     def set_epoch(self, epoch: int) -> None:
-        self.first.set_epoch(epoch)
-        self.second.set_epoch(epoch)
+        self.epoch = int(epoch)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.first[index]["image"], self.second[index]["image"]
+        draw = 2 * self.epoch
+        return self.clips.item(index, draw)["image"], self.clips.item(index, draw + 1)["image"]
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
@@ -177,9 +174,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     torch.set_num_threads(threads_per_rank(settings.trainer.num_threads, "trainer.num_threads"))
     seed_everything(settings.seed)
     device = select_device(settings.trainer)
-    pairs = _Pairs(*_views(cfg, unlabelled_rows(cfg, ssl.unlabelled_fraction)))
-    for skipped in pairs.first.skipped:  # unreadable clips: reported, left out, run goes on
-        print(f"pretrain: skipped {skipped['path']}: {skipped['reason']}", flush=True)
+    pairs = _Pairs(_clips(cfg, unlabelled_rows(cfg, ssl.unlabelled_fraction)))
     batch = min(int(cfg.data.batch_size), len(pairs))
     loader = DataLoader(
         pairs, batch_size=batch, shuffle=True, drop_last=True, num_workers=int(cfg.data.num_workers)
@@ -231,7 +226,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         save_checkpoint(checkpoint, folder / "last.pt")
     summary = {
         "clips": len(pairs),
-        "skipped": pairs.first.skipped,
+        "skipped": pairs.clips.skipped,  # unreadable clips (ClipDataset logs them too)
         "epochs": epochs,
         "history": state["history"],
         "best_loss": state["best_loss"],

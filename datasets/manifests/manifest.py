@@ -69,12 +69,8 @@ def _record(row: dict[str, Any], base: Path, labelled: bool = True) -> dict[str,
     missing = [c for c in required if c not in row or row[c] in ("", None)]
     if missing:
         raise ValueError(f"missing required column(s) {missing}")
-    if not labelled and row.get("label") in ("", None):
-        row = {**row, "label": 0}  # checked as a label below, then dropped
-        unlabelled = True
-    else:
-        unlabelled = False
-    label = row["label"]
+    unlabelled = not labelled and row.get("label") in ("", None)
+    label = 0 if unlabelled else row["label"]  # 0: passes the checks below, then set to None
     if isinstance(label, str) and label.strip() in ("0", "1"):
         label = int(label)
     if isinstance(label, bool) or label not in (0, 1):
